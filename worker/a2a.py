@@ -1,0 +1,76 @@
+"""Outbound agent-to-agent calls (``ctx.call``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict
+
+
+class CallResult(BaseModel):
+    """What a called skill returned; ``ok`` is False when it failed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ok: bool
+    output: Any = None
+    error: str | None = None
+    task_id: str | None = None
+
+
+@runtime_checkable
+class A2AClient(Protocol):
+    """Invokes a skill of another agent and awaits its outcome."""
+
+    async def call(
+        self,
+        target: str,
+        skill: str,
+        *,
+        args: dict[str, Any] | None = None,
+        grant: str | None = None,
+        timeout: float | None = None,
+    ) -> CallResult: ...
+
+
+class HttpA2AClient:
+    """Calls an agent over HTTP: ``POST <target>/skills/<skill>`` with JSON.
+
+    The request body is ``{"args": ..., "grant": ...}`` and the response body
+    a :class:`CallResult`. urllib keeps this dependency-free; the blocking
+    request runs in a thread so the worker's event loop stays responsive.
+    """
+
+    def __init__(self, *, default_timeout: float = 30.0) -> None:
+        self._default_timeout = default_timeout
+
+    async def call(
+        self,
+        target: str,
+        skill: str,
+        *,
+        args: dict[str, Any] | None = None,
+        grant: str | None = None,
+        timeout: float | None = None,
+    ) -> CallResult:
+        url = f"{target.rstrip('/')}/skills/{skill}"
+        body = json.dumps({"args": args or {}, "grant": grant}).encode()
+        limit = timeout if timeout is not None else self._default_timeout
+        return await asyncio.to_thread(self._post, url, body, limit)
+
+    @staticmethod
+    def _post(url: str, body: bytes, timeout: float) -> CallResult:
+        request = urllib.request.Request(
+            url, data=body, headers={"Content-Type": "application/json"}, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+                return CallResult.model_validate_json(response.read())
+        except urllib.error.HTTPError as exc:
+            return CallResult(ok=False, error=f"HTTP {exc.code} from {url}")
+        except (urllib.error.URLError, TimeoutError) as exc:
+            return CallResult(ok=False, error=f"cannot reach {url}: {exc}")

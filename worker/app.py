@@ -1,0 +1,150 @@
+"""The Celery app: ``celery -A worker.app worker`` and ``skillq worker`` load it.
+
+:func:`create_app` builds an app from :class:`Settings` without touching
+skills (what clients need); :func:`create_worker_app` also loads the skills
+named by ``SKILLQ_SKILLS`` and registers one Celery task per skill. The
+module-level ``app`` is built on first attribute access, not at import.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Any
+
+import redis
+from celery import Celery, Task, signals
+from celery.exceptions import Ignore
+from kombu import Queue
+
+from .celery_context import Capabilities
+from .errors import JobFailed
+from .keys import Keys
+from .registry import WorkerAnnouncer
+from .runner import run_job
+from .runtime import Engine
+from .settings import Settings
+from .skills import Skill, SkillSet, load_skills
+
+log = logging.getLogger(__name__)
+
+DEFAULT_QUEUE = "default"
+
+
+def create_app(settings: Settings | None = None, *, skills: SkillSet | None = None) -> Celery:
+    """A Celery app configured for skillq; with ``skills``, one that serves them."""
+    settings = settings or Settings()
+    skills = skills if skills is not None else SkillSet()
+    app = Celery("skillq", broker=settings.broker_url, backend=settings.effective_result_backend)
+    transport_options = {"visibility_timeout": settings.visibility_timeout}
+    queues = sorted({DEFAULT_QUEUE, *skills.queues})
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=True,
+        worker_prefetch_multiplier=1,
+        task_track_started=False,
+        result_expires=settings.result_expires,
+        broker_transport_options=transport_options,
+        result_backend_transport_options=transport_options,
+        broker_connection_retry_on_startup=True,
+        task_default_queue=DEFAULT_QUEUE,
+        task_queues=[Queue(name) for name in queues],
+        task_routes={skills[name].task_name: {"queue": skills[name].queue} for name in skills},
+        worker_hijack_root_logger=True,
+        worker_redirect_stdouts=False,
+    )
+    app.conf.skillq_settings = settings
+    app.conf.skillq_skills = skills
+    if len(skills):
+        engine = Engine(settings, Capabilities())
+        for name in skills:
+            register_skill(app, engine, skills[name])
+        connect_worker_signals(app, engine, settings, skills)
+    return app
+
+
+def register_skill(app: Celery, engine: Engine, skill: Skill) -> None:
+    hard_limit = (
+        skill.time_limit + engine.settings.cancel_grace + 30 if skill.time_limit else None
+    )
+
+    def run(self: Task, *args: Any, **kwargs: Any) -> Any:
+        job_id = self.request.id
+        hostname = self.request.hostname or socket.gethostname()
+        runtime = engine.runtime()
+        outcome = runtime.call(run_job(runtime, skill, job_id, args, kwargs, hostname))
+        if outcome.state == "succeeded":
+            return outcome.result
+        if outcome.state == "cancelled":
+            self.backend.mark_as_revoked(job_id, "cancelled", request=self.request)
+            raise Ignore()
+        error = outcome.error
+        raise JobFailed(
+            job_id, error.type if error else "Error", error.message if error else "failed"
+        )
+
+    run.__name__ = run.__qualname__ = f"skill_{skill.name}"
+    app.task(
+        name=skill.task_name,
+        bind=True,
+        queue=skill.queue,
+        typing=False,
+        throws=(JobFailed,),
+        time_limit=hard_limit,
+        acks_late=True,
+        reject_on_worker_lost=True,
+    )(run)
+
+
+def connect_worker_signals(app: Celery, engine: Engine, settings: Settings, skills: SkillSet) -> None:
+    """Worker lifecycle hooks, filtered to this app so other apps are unaffected."""
+    announcers: list[WorkerAnnouncer] = []
+
+    def on_ready(sender: Any = None, **_: Any) -> None:
+        if getattr(sender, "app", None) is not app:
+            return
+        queues = sorted(app.amqp.queues.consume_from or app.amqp.queues)
+        client = redis.Redis.from_url(settings.effective_redis_url, decode_responses=True)
+        announcer = WorkerAnnouncer(
+            client, Keys(settings.key_prefix), sender.hostname, skills, queues,
+            settings.heartbeat_interval,
+        )
+        announcer.start()
+        announcers.append(announcer)
+
+    def on_shutdown(sender: Any = None, **_: Any) -> None:
+        if getattr(sender, "app", None) is not app:
+            return
+        for announcer in announcers:
+            announcer.stop()
+        engine.close()
+
+    def on_process_shutdown(**_: Any) -> None:
+        engine.close()
+
+    signals.worker_ready.connect(on_ready, weak=False)
+    signals.worker_shutdown.connect(on_shutdown, weak=False)
+    signals.worker_process_shutdown.connect(on_process_shutdown, weak=False)
+
+
+def create_worker_app(settings: Settings | None = None) -> Celery:
+    settings = settings or Settings()
+    return create_app(settings, skills=load_skills(settings.skill_modules))
+
+
+_app: Celery | None = None
+
+
+def __getattr__(name: str) -> Celery:
+    """Build ``app`` when Celery (or a user) first asks for it."""
+    global _app
+    if name == "app":
+        if _app is None:
+            _app = create_worker_app()
+        return _app
+    raise AttributeError(name)

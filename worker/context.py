@@ -1,0 +1,244 @@
+"""The interface skill handlers are written against.
+
+Handlers depend only on :class:`RunContext`; the runtime decides where
+events, artifacts, secrets and cancellation come from. :class:`LocalRunContext`
+keeps everything in memory for unit tests and local development.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from .a2a import A2AClient, CallResult
+from .capabilities import DiscoveryClient, SandboxClient, SandboxUnavailable, WorkspaceClient
+
+AuthT = TypeVar("AuthT", bound=BaseModel)
+
+
+class CancelledByCaller(RuntimeError):
+    """Raised by :meth:`RunContext.check_cancelled` once the caller cancelled."""
+
+
+class MissingScopes(PermissionError):
+    """Raised by :meth:`RunContext.require_scopes` when the caller lacks scopes."""
+
+    def __init__(self, missing: Sequence[str]) -> None:
+        self.missing = tuple(missing)
+        super().__init__(f"missing scopes: {sorted(self.missing)}")
+
+
+@dataclass(frozen=True)
+class ArtifactRef:
+    """Opaque handle to a stored artifact."""
+
+    name: str
+    uri: str
+    mime_type: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class AgentEvent:
+    """A structured event emitted during a skill run."""
+
+    kind: str
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+class RunContext(ABC, Generic[AuthT]):
+    """Per-invocation context, built by the runtime for every skill call.
+
+    It carries the caller's identity (``auth``), the job identity
+    (``task_id``) and the runtime's capabilities. Skills must depend on this
+    abstract interface only, so the same handler runs locally, in tests and
+    on Celery workers.
+    """
+
+    task_id: str
+    auth: AuthT
+
+    @abstractmethod
+    async def emit_event(self, event: AgentEvent) -> None:
+        """Publish a structured event to subscribers."""
+
+    @abstractmethod
+    async def write_artifact(self, name: str, data: bytes, mime_type: str) -> ArtifactRef:
+        """Persist ``data`` as a named artifact and return a reference."""
+
+    @abstractmethod
+    async def check_cancelled(self) -> None:
+        """Raise :class:`CancelledByCaller` if the caller cancelled."""
+
+    @abstractmethod
+    def secret(self, name: str) -> str:
+        """Return a runtime-injected secret by logical name."""
+
+    @property
+    @abstractmethod
+    def workspace(self) -> WorkspaceClient:
+        """Workspace access; raises if none was provisioned for this call."""
+
+    @property
+    @abstractmethod
+    def sandbox(self) -> SandboxClient:
+        """Code execution; raises :class:`SandboxUnavailable` if none is attached."""
+
+    @property
+    @abstractmethod
+    def discover(self) -> DiscoveryClient:
+        """Find other agents by tag, capability or skill."""
+
+    async def call(
+        self,
+        target: str,
+        skill: str,
+        *,
+        args: dict[str, Any] | None = None,
+        grant: str | None = None,
+        timeout: float | None = None,
+    ) -> CallResult:
+        """Invoke another agent's skill through the runtime's :class:`A2AClient`.
+
+        ``target`` is whatever that client understands: a URL for
+        :class:`~worker.a2a.HttpA2AClient`, an agent name for in-process
+        routing. Pair with :meth:`WorkspaceClient.delegate` to hand the callee
+        a scoped workspace grant.
+        """
+        client = self._a2a_client()
+        return await client.call(target, skill, args=args, grant=grant, timeout=timeout)
+
+    @abstractmethod
+    def _a2a_client(self) -> A2AClient:
+        """Return the runtime's outbound A2A client, or raise if there is none."""
+
+    # Helpers built on emit_event, so every runtime gets the same payload shapes.
+
+    async def emit_progress(self, message: str) -> None:
+        """Emit a human-readable progress event."""
+        await self.emit_event(AgentEvent(kind="progress", payload={"message": message}))
+
+    async def emit_text_delta(self, text: str) -> None:
+        """Emit a streamed chunk of text (LLM-style output)."""
+        await self.emit_event(AgentEvent(kind="text_delta", payload={"text": text}))
+
+    async def emit_artifact(self, ref: ArtifactRef) -> None:
+        """Tell subscribers that a new artifact is available."""
+        await self.emit_event(
+            AgentEvent(
+                kind="artifact",
+                payload={
+                    "name": ref.name,
+                    "uri": ref.uri,
+                    "mime_type": ref.mime_type,
+                    "size_bytes": ref.size_bytes,
+                },
+            )
+        )
+
+    async def emit_error(self, message: str, *, code: str | None = None) -> None:
+        """Emit a structured error event; it does not raise or fail the job."""
+        await self.emit_event(AgentEvent(kind="error", payload={"message": message, "code": code}))
+
+    def require_scopes(self, required: Sequence[str]) -> None:
+        """Raise :class:`MissingScopes` if ``self.auth`` lacks any required scope.
+
+        Auth models without a ``scopes`` attribute (such as ``NoAuth``) hold
+        no scopes.
+        """
+        if not required:
+            return
+        held = set(getattr(self.auth, "scopes", ()) or ())
+        missing = [scope for scope in required if scope not in held]
+        if missing:
+            raise MissingScopes(missing)
+
+
+class LocalRunContext(RunContext[AuthT]):
+    """In-memory context for local development and unit tests.
+
+    Events go to a list, artifacts to a dict, secrets come from a mapping and
+    cancellation from an :class:`asyncio.Event` set by :meth:`cancel`.
+    """
+
+    def __init__(
+        self,
+        *,
+        auth: AuthT,
+        task_id: str = "local-task",
+        secrets: dict[str, str] | None = None,
+        workspace: WorkspaceClient | None = None,
+        sandbox: SandboxClient | None = None,
+        a2a: A2AClient | None = None,
+        discover: DiscoveryClient | None = None,
+    ) -> None:
+        self.task_id = task_id
+        self.auth = auth
+        self._secrets: dict[str, str] = dict(secrets or {})
+        self._workspace = workspace
+        self._sandbox = sandbox
+        self._a2a = a2a
+        self._discover = discover
+        self._cancel = asyncio.Event()
+        self.events: list[AgentEvent] = []
+        self.artifacts: dict[str, bytes] = {}
+
+    @property
+    def workspace(self) -> WorkspaceClient:
+        if self._workspace is None:
+            raise PermissionError(
+                "no workspace bound to this context; the skill did not declare "
+                "workspace access or the runtime did not provision one"
+            )
+        return self._workspace
+
+    @property
+    def sandbox(self) -> SandboxClient:
+        if self._sandbox is None:
+            raise SandboxUnavailable(
+                "no sandbox client attached to this context; the runtime must provision one"
+            )
+        return self._sandbox
+
+    @property
+    def discover(self) -> DiscoveryClient:
+        if self._discover is None:
+            raise PermissionError("no discovery client attached; the runtime must provision one")
+        return self._discover
+
+    def _a2a_client(self) -> A2AClient:
+        if self._a2a is None:
+            raise PermissionError(
+                "no A2A client attached; the runtime must provision one before ctx.call(...)"
+            )
+        return self._a2a
+
+    async def emit_event(self, event: AgentEvent) -> None:
+        self.events.append(event)
+
+    async def write_artifact(self, name: str, data: bytes, mime_type: str) -> ArtifactRef:
+        self.artifacts[name] = data
+        return ArtifactRef(
+            name=name,
+            uri=f"memory://{self.task_id}/{name}",
+            mime_type=mime_type,
+            size_bytes=len(data),
+        )
+
+    async def check_cancelled(self) -> None:
+        if self._cancel.is_set():
+            raise CancelledByCaller(self.task_id)
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def secret(self, name: str) -> str:
+        try:
+            return self._secrets[name]
+        except KeyError as exc:
+            raise KeyError(f"unknown secret: {name!r}") from exc

@@ -1,0 +1,100 @@
+"""Writing a job's events: encode, buffer, and flush in batches.
+
+``emit_event`` must not cost a Redis round trip per event, or a handler that
+streams tokens is capped by network latency. Events are encoded (and checked)
+at once, queued in order and written by one flusher task per job in batches,
+each batch one script call. A handler that outruns Redis waits once the
+backlog reaches ``HIGH_WATER``, so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .errors import InvalidEvent
+from .jobs import JobStore
+
+log = logging.getLogger(__name__)
+
+KIND = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+RESERVED_KINDS = frozenset({"status"})
+MAX_BATCH = 512
+HIGH_WATER = 4096
+
+Encoded = tuple[str, str, str, str]
+
+
+def dumps(value: Any) -> str:
+    """Compact, strict JSON: NaN and non-JSON types are errors, not surprises."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def encode_event(
+    kind: str, payload: dict[str, Any], *, max_bytes: int, redact: Callable[[str], str]
+) -> Encoded:
+    if not isinstance(kind, str) or not KIND.match(kind):
+        raise InvalidEvent(f"invalid event kind {kind!r}: use 1-64 of [A-Za-z0-9_.:-]")
+    if kind in RESERVED_KINDS:
+        raise InvalidEvent(f"event kind {kind!r} is reserved for the runtime")
+    if not isinstance(payload, dict):
+        raise InvalidEvent(f"event payload must be a dict, not {type(payload).__name__}")
+    try:
+        body = redact(dumps(payload))
+    except (TypeError, ValueError) as exc:
+        raise InvalidEvent(f"event payload of kind {kind!r} is not JSON: {exc}") from exc
+    if len(body.encode()) > max_bytes:
+        raise InvalidEvent(
+            f"event payload of kind {kind!r} is larger than the {max_bytes}-byte limit"
+        )
+    progress = ""
+    if kind == "progress":
+        message = payload.get("message")
+        progress = redact(str(message)) if message is not None else ""
+    return (repr(time.time()), dumps(kind), body, progress)
+
+
+class EventWriter:
+    """Ordered, batched event writes for one job."""
+
+    def __init__(self, store: JobStore, job_id: str) -> None:
+        self._store = store
+        self._job_id = job_id
+        self._pending: list[Encoded] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._failure: BaseException | None = None
+
+    async def write(self, event: Encoded) -> None:
+        if self._failure is not None:
+            raise self._failure
+        self._pending.append(event)
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush())
+        if len(self._pending) >= HIGH_WATER:
+            await self.drain()
+
+    async def drain(self) -> None:
+        """Wait until every event written so far is in Redis (or raise why not)."""
+        flusher = self._flusher
+        if flusher is not None:
+            await asyncio.shield(flusher)
+        if self._failure is not None:
+            raise self._failure
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                batch = self._pending[:MAX_BATCH]
+                del self._pending[:MAX_BATCH]
+                await self._store.emit(self._job_id, batch)
+        except Exception as exc:  # surfaced to the handler on its next emit
+            log.warning("cannot write events of job %s: %s", self._job_id, exc)
+            self._failure = exc
+            self._pending.clear()
+        finally:
+            self._flusher = None

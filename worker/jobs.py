@@ -1,0 +1,185 @@
+"""Job records (``<prefix>:job:<id>``) and the scripted steps that change them.
+
+A record is a Redis hash: scalar fields, JSON-encoded ``result`` and
+``error``, one ``artifact:<name>`` field per artifact (so a rerun overwrites
+instead of duplicating) and the event ``seq`` counter.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from . import scripts
+from .context import ArtifactRef
+from .keys import Keys
+from .settings import Settings
+
+JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+TERMINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+ARTIFACT_FIELD = "artifact:"
+
+
+class JobError(BaseModel):
+    """Why a job failed: the exception type, a message and a stable code."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: str
+    message: str
+    code: str
+
+
+class ArtifactInfo(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    uri: str
+    mime_type: str
+    size_bytes: int
+    created_at: float = 0.0
+
+    def ref(self) -> ArtifactRef:
+        return ArtifactRef(self.name, self.uri, self.mime_type, self.size_bytes)
+
+
+class JobStatus(BaseModel):
+    """A job as a poller sees it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    skill: str | None = None
+    queue: str | None = None
+    state: JobState
+    created_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    worker: str | None = None
+    attempts: int = 0
+    progress: str | None = None
+    result: Any = None
+    error: JobError | None = None
+    artifacts: list[ArtifactInfo] = []
+    last_seq: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    @classmethod
+    def from_hash(cls, job_id: str, raw: Mapping[str, str]) -> JobStatus:
+        artifacts = [
+            ArtifactInfo.model_validate_json(value)
+            for key, value in raw.items()
+            if key.startswith(ARTIFACT_FIELD)
+        ]
+        artifacts.sort(key=lambda item: (item.created_at, item.name))
+
+        def number(key: str) -> float | None:
+            value = raw.get(key)
+            return float(value) if value else None
+
+        return cls(
+            id=job_id,
+            skill=raw.get("skill"),
+            queue=raw.get("queue"),
+            state=raw.get("state", "queued"),  # type: ignore[arg-type]
+            created_at=number("created_at"),
+            started_at=number("started_at"),
+            finished_at=number("finished_at"),
+            worker=raw.get("worker"),
+            attempts=int(raw.get("attempts", "0")),
+            progress=raw.get("progress"),
+            result=json.loads(raw["result"]) if "result" in raw else None,
+            error=JobError.model_validate_json(raw["error"]) if "error" in raw else None,
+            artifacts=artifacts,
+            last_seq=int(raw.get("seq", "0")),
+        )
+
+
+@dataclass(frozen=True)
+class StartDecision:
+    action: Literal["run", "cancelled", "done"]
+    attempts: int
+    state: str
+
+
+def envelope_head(job_id: str) -> str:
+    return '{"job_id":' + json.dumps(job_id) + ',"seq":'
+
+
+def now_json() -> str:
+    return repr(time.time())
+
+
+class JobStore:
+    """The async side of job records, bound to one event loop's Redis client."""
+
+    def __init__(self, redis: Redis, keys: Keys, settings: Settings) -> None:
+        self.redis = redis
+        self.keys = keys
+        self._limits = (
+            str(settings.stream_maxlen),
+            str(settings.job_retention),
+            str(settings.job_retention),
+        )
+        self._retention = settings.job_retention
+        self._start: AsyncScript = redis.register_script(scripts.START)
+        self._emit: AsyncScript = redis.register_script(scripts.EMIT)
+        self._finish: AsyncScript = redis.register_script(scripts.FINISH)
+
+    def _keys(self, job_id: str) -> list[str]:
+        return [self.keys.job(job_id), self.keys.stream(job_id), self.keys.events(job_id)]
+
+    def _argv(self, job_id: str) -> list[str]:
+        return [*self._limits, envelope_head(job_id), now_json()]
+
+    async def start(self, job_id: str, skill: str, worker: str, queue: str) -> StartDecision:
+        action, attempts, state = await self._start(
+            keys=[*self._keys(job_id), self.keys.cancel(job_id)],
+            args=[*self._argv(job_id), skill, worker, queue],
+        )
+        return StartDecision(_text(action), int(attempts), _text(state))  # type: ignore[arg-type]
+
+    async def emit(self, job_id: str, events: Sequence[tuple[str, str, str, str]]) -> int:
+        """Write pre-encoded ``(ts, kind json, payload json, progress)`` events."""
+        flat = [part for event in events for part in event]
+        seq = await self._emit(
+            keys=self._keys(job_id), args=[*self._argv(job_id), str(len(events)), *flat]
+        )
+        return int(seq)
+
+    async def finish(
+        self,
+        job_id: str,
+        state: str,
+        *,
+        worker: str,
+        result_json: str = "",
+        error: JobError | None = None,
+    ) -> str:
+        error_json = error.model_dump_json() if error is not None else ""
+        final = await self._finish(
+            keys=self._keys(job_id),
+            args=[*self._argv(job_id), state, result_json, error_json, worker],
+        )
+        return _text(final)
+
+    async def record_artifact(self, job_id: str, info: ArtifactInfo) -> None:
+        key = self.keys.job(job_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(key, ARTIFACT_FIELD + info.name, info.model_dump_json())
+            pipe.expire(key, self._retention)
+            await pipe.execute()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,217 @@
+"""One delivery of a job: message → context → handler → outcome.
+
+Round trips are the cost that matters, so a job that emits nothing costs two
+script calls: ``start`` (cancel check, attempt count, record, first status
+event) and ``finish`` (result, record, terminal event).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from .cancellation import CancelToken
+from .celery_context import CeleryRunContext
+from .context import CancelledByCaller
+from .errors import InvalidArgs, InvalidAuth, InvalidResult, JobTimeout, spec_for
+from .events import EventWriter, dumps
+from .jobs import JobError, JobStatus
+from .runtime import ProcessRuntime
+from .secrets import SecretScope
+from .skills import Skill
+
+log = logging.getLogger(__name__)
+
+Final = Literal["succeeded", "failed", "cancelled"]
+CALL_KEYS = frozenset({"args", "auth"})
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: Final
+    result: Any = None
+    error: JobError | None = None
+
+
+def describe_validation(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in item["loc"]) or "(root)"
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def parse_call(
+    skill: Skill, positional: tuple[Any, ...], kwargs: Mapping[str, Any], max_bytes: int
+) -> tuple[BaseModel, BaseModel]:
+    """Validate a message body against the skill's args and auth models."""
+    shape = "send kwargs={'args': {...}, 'auth': {...}}"
+    if positional:
+        raise InvalidArgs(skill.name, f"positional arguments are not accepted; {shape}")
+    unknown = set(kwargs) - CALL_KEYS
+    if unknown:
+        raise InvalidArgs(skill.name, f"unexpected keys {sorted(unknown)}; {shape}")
+    raw_args = kwargs.get("args")
+    raw_args = {} if raw_args is None else raw_args
+    if not isinstance(raw_args, dict):
+        raise InvalidArgs(skill.name, f"args must be a JSON object, not {type(raw_args).__name__}")
+    try:
+        size = len(dumps(raw_args).encode())
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgs(skill.name, f"args are not JSON: {exc}") from exc
+    if size > max_bytes:
+        raise InvalidArgs(skill.name, f"args are {size} bytes, over the {max_bytes}-byte limit")
+    try:
+        args = skill.args.model_validate(raw_args)
+    except ValidationError as exc:
+        raise InvalidArgs(
+            skill.name, describe_validation(exc), exc.errors(include_url=False, include_input=False)
+        ) from exc
+    raw_auth = kwargs.get("auth")
+    raw_auth = {} if raw_auth is None else raw_auth
+    if not isinstance(raw_auth, dict):
+        raise InvalidAuth(skill.name, "auth must be a JSON object")
+    try:
+        auth = skill.auth.model_validate(raw_auth)
+    except ValidationError as exc:
+        raise InvalidAuth(skill.name, describe_validation(exc)) from exc
+    return args, auth
+
+
+def error_of(exc: BaseException, scope: SecretScope | None) -> JobError:
+    message = str(exc) or type(exc).__name__
+    if scope is not None:
+        message = scope.redact(message)
+    return JobError(type=type(exc).__name__, message=message, code=spec_for(exc).code)
+
+
+def encode_result(skill: Skill, value: Any, scope: SecretScope, max_bytes: int) -> tuple[Any, str]:
+    """The result as a JSON value and as text, checked against the skill's model."""
+    try:
+        plain = skill.result_adapter.dump_python(
+            skill.result_adapter.validate_python(value), mode="json"
+        )
+        text = dumps(plain)
+    except (ValidationError, TypeError, ValueError) as exc:
+        detail = describe_validation(exc) if isinstance(exc, ValidationError) else str(exc)
+        raise InvalidResult(
+            f"skill {skill.name!r} returned a result that is not JSON or does not match its "
+            f"result model: {detail}"
+        ) from exc
+    redacted = scope.redact(text)
+    if redacted != text:
+        text, plain = redacted, json.loads(redacted)
+    if len(text.encode()) > max_bytes:
+        raise InvalidResult(f"result of skill {skill.name!r} is over the {max_bytes}-byte limit")
+    return plain, text
+
+
+async def run_handler(
+    rt: ProcessRuntime,
+    skill: Skill,
+    ctx: CeleryRunContext[Any],
+    args: BaseModel,
+    token: CancelToken,
+) -> Any:
+    """Run the handler under its time limit; after a cancel, give it a grace period."""
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(skill.handler(ctx, args), name=f"skill:{skill.name}:{ctx.task_id}")
+    timers: list[asyncio.TimerHandle] = []
+    token.on_cancel(lambda: timers.append(loop.call_later(rt.settings.cancel_grace, task.cancel)))
+    try:
+        if skill.time_limit is None:
+            return await task
+        try:
+            async with asyncio.timeout(skill.time_limit):
+                return await task
+        except TimeoutError as exc:
+            if task.cancelled():
+                raise JobTimeout(ctx.task_id, skill.time_limit) from exc
+            raise
+    finally:
+        for timer in timers:
+            timer.cancel()
+
+
+async def run_job(
+    rt: ProcessRuntime,
+    skill: Skill,
+    job_id: str,
+    positional: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    worker: str,
+) -> Outcome:
+    settings = rt.settings
+    token = rt.cancels.register(job_id)
+    try:
+        decision = await rt.jobs.start(job_id, skill.name, worker, skill.queue)
+        if decision.action == "cancelled":
+            return Outcome("cancelled")
+        if decision.action == "done":
+            return await stored_outcome(rt, job_id)
+        scope = SecretScope(rt.secrets, skill.name, skill.secrets)
+        writer = EventWriter(rt.jobs, job_id)
+        result_text = ""
+        try:
+            args, auth = parse_call(skill, positional, kwargs, settings.max_args_bytes)
+            ctx: CeleryRunContext[Any] = CeleryRunContext(
+                task_id=job_id,
+                auth=auth,
+                events=writer,
+                jobs=rt.jobs,
+                artifacts=rt.artifacts,
+                secrets=scope,
+                token=token,
+                max_event_bytes=settings.max_event_bytes,
+                capabilities=rt.capabilities,
+            )
+            ctx.require_scopes(skill.scopes)
+            value = await run_handler(rt, skill, ctx, args, token)
+            plain, result_text = encode_result(skill, value, scope, settings.max_result_bytes)
+            outcome = Outcome("succeeded", result=plain)
+        except (CancelledByCaller, asyncio.CancelledError) as exc:
+            if token.cancelled:
+                log.info("job %s (%s) cancelled: %s", job_id, skill.name, type(exc).__name__)
+                outcome = Outcome("cancelled")
+            elif isinstance(exc, asyncio.CancelledError):
+                raise  # the process is shutting down: leave the job for redelivery
+            else:
+                outcome = Outcome("failed", error=error_of(exc, scope))
+        except Exception as exc:
+            outcome = Outcome("failed", error=error_of(exc, scope))
+            log.warning(
+                "job %s (%s) failed: %s: %s",
+                job_id,
+                skill.name,
+                outcome.error.type if outcome.error else "",
+                outcome.error.message if outcome.error else "",
+            )
+        with contextlib.suppress(Exception):
+            await writer.drain()  # a broken event stream must not hide the outcome
+        final = await rt.jobs.finish(
+            job_id, outcome.state, worker=worker, result_json=result_text, error=outcome.error
+        )
+        if final != outcome.state:
+            # Another process finalised the job first (a cancel); its word stands.
+            return await stored_outcome(rt, job_id)
+        return outcome
+    finally:
+        rt.cancels.unregister(job_id)
+
+
+async def stored_outcome(rt: ProcessRuntime, job_id: str) -> Outcome:
+    """The outcome already in the record, for duplicate deliveries."""
+    raw = await rt.redis.hgetall(rt.keys.job(job_id))  # type: ignore[misc]
+    status = JobStatus.from_hash(job_id, raw)
+    if status.state == "succeeded":
+        return Outcome("succeeded", result=status.result)
+    if status.state == "failed":
+        return Outcome("failed", error=status.error)
+    return Outcome("cancelled")

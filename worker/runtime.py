@@ -1,0 +1,125 @@
+"""Per-process runtime: one event loop and the clients bound to it.
+
+Celery tasks are synchronous and Celery has no ``async def`` tasks, so each
+worker process owns one asyncio loop running in a dedicated thread. Pool
+threads (or the prefork child's main thread, or the solo pool) hand their
+coroutines to it. Nothing calls ``asyncio.run`` per task: connections, the
+cancel subscription and prepared scripts live as long as the process.
+
+The runtime is created lazily on the first job in a process and keyed by pid,
+so a prefork child never inherits its parent's loop or sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import Coroutine
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from .artifacts import ArtifactStore, open_store
+from .cancellation import CancelWatcher
+from .celery_context import Capabilities
+from .jobs import JobStore
+from .keys import Keys
+from .secrets import SecretSource
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def async_redis(url: str) -> Redis:
+    """A client that rides out short Redis restarts instead of failing jobs."""
+    return Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_keepalive=True,
+        health_check_interval=30,
+        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=20),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )
+
+
+class ProcessRuntime:
+    """The loop thread and everything bound to it, for one worker process."""
+
+    def __init__(self, settings: Settings, capabilities: Capabilities) -> None:
+        self.settings = settings
+        self.capabilities = capabilities
+        self.pid = os.getpid()
+        self.keys = Keys(settings.key_prefix)
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="skillq-loop", daemon=True
+        )
+        self._thread.start()
+        self.secrets = SecretSource(directory=settings.secrets_dir)
+        self.artifacts: ArtifactStore = open_store(settings)
+        self.redis: Redis
+        self.jobs: JobStore
+        self.cancels: CancelWatcher
+        self.call(self._open())
+
+    async def _open(self) -> None:
+        self.redis = async_redis(self.settings.effective_redis_url)
+        self.jobs = JobStore(self.redis, self.keys, self.settings)
+        self.cancels = CancelWatcher(self.redis, self.keys)
+        await self.cancels.start()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the loop and block the calling thread for its result."""
+        return self.submit(coro).result()
+
+    def close(self) -> None:
+        if not self.loop.is_running():
+            return
+
+        async def shutdown() -> None:
+            await self.cancels.stop()
+            await self.redis.aclose()
+
+        try:
+            self.submit(shutdown()).result(timeout=5)
+        except Exception as exc:  # closing is best effort
+            log.debug("runtime shutdown: %s", exc)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+
+
+class Engine:
+    """Hands each process its own :class:`ProcessRuntime`, created on first use."""
+
+    def __init__(self, settings: Settings, capabilities: Capabilities | None = None) -> None:
+        self.settings = settings
+        self.capabilities = capabilities or Capabilities()
+        self._runtime: ProcessRuntime | None = None
+        self._lock = threading.Lock()
+
+    def runtime(self) -> ProcessRuntime:
+        current = self._runtime
+        if current is not None and current.pid == os.getpid():
+            return current
+        with self._lock:
+            current = self._runtime
+            if current is None or current.pid != os.getpid():
+                current = self._runtime = ProcessRuntime(self.settings, self.capabilities)
+            return current
+
+    def close(self) -> None:
+        with self._lock:
+            if self._runtime is not None and self._runtime.pid == os.getpid():
+                self._runtime.close()
+            self._runtime = None

@@ -1,0 +1,113 @@
+"""Lua scripts that make each step of a job one Redis round trip.
+
+Every script shares ``emit``: it allocates the event's ``seq`` from the job
+record (so any process can write a job's events without gaps), appends the
+envelope to the replay stream with stream id ``0-<seq>`` (so a reader can
+resume after any seq with XRANGE) and publishes it. The envelope is built by
+concatenating pieces the caller already JSON-encoded.
+
+Common KEYS: 1 job record, 2 stream, 3 pub/sub channel.
+Common ARGV: 1 stream maxlen, 2 stream ttl, 3 record ttl, 4 envelope head
+(``{"job_id":"<id>","seq":``), 5 now (Unix seconds).
+"""
+
+from __future__ import annotations
+
+_PRELUDE = r"""
+local job, stream, channel = KEYS[1], KEYS[2], KEYS[3]
+local maxlen, stream_ttl, record_ttl = ARGV[1], ARGV[2], ARGV[3]
+local head, now = ARGV[4], ARGV[5]
+local function emit(ts, kind, payload)
+  local seq = redis.call('HINCRBY', job, 'seq', 1)
+  local env = head .. seq .. ',"ts":' .. ts .. ',"kind":' .. kind .. ',"payload":' .. payload .. '}'
+  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '0-' .. seq, 'e', env)
+  redis.call('PUBLISH', channel, env)
+  return seq
+end
+local function status(state, extra)
+  return emit(now, '"status"', '{"state":"' .. state .. '"' .. (extra or '') .. '}')
+end
+local function touch()
+  redis.call('EXPIRE', job, record_ttl)
+  redis.call('EXPIRE', stream, stream_ttl)
+end
+local function terminal(state)
+  return state == 'succeeded' or state == 'failed' or state == 'cancelled'
+end
+"""
+
+# KEYS 4: cancel flag. ARGV 6: skill, 7: worker hostname, 8: queue.
+# Returns {decision, attempts, state}: decision is "run", "cancelled" (the
+# cancel flag was set: the job is finalised here) or "done" (a duplicate
+# delivery of a finished job).
+START = (
+    _PRELUDE
+    + r"""
+local state = redis.call('HGET', job, 'state')
+if terminal(state) then
+  return {'done', tonumber(redis.call('HGET', job, 'attempts') or '0'), state}
+end
+redis.call('HSETNX', job, 'created_at', now)
+redis.call('HSET', job, 'skill', ARGV[6], 'queue', ARGV[8])
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  redis.call('HSET', job, 'state', 'cancelled', 'finished_at', now, 'worker', ARGV[7])
+  status('cancelled')
+  touch()
+  return {'cancelled', tonumber(redis.call('HGET', job, 'attempts') or '0'), 'cancelled'}
+end
+local attempts = redis.call('HINCRBY', job, 'attempts', 1)
+if attempts > 1 then
+  status('retrying', ',"attempt":' .. attempts)
+end
+redis.call('HSET', job, 'state', 'running', 'started_at', now, 'worker', ARGV[7])
+redis.call('HDEL', job, 'finished_at', 'result', 'error')
+status('running', ',"attempt":' .. attempts .. ',"worker":' .. cjson.encode(ARGV[7]))
+touch()
+return {'run', attempts, 'running'}
+"""
+)
+
+# ARGV 6: n pending events, then n × (ts, kind json, payload json, progress).
+# A non-empty progress also becomes the record's last progress message.
+EMIT = (
+    _PRELUDE
+    + r"""
+local n = tonumber(ARGV[6])
+local seq = 0
+for i = 0, n - 1 do
+  local base = 7 + i * 4
+  seq = emit(ARGV[base], ARGV[base + 1], ARGV[base + 2])
+  if ARGV[base + 3] ~= '' then
+    redis.call('HSET', job, 'progress', ARGV[base + 3])
+  end
+end
+touch()
+return seq
+"""
+)
+
+# ARGV 6: final state, 7: result json ('' if none), 8: error json ('' if none),
+# 9: worker hostname. Returns the state the record ends in: a record that is
+# already terminal (another process finalised it) is left as it is, so the
+# terminal status event stays the job's last event.
+FINISH = (
+    _PRELUDE
+    + r"""
+local current = redis.call('HGET', job, 'state')
+if terminal(current) then
+  return current
+end
+local state = ARGV[6]
+redis.call('HSETNX', job, 'created_at', now)
+redis.call('HSET', job, 'state', state, 'finished_at', now, 'worker', ARGV[9])
+local extra = ''
+if ARGV[7] ~= '' then redis.call('HSET', job, 'result', ARGV[7]) end
+if ARGV[8] ~= '' then
+  redis.call('HSET', job, 'error', ARGV[8])
+  extra = ',"error":' .. ARGV[8]
+end
+status(state, extra)
+touch()
+return state
+"""
+)

@@ -1,0 +1,85 @@
+"""Secrets injected into skills, and scrubbing them from what leaves a job.
+
+A secret ``NAME`` comes from the environment variable ``SKILLQ_SECRET_NAME``
+(upper-cased, ``-`` and ``.`` as ``_``) or from the file
+``<SKILLQ_SECRETS_DIR>/NAME`` (the ``/run/secrets`` convention). Values are
+read on demand, so a rotated file is picked up without a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from .errors import SecretNotFound
+
+SECRET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+ENV_PREFIX = "SKILLQ_SECRET_"
+REDACTED = "***"
+MIN_REDACTED_LENGTH = 4
+
+
+def env_name(name: str) -> str:
+    return ENV_PREFIX + re.sub(r"[-.]", "_", name).upper()
+
+
+class SecretSource:
+    def __init__(self, environ: Mapping[str, str] | None = None, directory: Path | None = None):
+        self._environ = environ if environ is not None else os.environ
+        self._directory = directory
+
+    def lookup(self, name: str) -> str | None:
+        if not SECRET_NAME.match(name):
+            return None
+        value = self._environ.get(env_name(name))
+        if value is not None:
+            return value
+        if self._directory is not None:
+            path = self._directory / name
+            try:
+                return path.read_text().rstrip("\r\n")
+            except (FileNotFoundError, IsADirectoryError, PermissionError):
+                return None
+        return None
+
+
+class SecretScope:
+    """The secrets one job may read, and the values it has read so far.
+
+    Values shorter than ``MIN_REDACTED_LENGTH`` are not scrubbed: replacing
+    every "1" in a result would corrupt it while protecting nothing.
+    """
+
+    def __init__(self, source: SecretSource, skill: str, declared: tuple[str, ...]) -> None:
+        self._source = source
+        self._skill = skill
+        self._declared = frozenset(declared)
+        self._seen: list[str] = []
+
+    def get(self, name: str) -> str:
+        if name not in self._declared:
+            raise SecretNotFound(
+                name, f"is not declared by skill {self._skill!r} (add it to secrets=[...])"
+            )
+        value = self._source.lookup(name)
+        if value is None:
+            raise SecretNotFound(
+                name, f"is not configured: set {env_name(name)} or put a file named {name} "
+                "in SKILLQ_SECRETS_DIR",
+            )
+        if len(value) >= MIN_REDACTED_LENGTH and value not in self._seen:
+            # Also the JSON-escaped form, since events and results are scrubbed
+            # after encoding.
+            escaped = json.dumps(value, ensure_ascii=False)[1:-1]
+            self._seen.extend({value, escaped})
+            self._seen.sort(key=len, reverse=True)
+        return value
+
+    def redact(self, text: str) -> str:
+        for value in self._seen:
+            if value in text:
+                text = text.replace(value, REDACTED)
+        return text

@@ -1,0 +1,64 @@
+"""Configuration shared by workers, clients and the CLI.
+
+Everything is read from ``SKILLQ_*`` environment variables when a
+:class:`Settings` is constructed, never at import time, so a process (or a
+test) decides when configuration is taken.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_artifacts_url() -> str:
+    """A per-user directory, so a worker and a client on one host agree."""
+    return (Path.home() / ".skillq" / "artifacts").as_uri()
+
+
+class Settings(BaseSettings):
+    """All knobs of skillq; see the configuration table in README.md."""
+
+    model_config = SettingsConfigDict(env_prefix="SKILLQ_", extra="ignore", frozen=True)
+
+    broker_url: str = "redis://localhost:6379/0"
+    result_backend: str | None = None
+    redis_url: str | None = None
+    key_prefix: str = "skillq"
+
+    artifacts_url: str = Field(default_factory=default_artifacts_url)
+    s3_endpoint_url: str | None = None
+    secrets_dir: Path | None = None
+    skills: str = "tasks"
+
+    visibility_timeout: int = Field(default=3600, ge=1)
+    result_expires: int = Field(default=86400, ge=1)
+    job_retention: int = Field(default=7 * 86400, ge=1)
+    stream_maxlen: int = Field(default=10_000, ge=1)
+    cancel_grace: float = Field(default=5.0, ge=0)
+    cancel_ttl: int = Field(default=7 * 86400, ge=1)
+    max_args_bytes: int = Field(default=1024 * 1024, ge=1)
+    max_event_bytes: int = Field(default=256 * 1024, ge=1)
+    max_result_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
+    heartbeat_interval: float = Field(default=10.0, gt=0)
+
+    @field_validator("key_prefix")
+    @classmethod
+    def _prefix_has_no_colon(cls, value: str) -> str:
+        if not value or ":" in value:
+            raise ValueError("key_prefix must be non-empty and contain no ':'")
+        return value
+
+    @property
+    def effective_result_backend(self) -> str:
+        return self.result_backend or self.broker_url
+
+    @property
+    def effective_redis_url(self) -> str:
+        return self.redis_url or self.broker_url
+
+    @property
+    def skill_modules(self) -> list[str]:
+        return [name.strip() for name in self.skills.split(",") if name.strip()]

@@ -1,0 +1,163 @@
+"""The ``@skill`` decorator and skill discovery.
+
+The decorator does not register anything globally: it turns the handler into
+a :class:`Skill` value, and :func:`load_skills` finds those values in the
+modules named by ``SKILLQ_SKILLS``. Two apps (or two tests) in one process
+therefore never share a registry.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, JsonValue, TypeAdapter
+
+from .auth import NoAuth
+from .context import RunContext
+from .errors import ConfigurationError
+
+SKILL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+TASK_PREFIX = "skills."
+
+Handler = Callable[[RunContext[Any], Any], Awaitable[Any]]
+
+
+class AnyArgs(BaseModel):
+    """Args model for skills that declare none: any JSON object is accepted."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+@dataclass(frozen=True)
+class Skill:
+    """A handler plus everything the runtime needs to call it safely."""
+
+    name: str
+    handler: Handler
+    args: type[BaseModel] = AnyArgs
+    auth: type[BaseModel] = NoAuth
+    result: Any = JsonValue
+    scopes: tuple[str, ...] = ()
+    secrets: tuple[str, ...] = ()
+    queue: str = "default"
+    time_limit: float | None = None
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    result_adapter: TypeAdapter[Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "result_adapter", TypeAdapter(self.result))
+
+    @property
+    def task_name(self) -> str:
+        return TASK_PREFIX + self.name
+
+    def __call__(self, ctx: RunContext[Any], args: Any) -> Awaitable[Any]:
+        """Call the handler directly, e.g. with a ``LocalRunContext`` in unit tests."""
+        return self.handler(ctx, args)
+
+    def args_schema(self) -> dict[str, Any]:
+        return self.args.model_json_schema()
+
+    def describe(self) -> dict[str, Any]:
+        """The JSON description a worker publishes for clients."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "queue": self.queue,
+            "tags": list(self.tags),
+            "scopes": list(self.scopes),
+            "secrets": list(self.secrets),
+            "time_limit": self.time_limit,
+            "args_schema": self.args_schema(),
+        }
+
+
+def skill(
+    name: str,
+    *,
+    args: type[BaseModel] = AnyArgs,
+    auth: type[BaseModel] = NoAuth,
+    result: Any = JsonValue,
+    scopes: Sequence[str] = (),
+    secrets: Sequence[str] = (),
+    queue: str = "default",
+    time_limit: float | None = None,
+    description: str = "",
+    tags: Sequence[str] = (),
+) -> Callable[[Handler], Skill]:
+    """Declare an async handler as a skill served by skillq workers."""
+    if not SKILL_NAME.match(name):
+        raise ConfigurationError(
+            f"invalid skill name {name!r}: use letters, digits, '_', '.', '-' (max 128)"
+        )
+    if not SKILL_NAME.match(queue):
+        raise ConfigurationError(f"invalid queue name {queue!r} for skill {name!r}")
+    if time_limit is not None and time_limit <= 0:
+        raise ConfigurationError(f"time_limit of skill {name!r} must be positive")
+
+    def decorate(handler: Handler) -> Skill:
+        return Skill(
+            name=name,
+            handler=handler,
+            args=args,
+            auth=auth,
+            result=result,
+            scopes=tuple(scopes),
+            secrets=tuple(secrets),
+            queue=queue,
+            time_limit=time_limit,
+            description=description or (handler.__doc__ or "").strip().split("\n")[0],
+            tags=tuple(tags),
+        )
+
+    return decorate
+
+
+class SkillSet(Mapping[str, Skill]):
+    """An immutable name → skill mapping."""
+
+    def __init__(self, skills: Sequence[Skill] = ()) -> None:
+        by_name: dict[str, Skill] = {}
+        for item in skills:
+            other = by_name.get(item.name)
+            if other is not None and other.handler is not item.handler:
+                raise ConfigurationError(f"skill {item.name!r} is defined twice")
+            by_name[item.name] = item
+        self._by_name = by_name
+
+    def __getitem__(self, name: str) -> Skill:
+        return self._by_name[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_name)
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    @property
+    def queues(self) -> list[str]:
+        return sorted({item.queue for item in self._by_name.values()})
+
+
+def skills_in(module: ModuleType) -> list[Skill]:
+    return [value for value in vars(module).values() if isinstance(value, Skill)]
+
+
+def load_skills(modules: Sequence[str]) -> SkillSet:
+    """Import each module and collect the skills defined at its top level."""
+    found: list[Skill] = []
+    for module_name in modules:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"cannot import skill module {module_name!r} (from SKILLQ_SKILLS): {exc}"
+            ) from exc
+        found.extend(skills_in(module))
+    return SkillSet(found)
