@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 import redis
+from redis.asyncio import Redis as AsyncRedis
 
 from .keys import Keys
 from .skills import SkillSet
@@ -78,3 +79,11 @@ def read_workers(client: redis.Redis, keys: Keys) -> list[dict[str, Any]]:
         return []
     values = client.mget(names)
     return [json.loads(value) for value in values if value]  # type: ignore[union-attr]
+
+
+async def read_workers_async(client: AsyncRedis, keys: Keys) -> list[dict[str, Any]]:
+    names = sorted([name async for name in client.scan_iter(match=keys.worker_pattern, count=500)])
+    if not names:
+        return []
+    values = await client.mget(names)
+    return [json.loads(value) for value in values if value]

@@ -111,3 +111,26 @@ touch()
 return state
 """
 )
+
+# Client side. KEYS 1: job record. ARGV 1: skill, 2: queue, 3: now, 4: ttl.
+# Returns 1 if the record was created, 0 if the job id already exists.
+SUBMIT = r"""
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'queued', 'skill', ARGV[1], 'queue', ARGV[2],
+           'created_at', ARGV[3], 'attempts', 0, 'seq', 0)
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+
+# KEYS 1: job record, 2: cancel flag. ARGV 1: cancel channel, 2: job id,
+# 3: flag ttl. Returns "missing", "finished" or "cancelling".
+CANCEL = r"""
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return 'missing' end
+if state == 'succeeded' or state == 'failed' or state == 'cancelled' then
+  return 'finished'
+end
+redis.call('SET', KEYS[2], '1', 'EX', ARGV[3])
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return 'cancelling'
+"""

@@ -1,0 +1,286 @@
+"""The ``skillq`` command line.
+
+Every command maps errors through :data:`worker.errors.ERROR_TABLE`, so exit
+codes are the same wherever an error comes from: 0 succeeded, 1 job failed,
+2 invalid input, 3 cancelled, 4 not found, 5 timed out, 6 Redis or storage
+unreachable.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import redis
+import typer
+from rich.console import Console
+
+from .client import SkillClient
+from .errors import EXIT_OK, SkillqError, spec_for
+from .settings import Settings
+
+EXIT_UNAVAILABLE = 6
+
+cli = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Run agent skills on Celery workers: submit, watch, cancel, fetch artifacts.",
+)
+out = Console()
+err = Console(stderr=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def fail(exc: BaseException) -> NoReturn:
+    if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+        err.print(f"[red]error:[/red] cannot reach Redis: {exc}", markup=True, highlight=False)
+        raise typer.Exit(EXIT_UNAVAILABLE)
+    spec = spec_for(exc)
+    err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+    raise typer.Exit(spec.exit_code)
+
+
+def parse_json(option: str, text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        err.print(f"[red]error:[/red] {option} is not valid JSON: {exc}", highlight=False)
+        raise typer.Exit(2) from exc
+    if not isinstance(value, dict):
+        err.print(f"[red]error:[/red] {option} must be a JSON object", highlight=False)
+        raise typer.Exit(2)
+    return value
+
+
+def emit_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, default=str) + "\n")
+
+
+def make_client() -> SkillClient:
+    return SkillClient(Settings())
+
+
+@cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def worker(
+    ctx: typer.Context,
+    pool: Annotated[str, typer.Option("--pool", "-P", help="prefork, threads or solo")] = "prefork",
+    concurrency: Annotated[int | None, typer.Option("--concurrency", "-c")] = None,
+    queues: Annotated[str | None, typer.Option("--queues", "-Q")] = None,
+    loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "INFO",
+) -> None:
+    """Start a worker; extra options go to `celery worker` unchanged."""
+    from .app import create_worker_app
+
+    argv = ["worker", "--pool", pool, "--loglevel", loglevel]
+    if concurrency:
+        argv += ["--concurrency", str(concurrency)]
+    if queues:
+        argv += ["--queues", queues]
+    try:
+        app = create_worker_app(Settings())
+    except SkillqError as exc:
+        fail(exc)
+    app.worker_main(argv=[*argv, *ctx.args])
+
+
+@cli.command()
+def submit(
+    skill: str,
+    args: Annotated[str | None, typer.Option("--args", help="Args as a JSON object.")] = None,
+    auth: Annotated[str | None, typer.Option("--auth", help="Auth as a JSON object.")] = None,
+    queue: Annotated[str | None, typer.Option("--queue")] = None,
+    job_id: Annotated[str | None, typer.Option("--job-id")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait and print the result.")] = False,
+    watch_: Annotated[bool, typer.Option("--watch", help="Follow events live.")] = False,
+    timeout: Annotated[float | None, typer.Option("--timeout")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Enqueue a job and print its id (or, with --wait/--watch, its outcome)."""
+    parsed_args = parse_json("--args", args)
+    parsed_auth = parse_json("--auth", auth)
+    with make_client() as client:
+        try:
+            new_id = client.submit(
+                skill, parsed_args, auth=parsed_auth, queue=queue, job_id=job_id
+            )
+        except Exception as exc:
+            fail(exc)
+        if watch_:
+            follow(client, new_id, timeout, as_json)
+        elif wait:
+            print_result(client, new_id, timeout, as_json)
+        elif as_json:
+            emit_json({"job_id": new_id})
+        else:
+            out.print(new_id, highlight=False)
+
+
+@cli.command()
+def status(job_id: str, as_json: JsonFlag = False) -> None:
+    """Show a job's state, timestamps, worker, attempts and progress."""
+    with make_client() as client:
+        try:
+            current = client.status(job_id)
+        except Exception as exc:
+            fail(exc)
+    if as_json:
+        emit_json(current.model_dump(mode="json"))
+        return
+    from .display import status_table
+
+    out.print(status_table(current))
+
+
+def print_result(client: SkillClient, job_id: str, timeout: float | None, as_json: bool) -> None:
+    try:
+        value = client.result(job_id, timeout)
+    except Exception as exc:
+        if as_json and isinstance(exc, SkillqError | TimeoutError):
+            emit_json({"job_id": job_id, "error": type(exc).__name__, "message": str(exc)})
+        fail(exc)
+    if as_json:
+        emit_json({"job_id": job_id, "result": value})
+    else:
+        out.print_json(json.dumps(value))
+
+
+@cli.command()
+def result(
+    job_id: str,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds to wait.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Wait for a job and print its result."""
+    with make_client() as client:
+        print_result(client, job_id, timeout, as_json)
+
+
+def follow(client: SkillClient, job_id: str, timeout: float | None, as_json: bool) -> None:
+    from .display import watch_events
+
+    try:
+        if as_json:
+            for envelope in client.events(job_id, timeout=timeout):
+                emit_json(envelope)
+        else:
+            watch_events(out, job_id, client.events(job_id, timeout=timeout))
+        final = client.status(job_id)
+    except Exception as exc:
+        fail(exc)
+    if final.state == "failed":
+        raise typer.Exit(1)
+    if final.state == "cancelled":
+        raise typer.Exit(3)
+
+
+@cli.command()
+def watch(
+    job_id: str,
+    timeout: Annotated[float | None, typer.Option("--timeout")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Follow a job's events live: progress, streamed text, artifacts, status."""
+    with make_client() as client:
+        follow(client, job_id, timeout, as_json)
+
+
+@cli.command()
+def cancel(job_id: str, as_json: JsonFlag = False) -> None:
+    """Cancel a queued or running job."""
+    with make_client() as client:
+        try:
+            accepted = client.cancel(job_id)
+        except Exception as exc:
+            fail(exc)
+    if as_json:
+        emit_json({"job_id": job_id, "cancelled": accepted})
+    elif accepted:
+        out.print(f"cancel requested for {job_id}", highlight=False)
+    else:
+        out.print(f"{job_id} had already finished; nothing changed", highlight=False)
+
+
+@cli.command()
+def artifacts(
+    job_id: str,
+    download: Annotated[
+        Path | None, typer.Option("--download", help="Save every artifact under DIR.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List a job's artifacts, or download them."""
+    with make_client() as client:
+        try:
+            refs = client.artifacts(job_id)
+            saved: list[str] = []
+            if download is not None:
+                from .artifacts import validate_name
+
+                for ref in refs:
+                    target = download / validate_name(ref.name)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(client.read_artifact(ref))
+                    saved.append(str(target))
+        except Exception as exc:
+            fail(exc)
+    if as_json:
+        emit_json(
+            [
+                {
+                    "name": r.name,
+                    "uri": r.uri,
+                    "mime_type": r.mime_type,
+                    "size_bytes": r.size_bytes,
+                }
+                for r in refs
+            ]
+        )
+        return
+    for ref in refs:
+        out.print(f"{ref.name}\t{ref.size_bytes}\t{ref.mime_type}\t{ref.uri}", highlight=False)
+    for path in saved:
+        out.print(f"saved {path}", highlight=False)
+
+
+@cli.command()
+def skills(as_json: JsonFlag = False) -> None:
+    """List the skills running workers serve."""
+    with make_client() as client:
+        try:
+            found = client.skills()
+        except Exception as exc:
+            fail(exc)
+    if as_json:
+        emit_json([item.model_dump(mode="json") for item in found])
+        return
+    from .display import skills_table
+
+    out.print(skills_table(found))
+
+
+@cli.command()
+def demo(
+    pool: Annotated[str, typer.Option("--pool", "-P")] = "threads",
+    words: Annotated[int, typer.Option("--words")] = 24,
+) -> None:
+    """Run a worker and a sample job end to end on an embedded Redis."""
+    from .demo import run_demo
+
+    try:
+        code = run_demo(out, pool=pool, words=words)
+    except Exception as exc:
+        fail(exc)
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

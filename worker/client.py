@@ -1,0 +1,382 @@
+"""Submit skill jobs, poll them, stream their events, cancel them, fetch artifacts.
+
+:class:`AsyncSkillClient` is the implementation; :class:`SkillClient` runs it
+on a private event-loop thread so synchronous code gets the same behaviour.
+Callers never need Celery's API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from typing import Any, TypeVar
+
+from celery import Celery
+from pydantic import BaseModel, ConfigDict
+from redis.asyncio import Redis
+
+from .app import create_app
+from .artifacts import JOB_ID, ArtifactStore, open_store
+from .context import ArtifactRef
+from .errors import (
+    InvalidArgs,
+    JobCancelled,
+    JobFailed,
+    JobNotFound,
+    UnknownSkill,
+)
+from .events import dumps
+from .jobs import TERMINAL_STATES, JobStatus
+from .keys import Keys
+from .registry import read_workers_async
+from .runtime import async_redis
+from .schema_check import check_args
+from .scripts import CANCEL, SUBMIT
+from .settings import Settings
+
+T = TypeVar("T")
+Envelope = dict[str, Any]
+REGISTRY_CACHE_SECONDS = 2.0
+
+
+class SkillInfo(BaseModel):
+    """A skill as registered by running workers."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    description: str = ""
+    queue: str = "default"
+    tags: list[str] = []
+    scopes: list[str] = []
+    secrets: list[str] = []
+    time_limit: float | None = None
+    args_schema: dict[str, Any] = {}
+    workers: list[str] = []
+
+
+def is_terminal(envelope: Envelope) -> bool:
+    return envelope.get("kind") == "status" and (
+        envelope.get("payload", {}).get("state") in TERMINAL_STATES
+    )
+
+
+class AsyncSkillClient:
+    """The asyncio client. Create it inside the loop that will use it."""
+
+    def __init__(self, settings: Settings | None = None, *, app: Celery | None = None) -> None:
+        self.settings = settings or Settings()
+        self.keys = Keys(self.settings.key_prefix)
+        self._app = app
+        self._redis: Redis | None = None
+        self._store: ArtifactStore | None = None
+        self._registry: tuple[float, dict[str, SkillInfo]] | None = None
+
+    @property
+    def redis(self) -> Redis:
+        if self._redis is None:
+            self._redis = async_redis(self.settings.effective_redis_url)
+        return self._redis
+
+    @property
+    def app(self) -> Celery:
+        if self._app is None:
+            self._app = create_app(self.settings)
+        return self._app
+
+    @property
+    def store(self) -> ArtifactStore:
+        if self._store is None:
+            self._store = open_store(self.settings)
+        return self._store
+
+    async def aclose(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+
+    async def __aenter__(self) -> AsyncSkillClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # --- registry ---
+
+    async def skills(self) -> list[SkillInfo]:
+        """Skills that running workers registered, merged across workers."""
+        merged: dict[str, dict[str, Any]] = {}
+        for entry in await read_workers_async(self.redis, self.keys):
+            for described in entry.get("skills", []):
+                item = merged.setdefault(described["name"], {**described, "workers": []})
+                item["workers"].append(entry.get("hostname", "?"))
+        found = {name: SkillInfo.model_validate(item) for name, item in merged.items()}
+        self._registry = (time.monotonic(), found)
+        return [found[name] for name in sorted(found)]
+
+    async def _skill(self, name: str) -> SkillInfo:
+        cached = self._registry
+        if cached is None or time.monotonic() - cached[0] > REGISTRY_CACHE_SECONDS or (
+            name not in cached[1]
+        ):
+            await self.skills()
+            cached = self._registry
+        assert cached is not None
+        if name not in cached[1]:
+            raise UnknownSkill(name, list(cached[1]))
+        return cached[1][name]
+
+    # --- submit ---
+
+    async def submit(
+        self,
+        skill: str,
+        args: dict[str, Any] | None = None,
+        *,
+        auth: dict[str, Any] | BaseModel | None = None,
+        queue: str | None = None,
+        job_id: str | None = None,
+    ) -> str:
+        """Enqueue a job and return its id; an existing ``job_id`` is not run twice."""
+        info = await self._skill(skill)
+        args = {} if args is None else args
+        if not isinstance(args, dict):
+            raise InvalidArgs(skill, f"args must be a JSON object, not {type(args).__name__}")
+        try:
+            encoded = dumps(args)
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgs(skill, f"args are not JSON: {exc}") from exc
+        if len(encoded.encode()) > self.settings.max_args_bytes:
+            raise InvalidArgs(
+                skill, f"args are over the {self.settings.max_args_bytes}-byte limit"
+            )
+        found = check_args(args, info.args_schema)
+        if found:
+            raise InvalidArgs(skill, "; ".join(found))
+        auth_value = auth.model_dump(mode="json") if isinstance(auth, BaseModel) else auth
+        job_id = job_id or str(uuid.uuid4())
+        if not JOB_ID.match(job_id):
+            raise InvalidArgs(skill, f"job id {job_id!r} must match {JOB_ID.pattern}")
+        target_queue = queue or info.queue
+        created = await self.redis.eval(  # type: ignore[misc]
+            SUBMIT,
+            1,
+            self.keys.job(job_id),
+            skill,
+            target_queue,
+            repr(time.time()),
+            str(self.settings.job_retention),
+        )
+        if not int(created):
+            return job_id  # already submitted: never a second job
+        kwargs: dict[str, Any] = {"args": args}
+        if auth_value is not None:
+            kwargs["auth"] = auth_value
+        try:
+            await asyncio.to_thread(
+                self.app.send_task,
+                f"skills.{skill}",
+                kwargs=kwargs,
+                task_id=job_id,
+                queue=target_queue,
+            )
+        except BaseException:
+            await self.redis.delete(self.keys.job(job_id))
+            raise
+        return job_id
+
+    # --- polling ---
+
+    async def status(self, job_id: str) -> JobStatus:
+        raw = await self.redis.hgetall(self.keys.job(job_id))  # type: ignore[misc]
+        if not raw:
+            raise JobNotFound(job_id)
+        return JobStatus.from_hash(job_id, raw)
+
+    async def result(self, job_id: str, timeout: float | None = None) -> Any:
+        """Wait for the job to finish (pushed, not polled) and return its result."""
+        status = await self.status(job_id)
+        if not status.finished:
+            async for _ in self.events(job_id, after=status.last_seq, timeout=timeout):
+                pass
+            status = await self.status(job_id)
+        if status.state == "succeeded":
+            return status.result
+        if status.state == "cancelled":
+            raise JobCancelled(job_id)
+        error = status.error
+        raise JobFailed(
+            job_id, error.type if error else "Error", error.message if error else "unknown"
+        )
+
+    async def events(
+        self,
+        job_id: str,
+        *,
+        after: int = 0,
+        follow: bool = True,
+        timeout: float | None = None,
+    ) -> AsyncIterator[Envelope]:
+        """Replay the job's stream after ``after``, then follow live events.
+
+        The subscription opens before the replay is read, so nothing falls in
+        between; envelopes are ordered by ``seq``, duplicates at the seam are
+        dropped and a gap (a missed message) is filled from the stream.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True) if follow else None
+        try:
+            if pubsub is not None:
+                await pubsub.subscribe(self.keys.events(job_id))
+            last = after
+            replay = await self._read_stream(job_id, last)
+            if not replay and not await self.redis.exists(self.keys.job(job_id)):
+                raise JobNotFound(job_id)
+            for envelope in replay:
+                last = envelope["seq"]
+                yield envelope
+                if is_terminal(envelope):
+                    return
+            if pubsub is None:
+                return
+            if (await self.status(job_id)).finished and not replay:
+                return
+            while True:
+                wait = None if deadline is None else deadline - time.monotonic()
+                if wait is not None and wait <= 0:
+                    raise TimeoutError(f"no terminal event for job {job_id} within {timeout} s")
+                message = await pubsub.get_message(timeout=min(wait or 1.0, 1.0))
+                if message is None:
+                    continue
+                envelope = json.loads(message["data"])
+                seq = envelope["seq"]
+                if seq <= last:
+                    continue
+                batch = [envelope] if seq == last + 1 else await self._read_stream(job_id, last)
+                for item in batch:
+                    if item["seq"] <= last:
+                        continue
+                    last = item["seq"]
+                    yield item
+                    if is_terminal(item):
+                        return
+        finally:
+            if pubsub is not None:
+                await pubsub.aclose()
+
+    async def _read_stream(self, job_id: str, after: int) -> list[Envelope]:
+        entries = await self.redis.xrange(self.keys.stream(job_id), f"0-{after + 1}", "+")
+        return [json.loads(fields["e"]) for _, fields in entries]
+
+    # --- cancel ---
+
+    async def cancel(self, job_id: str) -> bool:
+        """Ask for the job to stop; False if it had already finished."""
+        outcome = await self.redis.eval(  # type: ignore[misc]
+            CANCEL,
+            2,
+            self.keys.job(job_id),
+            self.keys.cancel(job_id),
+            self.keys.cancel_channel,
+            job_id,
+            str(self.settings.cancel_ttl),
+        )
+        outcome = outcome.decode() if isinstance(outcome, bytes) else str(outcome)
+        if outcome == "missing":
+            raise JobNotFound(job_id)
+        if outcome == "finished":
+            return False
+        await asyncio.to_thread(self.app.control.revoke, job_id)
+        return True
+
+    # --- artifacts ---
+
+    async def artifacts(self, job_id: str) -> list[ArtifactRef]:
+        return [info.ref() for info in (await self.status(job_id)).artifacts]
+
+    async def read_artifact(self, ref: ArtifactRef | str) -> bytes:
+        return await self.store.get(ref.uri if isinstance(ref, ArtifactRef) else ref)
+
+    async def artifact_url(self, ref: ArtifactRef | str, expires: int = 3600) -> str:
+        return await self.store.url(ref.uri if isinstance(ref, ArtifactRef) else ref, expires)
+
+
+class SkillClient:
+    """The synchronous client: the same methods, run on a private loop thread."""
+
+    def __init__(self, settings: Settings | None = None, *, app: Celery | None = None) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="skillq-client", daemon=True
+        )
+        self._thread.start()
+        self._client = AsyncSkillClient(settings, app=app)
+        self.settings = self._client.settings
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    @property
+    def app(self) -> Celery:
+        return self._client.app
+
+    def close(self) -> None:
+        if self._loop.is_running():
+            self._run(self._client.aclose())
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> SkillClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def skills(self) -> list[SkillInfo]:
+        return self._run(self._client.skills())
+
+    def submit(
+        self,
+        skill: str,
+        args: dict[str, Any] | None = None,
+        *,
+        auth: dict[str, Any] | BaseModel | None = None,
+        queue: str | None = None,
+        job_id: str | None = None,
+    ) -> str:
+        return self._run(self._client.submit(skill, args, auth=auth, queue=queue, job_id=job_id))
+
+    def status(self, job_id: str) -> JobStatus:
+        return self._run(self._client.status(job_id))
+
+    def result(self, job_id: str, timeout: float | None = None) -> Any:
+        return self._run(self._client.result(job_id, timeout))
+
+    def events(
+        self, job_id: str, *, after: int = 0, follow: bool = True, timeout: float | None = None
+    ) -> Iterator[Envelope]:
+        stream = self._client.events(job_id, after=after, follow=follow, timeout=timeout)
+        try:
+            while True:
+                try:
+                    yield self._run(stream.__anext__())
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._run(stream.aclose())
+
+    def cancel(self, job_id: str) -> bool:
+        return self._run(self._client.cancel(job_id))
+
+    def artifacts(self, job_id: str) -> list[ArtifactRef]:
+        return self._run(self._client.artifacts(job_id))
+
+    def read_artifact(self, ref: ArtifactRef | str) -> bytes:
+        return self._run(self._client.read_artifact(ref))
+
+    def artifact_url(self, ref: ArtifactRef | str, expires: int = 3600) -> str:
+        return self._run(self._client.artifact_url(ref, expires))

@@ -1,0 +1,106 @@
+"""Rich renderings for the CLI: tables and the live event view."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .client import SkillInfo
+from .jobs import JobStatus
+
+STATE_STYLE = {
+    "queued": "yellow",
+    "running": "cyan",
+    "retrying": "yellow",
+    "succeeded": "green",
+    "failed": "red",
+    "cancelled": "magenta",
+}
+
+
+def when(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return datetime.datetime.fromtimestamp(value, datetime.UTC).isoformat(timespec="milliseconds")
+
+
+def status_table(status: JobStatus) -> Table:
+    table = Table(show_header=False, box=None)
+    style = STATE_STYLE.get(status.state, "")
+    rows: list[tuple[str, str]] = [
+        ("job", status.id),
+        ("skill", status.skill or "-"),
+        ("state", f"[{style}]{status.state}[/{style}]" if style else status.state),
+        ("created", when(status.created_at)),
+        ("started", when(status.started_at)),
+        ("finished", when(status.finished_at)),
+        ("worker", status.worker or "-"),
+        ("attempts", str(status.attempts)),
+        ("progress", status.progress or "-"),
+        ("artifacts", ", ".join(a.name for a in status.artifacts) or "-"),
+    ]
+    if status.error is not None:
+        rows.append(("error", f"{status.error.type}: {status.error.message}"))
+    for key, value in rows:
+        table.add_row(f"[bold]{key}[/bold]", value)
+    return table
+
+
+def skills_table(skills: list[SkillInfo]) -> Table:
+    table = Table("skill", "queue", "scopes", "tags", "workers", "description")
+    for item in skills:
+        table.add_row(
+            item.name,
+            item.queue,
+            ", ".join(item.scopes),
+            ", ".join(item.tags),
+            str(len(item.workers)),
+            item.description,
+        )
+    return table
+
+
+def watch_events(console: Console, job_id: str, events: Iterable[dict[str, Any]]) -> None:
+    """Print streamed text as it arrives, with a live progress line beneath."""
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.fields[state]}[/bold]"),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        line = progress.add_task("waiting for the job…", state="queued", total=None)
+        for envelope in events:
+            kind = envelope.get("kind")
+            payload = envelope.get("payload", {})
+            if kind == "text_delta":
+                console.out(str(payload.get("text", "")), end="", highlight=False)
+            elif kind == "progress":
+                progress.update(line, description=str(payload.get("message", "")))
+            elif kind == "status":
+                state = str(payload.get("state", ""))
+                style = STATE_STYLE.get(state, "")
+                progress.update(line, state=f"[{style}]{state}[/{style}]" if style else state)
+                if state in ("succeeded", "failed", "cancelled"):
+                    console.out("")
+                    message = f"[{style}]{job_id} {state}[/{style}]"
+                    if "error" in payload:
+                        error = payload["error"]
+                        message += f": {error.get('type')}: {error.get('message')}"
+                    console.print(message, highlight=False)
+            elif kind == "artifact":
+                console.print(
+                    f"\n[blue]artifact[/blue] {payload.get('name')} "
+                    f"({payload.get('size_bytes')} bytes) {payload.get('uri')}",
+                    highlight=False,
+                )
+            elif kind == "error":
+                console.print(f"\n[red]error event[/red] {payload.get('message')}", highlight=False)
+            else:
+                console.print(f"\n[dim]{kind}[/dim] {payload}", highlight=False)

