@@ -57,6 +57,8 @@ class HttpA2AClient:
         grant: str | None = None,
         timeout: float | None = None,
     ) -> CallResult:
+        if not target.startswith(("http://", "https://")):
+            return CallResult(ok=False, error=f"target must be an http(s) URL, not {target!r}")
         url = f"{target.rstrip('/')}/skills/{skill}"
         body = json.dumps({"args": args or {}, "grant": grant}).encode()
         limit = timeout if timeout is not None else self._default_timeout
@@ -64,7 +66,7 @@ class HttpA2AClient:
 
     @staticmethod
     def _post(url: str, body: bytes, timeout: float) -> CallResult:
-        request = urllib.request.Request(
+        request = urllib.request.Request(  # noqa: S310 (scheme checked in call)
             url, data=body, headers={"Content-Type": "application/json"}, method="POST"
         )
         try:

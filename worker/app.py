@@ -69,12 +69,10 @@ def create_app(settings: Settings | None = None, *, skills: SkillSet | None = No
 
 
 def register_skill(app: Celery, engine: Engine, skill: Skill) -> None:
-    hard_limit = (
-        skill.time_limit + engine.settings.cancel_grace + 30 if skill.time_limit else None
-    )
+    hard_limit = skill.time_limit + engine.settings.cancel_grace + 30 if skill.time_limit else None
 
-    def run(self: Task, *args: Any, **kwargs: Any) -> Any:
-        job_id = self.request.id
+    def run(self: Task[Any, Any], *args: Any, **kwargs: Any) -> Any:
+        job_id: str = self.request.id or ""
         hostname = self.request.hostname or socket.gethostname()
         runtime = engine.runtime()
         outcome = runtime.call(run_job(runtime, skill, job_id, args, kwargs, hostname))
@@ -89,7 +87,7 @@ def register_skill(app: Celery, engine: Engine, skill: Skill) -> None:
         )
 
     run.__name__ = run.__qualname__ = f"skill_{skill.name}"
-    app.task(
+    app.task(  # type: ignore[call-overload]
         name=skill.task_name,
         bind=True,
         queue=skill.queue,
@@ -101,7 +99,9 @@ def register_skill(app: Celery, engine: Engine, skill: Skill) -> None:
     )(run)
 
 
-def connect_worker_signals(app: Celery, engine: Engine, settings: Settings, skills: SkillSet) -> None:
+def connect_worker_signals(
+    app: Celery, engine: Engine, settings: Settings, skills: SkillSet
+) -> None:
     """Worker lifecycle hooks, filtered to this app so other apps are unaffected."""
     announcers: list[WorkerAnnouncer] = []
 
@@ -111,7 +111,11 @@ def connect_worker_signals(app: Celery, engine: Engine, settings: Settings, skil
         queues = sorted(app.amqp.queues.consume_from or app.amqp.queues)
         client = redis.Redis.from_url(settings.effective_redis_url, decode_responses=True)
         announcer = WorkerAnnouncer(
-            client, Keys(settings.key_prefix), sender.hostname, skills, queues,
+            client,
+            Keys(settings.key_prefix),
+            sender.hostname,
+            skills,
+            queues,
             settings.heartbeat_interval,
         )
         announcer.start()

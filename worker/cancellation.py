@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 class CancelToken:
     """Set once a job is cancelled; callbacks run on the worker's loop."""
 
-    __slots__ = ("job_id", "cancelled", "_callbacks")
+    __slots__ = ("_callbacks", "cancelled", "job_id")
 
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
@@ -103,7 +103,7 @@ class CancelWatcher:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
             finally:
-                await pubsub.aclose()
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def _recheck(self) -> None:
         job_ids = list(self._tokens)

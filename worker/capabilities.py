@@ -7,6 +7,7 @@ networked client, and neither needs to inherit from anything here.
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -48,9 +49,9 @@ class WorkspaceClient(Protocol):
 
     async def write(self, path: str, data: bytes) -> None: ...
 
-    async def list(self, prefix: str = "") -> list[str]: ...
+    async def list(self, prefix: str = "") -> builtins.list[str]: ...
 
-    async def delegate(self, scopes: list[str], *, ttl: float = 300.0) -> str:
+    async def delegate(self, scopes: builtins.list[str], *, ttl: float = 300.0) -> str:
         """Return a grant token that lets a callee use part of this workspace."""
         ...
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+
 from .a2a import A2AClient
 from .artifacts import ArtifactStore
 from .cancellation import CancelToken
@@ -99,4 +100,3 @@ class CeleryRunContext(RunContext[AuthT]):
         if self._capabilities.a2a is None:
             raise PermissionError("no A2A client is attached; ctx.call(...) is unavailable")
         return self._capabilities.a2a
-

@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 
 from .client import SkillClient
-from .errors import EXIT_OK, SkillqError, spec_for
+from .errors import SkillqError, spec_for
 from .settings import Settings
 
 EXIT_UNAVAILABLE = 6
@@ -105,9 +105,7 @@ def submit(
     parsed_auth = parse_json("--auth", auth)
     with make_client() as client:
         try:
-            new_id = client.submit(
-                skill, parsed_args, auth=parsed_auth, queue=queue, job_id=job_id
-            )
+            new_id = client.submit(skill, parsed_args, auth=parsed_auth, queue=queue, job_id=job_id)
         except Exception as exc:
             fail(exc)
         if watch_:

@@ -12,8 +12,8 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Iterator
-from typing import Any, TypeVar
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Iterator
+from typing import Any, TypeVar, cast
 
 from celery import Celery
 from pydantic import BaseModel, ConfigDict
@@ -120,8 +120,10 @@ class AsyncSkillClient:
 
     async def _skill(self, name: str) -> SkillInfo:
         cached = self._registry
-        if cached is None or time.monotonic() - cached[0] > REGISTRY_CACHE_SECONDS or (
-            name not in cached[1]
+        if (
+            cached is None
+            or time.monotonic() - cached[0] > REGISTRY_CACHE_SECONDS
+            or (name not in cached[1])
         ):
             await self.skills()
             cached = self._registry
@@ -151,9 +153,7 @@ class AsyncSkillClient:
         except (TypeError, ValueError) as exc:
             raise InvalidArgs(skill, f"args are not JSON: {exc}") from exc
         if len(encoded.encode()) > self.settings.max_args_bytes:
-            raise InvalidArgs(
-                skill, f"args are over the {self.settings.max_args_bytes}-byte limit"
-            )
+            raise InvalidArgs(skill, f"args are over the {self.settings.max_args_bytes}-byte limit")
         found = check_args(args, info.args_schema)
         if found:
             raise InvalidArgs(skill, "; ".join(found))
@@ -162,7 +162,7 @@ class AsyncSkillClient:
         if not JOB_ID.match(job_id):
             raise InvalidArgs(skill, f"job id {job_id!r} must match {JOB_ID.pattern}")
         target_queue = queue or info.queue
-        created = await self.redis.eval(  # type: ignore[misc]
+        created = await self.redis.eval(
             SUBMIT,
             1,
             self.keys.job(job_id),
@@ -192,7 +192,7 @@ class AsyncSkillClient:
     # --- polling ---
 
     async def status(self, job_id: str) -> JobStatus:
-        raw = await self.redis.hgetall(self.keys.job(job_id))  # type: ignore[misc]
+        raw = cast(dict[str, str], await self.redis.hgetall(self.keys.job(job_id)))
         if not raw:
             raise JobNotFound(job_id)
         return JobStatus.from_hash(job_id, raw)
@@ -266,17 +266,20 @@ class AsyncSkillClient:
                         return
         finally:
             if pubsub is not None:
-                await pubsub.aclose()
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def _read_stream(self, job_id: str, after: int) -> list[Envelope]:
-        entries = await self.redis.xrange(self.keys.stream(job_id), f"0-{after + 1}", "+")
+        entries = cast(
+            list[tuple[str, dict[str, str]]],
+            await self.redis.xrange(self.keys.stream(job_id), f"0-{after + 1}", "+"),
+        )
         return [json.loads(fields["e"]) for _, fields in entries]
 
     # --- cancel ---
 
     async def cancel(self, job_id: str) -> bool:
         """Ask for the job to stop; False if it had already finished."""
-        outcome = await self.redis.eval(  # type: ignore[misc]
+        outcome = await self.redis.eval(
             CANCEL,
             2,
             self.keys.job(job_id),
@@ -303,6 +306,10 @@ class AsyncSkillClient:
 
     async def artifact_url(self, ref: ArtifactRef | str, expires: int = 3600) -> str:
         return await self.store.url(ref.uri if isinstance(ref, ArtifactRef) else ref, expires)
+
+
+async def anext_of(stream: AsyncGenerator[Envelope, None]) -> Envelope:
+    return await stream.__anext__()
 
 
 class SkillClient:
@@ -360,10 +367,11 @@ class SkillClient:
         self, job_id: str, *, after: int = 0, follow: bool = True, timeout: float | None = None
     ) -> Iterator[Envelope]:
         stream = self._client.events(job_id, after=after, follow=follow, timeout=timeout)
+        assert isinstance(stream, AsyncGenerator)
         try:
             while True:
                 try:
-                    yield self._run(stream.__anext__())
+                    yield self._run(anext_of(stream))
                 except StopAsyncIteration:
                     return
         finally:

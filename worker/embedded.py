@@ -66,14 +66,22 @@ class EmbeddedRedis:
         self.directory.mkdir(parents=True, exist_ok=True)
         command = [
             self.binary,
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.directory),
-            "--save", "",
-            "--appendonly", "yes" if self.appendonly else "no",
-            "--appendfsync", "always",
-            "--protected-mode", "no",
-            "--logfile", str(self.directory / "redis.log"),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.directory),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--appendfsync",
+            "always",
+            "--protected-mode",
+            "no",
+            "--logfile",
+            str(self.directory / "redis.log"),
         ]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
@@ -153,14 +161,28 @@ class WorkerProcess:
         self.hostname = hostname or f"skillq-{uuid.uuid4().hex[:8]}@localhost"
         self.env = {**os.environ, **env}
         self.command = [
-            sys.executable, "-m", "celery", "-A", "worker.app", "worker",
-            "--pool", pool, "--concurrency", str(concurrency),
-            "--hostname", self.hostname, "--loglevel", loglevel,
-            "--without-mingle", "--without-gossip",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker.app",
+            "worker",
+            "--pool",
+            pool,
+            "--concurrency",
+            str(concurrency),
+            "--hostname",
+            self.hostname,
+            "--loglevel",
+            loglevel,
+            "--without-mingle",
+            "--without-gossip",
             *(["--queues", queues] if queues else []),
             *(extra or []),
         ]
-        self.log_path = log_path or Path(tempfile.mkstemp(prefix="skillq-worker-", suffix=".log")[1])
+        self.log_path = log_path or Path(
+            tempfile.mkstemp(prefix="skillq-worker-", suffix=".log")[1]
+        )
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
@@ -182,7 +204,9 @@ class WorkerProcess:
                 if self.process is None or self.process.poll() is not None:
                     raise ConfigurationError(f"worker exited at start:\n{self.log_tail()}")
                 if time.monotonic() > deadline:
-                    raise ConfigurationError(f"worker not ready after {timeout} s:\n{self.log_tail()}")
+                    raise ConfigurationError(
+                        f"worker not ready after {timeout} s:\n{self.log_tail()}"
+                    )
                 time.sleep(0.05)
         finally:
             client.close()

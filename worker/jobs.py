@@ -91,7 +91,7 @@ class JobStatus(BaseModel):
             id=job_id,
             skill=raw.get("skill"),
             queue=raw.get("queue"),
-            state=raw.get("state", "queued"),  # type: ignore[arg-type]
+            state=raw.get("state", "queued"),
             created_at=number("created_at"),
             started_at=number("started_at"),
             finished_at=number("finished_at"),

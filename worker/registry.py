@@ -78,7 +78,7 @@ def read_workers(client: redis.Redis, keys: Keys) -> list[dict[str, Any]]:
     if not names:
         return []
     values = client.mget(names)
-    return [json.loads(value) for value in values if value]  # type: ignore[union-attr]
+    return [json.loads(value) for value in values if value]
 
 
 async def read_workers_async(client: AsyncRedis, keys: Keys) -> list[dict[str, Any]]:

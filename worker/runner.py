@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ValidationError
 
@@ -71,9 +71,8 @@ def parse_call(
     try:
         args = skill.args.model_validate(raw_args)
     except ValidationError as exc:
-        raise InvalidArgs(
-            skill.name, describe_validation(exc), exc.errors(include_url=False, include_input=False)
-        ) from exc
+        details = [dict(item) for item in exc.errors(include_url=False, include_input=False)]
+        raise InvalidArgs(skill.name, describe_validation(exc), details) from exc
     raw_auth = kwargs.get("auth")
     raw_auth = {} if raw_auth is None else raw_auth
     if not isinstance(raw_auth, dict):
@@ -122,7 +121,7 @@ async def run_handler(
 ) -> Any:
     """Run the handler under its time limit; after a cancel, give it a grace period."""
     loop = asyncio.get_running_loop()
-    task = loop.create_task(skill.handler(ctx, args), name=f"skill:{skill.name}:{ctx.task_id}")
+    task: asyncio.Future[Any] = asyncio.ensure_future(skill.handler(ctx, args))
     timers: list[asyncio.TimerHandle] = []
     token.on_cancel(lambda: timers.append(loop.call_later(rt.settings.cancel_grace, task.cancel)))
     try:
@@ -208,7 +207,7 @@ async def run_job(
 
 async def stored_outcome(rt: ProcessRuntime, job_id: str) -> Outcome:
     """The outcome already in the record, for duplicate deliveries."""
-    raw = await rt.redis.hgetall(rt.keys.job(job_id))  # type: ignore[misc]
+    raw = cast(dict[str, str], await rt.redis.hgetall(rt.keys.job(job_id)))
     status = JobStatus.from_hash(job_id, raw)
     if status.state == "succeeded":
         return Outcome("succeeded", result=status.result)

@@ -53,7 +53,9 @@ def _accepts_kind(schema: dict[str, Any], root: dict[str, Any], kind: str) -> bo
     return bool(types & (SCALARS | {"null"}))
 
 
-def problems(value: Any, schema: dict[str, Any], root: dict[str, Any], where: str = "") -> list[str]:
+def problems(
+    value: Any, schema: dict[str, Any], root: dict[str, Any], where: str = ""
+) -> list[str]:
     """Reasons the value cannot fit the schema (empty when it may fit)."""
     schema = _resolve(schema, root)
     label = where or "args"

@@ -67,7 +67,7 @@ return {'run', attempts, 'running'}
 """
 )
 
-# ARGV 6: n pending events, then n × (ts, kind json, payload json, progress).
+# ARGV 6: n pending events, then n times (ts, kind json, payload json, progress).
 # A non-empty progress also becomes the record's last progress message.
 EMIT = (
     _PRELUDE

@@ -67,7 +67,8 @@ class SecretScope:
         value = self._source.lookup(name)
         if value is None:
             raise SecretNotFound(
-                name, f"is not configured: set {env_name(name)} or put a file named {name} "
+                name,
+                f"is not configured: set {env_name(name)} or put a file named {name} "
                 "in SKILLQ_SECRETS_DIR",
             )
         if len(value) >= MIN_REDACTED_LENGTH and value not in self._seen:

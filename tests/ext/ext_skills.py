@@ -1,0 +1,99 @@
+"""Skills that live outside the skillq package, loaded through SKILLQ_SKILLS.
+
+The test suite copies this file to a directory outside the repository and
+puts that directory on the workers' PYTHONPATH.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from worker import AgentEvent, RunContext, ScopedAuth, skill
+
+
+class WordArgs(BaseModel):
+    text: str
+    min_length: int = Field(default=1, ge=1)
+
+
+class WordOut(BaseModel):
+    words: int
+    secret_sha256: str
+
+
+@skill(
+    "wordcount",
+    args=WordArgs,
+    auth=ScopedAuth,
+    result=WordOut,
+    scopes=["text:read"],
+    secrets=["OPENAI_KEY"],
+    queue="ext",
+    time_limit=60,
+    description="Count words, write them as an artifact, prove the secret is readable.",
+    tags=["text"],
+)
+async def wordcount(ctx: RunContext[ScopedAuth], args: WordArgs) -> WordOut:
+    words = [w for w in args.text.split() if len(w) >= args.min_length]
+    for index, word in enumerate(words, 1):
+        await ctx.emit_text_delta(word + " ")
+        await ctx.emit_progress(f"{index}/{len(words)}")
+    ref = await ctx.write_artifact(
+        "counts/words.json", ("\n".join(words)).encode(), "application/json"
+    )
+    await ctx.emit_artifact(ref)
+    key = ctx.secret("OPENAI_KEY")
+    return WordOut(words=len(words), secret_sha256=hashlib.sha256(key.encode()).hexdigest())
+
+
+@skill("undeclared_secret", description="Reads a secret it did not declare.")
+async def undeclared_secret(ctx: RunContext[Any], args: Any) -> str:
+    return ctx.secret("OPENAI_KEY")
+
+
+@skill("leaky", secrets=["OPENAI_KEY"], description="Puts its secret in an event and an error.")
+async def leaky(ctx: RunContext[Any], args: Any) -> None:
+    key = ctx.secret("OPENAI_KEY")
+    await ctx.emit_progress(f"using key {key}")
+    raise RuntimeError(f"upstream refused key {key}")
+
+
+@skill("boom", description="Fails with a handler exception.")
+async def boom(ctx: RunContext[Any], args: Any) -> None:
+    raise ValueError("the handler gave up on purpose")
+
+
+@skill("bad_event", description="Emits an event that is not JSON.")
+async def bad_event(ctx: RunContext[Any], args: Any) -> None:
+    await ctx.emit_event(AgentEvent(kind="custom", payload={"when": time}))
+
+
+@skill("bad_result", description="Returns something that is not JSON.")
+async def bad_result(ctx: RunContext[Any], args: Any) -> Any:
+    return {"value": object()}
+
+
+@skill("escape_artifact", description="Tries to write outside its prefix.")
+async def escape_artifact(ctx: RunContext[Any], args: Any) -> None:
+    await ctx.write_artifact(str(args.model_extra.get("name", "../x")), b"x", "text/plain")
+
+
+class NapArgs(BaseModel):
+    seconds: float = 30.0
+
+
+@skill("stubborn", args=NapArgs, description="Never checks for cancellation.")
+async def stubborn(ctx: RunContext[Any], args: NapArgs) -> str:
+    await asyncio.sleep(args.seconds)
+    return "finished"
+
+
+@skill("limited", args=NapArgs, time_limit=0.5, description="Exceeds its time limit.")
+async def limited(ctx: RunContext[Any], args: NapArgs) -> str:
+    await asyncio.sleep(args.seconds)
+    return "finished"
