@@ -62,6 +62,12 @@ def problems(
     kind = _kind(value)
     if not _accepts_kind(schema, root, kind):
         return [f"{label}: expected {schema.get('type', 'another type')}, got {kind}"]
+    branches = schema.get("anyOf") or schema.get("oneOf")
+    if branches:
+        fitting = [b for b in branches if _accepts_kind(b, root, kind)]
+        # Only one branch can take this value: its rules apply. With several,
+        # pydantic picks one and so does not fail on any single branch's rules.
+        return problems(value, fitting[0], root, where) if len(fitting) == 1 else []
     if kind != "object" or schema.get("type") != "object":
         return []
     found: list[str] = []

@@ -1,0 +1,301 @@
+"""Pure unit tests: the interface, skills, validation helpers and the error table."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from tasks import echo, stream_story, write_report
+from tasks.basic import EchoArgs, ReportArgs, StoryArgs
+from worker import (
+    AgentEvent,
+    ArtifactRef,
+    CancelledByCaller,
+    LocalRunContext,
+    MissingScopes,
+    NoAuth,
+    SandboxUnavailable,
+    ScopedAuth,
+    skill,
+)
+from worker.artifacts import FileArtifactStore, open_store, validate_name
+from worker.errors import (
+    ERROR_TABLE,
+    ConfigurationError,
+    InvalidArgs,
+    InvalidArtifactName,
+    JobFailed,
+    JobNotFound,
+    SecretNotFound,
+    SkillqError,
+    spec_for,
+)
+from worker.events import encode_event
+from worker.schema_check import check_args
+from worker.secrets import SecretScope, SecretSource, env_name
+from worker.settings import Settings
+from worker.skills import SkillSet, load_skills
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_emit_helpers_produce_the_documented_payloads() -> None:
+    ctx = LocalRunContext(auth=NoAuth())
+    ref = ArtifactRef(name="a.txt", uri="memory://t/a.txt", mime_type="text/plain", size_bytes=3)
+
+    async def go() -> None:
+        await ctx.emit_progress("half")
+        await ctx.emit_text_delta("tok")
+        await ctx.emit_artifact(ref)
+        await ctx.emit_error("oops", code="E1")
+
+    run(go())
+    assert ctx.events == [
+        AgentEvent("progress", {"message": "half"}),
+        AgentEvent("text_delta", {"text": "tok"}),
+        AgentEvent(
+            "artifact",
+            {
+                "name": "a.txt",
+                "uri": "memory://t/a.txt",
+                "mime_type": "text/plain",
+                "size_bytes": 3,
+            },
+        ),
+        AgentEvent("error", {"message": "oops", "code": "E1"}),
+    ]
+
+
+def test_require_scopes() -> None:
+    ctx = LocalRunContext(auth=ScopedAuth(subject="ana", scopes=["a", "b"]))
+    ctx.require_scopes(["a"])
+    ctx.require_scopes([])
+    with pytest.raises(MissingScopes) as caught:
+        ctx.require_scopes(["a", "c", "d"])
+    assert caught.value.missing == ("c", "d")
+    assert str(caught.value) == "missing scopes: ['c', 'd']"
+    with pytest.raises(MissingScopes):
+        LocalRunContext(auth=NoAuth()).require_scopes(["a"])
+
+
+def test_local_context_capabilities_and_cancel() -> None:
+    ctx = LocalRunContext(auth=NoAuth(), secrets={"K": "v"})
+    assert ctx.secret("K") == "v"
+    with pytest.raises(KeyError, match="unknown secret"):
+        ctx.secret("other")
+    with pytest.raises(SandboxUnavailable):
+        _ = ctx.sandbox
+    with pytest.raises(PermissionError):
+        _ = ctx.workspace
+    with pytest.raises(PermissionError):
+        _ = ctx.discover
+    with pytest.raises(PermissionError):
+        run(ctx.call("http://x", "s"))
+    run(ctx.check_cancelled())
+    ctx.cancel()
+    with pytest.raises(CancelledByCaller):
+        run(ctx.check_cancelled())
+
+
+def test_bundled_skills_run_on_a_local_context() -> None:
+    ctx = LocalRunContext(auth=NoAuth(), task_id="t1")
+    assert run(echo(ctx, EchoArgs(message="x"))) == {"message": "x"}
+    story = run(stream_story(ctx, StoryArgs(words=3, delay=0)))
+    assert story.words == 3
+    assert [e.kind for e in ctx.events].count("text_delta") == 3
+    out = run(write_report(ctx, ReportArgs(title="T", lines=["l"])))
+    assert ctx.artifacts["report.md"] == b"# T\n\nl\n"
+    assert out["artifact"] == "memory://t1/report.md"
+
+
+def test_skill_decorator_validates_and_describes() -> None:
+    class Args(BaseModel):
+        n: int
+
+    @skill("count.v1", args=Args, scopes=["s"], tags=["t"], queue="q1")
+    async def count(ctx: Any, args: Args) -> int:
+        """Count things."""
+        return args.n
+
+    assert count.task_name == "skills.count.v1"
+    described = count.describe()
+    assert described["description"] == "Count things."
+    assert described["queue"] == "q1"
+    assert described["args_schema"]["required"] == ["n"]
+    with pytest.raises(ConfigurationError, match="invalid skill name"):
+        skill("bad name")
+    with pytest.raises(ConfigurationError, match="time_limit"):
+        skill("ok", time_limit=0)
+    with pytest.raises(ConfigurationError, match="defined twice"):
+        SkillSet([count, skill("count.v1")(_other)])
+
+
+async def _other(ctx: Any, args: Any) -> None:
+    return None
+
+
+def test_load_skills_names_the_missing_module() -> None:
+    with pytest.raises(ConfigurationError, match="no_such_module_xyz"):
+        load_skills(["no_such_module_xyz"])
+    loaded = load_skills(["tasks"])
+    assert {"echo", "story", "report", "sleepy"} <= set(loaded)
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("", "non-empty"),
+        ("/etc/passwd", "relative"),
+        ("../up", "'..'"),
+        ("a/../../b", "'..'"),
+        ("a//b", "empty"),
+        ("./a", "'.'"),
+        ("a\x00b", "control"),
+        ("a\nb", "control"),
+        ("a\\b", "relative"),
+        ("C:evil", "relative"),
+        ("x" * 1025, "1024"),
+    ],
+)
+def test_hostile_artifact_names_are_refused(name: str, reason: str) -> None:
+    with pytest.raises(InvalidArtifactName, match=reason):
+        validate_name(name)
+
+
+def test_file_store_stays_inside_its_root(tmp_path: Path) -> None:
+    store = FileArtifactStore(tmp_path / "root")
+    ref = run(store.put("job-1", "dir/a.txt", b"abc", "text/plain"))
+    assert run(store.get(ref.uri)) == b"abc"
+    assert (tmp_path / "root" / "job-1" / "dir" / "a.txt").read_bytes() == b"abc"
+    (tmp_path / "outside").write_text("secret")
+    with pytest.raises(SkillqError):
+        run(store.get((tmp_path / "outside").as_uri()))
+    with pytest.raises(InvalidArtifactName):
+        run(store.put("..", "a", b"x", "text/plain"))
+
+
+def test_open_store_rejects_unknown_schemes() -> None:
+    with pytest.raises(ConfigurationError, match="unsupported"):
+        open_store(Settings(artifacts_url="ftp://x/y"))
+    with pytest.raises(ConfigurationError, match="bucket"):
+        open_store(Settings(artifacts_url="s3:///prefix"))
+
+
+def test_secret_scope_enforces_declarations_and_redacts(tmp_path: Path) -> None:
+    (tmp_path / "FILE_KEY").write_text("from-a-file-123\n")
+    source = SecretSource({env_name("API-KEY"): 'se"cret-value'}, tmp_path)
+    scope = SecretScope(source, "demo", ("API-KEY", "FILE_KEY", "MISSING"))
+    assert scope.get("FILE_KEY") == "from-a-file-123"
+    value = scope.get("API-KEY")
+    with pytest.raises(SecretNotFound, match="not declared by skill 'demo'") as caught:
+        scope.get("OTHER")
+    assert "OTHER" in str(caught.value)
+    with pytest.raises(SecretNotFound, match="SKILLQ_SECRET_MISSING"):
+        scope.get("MISSING")
+    import json
+
+    encoded = json.dumps({"v": f"x {value} y", "f": "from-a-file-123"})
+    assert value not in scope.redact(f"error: {value}")
+    redacted = scope.redact(encoded)
+    assert json.loads(redacted) == {"v": "x *** y", "f": "***"}
+
+
+def test_event_encoding_checks_kind_payload_and_size() -> None:
+    def same(text: str) -> str:
+        return text
+
+    ts, kind, body, progress = encode_event(
+        "progress", {"message": "m"}, max_bytes=100, redact=same
+    )
+    assert (kind, body, progress) == ('"progress"', '{"message":"m"}', "m")
+    float(ts)
+    with pytest.raises(SkillqError, match="reserved"):
+        encode_event("status", {}, max_bytes=100, redact=same)
+    with pytest.raises(SkillqError, match="not JSON"):
+        encode_event("x", {"v": object()}, max_bytes=100, redact=same)
+    with pytest.raises(SkillqError, match="not JSON"):
+        encode_event("x", {"v": float("nan")}, max_bytes=100, redact=same)
+    with pytest.raises(SkillqError, match="limit"):
+        encode_event("x", {"v": "a" * 200}, max_bytes=100, redact=same)
+    with pytest.raises(SkillqError, match="invalid event kind"):
+        encode_event("bad kind!", {}, max_bytes=100, redact=same)
+
+
+class Inner(BaseModel):
+    depth: int
+
+
+class Outer(BaseModel):
+    name: str
+    count: int = 1
+    inner: Inner | None = None
+    tags: list[str] = []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"name": "x"},
+        {"name": "x", "count": "5"},
+        {"name": "x", "count": 5.0},
+        {"name": "x", "inner": {"depth": "3"}},
+        {"name": "x", "inner": None},
+        {"name": "x", "extra": 1},
+    ],
+)
+def test_schema_check_never_rejects_what_pydantic_accepts(args: dict[str, Any]) -> None:
+    Outer.model_validate(args)
+    assert check_args(args, Outer.model_json_schema()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        ({}, "name: field required"),
+        ({"name": "x", "count": [1]}, "count: expected integer, got array"),
+        ({"name": "x", "inner": {}}, "inner.depth: field required"),
+        ({"name": "x", "tags": {"a": 1}}, "tags: expected array, got object"),
+        ({"name": {"a": 1}}, "name: expected string, got object"),
+    ],
+)
+def test_schema_check_catches_what_pydantic_refuses(args: dict[str, Any], needle: str) -> None:
+    with pytest.raises(ValueError):
+        Outer.model_validate(args)
+    assert needle in "; ".join(check_args(args, Outer.model_json_schema()))
+
+
+def test_error_table_covers_every_error_and_walks_the_mro() -> None:
+    import worker.errors as errors
+
+    declared = [
+        value
+        for value in vars(errors).values()
+        if isinstance(value, type) and issubclass(value, SkillqError)
+    ]
+    assert set(declared) <= set(ERROR_TABLE)
+    assert spec_for(JobNotFound("x")).exit_code == 4
+    assert spec_for(InvalidArgs("s", "d")).exit_code == 2
+    assert spec_for(TimeoutError()).exit_code == 5
+    assert spec_for(MissingScopes(["a"])).http_status == 403
+    assert spec_for(RuntimeError()).code == "handler_error"
+    rebuilt = JobFailed(*JobFailed("j", "T", "m").args)
+    assert (rebuilt.job_id, rebuilt.error_type, rebuilt.error_message) == ("j", "T", "m")
+    assert str(SecretNotFound("K", "is missing")) == "secret 'K' is missing"
+
+
+def test_settings_defaults_and_validation(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SKILLQ_BROKER_URL", "redis://example:6379/3")
+    monkeypatch.setenv("SKILLQ_SKILLS", "a, b ,")
+    settings = Settings()
+    assert settings.effective_redis_url == "redis://example:6379/3"
+    assert settings.effective_result_backend == "redis://example:6379/3"
+    assert settings.skill_modules == ["a", "b"]
+    assert settings.artifacts_url.startswith("file://")
+    with pytest.raises(ValueError):
+        Settings(key_prefix="a:b")
