@@ -79,7 +79,9 @@ class AsyncSkillClient:
     @property
     def redis(self) -> Redis:
         if self._redis is None:
-            self._redis = async_redis(self.settings.effective_redis_url)
+            self._redis = async_redis(
+                self.settings.effective_redis_url, self.settings.redis_retries
+            )
         return self._redis
 
     @property

@@ -38,14 +38,17 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def async_redis(url: str) -> Redis:
-    """A client that rides out short Redis restarts instead of failing jobs."""
+def async_redis(url: str, retries: int) -> Redis:
+    """A client that rides out short Redis restarts instead of failing jobs.
+
+    Backoff doubles from 50 ms up to 1 s, so ``retries`` of 10 wait about 6 s.
+    """
     return Redis.from_url(
         url,
         decode_responses=True,
         socket_keepalive=True,
         health_check_interval=30,
-        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=20),
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=retries),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
 
@@ -71,7 +74,7 @@ class ProcessRuntime:
         self.call(self._open())
 
     async def _open(self) -> None:
-        self.redis = async_redis(self.settings.effective_redis_url)
+        self.redis = async_redis(self.settings.effective_redis_url, self.settings.redis_retries)
         self.jobs = JobStore(self.redis, self.keys, self.settings)
         self.cancels = CancelWatcher(self.redis, self.keys)
         await self.cancels.start()

@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     max_event_bytes: int = Field(default=256 * 1024, ge=1)
     max_result_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
     heartbeat_interval: float = Field(default=10.0, gt=0)
+    redis_retries: int = Field(default=10, ge=0)
 
     @field_validator("key_prefix")
     @classmethod
