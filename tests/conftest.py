@@ -109,6 +109,7 @@ def stack_env(
         "SKILLQ_SECRET_OPENAI_KEY": SECRET_VALUE,
         "SKILLQ_HEARTBEAT_INTERVAL": "1",
         "SKILLQ_CANCEL_GRACE": "1",
+        "SKILLQ_CANCEL_KILL_AFTER": "1",
         "PYTHONPATH": os.pathsep.join([str(ext_dir), os.environ.get("PYTHONPATH", "")]),
     }
     for key, value in AWS.items():

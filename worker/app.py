@@ -17,6 +17,7 @@ from celery import Celery, Task, signals
 from celery.exceptions import Ignore
 from kombu import Queue
 
+from . import revocation
 from .celery_context import Capabilities
 from .errors import JobFailed
 from .keys import Keys
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, *, skills: SkillSet | None = No
         for name in skills:
             register_skill(app, engine, skills[name])
         connect_worker_signals(app, engine, settings, skills)
+        revocation.install(app, settings)
     return app
 
 

@@ -30,7 +30,7 @@ from .errors import (
     UnknownSkill,
 )
 from .events import dumps
-from .jobs import TERMINAL_STATES, JobStatus
+from .jobs import TERMINAL_STATES, JobStatus, cancel_call
 from .keys import Keys
 from .registry import read_workers_async
 from .runtime import async_redis
@@ -281,16 +281,8 @@ class AsyncSkillClient:
 
     async def cancel(self, job_id: str) -> bool:
         """Ask for the job to stop; False if it had already finished."""
-        outcome = await self.redis.eval(
-            CANCEL,
-            2,
-            self.keys.job(job_id),
-            self.keys.cancel(job_id),
-            self.keys.cancel_channel,
-            job_id,
-            str(self.settings.cancel_ttl),
-        )
-        outcome = outcome.decode() if isinstance(outcome, bytes) else str(outcome)
+        keys, argv = cancel_call(self.keys, self.settings, job_id, force=False)
+        outcome = str(await self.redis.eval(CANCEL, len(keys), *keys, *argv))
         if outcome == "missing":
             raise JobNotFound(job_id)
         if outcome == "finished":

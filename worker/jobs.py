@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import redis
 from pydantic import BaseModel, ConfigDict
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
@@ -120,27 +121,55 @@ def now_json() -> str:
     return repr(time.time())
 
 
+def job_keys(keys: Keys, job_id: str) -> list[str]:
+    """KEYS 1-3 shared by every job script (see ``scripts``)."""
+    return [keys.job(job_id), keys.stream(job_id), keys.events(job_id)]
+
+
+def job_argv(settings: Settings, job_id: str) -> list[str]:
+    """ARGV 1-5 shared by every job script (see ``scripts``)."""
+    return [
+        str(settings.stream_maxlen),
+        str(settings.job_retention),
+        str(settings.job_retention),
+        envelope_head(job_id),
+        now_json(),
+    ]
+
+
+def cancel_call(
+    keys: Keys, settings: Settings, job_id: str, *, force: bool
+) -> tuple[list[str], list[str]]:
+    """KEYS and ARGV for ``scripts.CANCEL``."""
+    return (
+        [*job_keys(keys, job_id), keys.cancel(job_id)],
+        [
+            *job_argv(settings, job_id),
+            keys.cancel_channel,
+            job_id,
+            str(settings.cancel_ttl),
+            "1" if force else "0",
+        ],
+    )
+
+
 class JobStore:
     """The async side of job records, bound to one event loop's Redis client."""
 
     def __init__(self, redis: Redis, keys: Keys, settings: Settings) -> None:
         self.redis = redis
         self.keys = keys
-        self._limits = (
-            str(settings.stream_maxlen),
-            str(settings.job_retention),
-            str(settings.job_retention),
-        )
+        self.settings = settings
         self._retention = settings.job_retention
         self._start: AsyncScript = redis.register_script(scripts.START)
         self._emit: AsyncScript = redis.register_script(scripts.EMIT)
         self._finish: AsyncScript = redis.register_script(scripts.FINISH)
 
     def _keys(self, job_id: str) -> list[str]:
-        return [self.keys.job(job_id), self.keys.stream(job_id), self.keys.events(job_id)]
+        return job_keys(self.keys, job_id)
 
     def _argv(self, job_id: str) -> list[str]:
-        return [*self._limits, envelope_head(job_id), now_json()]
+        return job_argv(self.settings, job_id)
 
     async def start(self, job_id: str, skill: str, worker: str, queue: str) -> StartDecision:
         action, attempts, state = await self._start(
@@ -179,6 +208,30 @@ class JobStore:
             pipe.hset(key, ARTIFACT_FIELD + info.name, info.model_dump_json())
             pipe.expire(key, self._retention)
             await pipe.execute()
+
+
+def finish_sync(
+    client: redis.Redis,
+    keys: Keys,
+    settings: Settings,
+    job_id: str,
+    state: str,
+    *,
+    worker: str,
+    error: JobError | None = None,
+) -> str:
+    """``JobStore.finish`` for the worker's main process, which has no event loop."""
+    final = client.eval(
+        scripts.FINISH,
+        3,
+        *job_keys(keys, job_id),
+        *job_argv(settings, job_id),
+        state,
+        "",
+        error.model_dump_json() if error is not None else "",
+        worker,
+    )
+    return _text(final)
 
 
 def _text(value: Any) -> str:

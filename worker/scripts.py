@@ -122,15 +122,26 @@ redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 1
 """
 
-# KEYS 1: job record, 2: cancel flag. ARGV 1: cancel channel, 2: job id,
-# 3: flag ttl. Returns "missing", "finished" or "cancelling".
-CANCEL = r"""
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return 'missing' end
-if state == 'succeeded' or state == 'failed' or state == 'cancelled' then
-  return 'finished'
+# KEYS 4: cancel flag. ARGV 6: cancel channel, 7: job id, 8: flag ttl, 9: "1"
+# to set the flag even for a job with no record yet (a revoke of a raw
+# producer's job that no worker has received). A queued job is finalised at
+# once (START then refuses to run it); a running one is flagged and its id
+# published to the worker processes. Returns "missing", "finished",
+# "cancelled" (was queued) or "cancelling" (was running).
+CANCEL = (
+    _PRELUDE
+    + r"""
+local state = redis.call('HGET', job, 'state')
+if not state and ARGV[9] ~= '1' then return 'missing' end
+if terminal(state) then return 'finished' end
+redis.call('SET', KEYS[4], '1', 'EX', ARGV[8])
+if state == 'queued' then
+  redis.call('HSET', job, 'state', 'cancelled', 'finished_at', now)
+  status('cancelled')
+  touch()
+  return 'cancelled'
 end
-redis.call('SET', KEYS[2], '1', 'EX', ARGV[3])
-redis.call('PUBLISH', ARGV[1], ARGV[2])
+redis.call('PUBLISH', ARGV[6], ARGV[7])
 return 'cancelling'
 """
+)

@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     job_retention: int = Field(default=7 * 86400, ge=1)
     stream_maxlen: int = Field(default=10_000, ge=1)
     cancel_grace: float = Field(default=5.0, ge=0)
+    cancel_kill_after: float = Field(default=5.0, ge=0)
     cancel_ttl: int = Field(default=7 * 86400, ge=1)
     max_args_bytes: int = Field(default=1024 * 1024, ge=1)
     max_event_bytes: int = Field(default=256 * 1024, ge=1)

@@ -97,3 +97,9 @@ async def stubborn(ctx: RunContext[Any], args: NapArgs) -> str:
 async def limited(ctx: RunContext[Any], args: NapArgs) -> str:
     await asyncio.sleep(args.seconds)
     return "finished"
+
+
+@skill("blocker", args=NapArgs, description="Blocks its event loop (a badly written handler).")
+async def blocker(ctx: RunContext[Any], args: NapArgs) -> str:
+    time.sleep(args.seconds)
+    return "finished"
