@@ -31,6 +31,11 @@ def producer(settings: Settings) -> Celery:
     return create_app(settings)
 
 
+def celery_state(producer: Celery, job_id: str) -> str:
+    state: str = AsyncResult(job_id, app=producer).state
+    return state
+
+
 def states(client: SkillClient, job_id: str) -> list[str]:
     return [e["payload"]["state"] for e in client.events(job_id) if e["kind"] == "status"]
 
@@ -53,9 +58,7 @@ def assert_cancelled(
     assert history[-1] == "cancelled"
     assert history.count("cancelled") == 1
     assert "retrying" not in history
-    wait_for(
-        lambda: AsyncResult(job_id, app=producer).state == "REVOKED", 30, "Celery state REVOKED"
-    )
+    wait_for(lambda: celery_state(producer, job_id) == "REVOKED", 30, "Celery state REVOKED")
     raw = redis.Redis.from_url(settings.effective_redis_url)
     wait_for(lambda: raw.hlen("unacked") == 0, 30, "the message to be acknowledged")
 
@@ -124,9 +127,7 @@ def test_handler_that_blocks_its_loop_is_stopped(
     with pytest.raises(JobCancelled):
         client.result(job_id, timeout=30)
     assert client.status(job_id).state == "cancelled"
-    wait_for(
-        lambda: AsyncResult(job_id, app=producer).state == "REVOKED", 30, "Celery state REVOKED"
-    )
+    wait_for(lambda: celery_state(producer, job_id) == "REVOKED", 30, "Celery state REVOKED")
     follow_up = client.submit("echo", {"message": "alive"})
     assert client.result(follow_up, timeout=30) == {"message": "alive"}
     assert client.status(job_id).attempts == 1
