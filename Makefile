@@ -1,4 +1,4 @@
-# Every target here is what CI runs (.ci/run: lint, typecheck, test).
+# The targets CI runs (.ci/run): lint, typecheck, test, bench-smoke.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -25,7 +25,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-ci: lint typecheck test
+bench: $(STAMP)
+	$(BIN)/python -m bench.run --markdown BENCHMARKS.md
+
+bench-smoke: $(STAMP)
+	$(BIN)/python -m bench.run --smoke --output bench/results-smoke.json
+
+ci: lint typecheck test bench-smoke
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -9,6 +9,7 @@ module-level ``app`` is built on first attribute access, not at import.
 from __future__ import annotations
 
 import logging
+import re
 import socket
 from typing import Any
 
@@ -88,7 +89,8 @@ def register_skill(app: Celery, engine: Engine, skill: Skill) -> None:
             job_id, error.type if error else "Error", error.message if error else "failed"
         )
 
-    run.__name__ = run.__qualname__ = f"skill_{skill.name}"
+    # Celery compiles a signature from the function's name: keep it an identifier.
+    run.__name__ = run.__qualname__ = "skill_" + re.sub(r"\W", "_", skill.name)
     app.task(  # type: ignore[call-overload]
         name=skill.task_name,
         bind=True,

@@ -153,6 +153,7 @@ class WorkerProcess:
         loglevel: str = "INFO",
         extra: list[str] | None = None,
         log_path: Path | None = None,
+        app_module: str = "worker.app",
     ) -> None:
         import os
         import sys
@@ -165,7 +166,7 @@ class WorkerProcess:
             "-m",
             "celery",
             "-A",
-            "worker.app",
+            app_module,
             "worker",
             "--pool",
             pool,
@@ -210,6 +211,27 @@ class WorkerProcess:
                 time.sleep(0.05)
         finally:
             client.close()
+
+    def wait_log(self, needle: str, timeout: float = 60.0) -> None:
+        """Wait for a line in the worker's log (for apps that do not announce in Redis)."""
+        deadline = time.monotonic() + timeout
+        while needle not in self.log_path.read_text(errors="replace"):
+            if self.process is None or self.process.poll() is not None:
+                raise ConfigurationError(f"worker exited at start:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise ConfigurationError(f"no {needle!r} after {timeout} s:\n{self.log_tail()}")
+            time.sleep(0.05)
+
+    def pids(self) -> list[int]:
+        """The main process and its pool children."""
+        if self.process is None:
+            return []
+        main = self.process.pid
+        children = Path(f"/proc/{main}/task/{main}/children")
+        try:
+            return [main, *(int(p) for p in children.read_text().split())]
+        except OSError:
+            return [main]
 
     def log_tail(self, lines: int = 40) -> str:
         try:

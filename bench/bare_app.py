@@ -1,0 +1,43 @@
+"""The bare Celery baseline: same broker, pool and reliability settings, no skillq."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import redis
+from celery import Celery
+from celery.contrib.abortable import AbortableTask
+
+BROKER = os.environ.get("BENCH_BROKER_URL", "redis://localhost:6379/0")
+
+app = Celery("bare", broker=BROKER, backend=BROKER)
+app.conf.update(
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    result_accept_content=["json"],
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_track_started=False,
+    task_default_queue="bare",
+    broker_connection_retry_on_startup=True,
+)
+
+
+@app.task(name="bare.noop")
+def noop() -> None:
+    return None
+
+
+@app.task(bind=True, base=AbortableTask, name="bare.abortable")
+def abortable(self: AbortableTask, key: str) -> None:
+    """Polls for an abort every millisecond, as a handler would check a flag."""
+    client = redis.Redis.from_url(BROKER)
+    client.set(key + ":started", "1", ex=300)
+    while True:
+        if self.is_aborted():
+            client.set(key, repr(time.time()), ex=300)
+            return
+        time.sleep(0.001)

@@ -1,0 +1,680 @@
+"""The benchmark suite: skillq against bare Celery and raw Redis/boto3, in one run.
+
+Every figure is a ratio against a baseline measured in the same run, on the
+same Redis, pool and concurrency, reported as the median of repeats with the
+spread (min-max). ``--smoke`` uses small N so CI keeps the suite working.
+
+    python -m bench.run [--smoke] [--output bench/results.json] [--markdown BENCHMARKS.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import redis
+
+from worker.cancellation import CancelToken
+from worker.celery_context import CeleryRunContext
+from worker.client import SkillClient
+from worker.embedded import EmbeddedRedis, WorkerProcess, free_port
+from worker.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+AWS = {
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+BUCKET = "skillq-bench"
+
+
+@dataclass
+class Row:
+    """One line of the report."""
+
+    figure: str
+    unit: str
+    baseline: float | None
+    skillq: float
+    target: str
+    ok: bool | None
+    higher_is_better: bool = True
+    spread: dict[str, list[float]] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float | None:
+        if self.baseline in (None, 0):
+            return None
+        assert self.baseline is not None
+        return self.skillq / self.baseline
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.002)
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **AWS},
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            with urllib.request.urlopen(endpoint + "/moto-api/", timeout=1):
+                return True
+        except OSError:
+            return False
+
+    try:
+        wait_until(up, 30, "moto server")
+        yield endpoint
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+class Bench:
+    def __init__(self, smoke: bool, redis_server: EmbeddedRedis, s3_endpoint: str) -> None:
+        self.smoke = smoke
+        self.redis_url = redis_server.url
+        self.s3_endpoint = s3_endpoint
+        self.workdir = Path(tempfile.mkdtemp(prefix="skillq-bench-"))
+        self.env = {
+            **AWS,
+            "SKILLQ_BROKER_URL": self.redis_url,
+            "SKILLQ_ARTIFACTS_URL": f"s3://{BUCKET}/bench",
+            "SKILLQ_S3_ENDPOINT_URL": s3_endpoint,
+            "SKILLQ_SKILLS": "bench.skills",
+            "BENCH_BROKER_URL": self.redis_url,
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        }
+        os.environ.update(AWS)
+        os.environ["BENCH_BROKER_URL"] = self.redis_url  # read by bench.bare_app at import
+        self.settings = Settings(
+            broker_url=self.redis_url,
+            artifacts_url=f"s3://{BUCKET}/bench",
+            s3_endpoint_url=s3_endpoint,
+        )
+        self.raw = redis.Redis.from_url(self.redis_url)
+        self.rows: list[Row] = []
+        self.notes: list[str] = []
+
+    def worker(self, pool: str, concurrency: int, *, bare: bool = False) -> WorkerProcess:
+        process = WorkerProcess(
+            self.env,
+            pool=pool,
+            concurrency=concurrency,
+            queues="bare" if bare else "default",
+            loglevel="WARNING",
+            log_path=self.workdir
+            / f"{'bare' if bare else 'skillq'}-{pool}-{uuid.uuid4().hex[:6]}.log",
+            app_module="bench.bare_app" if bare else "worker.app",
+            extra=["--without-heartbeat"],
+        ).start()
+        if bare:
+            self._wait_bare(process)
+        else:
+            process.wait_ready(self.redis_url)
+        return process
+
+    def _wait_bare(self, process: WorkerProcess) -> None:
+        from bench.bare_app import app
+
+        wait_until(
+            lambda: app.control.ping(destination=[process.hostname], timeout=0.5),
+            60,
+            "the bare worker",
+        )
+
+    # --- throughput ---
+
+    def throughput(self, pool: str, concurrency: int) -> None:
+        from bench.bare_app import app as bare_app
+
+        n = 200 if self.smoke else 2000
+        repeats = 2 if self.smoke else 5
+        bare_worker = self.worker(pool, concurrency, bare=True)
+        skillq_worker = self.worker(pool, concurrency)
+        client = SkillClient(self.settings)
+        try:
+
+            def run_bare(count: int) -> float:
+                started = time.perf_counter()
+                results = [bare_app.send_task("bare.noop", queue="bare") for _ in range(count)]
+                for result in results:
+                    result.get(timeout=120)
+                return count / (time.perf_counter() - started)
+
+            def run_skillq(count: int) -> float:
+                started = time.perf_counter()
+                jobs = [client.submit("bench.noop") for _ in range(count)]
+                for job in jobs:
+                    client.result(job, timeout=120)
+                return count / (time.perf_counter() - started)
+
+            run_bare(n // 4)  # warm up both
+            run_skillq(n // 4)
+            bare, ours = [], []
+            for _ in range(repeats):
+                bare.append(run_bare(n))
+                ours.append(run_skillq(n))
+        finally:
+            client.close()
+            bare_worker.stop()
+            skillq_worker.stop()
+        target = 0.95 if pool == "prefork" else 0.9
+        row = Row(
+            f"no-op throughput, {pool} -c {concurrency} (jobs/s)",
+            "jobs/s",
+            median(bare),
+            median(ours),
+            f">= {target}x",
+            None,
+            spread={"baseline": [min(bare), max(bare)], "skillq": [min(ours), max(ours)]},
+        )
+        row.ok = row.ratio is not None and row.ratio >= target
+        self.rows.append(row)
+
+    # --- events ---
+
+    def event_latency(self) -> None:
+        count = 300 if self.smoke else 3000
+        worker = self.worker("threads", 2)
+        client = SkillClient(self.settings)
+        try:
+            ours = self._paced_latencies(client, count)
+            raw = self._raw_latencies(count)
+        finally:
+            client.close()
+            worker.stop()
+        for q in (50, 99):
+            base, mine = percentile(raw, q), percentile(ours, q)
+            ok = mine <= max(1.5 * base, base + 0.5)
+            self.rows.append(
+                Row(
+                    f"event delivery latency p{q} at 1k events/s (ms)",
+                    "ms",
+                    base,
+                    mine,
+                    "<= max(1.5x, raw + 0.5 ms)",
+                    ok,
+                    higher_is_better=False,
+                )
+            )
+
+    def _paced_latencies(self, client: SkillClient, count: int) -> list[float]:
+        job_id = str(uuid.uuid4())
+        latencies: list[float] = []
+        pubsub = self.raw.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(f"skillq:events:{job_id}")
+        client.submit("bench.paced", {"count": count, "interval": 0.001}, job_id=job_id)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            message = pubsub.get_message(timeout=1)
+            if message is None:
+                continue
+            received = time.time()
+            envelope = json.loads(message["data"])
+            if envelope["kind"] == "tick":
+                latencies.append((received - envelope["ts"]) * 1000)
+            if envelope["kind"] == "status" and envelope["payload"]["state"] != "running":
+                break
+        pubsub.close()
+        return latencies
+
+    def _raw_latencies(self, count: int) -> list[float]:
+        channel = f"bench:raw:{uuid.uuid4()}"
+        pubsub = self.raw.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(channel)
+        script = (
+            "import redis, time, json, sys\n"
+            "r = redis.Redis.from_url(sys.argv[1]); start = time.monotonic()\n"
+            "for i in range(int(sys.argv[3])):\n"
+            "    r.publish(sys.argv[2], json.dumps({'i': i, 'ts': time.time()}))\n"
+            "    d = start + (i + 1) * 0.001 - time.monotonic()\n"
+            "    time.sleep(d) if d > 0 else None\n"
+            "r.publish(sys.argv[2], 'end')\n"
+        )
+        publisher = subprocess.Popen(
+            [sys.executable, "-c", script, self.redis_url, channel, str(count)]
+        )
+        latencies: list[float] = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            message = pubsub.get_message(timeout=1)
+            if message is None:
+                continue
+            received = time.time()
+            if message["data"] == b"end":
+                break
+            latencies.append((received - json.loads(message["data"])["ts"]) * 1000)
+        publisher.wait(30)
+        pubsub.close()
+        return latencies
+
+    def event_rate(self) -> None:
+        count = 20_000 if self.smoke else 200_000
+        repeats = 1 if self.smoke else 3
+        worker = self.worker("threads", 2)
+        client = SkillClient(self.settings)
+        ours: list[float] = []
+        raw: list[float] = []
+        try:
+            for _ in range(repeats):
+                ours.append(self._flood_rate(client, count))
+                raw.append(self._raw_rate(count))
+        finally:
+            client.close()
+            worker.stop()
+        self.rows.append(
+            Row(
+                "events/s from one handler, delivered in order (events/s)",
+                "events/s",
+                median(raw),
+                median(ours),
+                ">= 50,000/s",
+                median(ours) >= 50_000,
+                spread={"baseline": [min(raw), max(raw)], "skillq": [min(ours), max(ours)]},
+            )
+        )
+
+    def _flood_rate(self, client: SkillClient, count: int) -> float:
+        """Emit rate measured at a live subscriber, which must see every event in order."""
+        job_id = str(uuid.uuid4())
+        pubsub = self.raw.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(f"skillq:events:{job_id}")
+        seqs: list[int] = []
+        last_received = [0.0]
+
+        def listen() -> None:
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                message = pubsub.get_message(timeout=1)
+                if message is None:
+                    continue
+                envelope = json.loads(message["data"])
+                seqs.append(envelope["seq"])
+                last_received[0] = time.time()
+                if envelope["kind"] == "status" and envelope["payload"]["state"] != "running":
+                    return
+
+        listener = threading.Thread(target=listen, daemon=True)
+        listener.start()
+        client.submit("bench.flood", {"count": count}, job_id=job_id)
+        started = client.result(job_id, timeout=300)
+        listener.join(300)
+        pubsub.close()
+        if seqs != list(range(1, count + 3)):
+            raise AssertionError(f"events lost or out of order: {len(seqs)} of {count + 2}")
+        return count / (last_received[0] - started)
+
+    def _raw_rate(self, count: int) -> float:
+        channel = f"bench:rate:{uuid.uuid4()}"
+        started = time.perf_counter()
+        pipe = self.raw.pipeline(transaction=False)
+        for index in range(count):
+            pipe.publish(channel, f'{{"text":"x","i":{index}}}')
+            if index % 512 == 511:
+                pipe.execute()
+        pipe.execute()
+        return count / (time.perf_counter() - started)
+
+    # --- cancellation ---
+
+    def cancel_latency(self) -> None:
+        from bench.bare_app import app as bare_app
+
+        n = 8 if self.smoke else 60
+        skillq_worker = self.worker("prefork", 2)
+        bare_worker = self.worker("prefork", 2, bare=True)
+        client = SkillClient(self.settings)
+        ours: list[float] = []
+        base: list[float] = []
+        try:
+            for _ in range(n):
+                ours.append(self._one_cancel(client))
+                base.append(self._one_abort(bare_app))
+        finally:
+            client.close()
+            skillq_worker.stop()
+            bare_worker.stop()
+        for q in (50, 99):
+            mine = percentile(ours, q)
+            self.rows.append(
+                Row(
+                    f"cancel latency p{q}, call -> CancelledByCaller (ms)",
+                    "ms",
+                    percentile(base, q),
+                    mine,
+                    "p99 <= 10 ms",
+                    mine <= 10 if q == 99 else None,
+                    higher_is_better=False,
+                )
+            )
+
+    def _one_cancel(self, client: SkillClient) -> float:
+        job_id = client.submit("bench.cancel_probe")
+        wait_until(lambda: client.status(job_id).state == "running", 30, "probe start")
+        called = time.time()
+        client.cancel(job_id)
+        noticed = next(e for e in client.events(job_id, timeout=30) if e["kind"] == "noticed")
+        return (float(noticed["payload"]["at"]) - called) * 1000
+
+    def _one_abort(self, bare_app: Any) -> float:
+        from celery.contrib.abortable import AbortableAsyncResult
+
+        key = f"bench:aborted:{uuid.uuid4()}"
+        result = bare_app.send_task("bare.abortable", args=[key], queue="bare")
+        wait_until(lambda: self.raw.exists(key + ":started"), 30, "abortable start")
+        called = time.time()
+        AbortableAsyncResult(result.id, app=bare_app).abort()
+        value = wait_until(lambda: self.raw.get(key), 30, "abort noticed")
+        return (float(value) - called) * 1000
+
+    def check_cost(self) -> None:
+        iterations = 200_000 if self.smoke else 2_000_000
+
+        async def empty() -> None:
+            return None
+
+        async def measure() -> tuple[float, float]:
+            token = CancelToken("bench")
+            ctx: CeleryRunContext[Any] = CeleryRunContext.__new__(CeleryRunContext)
+            ctx._token = token
+            ctx.task_id = "bench"
+            start = time.perf_counter()
+            for _ in range(iterations):
+                await empty()
+            base = (time.perf_counter() - start) / iterations
+            start = time.perf_counter()
+            for _ in range(iterations):
+                await ctx.check_cancelled()
+            mine = (time.perf_counter() - start) / iterations
+            return base * 1e9, mine * 1e9
+
+        base, mine = median_pair([asyncio.run(measure()) for _ in range(3)])
+        self.rows.append(
+            Row(
+                "check_cancelled() cost (ns per call)",
+                "ns",
+                base,
+                mine,
+                "<= 1 us",
+                mine <= 1000,
+                higher_is_better=False,
+            )
+        )
+
+    # --- artifacts ---
+
+    def artifacts(self) -> None:
+        from worker.artifacts import open_store
+
+        sizes = [1024, 1024 * 1024] + ([] if self.smoke else [64 * 1024 * 1024])
+        repeats = 3 if self.smoke else 7
+        s3 = boto3.client("s3", endpoint_url=self.s3_endpoint, region_name="us-east-1")
+        s3.create_bucket(Bucket=BUCKET)
+        store = open_store(self.settings)
+        for size in sizes:
+            data = os.urandom(size)
+            raw_times: list[float] = []
+            ours: list[float] = []
+            for index in range(repeats):
+                start = time.perf_counter()
+                if size > 8 * 1024 * 1024:
+                    import io
+
+                    s3.upload_fileobj(io.BytesIO(data), BUCKET, f"raw/{index}/blob")
+                else:
+                    s3.put_object(
+                        Bucket=BUCKET, Key=f"raw/{index}/blob", Body=data, ContentType="x/y"
+                    )
+                raw_times.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                asyncio.run(store.put(f"job-{index}", "blob", data, "x/y"))
+                ours.append(time.perf_counter() - start)
+            label = {1024: "1 KiB", 1024 * 1024: "1 MiB"}.get(size, "64 MiB")
+            base_rate, our_rate = size / median(raw_times), size / median(ours)
+            self.rows.append(
+                Row(
+                    f"artifact write {label} (MiB/s)",
+                    "MiB/s",
+                    base_rate / 2**20,
+                    our_rate / 2**20,
+                    ">= 0.95x",
+                    our_rate / base_rate >= 0.95,
+                )
+            )
+
+    # --- memory ---
+
+    def memory(self) -> None:
+        from bench.bare_app import app as bare_app
+
+        skillq_worker = self.worker("prefork", 2)
+        bare_worker = self.worker("prefork", 2, bare=True)
+        client = SkillClient(self.settings)
+        try:
+            for job in [client.submit("bench.noop") for _ in range(40)]:
+                client.result(job, timeout=60)
+            for result in [bare_app.send_task("bare.noop", queue="bare") for _ in range(40)]:
+                result.get(timeout=60)
+            ours = [rss_mib(pid) for pid in skillq_worker.pids()]
+            base = [rss_mib(pid) for pid in bare_worker.pids()]
+        finally:
+            client.close()
+            skillq_worker.stop()
+            bare_worker.stop()
+        mine, theirs = max(ours), max(base)
+        self.rows.append(
+            Row(
+                "worker RSS per process, max of main + 2 children (MiB)",
+                "MiB",
+                theirs,
+                mine,
+                "<= +30 MiB",
+                mine - theirs <= 30,
+                higher_is_better=False,
+                spread={"baseline": base, "skillq": ours},
+            )
+        )
+
+    # --- polling ---
+
+    def polling(self) -> None:
+        n = 50 if self.smoke else 500
+        worker = self.worker("threads", 2)
+        client = SkillClient(self.settings)
+        status_times: list[float] = []
+        result_times: list[float] = []
+        try:
+            for _ in range(n):
+                start = time.perf_counter()
+                job = client.submit("bench.noop")
+                client.result(job, timeout=60)
+                result_times.append((time.perf_counter() - start) * 1000)
+                start = time.perf_counter()
+                client.status(job)
+                status_times.append((time.perf_counter() - start) * 1000)
+        finally:
+            client.close()
+            worker.stop()
+        for name, values in (
+            ("job status poll", status_times),
+            ("submit -> result wait", result_times),
+        ):
+            for q in (50, 99):
+                self.rows.append(
+                    Row(
+                        f"{name} p{q} (ms)",
+                        "ms",
+                        None,
+                        percentile(values, q),
+                        "report",
+                        None,
+                        False,
+                    )
+                )
+
+
+def bare_started(app: Any, task_id: str) -> bool:
+    active = app.control.inspect(timeout=0.2).active() or {}
+    return any(task["id"] == task_id for tasks in active.values() for task in tasks)
+
+
+def median_pair(pairs: list[tuple[float, float]]) -> tuple[float, float]:
+    return median([p[0] for p in pairs]), median([p[1] for p in pairs])
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    found = {name: version(name) for name in ("celery", "kombu", "redis", "boto3", "pydantic")}
+    found["python"] = platform.python_version()
+    server = subprocess.run(
+        ["redis-server", "--version"], capture_output=True, text=True, check=False
+    )
+    found["redis-server"] = server.stdout.split()[2].removeprefix("v=") if server.stdout else "?"
+    return found
+
+
+def fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value >= 1000:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.3f}"
+
+
+def table(rows: list[Row]) -> str:
+    lines = [
+        "| figure | baseline | skillq | ratio | target | met |",
+        "| --- | ---: | ---: | ---: | --- | --- |",
+    ]
+    for row in rows:
+        ratio = f"{row.ratio:.2f}x" if row.ratio is not None else "-"
+        met = {True: "yes", False: "**no**", None: "-"}[row.ok]
+        cells = [row.figure, fmt(row.baseline), fmt(row.skillq), ratio, row.target, met]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def update_markdown(path: Path, rows: list[Row], meta: dict[str, Any]) -> None:
+    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    block = "\n".join(
+        [
+            start,
+            f"Run: `{meta['command']}` on {meta['date']} ({meta['machine']}).",
+            "",
+            "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()) + ".",
+            "",
+            table(rows),
+            end,
+        ]
+    )
+    text = path.read_text() if path.exists() else f"# Benchmarks\n\n{start}\n{end}\n"
+    before, _, rest = text.partition(start)
+    _, _, after = rest.partition(end)
+    path.write_text(before + block + after)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="small N, for CI")
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results.json")
+    parser.add_argument("--markdown", type=Path, default=None, help="update this file's table")
+    parser.add_argument("--only", default="", help="comma-separated subset of sections")
+    options = parser.parse_args(argv)
+    sections = [s for s in options.only.split(",") if s]
+
+    with EmbeddedRedis() as server, moto_server() as endpoint:
+        bench = Bench(options.smoke, server, endpoint)
+        plan: list[tuple[str, Callable[[], None]]] = [
+            ("throughput", lambda: bench.throughput("prefork", 2)),
+            ("throughput", lambda: bench.throughput("threads", 4)),
+            ("latency", bench.event_latency),
+            ("rate", bench.event_rate),
+            ("cancel", bench.cancel_latency),
+            ("check", bench.check_cost),
+            ("artifacts", bench.artifacts),
+            ("memory", bench.memory),
+            ("polling", bench.polling),
+        ]
+        for name, step in plan:
+            if sections and name not in sections:
+                continue
+            began = time.monotonic()
+            step()
+            print(f"[bench] {name} done in {time.monotonic() - began:.1f}s", file=sys.stderr)
+        rows = bench.rows
+
+    meta = {
+        "command": "make bench-smoke" if options.smoke else "make bench",
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
+        "versions": versions(),
+        "smoke": options.smoke,
+    }
+    options.output.write_text(
+        json.dumps({"meta": meta, "rows": [asdict(r) | {"ratio": r.ratio} for r in rows]}, indent=2)
+    )
+    if options.markdown is not None:
+        update_markdown(options.markdown, rows, meta)
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
