@@ -322,12 +322,14 @@ class Bench:
         )
 
     def _flood_rate(self, client: SkillClient, count: int) -> float:
-        """Emit rate measured at a live subscriber, which must see every event in order."""
+        """Handler-side emit rate (first emit to the drained terminal event).
+
+        A live subscriber must see every event, in order, for the run to count.
+        """
         job_id = str(uuid.uuid4())
         pubsub = self.raw.pubsub(ignore_subscribe_messages=True)
         pubsub.subscribe(f"skillq:events:{job_id}")
         seqs: list[int] = []
-        last_received = [0.0]
 
         def listen() -> None:
             deadline = time.monotonic() + 300
@@ -337,7 +339,6 @@ class Bench:
                     continue
                 envelope = json.loads(message["data"])
                 seqs.append(envelope["seq"])
-                last_received[0] = time.time()
                 if envelope["kind"] == "status" and envelope["payload"]["state"] != "running":
                     return
 
@@ -349,7 +350,9 @@ class Bench:
         pubsub.close()
         if seqs != list(range(1, count + 3)):
             raise AssertionError(f"events lost or out of order: {len(seqs)} of {count + 2}")
-        return count / (last_received[0] - started)
+        finished = client.status(job_id).finished_at
+        assert finished is not None
+        return count / (finished - started)
 
     def _raw_rate(self, count: int) -> float:
         channel = f"bench:rate:{uuid.uuid4()}"

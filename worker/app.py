@@ -20,6 +20,7 @@ from kombu import Queue
 
 from . import revocation
 from .celery_context import Capabilities
+from .celery_results import fused
 from .errors import JobFailed
 from .keys import Keys
 from .registry import WorkerAnnouncer
@@ -78,11 +79,12 @@ def register_skill(app: Celery, engine: Engine, skill: Skill) -> None:
         job_id: str = self.request.id or ""
         hostname = self.request.hostname or socket.gethostname()
         runtime = engine.runtime()
-        outcome = runtime.call(run_job(runtime, skill, job_id, args, kwargs, hostname))
+        outcome = run_job(runtime, skill, job_id, args, kwargs, hostname)
         if outcome.state == "succeeded":
             return outcome.result
         if outcome.state == "cancelled":
-            self.backend.mark_as_revoked(job_id, "cancelled", request=self.request)
+            if not outcome.celery_stored:
+                self.backend.mark_as_revoked(job_id, "cancelled", request=self.request)
             raise Ignore()
         error = outcome.error
         raise JobFailed(
@@ -98,6 +100,10 @@ def register_skill(app: Celery, engine: Engine, skill: Skill) -> None:
         typing=False,
         throws=(JobFailed,),
         time_limit=hard_limit,
+        # With fused results skillq's FINISH script stores Celery's meta; revokes
+        # and failures that happen outside the runner are still stored by Celery.
+        ignore_result=fused(engine.settings),
+        store_errors_even_if_ignored=True,
         acks_late=True,
         reject_on_worker_lost=True,
     )(run)

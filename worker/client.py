@@ -13,11 +13,13 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Iterator
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from celery import Celery
 from pydantic import BaseModel, ConfigDict
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 
 from .app import create_app
 from .artifacts import JOB_ID, ArtifactStore, open_store
@@ -59,6 +61,19 @@ class SkillInfo(BaseModel):
     workers: list[str] = []
 
 
+@dataclass(frozen=True)
+class Order:
+    """A checked, recorded submission, ready to hand to Celery."""
+
+    job_id: str
+    task_name: str
+    kwargs: dict[str, Any]
+    queue: str
+
+    def send(self, app: Celery) -> None:
+        app.send_task(self.task_name, kwargs=self.kwargs, task_id=self.job_id, queue=self.queue)
+
+
 def is_terminal(envelope: Envelope) -> bool:
     return envelope.get("kind") == "status" and (
         envelope.get("payload", {}).get("state") in TERMINAL_STATES
@@ -75,6 +90,8 @@ class AsyncSkillClient:
         self._redis: Redis | None = None
         self._store: ArtifactStore | None = None
         self._registry: tuple[float, dict[str, SkillInfo]] | None = None
+        self._submit_script: AsyncScript | None = None
+        self._cancel_script: AsyncScript | None = None
 
     @property
     def redis(self) -> Redis:
@@ -146,6 +163,27 @@ class AsyncSkillClient:
         job_id: str | None = None,
     ) -> str:
         """Enqueue a job and return its id; an existing ``job_id`` is not run twice."""
+        order = await self.reserve(skill, args, auth=auth, queue=queue, job_id=job_id)
+        if order is not None:
+            try:
+                await asyncio.to_thread(order.send, self.app)
+            except BaseException:
+                await self.forget(order.job_id)
+                raise
+            return order.job_id
+        assert job_id is not None
+        return job_id
+
+    async def reserve(
+        self,
+        skill: str,
+        args: dict[str, Any] | None,
+        *,
+        auth: dict[str, Any] | BaseModel | None,
+        queue: str | None,
+        job_id: str | None,
+    ) -> Order | None:
+        """Check a submission and write its ``queued`` record; None if the id exists."""
         info = await self._skill(skill)
         args = {} if args is None else args
         if not isinstance(args, dict):
@@ -164,32 +202,22 @@ class AsyncSkillClient:
         if not JOB_ID.match(job_id):
             raise InvalidArgs(skill, f"job id {job_id!r} must match {JOB_ID.pattern}")
         target_queue = queue or info.queue
-        created = await self.redis.eval(
-            SUBMIT,
-            1,
-            self.keys.job(job_id),
-            skill,
-            target_queue,
-            repr(time.time()),
-            str(self.settings.job_retention),
+        if self._submit_script is None:
+            self._submit_script = self.redis.register_script(SUBMIT)
+        created = await self._submit_script(
+            keys=[self.keys.job(job_id)],
+            args=[skill, target_queue, repr(time.time()), str(self.settings.job_retention)],
         )
         if not int(created):
-            return job_id  # already submitted: never a second job
+            return None  # already submitted: never a second job
         kwargs: dict[str, Any] = {"args": args}
         if auth_value is not None:
             kwargs["auth"] = auth_value
-        try:
-            await asyncio.to_thread(
-                self.app.send_task,
-                f"skills.{skill}",
-                kwargs=kwargs,
-                task_id=job_id,
-                queue=target_queue,
-            )
-        except BaseException:
-            await self.redis.delete(self.keys.job(job_id))
-            raise
-        return job_id
+        return Order(job_id, f"skills.{skill}", kwargs, target_queue)
+
+    async def forget(self, job_id: str) -> None:
+        """Drop the record of a submission Celery did not accept."""
+        await self.redis.delete(self.keys.job(job_id))
 
     # --- polling ---
 
@@ -203,9 +231,7 @@ class AsyncSkillClient:
         """Wait for the job to finish (pushed, not polled) and return its result."""
         status = await self.status(job_id)
         if not status.finished:
-            async for _ in self.events(job_id, after=status.last_seq, timeout=timeout):
-                pass
-            status = await self.status(job_id)
+            status = await self._wait_finished(job_id, timeout)
         if status.state == "succeeded":
             return status.result
         if status.state == "cancelled":
@@ -214,6 +240,24 @@ class AsyncSkillClient:
         raise JobFailed(
             job_id, error.type if error else "Error", error.message if error else "unknown"
         )
+
+    async def _wait_finished(self, job_id: str, timeout: float | None) -> JobStatus:
+        """Subscribe, then re-read the record, then wait for the terminal event."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(self.keys.events(job_id))
+            status = await self.status(job_id)
+            while not status.finished:
+                wait = 1.0 if deadline is None else min(1.0, deadline - time.monotonic())
+                if wait <= 0:
+                    raise TimeoutError(f"job {job_id} did not finish within {timeout} s")
+                message = await pubsub.get_message(timeout=wait)
+                if message is not None and is_terminal(json.loads(message["data"])):
+                    status = await self.status(job_id)
+            return status
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def events(
         self,
@@ -282,7 +326,9 @@ class AsyncSkillClient:
     async def cancel(self, job_id: str) -> bool:
         """Ask for the job to stop; False if it had already finished."""
         keys, argv = cancel_call(self.keys, self.settings, job_id, force=False)
-        outcome = str(await self.redis.eval(CANCEL, len(keys), *keys, *argv))
+        if self._cancel_script is None:
+            self._cancel_script = self.redis.register_script(CANCEL)
+        outcome = str(await self._cancel_script(keys=keys, args=argv))
         if outcome == "missing":
             raise JobNotFound(job_id)
         if outcome == "finished":
@@ -349,7 +395,16 @@ class SkillClient:
         queue: str | None = None,
         job_id: str | None = None,
     ) -> str:
-        return self._run(self._client.submit(skill, args, auth=auth, queue=queue, job_id=job_id))
+        order = self._run(self._client.reserve(skill, args, auth=auth, queue=queue, job_id=job_id))
+        if order is None:
+            assert job_id is not None
+            return job_id
+        try:
+            order.send(self.app)  # in the caller's thread: no hand-off for a blocking send
+        except BaseException:
+            self._run(self._client.forget(order.job_id))
+            raise
+        return order.job_id
 
     def status(self, job_id: str) -> JobStatus:
         return self._run(self._client.status(job_id))

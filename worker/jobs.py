@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import redis
 from pydantic import BaseModel, ConfigDict
@@ -154,39 +154,54 @@ def cancel_call(
 
 
 class JobStore:
-    """The async side of job records, bound to one event loop's Redis client."""
+    """What a running handler writes (events, artifacts), on the loop's async client."""
 
     def __init__(self, redis: Redis, keys: Keys, settings: Settings) -> None:
         self.redis = redis
         self.keys = keys
         self.settings = settings
-        self._retention = settings.job_retention
-        self._start: AsyncScript = redis.register_script(scripts.START)
         self._emit: AsyncScript = redis.register_script(scripts.EMIT)
-        self._finish: AsyncScript = redis.register_script(scripts.FINISH)
-
-    def _keys(self, job_id: str) -> list[str]:
-        return job_keys(self.keys, job_id)
-
-    def _argv(self, job_id: str) -> list[str]:
-        return job_argv(self.settings, job_id)
-
-    async def start(self, job_id: str, skill: str, worker: str, queue: str) -> StartDecision:
-        action, attempts, state = await self._start(
-            keys=[*self._keys(job_id), self.keys.cancel(job_id)],
-            args=[*self._argv(job_id), skill, worker, queue],
-        )
-        return StartDecision(_text(action), int(attempts), _text(state))  # type: ignore[arg-type]
 
     async def emit(self, job_id: str, events: Sequence[tuple[str, str, str, str]]) -> int:
         """Write pre-encoded ``(ts, kind json, payload json, progress)`` events."""
         flat = [part for event in events for part in event]
         seq = await self._emit(
-            keys=self._keys(job_id), args=[*self._argv(job_id), str(len(events)), *flat]
+            keys=job_keys(self.keys, job_id),
+            args=[*job_argv(self.settings, job_id), str(len(events)), *flat],
         )
         return int(seq)
 
-    async def finish(
+    async def record_artifact(self, job_id: str, info: ArtifactInfo) -> None:
+        key = self.keys.job(job_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(key, ARTIFACT_FIELD + info.name, info.model_dump_json())
+            pipe.expire(key, self.settings.job_retention)
+            await pipe.execute()
+
+
+class JobRecords:
+    """The start and end of a job, on a synchronous client.
+
+    They run in the pool's own thread (or the worker's main process), so the
+    two round trips every job pays skip the event loop hand-off and the
+    asyncio client's overhead.
+    """
+
+    def __init__(self, client: redis.Redis, keys: Keys, settings: Settings) -> None:
+        self.client = client
+        self.keys = keys
+        self.settings = settings
+        self._start = client.register_script(scripts.START)
+        self._finish = client.register_script(scripts.FINISH)
+
+    def start(self, job_id: str, skill: str, worker: str, queue: str) -> StartDecision:
+        action, attempts, state = self._start(
+            keys=[*job_keys(self.keys, job_id), self.keys.cancel(job_id)],
+            args=[*job_argv(self.settings, job_id), skill, worker, queue],
+        )
+        return StartDecision(_text(action), int(attempts), _text(state))  # type: ignore[arg-type]
+
+    def finish(
         self,
         job_id: str,
         state: str,
@@ -194,44 +209,34 @@ class JobStore:
         worker: str,
         result_json: str = "",
         error: JobError | None = None,
+        celery_meta: tuple[str, str] | None = None,
     ) -> str:
-        error_json = error.model_dump_json() if error is not None else ""
-        final = await self._finish(
-            keys=self._keys(job_id),
-            args=[*self._argv(job_id), state, result_json, error_json, worker],
+        """Finalise the record; ``celery_meta`` (key, JSON) also stores Celery's result."""
+        meta_key, meta = celery_meta or ("", "")
+        final = self._finish(
+            keys=job_keys(self.keys, job_id),
+            args=[
+                *job_argv(self.settings, job_id),
+                state,
+                result_json,
+                error.model_dump_json() if error is not None else "",
+                worker,
+                meta_key,
+                meta,
+                str(self.settings.result_expires),
+            ],
         )
         return _text(final)
 
-    async def record_artifact(self, job_id: str, info: ArtifactInfo) -> None:
-        key = self.keys.job(job_id)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(key, ARTIFACT_FIELD + info.name, info.model_dump_json())
-            pipe.expire(key, self._retention)
-            await pipe.execute()
+    def store_celery_meta(self, key: str, meta: str) -> None:
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.set(key, meta, ex=self.settings.result_expires)
+            pipe.publish(key, meta)
+            pipe.execute()
 
-
-def finish_sync(
-    client: redis.Redis,
-    keys: Keys,
-    settings: Settings,
-    job_id: str,
-    state: str,
-    *,
-    worker: str,
-    error: JobError | None = None,
-) -> str:
-    """``JobStore.finish`` for the worker's main process, which has no event loop."""
-    final = client.eval(
-        scripts.FINISH,
-        3,
-        *job_keys(keys, job_id),
-        *job_argv(settings, job_id),
-        state,
-        "",
-        error.model_dump_json() if error is not None else "",
-        worker,
-    )
-    return _text(final)
+    def read(self, job_id: str) -> JobStatus | None:
+        raw = cast(dict[str, str], self.client.hgetall(self.keys.job(job_id)))
+        return JobStatus.from_hash(job_id, raw) if raw else None
 
 
 def _text(value: Any) -> str:

@@ -30,8 +30,9 @@ from celery.utils.functional import maybe_list
 from celery.worker import control
 from celery.worker import state as worker_state
 
-from .jobs import JobError, cancel_call, finish_sync
+from .jobs import JobError, JobRecords, cancel_call
 from .keys import Keys
+from .runtime import sync_redis
 from .scripts import CANCEL
 from .settings import Settings
 
@@ -47,15 +48,17 @@ class RevokeHandler:
         self.app = app
         self.settings = settings
         self.keys = Keys(settings.key_prefix)
-        self._client: redis.Redis | None = None
+        self._records: JobRecords | None = None
+
+    @property
+    def records(self) -> JobRecords:
+        if self._records is None:
+            self._records = JobRecords(sync_redis(self.settings), self.keys, self.settings)
+        return self._records
 
     @property
     def client(self) -> redis.Redis:
-        if self._client is None:
-            self._client = redis.Redis.from_url(
-                self.settings.effective_redis_url, decode_responses=True
-            )
-        return self._client
+        return self.records.client
 
     def on_revoke(self, state: Any, job_ids: Iterable[str], terminate: bool) -> None:
         for job_id in job_ids:
@@ -104,9 +107,7 @@ class RevokeHandler:
             else None
         )
         try:
-            finish_sync(
-                self.client, self.keys, self.settings, job_id, state, worker=hostname, error=error
-            )
+            self.records.finish(job_id, state, worker=hostname, error=error)
         except redis.RedisError as exc:
             log.error("cannot finalise revoked job %s: %s", job_id, exc)
 

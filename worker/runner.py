@@ -12,17 +12,18 @@ import contextlib
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal, cast
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
 from .cancellation import CancelToken
 from .celery_context import CeleryRunContext
+from .celery_results import meta_json, meta_key
 from .context import CancelledByCaller
 from .errors import InvalidArgs, InvalidAuth, InvalidResult, JobTimeout, spec_for
 from .events import EventWriter, dumps
-from .jobs import JobError, JobStatus
+from .jobs import JobError
 from .runtime import ProcessRuntime
 from .secrets import SecretScope
 from .skills import Skill
@@ -38,6 +39,7 @@ class Outcome:
     state: Final
     result: Any = None
     error: JobError | None = None
+    celery_stored: bool = False  # Celery's result meta is already written
 
 
 def describe_validation(error: ValidationError) -> str:
@@ -139,7 +141,7 @@ async def run_handler(
             timer.cancel()
 
 
-async def run_job(
+def run_job(
     rt: ProcessRuntime,
     skill: Skill,
     job_id: str,
@@ -147,70 +149,102 @@ async def run_job(
     kwargs: Mapping[str, Any],
     worker: str,
 ) -> Outcome:
-    settings = rt.settings
+    """Run one delivery of a job, in the pool's thread."""
     token = rt.cancels.register(job_id)
     try:
-        decision = await rt.jobs.start(job_id, skill.name, worker, skill.queue)
+        decision = rt.records.start(job_id, skill.name, worker, skill.queue)
         if decision.action == "cancelled":
             return Outcome("cancelled")
         if decision.action == "done":
-            return await stored_outcome(rt, job_id)
-        scope = SecretScope(rt.secrets, skill.name, skill.secrets)
-        writer = EventWriter(rt.jobs, job_id)
-        result_text = ""
-        try:
-            args, auth = parse_call(skill, positional, kwargs, settings.max_args_bytes)
-            ctx: CeleryRunContext[Any] = CeleryRunContext(
-                task_id=job_id,
-                auth=auth,
-                events=writer,
-                jobs=rt.jobs,
-                artifacts=rt.artifacts,
-                secrets=scope,
-                token=token,
-                max_event_bytes=settings.max_event_bytes,
-                capabilities=rt.capabilities,
+            return stored_outcome(rt, job_id)
+        outcome, result_text = rt.call(execute(rt, skill, job_id, positional, kwargs, token))
+        meta = None
+        if rt.fused_results:
+            meta = (
+                meta_key(job_id),
+                meta_json(job_id, outcome.state, outcome.result, outcome.error),
             )
-            ctx.require_scopes(skill.scopes)
-            value = await run_handler(rt, skill, ctx, args, token)
-            plain, result_text = encode_result(skill, value, scope, settings.max_result_bytes)
-            outcome = Outcome("succeeded", result=plain)
-        except (CancelledByCaller, asyncio.CancelledError) as exc:
-            if token.cancelled:
-                log.info("job %s (%s) cancelled: %s", job_id, skill.name, type(exc).__name__)
-                outcome = Outcome("cancelled")
-            elif isinstance(exc, asyncio.CancelledError):
-                raise  # the process is shutting down: leave the job for redelivery
-            else:
-                outcome = Outcome("failed", error=error_of(exc, scope))
-        except Exception as exc:
-            outcome = Outcome("failed", error=error_of(exc, scope))
-            log.warning(
-                "job %s (%s) failed: %s: %s",
-                job_id,
-                skill.name,
-                outcome.error.type if outcome.error else "",
-                outcome.error.message if outcome.error else "",
-            )
-        with contextlib.suppress(Exception):
-            await writer.drain()  # a broken event stream must not hide the outcome
-        final = await rt.jobs.finish(
-            job_id, outcome.state, worker=worker, result_json=result_text, error=outcome.error
+        final = rt.records.finish(
+            job_id,
+            outcome.state,
+            worker=worker,
+            result_json=result_text,
+            error=outcome.error,
+            celery_meta=meta,
         )
         if final != outcome.state:
             # Another process finalised the job first (a cancel); its word stands.
-            return await stored_outcome(rt, job_id)
-        return outcome
+            return stored_outcome(rt, job_id)
+        return replace(outcome, celery_stored=meta is not None)
     finally:
         rt.cancels.unregister(job_id)
 
 
-async def stored_outcome(rt: ProcessRuntime, job_id: str) -> Outcome:
+async def execute(
+    rt: ProcessRuntime,
+    skill: Skill,
+    job_id: str,
+    positional: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    token: CancelToken,
+) -> tuple[Outcome, str]:
+    """Validate, build the context, run the handler; the outcome and result text."""
+    settings = rt.settings
+    scope = SecretScope(rt.secrets, skill.name, skill.secrets)
+    writer = EventWriter(rt.jobs, job_id)
+    result_text = ""
+    try:
+        args, auth = parse_call(skill, positional, kwargs, settings.max_args_bytes)
+        ctx: CeleryRunContext[Any] = CeleryRunContext(
+            task_id=job_id,
+            auth=auth,
+            events=writer,
+            jobs=rt.jobs,
+            artifacts=rt.artifacts,
+            secrets=scope,
+            token=token,
+            max_event_bytes=settings.max_event_bytes,
+            capabilities=rt.capabilities,
+        )
+        ctx.require_scopes(skill.scopes)
+        value = await run_handler(rt, skill, ctx, args, token)
+        plain, result_text = encode_result(skill, value, scope, settings.max_result_bytes)
+        outcome = Outcome("succeeded", result=plain)
+    except (CancelledByCaller, asyncio.CancelledError) as exc:
+        if token.cancelled:
+            log.info("job %s (%s) cancelled: %s", job_id, skill.name, type(exc).__name__)
+            outcome = Outcome("cancelled")
+        elif isinstance(exc, asyncio.CancelledError):
+            raise  # the process is shutting down: leave the job for redelivery
+        else:
+            outcome = Outcome("failed", error=error_of(exc, scope))
+    except Exception as exc:
+        outcome = Outcome("failed", error=error_of(exc, scope))
+    if outcome.error is not None:
+        log.warning(
+            "job %s (%s) failed: %s: %s",
+            job_id,
+            skill.name,
+            outcome.error.type,
+            outcome.error.message,
+        )
+    with contextlib.suppress(Exception):
+        await writer.drain()  # a broken event stream must not hide the outcome
+    return outcome, result_text
+
+
+def stored_outcome(rt: ProcessRuntime, job_id: str) -> Outcome:
     """The outcome already in the record, for duplicate deliveries."""
-    raw = cast(dict[str, str], await rt.redis.hgetall(rt.keys.job(job_id)))
-    status = JobStatus.from_hash(job_id, raw)
-    if status.state == "succeeded":
-        return Outcome("succeeded", result=status.result)
-    if status.state == "failed":
-        return Outcome("failed", error=status.error)
-    return Outcome("cancelled")
+    status = rt.records.read(job_id)
+    if status is None or status.state == "cancelled":
+        outcome = Outcome("cancelled")
+    elif status.state == "succeeded":
+        outcome = Outcome("succeeded", result=status.result)
+    else:
+        outcome = Outcome("failed", error=status.error)
+    if rt.fused_results:
+        # Celery's copy may have expired or been forgotten: write it again.
+        meta = meta_json(job_id, outcome.state, outcome.result, outcome.error)
+        rt.records.store_celery_meta(meta_key(job_id), meta)
+        outcome = replace(outcome, celery_stored=True)
+    return outcome

@@ -17,25 +17,39 @@ import logging
 import os
 import threading
 from collections.abc import Coroutine
-from concurrent.futures import Future
 from typing import Any, TypeVar
 
+import redis
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry as SyncRetry
 
 from .artifacts import ArtifactStore, open_store
 from .cancellation import CancelWatcher
 from .celery_context import Capabilities
-from .jobs import JobStore
+from .celery_results import fused
+from .jobs import JobRecords, JobStore
 from .keys import Keys
 from .secrets import SecretSource
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+def sync_redis(settings: Settings) -> redis.Redis:
+    """The blocking client for a job's start and end (same retry policy)."""
+    return redis.Redis.from_url(
+        settings.effective_redis_url,
+        decode_responses=True,
+        socket_keepalive=True,
+        health_check_interval=30,
+        retry=SyncRetry(ExponentialBackoff(cap=1.0, base=0.05), retries=settings.redis_retries),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )
 
 
 def async_redis(url: str, retries: int) -> Redis:
@@ -54,20 +68,34 @@ def async_redis(url: str, retries: int) -> Redis:
 
 
 class ProcessRuntime:
-    """The loop thread and everything bound to it, for one worker process."""
+    """One worker process's event loop and everything bound to it.
 
-    def __init__(self, settings: Settings, capabilities: Capabilities) -> None:
+    ``inline``: the loop runs in the calling thread for the duration of each
+    job (prefork children and the solo pool run one job at a time in their
+    main thread, so a hand-off to another thread would only add latency).
+    Otherwise (threads pool) the loop runs in its own thread and pool threads
+    hand it their coroutines. Between jobs an inline loop is paused; a cancel
+    sent meanwhile waits in the subscription and in the durable flag, which
+    the next job's start checks anyway.
+    """
+
+    def __init__(self, settings: Settings, capabilities: Capabilities, *, inline: bool) -> None:
         self.settings = settings
         self.capabilities = capabilities
+        self.inline = inline
         self.pid = os.getpid()
         self.keys = Keys(settings.key_prefix)
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self.loop.run_forever, name="skillq-loop", daemon=True
-        )
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        if not inline:
+            self._thread = threading.Thread(
+                target=self.loop.run_forever, name="skillq-loop", daemon=True
+            )
+            self._thread.start()
         self.secrets = SecretSource(directory=settings.secrets_dir)
         self.artifacts: ArtifactStore = open_store(settings)
+        self.records = JobRecords(sync_redis(settings), self.keys, settings)
+        self.fused_results = fused(settings)
         self.redis: Redis
         self.jobs: JobStore
         self.cancels: CancelWatcher
@@ -79,27 +107,30 @@ class ProcessRuntime:
         self.cancels = CancelWatcher(self.redis, self.keys)
         await self.cancels.start()
 
-    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
-
     def call(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` on the loop and block the calling thread for its result."""
-        return self.submit(coro).result()
+        """Run ``coro`` on this process's loop and return its result."""
+        if self.inline:
+            return self.loop.run_until_complete(coro)
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
     def close(self) -> None:
-        if not self.loop.is_running():
-            return
-
         async def shutdown() -> None:
             await self.cancels.stop()
             await self.redis.aclose()
 
         try:
-            self.submit(shutdown()).result(timeout=5)
+            if self.inline:
+                if not self.loop.is_closed():
+                    self.loop.run_until_complete(asyncio.wait_for(shutdown(), 5))
+                    self.loop.close()
+            elif self.loop.is_running():
+                asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(timeout=5)
+                self.loop.call_soon_threadsafe(self.loop.stop)
+                if self._thread is not None:
+                    self._thread.join(timeout=5)
         except Exception as exc:  # closing is best effort
             log.debug("runtime shutdown: %s", exc)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=5)
+        self.records.client.close()
 
 
 class Engine:
@@ -118,7 +149,10 @@ class Engine:
         with self._lock:
             current = self._runtime
             if current is None or current.pid != os.getpid():
-                current = self._runtime = ProcessRuntime(self.settings, self.capabilities)
+                inline = threading.current_thread() is threading.main_thread()
+                current = self._runtime = ProcessRuntime(
+                    self.settings, self.capabilities, inline=inline
+                )
             return current
 
     def close(self) -> None:

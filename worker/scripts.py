@@ -87,7 +87,8 @@ return seq
 )
 
 # ARGV 6: final state, 7: result json ('' if none), 8: error json ('' if none),
-# 9: worker hostname. Returns the state the record ends in: a record that is
+# 9: worker hostname, 10: Celery result meta key ('' to leave results to
+# Celery), 11: the meta JSON, 12: its ttl. Returns the state the record ends in: a record that is
 # already terminal (another process finalised it) is left as it is, so the
 # terminal status event stays the job's last event.
 FINISH = (
@@ -108,6 +109,10 @@ if ARGV[8] ~= '' then
 end
 status(state, extra)
 touch()
+if ARGV[10] ~= '' then
+  redis.call('SET', ARGV[10], ARGV[11], 'EX', ARGV[12])
+  redis.call('PUBLISH', ARGV[10], ARGV[11])
+end
 return state
 """
 )
