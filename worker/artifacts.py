@@ -13,7 +13,9 @@ import asyncio
 import os
 import re
 import tempfile
+import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
@@ -115,10 +117,23 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 class S3ArtifactStore(ArtifactStore):
-    def __init__(self, client: S3Client, bucket: str, prefix: str) -> None:
-        self.client = client
+    """boto3 is imported and its client built on first use: a worker whose
+    skills write no artifacts does not carry boto3 in every process."""
+
+    def __init__(self, client: Callable[[], S3Client], bucket: str, prefix: str) -> None:
+        self._factory = client
+        self._client: S3Client | None = None
+        self._lock = threading.Lock()
         self.bucket = bucket
         self.prefix = prefix.strip("/")
+
+    @property
+    def client(self) -> S3Client:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._factory()
+        return self._client
 
     def key(self, job_id: str, name: str) -> str:
         parts = [self.prefix] if self.prefix else []
@@ -187,7 +202,7 @@ def open_store(settings: Settings) -> ArtifactStore:
     if parsed.scheme == "s3":
         if not parsed.netloc:
             raise ConfigurationError("SKILLQ_ARTIFACTS_URL must name a bucket: s3://bucket/prefix")
-        return S3ArtifactStore(_s3_client(settings), parsed.netloc, parsed.path)
+        return S3ArtifactStore(lambda: _s3_client(settings), parsed.netloc, parsed.path)
     raise ConfigurationError(
         f"unsupported SKILLQ_ARTIFACTS_URL {settings.artifacts_url!r}: use s3://bucket/prefix "
         "or file:///dir"
