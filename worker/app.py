@@ -18,7 +18,7 @@ from celery import Celery, Task, signals
 from celery.exceptions import Ignore
 from kombu import Queue
 
-from . import revocation
+from . import supervision
 from .celery_context import Capabilities
 from .celery_results import fused
 from .errors import JobFailed
@@ -39,7 +39,13 @@ def create_app(settings: Settings | None = None, *, skills: SkillSet | None = No
     settings = settings or Settings()
     skills = skills if skills is not None else SkillSet()
     app = Celery("skillq", broker=settings.broker_url, backend=settings.effective_result_backend)
-    transport_options = {"visibility_timeout": settings.visibility_timeout}
+    transport_options = {
+        "visibility_timeout": settings.visibility_timeout,
+        # kombu restores unacked messages of dead workers every interval x
+        # throttle seconds (100 s by default) on top of the visibility timeout.
+        "unacked_restore_interval": max(1, min(10, settings.visibility_timeout // 10)),
+        "unacked_restore_throttle": 1,
+    }
     queues = sorted({DEFAULT_QUEUE, *skills.queues})
     app.conf.update(
         task_serializer="json",
@@ -61,6 +67,8 @@ def create_app(settings: Settings | None = None, *, skills: SkillSet | None = No
         worker_hijack_root_logger=True,
         worker_redirect_stdouts=False,
     )
+    if settings.broker_url.startswith(("redis://", "rediss://")):
+        app.conf.broker_transport = "worker.transport:Transport"
     app.conf.skillq_settings = settings
     app.conf.skillq_skills = skills
     if len(skills):
@@ -68,7 +76,7 @@ def create_app(settings: Settings | None = None, *, skills: SkillSet | None = No
         for name in skills:
             register_skill(app, engine, skills[name])
         connect_worker_signals(app, engine, settings, skills)
-        revocation.install(app, settings)
+        supervision.install(app, settings)
     return app
 
 

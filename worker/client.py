@@ -39,6 +39,7 @@ from .runtime import async_redis
 from .schema_check import check_args
 from .scripts import CANCEL, SUBMIT
 from .settings import Settings
+from .signing import sign
 
 T = TypeVar("T")
 Envelope = dict[str, Any]
@@ -211,7 +212,10 @@ class AsyncSkillClient:
         if not int(created):
             return None  # already submitted: never a second job
         kwargs: dict[str, Any] = {"args": args}
-        if auth_value is not None:
+        key = self.settings.auth_secret
+        if key is not None:
+            kwargs["auth"] = sign(key, job_id, skill, auth_value or {}, self.settings.auth_ttl)
+        elif auth_value is not None:
             kwargs["auth"] = auth_value
         return Order(job_id, f"skills.{skill}", kwargs, target_queue)
 

@@ -26,6 +26,7 @@ from .events import EventWriter, dumps
 from .jobs import JobError
 from .runtime import ProcessRuntime
 from .secrets import SecretScope
+from .signing import verify
 from .skills import Skill
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,13 @@ def describe_validation(error: ValidationError) -> str:
 
 
 def parse_call(
-    skill: Skill, positional: tuple[Any, ...], kwargs: Mapping[str, Any], max_bytes: int
+    skill: Skill,
+    positional: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    max_bytes: int,
+    *,
+    job_id: str = "",
+    auth_key: str | None = None,
 ) -> tuple[BaseModel, BaseModel]:
     """Validate a message body against the skill's args and auth models."""
     shape = "send kwargs={'args': {...}, 'auth': {...}}"
@@ -76,6 +83,8 @@ def parse_call(
         details = [dict(item) for item in exc.errors(include_url=False, include_input=False)]
         raise InvalidArgs(skill.name, describe_validation(exc), details) from exc
     raw_auth = kwargs.get("auth")
+    if auth_key is not None:
+        raw_auth = verify(auth_key, job_id, skill.name, raw_auth)
     raw_auth = {} if raw_auth is None else raw_auth
     if not isinstance(raw_auth, dict):
         raise InvalidAuth(skill.name, "auth must be a JSON object")
@@ -190,11 +199,18 @@ async def execute(
 ) -> tuple[Outcome, str]:
     """Validate, build the context, run the handler; the outcome and result text."""
     settings = rt.settings
-    scope = SecretScope(rt.secrets, skill.name, skill.secrets)
+    scope = SecretScope(rt.secrets, skill.name, skill.secrets, rt.log_redactor)
     writer = EventWriter(rt.jobs, job_id)
     result_text = ""
     try:
-        args, auth = parse_call(skill, positional, kwargs, settings.max_args_bytes)
+        args, auth = parse_call(
+            skill,
+            positional,
+            kwargs,
+            settings.max_args_bytes,
+            job_id=job_id,
+            auth_key=settings.auth_secret,
+        )
         ctx: CeleryRunContext[Any] = CeleryRunContext(
             task_id=job_id,
             auth=auth,

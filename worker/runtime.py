@@ -33,7 +33,7 @@ from .celery_context import Capabilities
 from .celery_results import fused
 from .jobs import JobRecords, JobStore
 from .keys import Keys
-from .secrets import SecretSource
+from .secrets import LogRedactor, SecretSource
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,8 @@ class ProcessRuntime:
             )
             self._thread.start()
         self.secrets = SecretSource(directory=settings.secrets_dir)
+        self.log_redactor = LogRedactor()
+        self.log_redactor.install()
         self.artifacts: ArtifactStore = open_store(settings)
         self.records = JobRecords(sync_redis(settings), self.keys, settings)
         self.fused_results = fused(settings)

@@ -9,8 +9,10 @@ read on demand, so a rotated file is picked up without a restart.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -46,6 +48,48 @@ class SecretSource:
         return None
 
 
+class LogRedactor(logging.Filter):
+    """Scrubs every secret a job in this process has read from log records.
+
+    Installed on the root logger's handlers of a worker process, so it also
+    covers what handlers log themselves and tracebacks Celery prints.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._values: list[str] = []
+        self._lock = threading.Lock()
+
+    def add(self, value: str) -> None:
+        if len(value) < MIN_REDACTED_LENGTH or value in self._values:
+            return
+        with self._lock:
+            self._values = sorted({*self._values, value}, key=len, reverse=True)
+
+    def scrub(self, text: str) -> str:
+        for value in self._values:
+            if value in text:
+                text = text.replace(value, REDACTED)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._values:
+            return True
+        message = record.getMessage()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        record.msg, record.args = self.scrub(message), None
+        if record.exc_text:
+            record.exc_text = self.scrub(record.exc_text)
+        record.exc_info = None if record.exc_text else record.exc_info
+        return True
+
+    def install(self) -> None:
+        for handler in logging.getLogger().handlers:
+            if self not in handler.filters:
+                handler.addFilter(self)
+
+
 class SecretScope:
     """The secrets one job may read, and the values it has read so far.
 
@@ -53,8 +97,15 @@ class SecretScope:
     every "1" in a result would corrupt it while protecting nothing.
     """
 
-    def __init__(self, source: SecretSource, skill: str, declared: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        source: SecretSource,
+        skill: str,
+        declared: tuple[str, ...],
+        logs: LogRedactor | None = None,
+    ) -> None:
         self._source = source
+        self._logs = logs
         self._skill = skill
         self._declared = frozenset(declared)
         self._seen: list[str] = []
@@ -71,6 +122,8 @@ class SecretScope:
                 f"is not configured: set {env_name(name)} or put a file named {name} "
                 "in SKILLQ_SECRETS_DIR",
             )
+        if self._logs is not None:
+            self._logs.add(value)
         if len(value) >= MIN_REDACTED_LENGTH and value not in self._seen:
             # Also the JSON-escaped form, since events and results are scrubbed
             # after encoding.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     max_result_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
     heartbeat_interval: float = Field(default=10.0, gt=0)
     redis_retries: int = Field(default=10, ge=0)
+    auth_key: SecretStr | None = None
+    auth_ttl: int = Field(default=3600, ge=1)
 
     @field_validator("key_prefix")
     @classmethod
@@ -52,6 +54,10 @@ class Settings(BaseSettings):
         if not value or ":" in value:
             raise ValueError("key_prefix must be non-empty and contain no ':'")
         return value
+
+    @property
+    def auth_secret(self) -> str | None:
+        return self.auth_key.get_secret_value() if self.auth_key is not None else None
 
     @property
     def effective_result_backend(self) -> str:

@@ -103,3 +103,16 @@ async def limited(ctx: RunContext[Any], args: NapArgs) -> str:
 async def blocker(ctx: RunContext[Any], args: NapArgs) -> str:
     time.sleep(args.seconds)
     return "finished"
+
+
+@skill("big_event", description="Emits an event over the size limit.")
+async def big_event(ctx: RunContext[Any], args: Any) -> None:
+    await ctx.emit_event(AgentEvent(kind="custom", payload={"blob": "x" * 10_000_000}))
+
+
+@skill("logs_secret", secrets=["OPENAI_KEY"], description="Logs its secret (a bad habit).")
+async def logs_secret(ctx: RunContext[Any], args: Any) -> str:
+    import logging
+
+    logging.getLogger("ext_skills").warning("logged the key: %s", ctx.secret("OPENAI_KEY"))
+    return "logged"

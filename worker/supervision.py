@@ -1,4 +1,11 @@
-"""The worker main process's side of cancellation.
+"""What the worker's main process does for jobs that end outside the runner.
+
+Revokes, jobs Celery drops or terminates, hard time limits, and messages
+for skills this worker does not have all end in the main process, where
+skillq's runner never sees them; each must still leave a finalised record
+and a terminal event.
+
+Cancellation in particular:
 
 Celery's ``revoke`` only marks ids in the main process's memory: prefork
 children never see it, it is lost when workers restart, and a revoked job
@@ -26,23 +33,26 @@ from typing import Any
 
 import redis
 from celery import Celery, signals
+from celery.exceptions import TimeLimitExceeded
 from celery.utils.functional import maybe_list
 from celery.worker import control
 from celery.worker import state as worker_state
 
+from .errors import JobTimeout, SkillqError, UnknownSkill, spec_for
 from .jobs import JobError, JobRecords, cancel_call
 from .keys import Keys
 from .runtime import sync_redis
 from .scripts import CANCEL
 from .settings import Settings
+from .skills import TASK_PREFIX
 
 log = logging.getLogger(__name__)
 
 HOOK_ATTRIBUTE = "skillq_revoke_hook"
 
 
-class RevokeHandler:
-    """Per worker app: reacts to revokes and revoked jobs in the main process."""
+class Supervisor:
+    """Per worker app: finalises jobs that end in the main process."""
 
     def __init__(self, app: Celery, settings: Settings) -> None:
         self.app = app
@@ -116,10 +126,28 @@ class RevokeHandler:
         if job_id:
             self.finalise(job_id, getattr(request, "hostname", None) or "", expired=expired)
 
+    def fail(self, job_id: str, error: SkillqError, hostname: str) -> None:
+        spec = spec_for(error)
+        job_error = JobError(type=type(error).__name__, message=str(error), code=spec.code)
+        try:
+            self.records.finish(job_id, "failed", worker=hostname, error=job_error)
+        except redis.RedisError as exc:
+            log.error("cannot record the failure of job %s: %s", job_id, exc)
 
-def install(app: Celery, settings: Settings) -> RevokeHandler:
-    """Extend ``revoke`` and listen for revoked jobs, for this app's workers."""
-    handler = RevokeHandler(app, settings)
+    def on_unknown_task(self, job_id: str, name: str, hostname: str) -> None:
+        if name.startswith(TASK_PREFIX):
+            known = [
+                n.removeprefix(TASK_PREFIX) for n in self.app.tasks if n.startswith(TASK_PREFIX)
+            ]
+            self.fail(job_id, UnknownSkill(name.removeprefix(TASK_PREFIX), known), hostname)
+
+    def on_hard_time_limit(self, job_id: str, limit: float, hostname: str) -> None:
+        self.fail(job_id, JobTimeout(job_id, limit), hostname)
+
+
+def install(app: Celery, settings: Settings) -> Supervisor:
+    """Extend ``revoke`` and listen for jobs ending in the main process."""
+    handler = Supervisor(app, settings)
     setattr(app, HOOK_ATTRIBUTE, handler)
     _extend_revoke_command()
 
@@ -129,7 +157,21 @@ def install(app: Celery, settings: Settings) -> RevokeHandler:
         if getattr(sender, "app", None) is app:
             handler.on_task_revoked(request, expired)
 
+    def on_task_unknown(sender: Any = None, name: str = "", id: str = "", **_: Any) -> None:
+        if getattr(sender, "app", None) is app and id:
+            handler.on_unknown_task(id, name, getattr(sender, "hostname", "") or "")
+
+    def on_task_failure(
+        sender: Any = None, task_id: str = "", exception: Any = None, **_: Any
+    ) -> None:
+        # Hard time limits kill the child; only the main process sees them.
+        if getattr(sender, "app", None) is app and isinstance(exception, TimeLimitExceeded):
+            limit = float(exception.args[0]) if exception.args else 0.0
+            handler.on_hard_time_limit(task_id, limit, socket.gethostname())
+
     signals.task_revoked.connect(on_task_revoked, weak=False)
+    signals.task_unknown.connect(on_task_unknown, weak=False)
+    signals.task_failure.connect(on_task_failure, weak=False)
     return handler
 
 
@@ -141,7 +183,7 @@ def _extend_revoke_command() -> None:
     def revoke(
         state: Any, task_id: Any, terminate: bool = False, signal: Any = None, **kwargs: Any
     ) -> Any:
-        hook: RevokeHandler | None = getattr(state.app, HOOK_ATTRIBUTE, None)
+        hook: Supervisor | None = getattr(state.app, HOOK_ATTRIBUTE, None)
         if hook is not None:
             hook.on_revoke(state, [str(i) for i in maybe_list(task_id) or []], terminate)
         return original(state, task_id, terminate=terminate, signal=signal, **kwargs)

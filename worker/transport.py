@@ -1,0 +1,130 @@
+"""A kombu Redis transport that survives hostile queue items.
+
+kombu's Redis transport decodes each item it pops from a queue list inside
+its polling loop; one item that is not a well-formed JSON envelope (garbage
+bytes, malformed JSON, a wrong-shaped body, another content type such as
+pickle) raises there, and the worker's consumer exits. Anyone who can write
+to Redis could stop every worker. This transport checks each item first;
+anything it cannot hand to Celery safely goes to a dead-letter list
+(``skillq:dead``, newest first, bounded) with the reason, is logged, and
+consumption goes on. Pickle is refused here before Celery could see it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import time
+from queue import Empty
+from typing import Any
+
+from kombu.transport import redis as kombu_redis
+from kombu.utils.encoding import bytes_to_str
+
+log = logging.getLogger(__name__)
+
+DEAD_LETTER_KEY = "skillq:dead"
+DEAD_LETTER_MAX = 10_000
+RAW_KEPT_BYTES = 64 * 1024
+ACCEPTED_CONTENT_TYPE = "application/json"
+
+
+def envelope_problem(item: bytes | str) -> tuple[dict[str, Any] | None, str]:
+    """The decoded envelope, or None and why it cannot be delivered."""
+    try:
+        message = json.loads(bytes_to_str(item))
+    except (ValueError, UnicodeDecodeError) as exc:
+        return None, f"not JSON: {exc}"
+    if not isinstance(message, dict):
+        return None, f"envelope is a JSON {type(message).__name__}, not an object"
+    properties = message.get("properties")
+    if not isinstance(properties, dict) or "delivery_tag" not in properties:
+        return None, "envelope has no properties.delivery_tag"
+    if not isinstance(properties.get("delivery_info", {}), dict):
+        return None, "properties.delivery_info is not an object"
+    if not isinstance(message.get("headers", {}), dict):
+        return None, "headers is not an object"
+    content_type = message.get("content-type")
+    if content_type != ACCEPTED_CONTENT_TYPE:
+        return None, f"content type {content_type!r} refused: skillq accepts JSON only"
+    body = message.get("body")
+    if not isinstance(body, str):
+        return None, "body is not a string"
+    try:
+        if properties.get("body_encoding") == "base64":
+            body = base64.b64decode(body, validate=True).decode("utf-8")
+        json.loads(body)
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        return None, f"body is not JSON: {exc}"
+    return message, ""
+
+
+class Channel(kombu_redis.Channel):
+    def _brpop_read(self, **options: Any) -> bool:
+        try:
+            try:
+                dest__item = self.client.parse_response(self.client.connection, "BRPOP", **options)
+            except self.connection_errors:  # type: ignore[attr-defined]
+                self.client.connection.disconnect()
+                raise
+            if not dest__item:
+                raise Empty()
+            dest, item = dest__item
+            dest = bytes_to_str(dest).rsplit(self.sep, 1)[0]
+            self._queue_cycle.rotate(dest)  # type: ignore[attr-defined]
+            message = self._checked(item, dest)
+            if message is None:
+                raise Empty()
+            self.connection._deliver(message, dest)
+            return True
+        finally:
+            self._in_poll = None
+            flush = getattr(self, "_flush_brpop_reauth", None)
+            if flush is not None:
+                flush()
+
+    def _get(self, queue: str, timeout: float | None = None) -> Any:
+        with self.conn_or_acquire() as client:
+            for priority in self.priority_steps:
+                item = client.rpop(self._q_for_pri(queue, priority))  # type: ignore[attr-defined]
+                if item:
+                    message = self._checked(item, queue)
+                    if message is not None:
+                        return message
+        raise Empty()
+
+    def _checked(self, item: bytes, queue: str) -> dict[str, Any] | None:
+        message, reason = envelope_problem(item)
+        if message is not None:
+            return message
+        raw = item[:RAW_KEPT_BYTES]
+        record = json.dumps(
+            {
+                "queue": queue,
+                "reason": reason,
+                "at": time.time(),
+                "raw_base64": base64.b64encode(raw).decode(),
+                "raw_bytes": len(item),
+            }
+        )
+        log.error(
+            "dead-lettered an item from queue %r (%d bytes): %s; kept in %s",
+            queue,
+            len(item),
+            reason,
+            DEAD_LETTER_KEY,
+        )
+        try:
+            with self.conn_or_acquire() as client, client.pipeline() as pipe:
+                pipe.lpush(DEAD_LETTER_KEY, record)
+                pipe.ltrim(DEAD_LETTER_KEY, 0, DEAD_LETTER_MAX - 1)
+                pipe.execute()
+        except self.connection_errors as exc:  # type: ignore[attr-defined]
+            log.error("cannot store the dead letter: %s", exc)
+        return None
+
+
+class Transport(kombu_redis.Transport):
+    Channel = Channel
