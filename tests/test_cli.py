@@ -129,7 +129,7 @@ def test_cancel(cli_worker: WorkerProcess, stack_env: dict[str, str], client: Sk
         (
             ["submit", "sleepy", "--args", '{"seconds": 2}', "--wait", "--timeout", "0.3"],
             5,
-            "within 0.3",
+            "timed out after 0.3 s",
         ),
     ],
 )

@@ -8,6 +8,7 @@ Callers never need Celery's API.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -20,6 +21,8 @@ from celery import Celery
 from pydantic import BaseModel, ConfigDict
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .app import create_app
 from .artifacts import JOB_ID, ArtifactStore, open_store
@@ -44,6 +47,90 @@ from .signing import sign
 T = TypeVar("T")
 Envelope = dict[str, Any]
 REGISTRY_CACHE_SECONDS = 2.0
+
+
+MESSAGE, IDLE, RECONNECTED = "message", "idle", "reconnected"
+RECONNECT_WINDOW = 60.0
+
+
+class Deadline:
+    """An optional overall time limit for a wait."""
+
+    def __init__(self, timeout: float | None) -> None:
+        self.timeout = timeout
+        self.at = None if timeout is None else time.monotonic() + timeout
+
+    def remaining(self) -> float | None:
+        return None if self.at is None else self.at - time.monotonic()
+
+    def wait(self, what: str, step: float = 1.0) -> float:
+        """How long the next blocking read may take, or TimeoutError if none is left."""
+        left = self.remaining()
+        if left is None:
+            return step
+        if left <= 0:
+            raise TimeoutError(f"timed out after {self.timeout} s waiting for {what}")
+        return min(step, left)
+
+
+class Subscription:
+    """One pub/sub channel that comes back by itself after Redis restarts.
+
+    ``get`` returns ``(MESSAGE, envelope)``, ``(IDLE, None)`` when nothing
+    arrived in time, or ``(RECONNECTED, None)`` after the connection was lost
+    and re-established; messages published meanwhile are gone, so the caller
+    catches up from the stream or the record.
+    """
+
+    def __init__(self, redis: Redis, channel: str, deadline: Deadline) -> None:
+        self._redis = redis
+        self._channel = channel
+        self._deadline = deadline
+        self._pubsub: Any = None
+
+    async def open(self) -> None:
+        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(self._channel)
+        self._pubsub = pubsub
+
+    async def close(self) -> None:
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self._pubsub.aclose()
+            self._pubsub = None
+
+    async def get(self, timeout: float) -> tuple[str, Envelope | None]:
+        try:
+            message = await self._pubsub.get_message(timeout=timeout)
+        except (RedisConnectionError, RedisTimeoutError):
+            await self._reconnect()
+            return RECONNECTED, None
+        if message is None:
+            return IDLE, None
+        return MESSAGE, json.loads(message["data"])
+
+    async def _reconnect(self) -> None:
+        await self.close()
+        started, backoff = time.monotonic(), 0.05
+        while True:
+            try:
+                await self.open()
+                return
+            except (RedisConnectionError, RedisTimeoutError):
+                left = self._deadline.remaining()
+                if time.monotonic() - started > RECONNECT_WINDOW or (
+                    left is not None and left <= 0
+                ):
+                    raise
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
+
+    async def __aenter__(self) -> Subscription:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
 
 class SkillInfo(BaseModel):
@@ -247,21 +334,14 @@ class AsyncSkillClient:
 
     async def _wait_finished(self, job_id: str, timeout: float | None) -> JobStatus:
         """Subscribe, then re-read the record, then wait for the terminal event."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-        try:
-            await pubsub.subscribe(self.keys.events(job_id))
+        deadline = Deadline(timeout)
+        async with Subscription(self.redis, self.keys.events(job_id), deadline) as channel:
             status = await self.status(job_id)
             while not status.finished:
-                wait = 1.0 if deadline is None else min(1.0, deadline - time.monotonic())
-                if wait <= 0:
-                    raise TimeoutError(f"job {job_id} did not finish within {timeout} s")
-                message = await pubsub.get_message(timeout=wait)
-                if message is not None and is_terminal(json.loads(message["data"])):
+                kind, envelope = await channel.get(deadline.wait(f"job {job_id} to finish"))
+                if kind == RECONNECTED or (envelope is not None and is_terminal(envelope)):
                     status = await self.status(job_id)
             return status
-        finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def events(
         self,
@@ -275,38 +355,35 @@ class AsyncSkillClient:
 
         The subscription opens before the replay is read, so nothing falls in
         between; envelopes are ordered by ``seq``, duplicates at the seam are
-        dropped and a gap (a missed message) is filled from the stream.
+        dropped, and a gap (a missed message, or a Redis restart that dropped
+        the subscription) is filled from the stream.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        pubsub = self.redis.pubsub(ignore_subscribe_messages=True) if follow else None
+        deadline = Deadline(timeout)
+        channel = Subscription(self.redis, self.keys.events(job_id), deadline)
         try:
-            if pubsub is not None:
-                await pubsub.subscribe(self.keys.events(job_id))
-            last = after
-            replay = await self._read_stream(job_id, last)
+            if follow:
+                await channel.open()
+            replay = await self._read_stream(job_id, after)
             if not replay and not await self.redis.exists(self.keys.job(job_id)):
                 raise JobNotFound(job_id)
+            last = after
             for envelope in replay:
                 last = envelope["seq"]
                 yield envelope
                 if is_terminal(envelope):
                     return
-            if pubsub is None:
-                return
-            if (await self.status(job_id)).finished and not replay:
+            if not follow or (not replay and (await self.status(job_id)).finished):
                 return
             while True:
-                wait = None if deadline is None else deadline - time.monotonic()
-                if wait is not None and wait <= 0:
-                    raise TimeoutError(f"no terminal event for job {job_id} within {timeout} s")
-                message = await pubsub.get_message(timeout=min(wait or 1.0, 1.0))
-                if message is None:
+                kind, incoming = await channel.get(deadline.wait(f"job {job_id}'s last event"))
+                if kind == IDLE or (incoming is not None and incoming["seq"] <= last):
                     continue
-                envelope = json.loads(message["data"])
-                seq = envelope["seq"]
-                if seq <= last:
-                    continue
-                batch = [envelope] if seq == last + 1 else await self._read_stream(job_id, last)
+                if incoming is not None and incoming["seq"] == last + 1:
+                    batch = [incoming]
+                else:  # a gap, or a lost subscription: catch up from the stream
+                    batch = await self._read_stream(job_id, last)
+                    if not batch and kind == RECONNECTED and (await self.status(job_id)).finished:
+                        return
                 for item in batch:
                     if item["seq"] <= last:
                         continue
@@ -315,8 +392,7 @@ class AsyncSkillClient:
                     if is_terminal(item):
                         return
         finally:
-            if pubsub is not None:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await channel.close()
 
     async def _read_stream(self, job_id: str, after: int) -> list[Envelope]:
         entries = cast(
