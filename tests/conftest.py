@@ -110,6 +110,7 @@ def stack_env(
         "SKILLQ_HEARTBEAT_INTERVAL": "1",
         "SKILLQ_CANCEL_GRACE": "1",
         "SKILLQ_CANCEL_KILL_AFTER": "1",
+        "SKILLQ_HARD_TIME_LIMIT_MARGIN": "2",
         "PYTHONPATH": os.pathsep.join([str(ext_dir), os.environ.get("PYTHONPATH", "")]),
     }
     for key, value in AWS.items():

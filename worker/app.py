@@ -81,7 +81,14 @@ def create_app(settings: Settings | None = None, *, skills: SkillSet | None = No
 
 
 def register_skill(app: Celery, engine: Engine, skill: Skill) -> None:
-    hard_limit = skill.time_limit + engine.settings.cancel_grace + 30 if skill.time_limit else None
+    # The runner enforces time_limit itself; Celery's hard limit (prefork only)
+    # is the backstop for a handler that blocks its event loop.
+    settings = engine.settings
+    hard_limit = (
+        skill.time_limit + settings.cancel_grace + settings.hard_time_limit_margin
+        if skill.time_limit
+        else None
+    )
 
     def run(self: Task[Any, Any], *args: Any, **kwargs: Any) -> Any:
         job_id: str = self.request.id or ""

@@ -66,6 +66,7 @@ class EventWriter:
         self._store = store
         self._job_id = job_id
         self._pending: list[Encoded] = []
+        self._written = 0  # events of this delivery already sent to Redis
         self._flusher: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
 
@@ -91,7 +92,8 @@ class EventWriter:
             while self._pending:
                 batch = self._pending[:MAX_BATCH]
                 del self._pending[:MAX_BATCH]
-                await self._store.emit(self._job_id, batch)
+                await self._store.emit(self._job_id, self._written + 1, batch)
+                self._written += len(batch)
         except Exception as exc:  # surfaced to the handler on its next emit
             log.warning("cannot write events of job %s: %s", self._job_id, exc)
             self._failure = exc

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -162,12 +163,17 @@ class JobStore:
         self.settings = settings
         self._emit: AsyncScript = redis.register_script(scripts.EMIT)
 
-    async def emit(self, job_id: str, events: Sequence[tuple[str, str, str, str]]) -> int:
-        """Write pre-encoded ``(ts, kind json, payload json, progress)`` events."""
+    async def emit(
+        self, job_id: str, first: int, events: Sequence[tuple[str, str, str, str]]
+    ) -> int:
+        """Write pre-encoded ``(ts, kind json, payload json, progress)`` events.
+
+        ``first`` is the delivery's running number of ``events[0]``.
+        """
         flat = [part for event in events for part in event]
         seq = await self._emit(
             keys=job_keys(self.keys, job_id),
-            args=[*job_argv(self.settings, job_id), str(len(events)), *flat],
+            args=[*job_argv(self.settings, job_id), str(len(events)), str(first), *flat],
         )
         return int(seq)
 
@@ -195,9 +201,10 @@ class JobRecords:
         self._finish = client.register_script(scripts.FINISH)
 
     def start(self, job_id: str, skill: str, worker: str, queue: str) -> StartDecision:
+        delivery = uuid.uuid4().hex
         action, attempts, state = self._start(
             keys=[*job_keys(self.keys, job_id), self.keys.cancel(job_id)],
-            args=[*job_argv(self.settings, job_id), skill, worker, queue],
+            args=[*job_argv(self.settings, job_id), skill, worker, queue, delivery],
         )
         return StartDecision(_text(action), int(attempts), _text(state))  # type: ignore[arg-type]
 

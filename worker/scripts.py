@@ -36,7 +36,9 @@ local function terminal(state)
 end
 """
 
-# KEYS 4: cancel flag. ARGV 6: skill, 7: worker hostname, 8: queue.
+# KEYS 4: cancel flag. ARGV 6: skill, 7: worker hostname, 8: queue, 9: a
+# token unique to this delivery, so a call retried after a lost reply does
+# not count the attempt twice.
 # Returns {decision, attempts, state}: decision is "run", "cancelled" (the
 # cancel flag was set: the job is finalised here) or "done" (a duplicate
 # delivery of a finished job).
@@ -46,6 +48,9 @@ START = (
 local state = redis.call('HGET', job, 'state')
 if terminal(state) then
   return {'done', tonumber(redis.call('HGET', job, 'attempts') or '0'), state}
+end
+if state == 'running' and redis.call('HGET', job, 'delivery') == ARGV[9] then
+  return {'run', tonumber(redis.call('HGET', job, 'attempts')), 'running'}
 end
 redis.call('HSETNX', job, 'created_at', now)
 redis.call('HSET', job, 'skill', ARGV[6], 'queue', ARGV[8])
@@ -59,7 +64,8 @@ local attempts = redis.call('HINCRBY', job, 'attempts', 1)
 if attempts > 1 then
   status('retrying', ',"attempt":' .. attempts)
 end
-redis.call('HSET', job, 'state', 'running', 'started_at', now, 'worker', ARGV[7])
+redis.call('HSET', job, 'state', 'running', 'started_at', now, 'worker', ARGV[7],
+           'delivery', ARGV[9], 'emitted', 0)
 redis.call('HDEL', job, 'finished_at', 'result', 'error')
 status('running', ',"attempt":' .. attempts .. ',"worker":' .. cjson.encode(ARGV[7]))
 touch()
@@ -67,20 +73,28 @@ return {'run', attempts, 'running'}
 """
 )
 
-# ARGV 6: n pending events, then n times (ts, kind json, payload json, progress).
-# A non-empty progress also becomes the record's last progress message.
+# ARGV 6: n pending events, 7: the delivery's number of the first of them
+# (the writer counts its events 1, 2, 3...), then n times (ts, kind json,
+# payload json, progress). Events the record says were already written in
+# this delivery are skipped, so a call retried after a lost reply writes
+# nothing twice. A non-empty progress also becomes the last progress message.
 EMIT = (
     _PRELUDE
     + r"""
 local n = tonumber(ARGV[6])
+local first = tonumber(ARGV[7])
+local emitted = tonumber(redis.call('HGET', job, 'emitted') or '0')
 local seq = 0
 for i = 0, n - 1 do
-  local base = 7 + i * 4
-  seq = emit(ARGV[base], ARGV[base + 1], ARGV[base + 2])
-  if ARGV[base + 3] ~= '' then
-    redis.call('HSET', job, 'progress', ARGV[base + 3])
+  if first + i > emitted then
+    local base = 8 + i * 4
+    seq = emit(ARGV[base], ARGV[base + 1], ARGV[base + 2])
+    if ARGV[base + 3] ~= '' then
+      redis.call('HSET', job, 'progress', ARGV[base + 3])
+    end
   end
 end
+redis.call('HSET', job, 'emitted', math.max(emitted, first + n - 1))
 touch()
 return seq
 """

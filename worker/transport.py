@@ -22,6 +22,7 @@ from typing import Any
 
 from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import bytes_to_str
+from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,69 @@ def envelope_problem(item: bytes | str) -> tuple[dict[str, Any] | None, str]:
     return message, ""
 
 
+def running_delivery_tags() -> set[str]:
+    """Delivery tags of the jobs this worker process has started."""
+    from celery.worker import state as worker_state
+
+    tags: set[str] = set()
+    for request in list(worker_state.active_requests):
+        message = getattr(request, "message", None)
+        tag = getattr(message, "delivery_tag", None)
+        if tag is not None:
+            tags.add(str(tag))
+    return tags
+
+
+class QoS(kombu_redis.QoS):
+    """Unacknowledged messages when a connection is lost.
+
+    kombu pushes every unacknowledged message back onto its queue when the
+    channel closes, including those of jobs still running: after a Redis
+    blip the same job would then run twice at once. skillq restores only
+    messages whose jobs have not started; a running job acknowledges its
+    message when it finishes (through a fresh connection, see
+    ``Channel._connparams``), and if its worker dies instead the message
+    comes back after the visibility timeout. A restore that cannot reach
+    Redis is left to that timeout too, instead of stopping the worker.
+    """
+
+    def restore_unacked(self, client: Any = None) -> None:
+        delivered: Any = self._delivered
+        running = running_delivery_tags()
+        try:
+            with self.channel.conn_or_acquire(client) as conn:  # type: ignore[attr-defined]
+                for tag in list(delivered):
+                    if str(tag) not in running:
+                        self.restore_by_tag(tag, client=conn)
+        except (AttributeError, OSError, RedisError) as exc:
+            log.warning(
+                "cannot restore %d unacknowledged message(s) now (%s); they stay in "
+                "Redis and come back after the visibility timeout",
+                len(delivered),
+                exc,
+            )
+        delivered.clear()
+
+
 class Channel(kombu_redis.Channel):
+    QoS = QoS
+    _saved_connparams: dict[bool, dict[str, Any]]
+
+    def _connparams(self, asynchronous: bool = False) -> Any:
+        """Connection parameters, remembered for after the connection is closed.
+
+        Celery acknowledges a running job's message on the channel it came
+        from; after a reconnect that channel's connection is gone and kombu
+        would fail with an AttributeError that stops the worker.
+        """
+        saved = self.__dict__.setdefault("_saved_connparams", {})
+        gone = self.connection is None or self.connection.client is None
+        if gone and asynchronous in saved:
+            return dict(saved[asynchronous])
+        params = super()._connparams(asynchronous=asynchronous)  # type: ignore[misc]
+        saved[asynchronous] = dict(params)
+        return params
+
     def _brpop_read(self, **options: Any) -> bool:
         try:
             try:

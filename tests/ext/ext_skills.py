@@ -116,3 +116,28 @@ async def logs_secret(ctx: RunContext[Any], args: Any) -> str:
 
     logging.getLogger("ext_skills").warning("logged the key: %s", ctx.secret("OPENAI_KEY"))
     return "logged"
+
+
+class FragileArgs(BaseModel):
+    seconds: float = 2.0
+
+
+@skill("fragile", args=FragileArgs, description="Writes an artifact, then works for a while.")
+async def fragile(ctx: RunContext[Any], args: FragileArgs) -> int:
+    import os
+
+    ref = await ctx.write_artifact("out/result.txt", b"same bytes every attempt", "text/plain")
+    await ctx.emit_artifact(ref)
+    await ctx.emit_progress(f"pid {os.getpid()}")
+    loop = asyncio.get_running_loop()
+    until = loop.time() + args.seconds
+    while loop.time() < until:
+        await ctx.check_cancelled()
+        await asyncio.sleep(0.02)
+    return os.getpid()
+
+
+@skill("blocking_limited", args=NapArgs, time_limit=0.5, description="Blocks past its limit.")
+async def blocking_limited(ctx: RunContext[Any], args: NapArgs) -> str:
+    time.sleep(args.seconds)
+    return "finished"

@@ -1,0 +1,300 @@
+"""Faults: killed workers, Redis restarts, S3 outages, time limits, signed auth."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from celery import Celery
+from pydantic import SecretStr
+
+from tests.conftest import AWS, BUCKET, wait_for
+from worker.app import create_app
+from worker.client import SkillClient
+from worker.embedded import EmbeddedRedis, WorkerProcess, free_port
+from worker.errors import JobFailed, JobNotFound
+from worker.settings import Settings
+from worker.signing import sign
+
+QUEUE = "faults"
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[SkillClient]:
+    with SkillClient(settings) as instance:
+        yield instance
+
+
+def statuses(client: SkillClient, job_id: str) -> list[str]:
+    return [e["payload"]["state"] for e in client.events(job_id) if e["kind"] == "status"]
+
+
+def reported_pid(client: SkillClient, job_id: str) -> int:
+    def find() -> int | None:
+        for event in client.events(job_id, follow=False):
+            message = event["payload"].get("message", "") if event["kind"] == "progress" else ""
+            if message.startswith("pid "):
+                return int(message.split()[1])
+        return None
+
+    pid: int = wait_for(find, 30, "the handler to report its pid")
+    return pid
+
+
+def objects_under(s3: Any, prefix: str) -> list[str]:
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)
+    return [item["Key"] for item in listed.get("Contents", [])]
+
+
+def assert_redelivered_once(client: SkillClient, s3: Any, job_id: str) -> None:
+    assert isinstance(client.result(job_id, timeout=60), int)
+    status = client.status(job_id)
+    assert status.state == "succeeded"
+    assert status.attempts == 2
+    assert statuses(client, job_id) == ["running", "retrying", "running", "succeeded"]
+    assert objects_under(s3, f"artifacts/{job_id}/") == [f"artifacts/{job_id}/out/result.txt"]
+    assert [a.name for a in status.artifacts] == ["out/result.txt"]
+
+
+def test_killed_prefork_child_job_is_redelivered(
+    start_worker: Callable[..., WorkerProcess], client: SkillClient, s3: Any
+) -> None:
+    worker = start_worker(pool="prefork", concurrency=2, queues=QUEUE)
+    job_id = client.submit("fragile", {"seconds": 2}, queue=QUEUE)
+    child = reported_pid(client, job_id)
+    assert child in worker.pids() and child != worker.process.pid  # type: ignore[union-attr]
+    os.kill(child, signal.SIGKILL)
+    assert_redelivered_once(client, s3, job_id)
+    worker.stop()
+
+
+def test_killed_worker_job_completes_on_another_after_the_visibility_timeout(
+    start_worker: Callable[..., WorkerProcess], client: SkillClient, s3: Any
+) -> None:
+    fast_restore = {"SKILLQ_VISIBILITY_TIMEOUT": "3"}
+    doomed = start_worker(pool="prefork", concurrency=1, queues=QUEUE, env=fast_restore)
+    job_id = client.submit("fragile", {"seconds": 1}, queue=QUEUE)
+    reported_pid(client, job_id)
+    assert client.status(job_id).worker == doomed.hostname
+    survivor = start_worker(pool="threads", concurrency=2, queues=QUEUE, env=fast_restore)
+    for pid in doomed.pids():
+        os.kill(pid, signal.SIGKILL)
+    assert_redelivered_once(client, s3, job_id)
+    assert client.status(job_id).worker == survivor.hostname
+    survivor.stop()
+
+
+@pytest.fixture
+def restartable_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    with EmbeddedRedis(appendonly=True, directory=tmp_path / "redis") as server:
+        yield server
+
+
+def test_redis_restart_loses_nothing(
+    restartable_redis: EmbeddedRedis,
+    start_worker: Callable[..., WorkerProcess],
+    stack_env: dict[str, str],
+    settings: Settings,
+) -> None:
+    env = {"SKILLQ_BROKER_URL": restartable_redis.url}
+    local = settings.model_copy(update={"broker_url": restartable_redis.url})
+    worker = WorkerProcess(
+        {**stack_env, **env},
+        pool="prefork",
+        concurrency=2,
+        queues="default",
+        log_path=Path("/tmp/restart-worker.log"),
+    )
+    worker.start().wait_ready(restartable_redis.url)
+    try:
+        with SkillClient(local) as client:
+            running = client.submit("story", {"words": 60, "delay": 0.05})
+            wait_for(lambda: client.status(running).last_seq >= 5, 20, "the job to stream")
+            parked = client.submit("echo", {"message": "parked"}, queue="parked")
+            restartable_redis.restart()
+            assert client.result(running, timeout=60)["words"] == 60
+            events = list(client.events(running, timeout=30))
+            assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+            assert sum(1 for e in events if e["kind"] == "text_delta") == 60
+            assert client.status(parked).state == "queued"
+            late = WorkerProcess({**stack_env, **env}, pool="threads", queues="parked")
+            late.start().wait_ready(restartable_redis.url)
+            assert client.result(parked, timeout=60) == {"message": "parked"}
+            after = client.submit("echo", {"message": "after restart"})
+            assert client.result(after, timeout=60) == {"message": "after restart"}
+            late.stop()
+            # The running job's message was acknowledged through a new connection:
+            # nothing is left to be redelivered (and so run twice) later.
+            raw = redis.Redis.from_url(restartable_redis.url)
+            wait_for(lambda: raw.hlen("unacked") == 0, 20, "every message to be acknowledged")
+            assert client.status(running).attempts == 1
+    except BaseException:
+        print(worker.log_tail(80))
+        raise
+    finally:
+        worker.stop()
+
+
+def test_live_events_resume_across_a_redis_restart(
+    restartable_redis: EmbeddedRedis,
+    stack_env: dict[str, str],
+    settings: Settings,
+) -> None:
+    env = {"SKILLQ_BROKER_URL": restartable_redis.url}
+    local = settings.model_copy(update={"broker_url": restartable_redis.url})
+    worker = WorkerProcess({**stack_env, **env}, pool="threads", concurrency=2, queues="default")
+    worker.start().wait_ready(restartable_redis.url)
+    try:
+        with SkillClient(local) as client:
+            job_id = client.submit("story", {"words": 80, "delay": 0.03})
+            seen: list[int] = []
+            for event in client.events(job_id, timeout=60):
+                seen.append(event["seq"])
+                if len(seen) == 10:
+                    restartable_redis.restart()
+            assert seen == list(range(1, len(seen) + 1))
+            assert client.status(job_id).state == "succeeded"
+    finally:
+        worker.stop()
+
+
+def test_s3_outage_fails_the_job_clearly_and_the_worker_serves_on(
+    start_worker: Callable[..., WorkerProcess], client: SkillClient, tmp_path: Path
+) -> None:
+    port = free_port()
+    moto = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **AWS},
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            with urllib.request.urlopen(endpoint + "/moto-api/", timeout=1):
+                return True
+        except OSError:
+            return False
+
+    try:
+        wait_for(up, 30, "the second S3 server")
+        worker = start_worker(
+            pool="threads", queues="s3-down", env={"SKILLQ_S3_ENDPOINT_URL": endpoint}
+        )
+    finally:
+        moto.terminate()
+        moto.wait(10)
+    job_id = client.submit("report", {}, queue="s3-down")
+    with pytest.raises(JobFailed) as caught:
+        client.result(job_id, timeout=120)
+    assert caught.value.error_type == "ArtifactStoreUnavailable"
+    assert "artifact store unavailable" in caught.value.error_message
+    follow_up = client.submit("echo", {"message": "no S3 needed"}, queue="s3-down")
+    assert client.result(follow_up, timeout=30) == {"message": "no S3 needed"}
+    worker.stop()
+
+
+@pytest.mark.parametrize("pool", ["prefork", "threads"])
+def test_time_limit_fails_the_job_and_the_worker_recovers(
+    start_worker: Callable[..., WorkerProcess], client: SkillClient, pool: str
+) -> None:
+    worker = start_worker(pool=pool, queues=f"limits-{pool}")
+    job_id = client.submit("limited", {"seconds": 30}, queue=f"limits-{pool}")
+    with pytest.raises(JobFailed) as caught:
+        client.result(job_id, timeout=30)
+    assert caught.value.error_type == "JobTimeout"
+    assert "time limit of 0.5 s" in caught.value.error_message
+    follow_up = client.submit("echo", {"message": "recovered"}, queue=f"limits-{pool}")
+    assert client.result(follow_up, timeout=30) == {"message": "recovered"}
+    worker.stop()
+
+
+def test_hard_time_limit_stops_a_handler_that_blocks_its_loop(
+    start_worker: Callable[..., WorkerProcess], client: SkillClient
+) -> None:
+    worker = start_worker(pool="prefork", queues="hard-limit")
+    job_id = client.submit("blocking_limited", {"seconds": 60}, queue="hard-limit")
+    with pytest.raises(JobFailed) as caught:
+        client.result(job_id, timeout=60)
+    assert caught.value.error_type == "JobTimeout"
+    follow_up = client.submit("echo", {"message": "recovered"}, queue="hard-limit")
+    assert client.result(follow_up, timeout=30) == {"message": "recovered"}
+    worker.stop()
+
+
+AUTH_KEY = "test-signing-key-0123456789"
+
+
+@pytest.fixture
+def signed_worker(start_worker: Callable[..., WorkerProcess]) -> Iterator[WorkerProcess]:
+    worker = start_worker(pool="threads", queues="signed", env={"SKILLQ_AUTH_KEY": AUTH_KEY})
+    yield worker
+    worker.stop()
+
+
+def test_signed_auth(signed_worker: WorkerProcess, settings: Settings, client: SkillClient) -> None:
+    signed = settings.model_copy(update={"auth_key": SecretStr(AUTH_KEY)})
+    with SkillClient(signed) as signer:
+        job_id = signer.submit(
+            "wordcount", {"text": "a b"}, auth={"scopes": ["text:read"]}, queue="signed"
+        )
+        assert signer.result(job_id, timeout=30)["words"] == 2
+
+    producer: Celery = create_app(settings)
+    claims = {"scopes": ["text:read"]}
+    genuine_id = str(uuid.uuid4())
+    genuine = sign(AUTH_KEY, genuine_id, "wordcount", claims, 60)
+    forged = {**genuine, "claims": {"scopes": ["text:read", "admin"]}}
+    cases = {
+        "signed auth required": {"scopes": ["text:read"]},
+        "does not match": forged,
+        "expired": sign(AUTH_KEY, "placeholder", "wordcount", claims, -10),
+    }
+    replayed_id = str(uuid.uuid4())
+    for expected, auth in cases.items():
+        job = str(uuid.uuid4())
+        if expected == "expired":
+            auth = sign(AUTH_KEY, job, "wordcount", claims, -10)
+        producer.send_task(
+            "skills.wordcount",
+            kwargs={"args": {"text": "x"}, "auth": auth},
+            task_id=job,
+            queue="signed",
+        )
+        wait_for(lambda job=job: finished(client, job), 30, expected)  # type: ignore[misc]
+        error = client.status(job).error
+        assert error is not None and error.type == "InvalidAuth"
+        assert expected in error.message and AUTH_KEY not in error.message
+    producer.send_task(
+        "skills.wordcount",
+        kwargs={"args": {"text": "x"}, "auth": genuine},
+        task_id=replayed_id,
+        queue="signed",
+    )
+    wait_for(lambda: finished(client, replayed_id), 30, "the replayed job")
+    error = client.status(replayed_id).error
+    assert error is not None and "does not match" in error.message
+    assert AUTH_KEY not in signed_worker.log_path.read_text(errors="replace")
+
+
+def finished(client: SkillClient, job_id: str) -> bool:
+    try:
+        return client.status(job_id).finished
+    except JobNotFound:
+        return False
+
+
+def test_job_ids_are_uuid4_by_default(signed_worker: WorkerProcess, client: SkillClient) -> None:
+    ids = {client.submit("echo", {}, queue="never-consumed") for _ in range(3)}
+    assert len(ids) == 3
+    assert all(uuid.UUID(job_id).version == 4 for job_id in ids)
