@@ -1,4 +1,5 @@
 # The targets CI runs (.ci/run): lint, typecheck, test, bench-smoke.
+# Also: demo, bench (full benchmark), soak (1,000 jobs under random kills).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -30,6 +31,9 @@ bench: $(STAMP)
 
 bench-smoke: $(STAMP)
 	$(BIN)/python -m bench.run --smoke --output bench/results-smoke.json
+
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak
 
 ci: lint typecheck test bench-smoke
 

@@ -54,3 +54,19 @@ async def cancel_probe(ctx: RunContext[Any], args: Any) -> None:
     except CancelledByCaller:
         await ctx.emit_event(AgentEvent(kind="noticed", payload={"at": time.time()}))
         raise
+
+
+class SoakArgs(BaseModel):
+    millis: int = 50
+
+
+@skill("bench.soak", args=SoakArgs, description="A small job for the soak test.")
+async def soak(ctx: RunContext[Any], args: SoakArgs) -> int:
+    await ctx.emit_progress("started")
+    ref = await ctx.write_artifact("out.txt", ctx.task_id.encode(), "text/plain")
+    await ctx.emit_artifact(ref)
+    for _ in range(max(1, args.millis // 10)):
+        await ctx.check_cancelled()
+        await asyncio.sleep(0.01)
+    await ctx.emit_progress("done")
+    return args.millis

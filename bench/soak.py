@@ -1,0 +1,186 @@
+"""Soak test: 1,000 jobs while workers are killed at random (``make soak``).
+
+Three prefork workers share one queue; a killer SIGKILLs a random pool
+child or a whole worker (then starts a replacement) every 1-3 s. At the end
+every job must be ``succeeded`` in its record, with exactly one terminal
+status event (its last), gap-free ``seq`` and one artifact. The figures are
+written into docs/RELIABILITY.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from worker.client import SkillClient
+from worker.embedded import EmbeddedRedis, WorkerProcess
+from worker.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Fleet:
+    def __init__(self, env: dict[str, str], redis_url: str, logs: Path) -> None:
+        self.env = env
+        self.redis_url = redis_url
+        self.logs = logs
+        self.workers: list[WorkerProcess] = []
+        self.kills: Counter[str] = Counter()
+        self.lock = threading.Lock()
+
+    def add(self) -> WorkerProcess:
+        worker = WorkerProcess(
+            self.env,
+            pool="prefork",
+            concurrency=2,
+            queues="default",
+            loglevel="WARNING",
+            log_path=self.logs / f"worker-{len(self.workers) + sum(self.kills.values())}.log",
+        ).start()
+        worker.wait_ready(self.redis_url)
+        with self.lock:
+            self.workers.append(worker)
+        return worker
+
+    def kill_one(self, rng: random.Random) -> None:
+        with self.lock:
+            victim = rng.choice(self.workers)
+        pids = victim.pids()
+        if rng.random() < 0.6 and len(pids) > 1:
+            self._kill(rng.choice(pids[1:]))
+            self.kills["pool child"] += 1
+            return
+        for pid in pids:
+            self._kill(pid)
+        victim.kill()
+        with self.lock:
+            self.workers.remove(victim)
+        self.kills["whole worker"] += 1
+        self.add()
+
+    @staticmethod
+    def _kill(pid: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop(timeout=10)
+
+
+def check(client: SkillClient, job_id: str) -> tuple[bool, int, str]:
+    status = client.status(job_id)
+    events = list(client.events(job_id, follow=False))
+    terminal = [e for e in events if e["kind"] == "status" and e["payload"]["state"] != "running"]
+    terminal = [e for e in terminal if e["payload"]["state"] != "retrying"]
+    problems = []
+    if status.state != "succeeded":
+        problems.append(f"state {status.state}")
+    if len(terminal) != 1 or events[-1] is not terminal[-1]:
+        problems.append(f"{len(terminal)} terminal events")
+    if [e["seq"] for e in events] != list(range(1, len(events) + 1)):
+        problems.append("seq gap")
+    if len(status.artifacts) != 1:
+        problems.append(f"{len(status.artifacts)} artifacts")
+    return not problems, status.attempts, ", ".join(problems)
+
+
+def update_doc(figures: dict[str, Any]) -> None:
+    path = ROOT / "docs" / "RELIABILITY.md"
+    start, end = "<!-- soak:start -->", "<!-- soak:end -->"
+    lines = [start, "| figure | value |", "| --- | --- |"]
+    lines += [f"| {key} | {value} |" for key, value in figures.items()]
+    lines.append(end)
+    text = path.read_text()
+    before, _, rest = text.partition(start)
+    _, _, after = rest.partition(end)
+    path.write_text(before + "\n".join(lines) + after)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--no-doc", action="store_true")
+    options = parser.parse_args(argv)
+    rng = random.Random(options.seed)
+    workdir = Path(tempfile.mkdtemp(prefix="skillq-soak-"))
+    with EmbeddedRedis(appendonly=False) as server:
+        env = {
+            "SKILLQ_BROKER_URL": server.url,
+            "SKILLQ_ARTIFACTS_URL": (workdir / "artifacts").as_uri(),
+            "SKILLQ_SKILLS": "bench.skills",
+            "SKILLQ_VISIBILITY_TIMEOUT": "10",
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        }
+        settings = Settings(broker_url=server.url, artifacts_url=env["SKILLQ_ARTIFACTS_URL"])
+        fleet = Fleet(env, server.url, workdir)
+        for _ in range(3):
+            fleet.add()
+        started = time.monotonic()
+        stop = threading.Event()
+
+        def killer() -> None:
+            while not stop.wait(rng.uniform(1.0, 3.0)):
+                fleet.kill_one(rng)
+
+        with SkillClient(settings) as client:
+            jobs = [
+                client.submit("bench.soak", {"millis": rng.randint(10, 200)})
+                for _ in range(options.jobs)
+            ]
+            thread = threading.Thread(target=killer, daemon=True)
+            thread.start()
+            pending = set(jobs)
+            deadline = time.monotonic() + 900
+            while pending and time.monotonic() < deadline:
+                pending = {j for j in pending if not client.status(j).finished}
+                if pending:
+                    time.sleep(0.5)
+            stop.set()
+            thread.join()
+            elapsed = time.monotonic() - started
+            results = [check(client, job) for job in jobs]
+        fleet.stop()
+        raw = redis.Redis.from_url(server.url)
+        dead = raw.llen("skillq:dead")
+
+    bad = [(job, why) for job, (ok, _, why) in zip(jobs, results, strict=True) if not ok]
+    attempts = Counter(a for _, a, _ in results)
+    figures = {
+        "jobs submitted": options.jobs,
+        "jobs succeeded exactly once": options.jobs - len(bad),
+        "jobs lost or wrong": len(bad),
+        "still pending at the deadline": len(pending),
+        "pool children killed (SIGKILL)": fleet.kills["pool child"],
+        "whole workers killed (SIGKILL)": fleet.kills["whole worker"],
+        "jobs run more than once (redelivered)": sum(n for a, n in attempts.items() if a > 1),
+        "most attempts of one job": max(attempts) if attempts else 0,
+        "dead letters": dead,
+        "wall time (s)": round(elapsed, 1),
+        "visibility timeout (s)": env["SKILLQ_VISIBILITY_TIMEOUT"],
+        "run": time.strftime("%Y-%m-%d", time.gmtime()) + f", seed {options.seed}",
+    }
+    print(json.dumps(figures, indent=2))
+    for job, why in bad[:20]:
+        print(f"BAD {job}: {why}", file=sys.stderr)
+    if not options.no_doc:
+        update_doc(figures)
+    return 1 if bad or pending else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
