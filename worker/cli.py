@@ -276,6 +276,75 @@ def demo(
     raise typer.Exit(code)
 
 
+def broker_client() -> redis.Redis:
+    return redis.Redis.from_url(Settings().broker_url, socket_connect_timeout=5)
+
+
+@cli.command("queue-depth")
+def queue_depth(
+    queue: Annotated[
+        list[str] | None, typer.Option("--queue", "-Q", help="Queue to report (repeatable).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Backlog per queue: jobs queued plus jobs workers hold (the autoscaling figure)."""
+    from .backlog import queue_depths
+
+    try:
+        depths = queue_depths(broker_client(), list(queue or []))
+    except Exception as exc:
+        fail(exc)
+    if as_json:
+        emit_json({d.queue: d.as_dict() for d in depths})
+        return
+    for depth in depths:
+        out.print(
+            f"{depth.queue}\tbacklog {depth.backlog}\tqueued {depth.queued}\ttaken {depth.taken}",
+            highlight=False,
+        )
+
+
+@cli.command()
+def exporter(
+    port: Annotated[int, typer.Option("--port")] = 9808,
+    host: Annotated[str, typer.Option("--host")] = "0.0.0.0",  # noqa: S104 (a server)
+    queue: Annotated[list[str] | None, typer.Option("--queue", "-Q")] = None,
+) -> None:
+    """Serve the backlog for autoscalers: /metrics (Prometheus), /backlog (JSON)."""
+    from .exporter import make_server
+
+    server = make_server(host, port, broker_client(), list(queue or []))
+    err.print(f"skillq exporter on http://{host}:{server.server_port}/metrics", highlight=False)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+
+
+@cli.command()
+def health(
+    hostname: Annotated[
+        str | None, typer.Option("--hostname", "-n", help="Worker node name.")
+    ] = None,
+) -> None:
+    """Exit 0 if the worker named HOSTNAME (default celery@<host>) is alive in Redis."""
+    import socket
+
+    from .keys import Keys
+
+    settings = Settings()
+    node = hostname or f"celery@{socket.gethostname()}"
+    try:
+        client = redis.Redis.from_url(settings.effective_redis_url, socket_connect_timeout=5)
+        alive = bool(client.exists(Keys(settings.key_prefix).worker(node)))
+    except Exception as exc:
+        fail(exc)
+    if not alive:
+        err.print(f"worker {node} has no live heartbeat in Redis", highlight=False)
+        raise typer.Exit(1)
+    out.print(f"worker {node} is alive", highlight=False)
+
+
 def main() -> None:
     cli()
 
