@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck ci soak bench bench-smoke clean
+.PHONY: demo test tools lint typecheck ci soak bench bench-smoke clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,15 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/skillq demo
 
-test: $(STAMP)
+# The deployment tests validate docker-compose.yml with Debian's docker-compose
+# (no engine needed); install it when missing and we may.
+tools:
+	@command -v docker-compose >/dev/null || { [ "$$(id -u)" = 0 ] && \
+		(apt-get install -y -q docker-compose >/dev/null 2>&1 || \
+		 (apt-get update -q >/dev/null && apt-get install -y -q docker-compose >/dev/null)); } || \
+		echo "docker-compose is missing: install it (apt-get install docker-compose)"
+
+test: $(STAMP) tools
 	$(BIN)/pytest -q
 
 lint: $(STAMP)

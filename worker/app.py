@@ -65,6 +65,10 @@ def create_app(settings: Settings | None = None, *, skills: SkillSet | None = No
         task_queues=[Queue(name) for name in queues],
         task_routes={skills[name].task_name: {"queue": skills[name].queue} for name in skills},
         worker_hijack_root_logger=True,
+        # With REMAP_SIGTERM=SIGQUIT (Kubernetes), SIGTERM gives running jobs
+        # this long to finish, then requeues the rest at once.
+        worker_soft_shutdown_timeout=settings.soft_shutdown_timeout,
+        worker_enable_soft_shutdown_on_idle=settings.soft_shutdown_timeout > 0,
         worker_redirect_stdouts=False,
     )
     if settings.broker_url.startswith(("redis://", "rediss://")):

@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     cancel_grace: float = Field(default=5.0, ge=0)
     cancel_kill_after: float = Field(default=5.0, ge=0)
     hard_time_limit_margin: float = Field(default=30.0, ge=0)
+    soft_shutdown_timeout: float = Field(default=0.0, ge=0)
     cancel_ttl: int = Field(default=7 * 86400, ge=1)
     max_args_bytes: int = Field(default=1024 * 1024, ge=1)
     max_event_bytes: int = Field(default=256 * 1024, ge=1)

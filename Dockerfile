@@ -1,0 +1,23 @@
+# skillq worker image: slim, non-root, dependencies pinned by constraints.txt.
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml constraints.txt README.md ./
+COPY worker ./worker
+COPY tasks ./tasks
+RUN pip install --no-cache-dir --upgrade pip \
+ && pip wheel --no-cache-dir -c constraints.txt --wheel-dir /wheels ".[flower]"
+
+FROM python:3.11-slim
+RUN useradd --create-home --uid 10001 skillq
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir --no-index --find-links /wheels "skillq[flower]" \
+ && rm -rf /wheels
+USER skillq
+WORKDIR /home/skillq
+ENV PYTHONUNBUFFERED=1
+# Alive = this worker's heartbeat entry is in Redis (cheaper than a broadcast ping).
+HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
+  CMD ["skillq", "health"]
+# Celery's warm shutdown on SIGTERM lets running jobs finish.
+STOPSIGNAL SIGTERM
+CMD ["skillq", "worker", "--pool", "prefork", "--loglevel", "INFO"]

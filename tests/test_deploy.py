@@ -1,0 +1,226 @@
+"""Deployment artefacts and horizontal scaling, run as processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import yaml
+
+from tests.conftest import wait_for
+from worker.backlog import queue_depths
+from worker.client import SkillClient
+from worker.embedded import WorkerProcess, free_port
+from worker.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SKILLQ = str(Path(sys.executable).parent / "skillq")
+
+
+@pytest.fixture(scope="module")
+def client(settings: Settings) -> Iterator[SkillClient]:
+    with SkillClient(settings) as instance:
+        yield instance
+
+
+def test_compose_file_validates_and_wires_the_topology() -> None:
+    binary = shutil.which("docker-compose")
+    assert binary, "docker-compose is required (make test installs Debian's package)"
+    done = subprocess.run(
+        [binary, "-f", str(ROOT / "docker-compose.yml"), "config"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    config = yaml.safe_load(done.stdout)
+    services = config["services"]
+    assert {"redis", "minio", "create-bucket", "worker", "flower", "exporter", "demo"} <= set(
+        services
+    )
+    assert "--appendonly" in services["redis"]["command"]
+    assert services["worker"]["environment"]["SKILLQ_BROKER_URL"] == "redis://redis:6379/0"
+    assert services["worker"]["environment"]["SKILLQ_S3_ENDPOINT_URL"] == "http://minio:9000"
+    assert "ports" not in services["worker"], "workers must scale: no fixed host ports"
+    assert services["worker"]["depends_on"]["create-bucket"]["condition"] == (
+        "service_completed_successfully"
+    )
+
+
+def test_dockerfile_runs_as_non_root_with_a_healthcheck() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    assert "USER skillq" in text
+    assert "HEALTHCHECK" in text and "skillq" in text.split("HEALTHCHECK", 1)[1]
+    assert "-c constraints.txt" in text
+
+
+KNOWN = {
+    "Deployment.spec": {"replicas", "selector", "strategy", "template"},
+    "PodSpec": {"terminationGracePeriodSeconds", "securityContext", "containers"},
+    "Container": {
+        "name",
+        "image",
+        "imagePullPolicy",
+        "command",
+        "env",
+        "envFrom",
+        "resources",
+        "livenessProbe",
+        "readinessProbe",
+        "ports",
+        "securityContext",
+    },
+    "ScaledObject.spec": {
+        "scaleTargetRef",
+        "pollingInterval",
+        "cooldownPeriod",
+        "minReplicaCount",
+        "maxReplicaCount",
+        "triggers",
+    },
+    "Trigger": {"type", "metricType", "metadata"},
+}
+
+
+def manifests() -> dict[tuple[str, str], dict[str, Any]]:
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for path in sorted((ROOT / "deploy" / "k8s").glob("*.yaml")):
+        for document in yaml.safe_load_all(path.read_text()):
+            found[(document["kind"], document["metadata"]["name"])] = document
+    return found
+
+
+def test_kubernetes_manifests_name_real_fields() -> None:
+    docs = manifests()
+    worker = docs[("Deployment", "skillq-worker")]
+    assert worker["apiVersion"] == "apps/v1"
+    assert set(worker["spec"]) <= KNOWN["Deployment.spec"]
+    pod = worker["spec"]["template"]["spec"]
+    assert set(pod) <= KNOWN["PodSpec"]
+    container = pod["containers"][0]
+    assert set(container) <= KNOWN["Container"]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert env["REMAP_SIGTERM"] == "SIGQUIT"
+    config = docs[("ConfigMap", "skillq-config")]["data"]
+    soft = float(config["SKILLQ_SOFT_SHUTDOWN_TIMEOUT"])
+    assert pod["terminationGracePeriodSeconds"] > soft, "grace must cover the soft shutdown"
+    assert worker["spec"]["selector"]["matchLabels"].items() <= (
+        worker["spec"]["template"]["metadata"]["labels"].items()
+    )
+
+    scaled = docs[("ScaledObject", "skillq-worker")]
+    assert scaled["apiVersion"] == "keda.sh/v1alpha1"
+    assert set(scaled["spec"]) <= KNOWN["ScaledObject.spec"]
+    assert scaled["spec"]["scaleTargetRef"]["name"] == "skillq-worker"
+    trigger = scaled["spec"]["triggers"][0]
+    assert set(trigger) <= KNOWN["Trigger"]
+    assert trigger["type"] == "metrics-api"
+    assert trigger["metadata"]["valueLocation"] == "total"
+    assert "skillq-exporter" in trigger["metadata"]["url"]
+    assert ("Service", "skillq-exporter") in docs
+
+
+def test_three_workers_share_a_queue_and_survive_losing_one(
+    start_worker: Callable[..., WorkerProcess], client: SkillClient
+) -> None:
+    env = {"SKILLQ_VISIBILITY_TIMEOUT": "3"}
+    fleet = [start_worker(pool="prefork", concurrency=2, queues="fleet", env=env) for _ in range(3)]
+    assert len({w.hostname for w in fleet}) == 3
+    jobs = [client.submit("story", {"words": 5, "delay": 0.05}, queue="fleet") for _ in range(60)]
+    wait_for(
+        lambda: sum(client.status(j).finished for j in jobs) >= 10, 60, "the first jobs to finish"
+    )
+    victim = fleet[0]
+    for pid in victim.pids():
+        os.kill(pid, signal.SIGKILL)
+    for job in jobs:
+        assert client.result(job, timeout=120)["words"] == 5
+    workers = {client.status(j).worker for j in jobs}
+    assert len(workers) >= 2
+    assert all(client.status(j).state == "succeeded" for j in jobs)
+    for worker in fleet[1:]:
+        worker.stop()
+
+
+def test_backlog_counts_queued_and_running_jobs(
+    start_worker: Callable[..., WorkerProcess],
+    client: SkillClient,
+    settings: Settings,
+    stack_env: dict[str, str],
+) -> None:
+    queue = "backlog-q"
+    worker = start_worker(pool="threads", concurrency=2, queues=queue)
+    jobs = [client.submit("sleepy", {"seconds": 60}, queue=queue) for _ in range(5)]
+    wait_for(lambda: sum(client.status(j).state == "running" for j in jobs) == 2, 30, "two running")
+    raw = redis.Redis.from_url(settings.broker_url)
+    (depth,) = queue_depths(raw, [queue])
+    assert (depth.queued, depth.taken, depth.backlog) == (3, 2, 5)
+
+    shown = subprocess.run(
+        [SKILLQ, "queue-depth", "--queue", queue, "--json"],
+        env={**os.environ, **stack_env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)[queue] == {
+        "queue": queue,
+        "queued": 3,
+        "taken": 2,
+        "backlog": 5,
+    }
+
+    port = free_port()
+    exporter = subprocess.Popen(
+        [SKILLQ, "exporter", "--port", str(port), "--host", "127.0.0.1"],
+        env={**os.environ, **stack_env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def fetch(path: str) -> str | None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
+                    return str(r.read().decode())
+            except OSError:
+                return None
+
+        body = wait_for(lambda: fetch(f"/backlog?queue={queue}"), 30, "the exporter")
+        assert json.loads(body)["total"] == 5
+        metrics = fetch("/metrics?queue=" + queue) or ""
+        assert f'skillq_queue_backlog{{queue="{queue}"}} 5' in metrics
+    finally:
+        exporter.terminate()
+        exporter.wait(10)
+
+    for job in jobs:
+        client.cancel(job)
+    wait_for(lambda: queue_depths(raw, [queue])[0].backlog == 0, 30, "an empty backlog")
+    worker.stop()
+
+
+def test_health_command(
+    start_worker: Callable[..., WorkerProcess], stack_env: dict[str, str]
+) -> None:
+    worker = start_worker(pool="threads", queues="health-q")
+    env = {**os.environ, **stack_env}
+    alive = subprocess.run([SKILLQ, "health", "--hostname", worker.hostname], env=env, check=False)
+    assert alive.returncode == 0
+    worker.stop()
+    gone = subprocess.run(
+        [SKILLQ, "health", "--hostname", worker.hostname], env=env, capture_output=True, check=False
+    )
+    assert gone.returncode == 1
