@@ -1,4 +1,4 @@
-# The targets CI runs (.ci/run): lint, typecheck, test, bench-smoke.
+# The targets CI runs (.ci/run): lint, typecheck, bench-smoke, test.
 # Also: demo, bench (full benchmark), soak (1,000 jobs under random kills).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -43,7 +43,7 @@ bench-smoke: $(STAMP)
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak
 
-ci: lint typecheck test bench-smoke
+ci: lint typecheck bench-smoke test
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -21,10 +21,8 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,15 +33,11 @@ import redis
 from worker.cancellation import CancelToken
 from worker.celery_context import CeleryRunContext
 from worker.client import SkillClient
-from worker.embedded import EmbeddedRedis, WorkerProcess, free_port
+from worker.embedded import EmbeddedRedis, S3Server, WorkerProcess
 from worker.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-AWS = {
-    "AWS_ACCESS_KEY_ID": "bench",
-    "AWS_SECRET_ACCESS_KEY": "bench",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
+AWS = S3Server.CREDENTIALS
 BUCKET = "skillq-bench"
 
 
@@ -89,32 +83,6 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out waiting for {what}")
         time.sleep(0.002)
-
-
-@contextmanager
-def moto_server() -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, **AWS},
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            with urllib.request.urlopen(endpoint + "/moto-api/", timeout=1):
-                return True
-        except OSError:
-            return False
-
-    try:
-        wait_until(up, 30, "moto server")
-        yield endpoint
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 class Bench:
@@ -650,7 +618,8 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     sections = [s for s in options.only.split(",") if s]
 
-    with EmbeddedRedis() as server, moto_server() as endpoint:
+    with EmbeddedRedis() as server, S3Server() as s3_server:
+        endpoint = s3_server.url
         bench = Bench(options.smoke, server, endpoint)
         plan: list[tuple[str, Callable[[], None]]] = [
             ("throughput", lambda: bench.throughput("prefork", 2)),

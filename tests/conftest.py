@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,17 +12,14 @@ from typing import Any
 import boto3
 import pytest
 
-from worker.embedded import EmbeddedRedis, WorkerProcess, free_port
+from worker.client import SkillClient
+from worker.embedded import EmbeddedRedis, S3Server, WorkerProcess
 from worker.settings import Settings
 
 HERE = Path(__file__).parent
 BUCKET = "skillq-test"
 SECRET_VALUE = "sk-test-4f9d2c7e1b"
-AWS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
+AWS = S3Server.CREDENTIALS
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
@@ -48,30 +42,8 @@ def redis_server() -> Iterator[EmbeddedRedis]:
 
 @pytest.fixture(scope="session")
 def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, **AWS},
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            with urllib.request.urlopen(endpoint + "/moto-api/", timeout=1):
-                return True
-        except OSError:
-            return False
-
-    try:
-        wait_for(up, 30, "moto server")
-        yield endpoint
-    finally:
-        process.terminate()
-        process.wait(10)
-        log.close()
+    with S3Server(tmp_path_factory.mktemp("moto") / "moto.log") as server:
+        yield server.url
 
 
 @pytest.fixture(scope="session")
@@ -169,3 +141,10 @@ def worker(
     process.stop(timeout=10)
     if request.session.testsfailed:
         print(f"--- worker log ({request.param}) ---\n{process.log_tail(60)}")
+
+
+@pytest.fixture(scope="module")
+def client(settings: Settings) -> Iterator[SkillClient]:
+    """A synchronous client pointed at the test's Redis and S3."""
+    with SkillClient(settings) as instance:
+        yield instance

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,12 +18,6 @@ from worker.client import SkillClient
 from worker.embedded import WorkerProcess
 from worker.errors import JobCancelled
 from worker.settings import Settings
-
-
-@pytest.fixture(scope="module")
-def client(settings: Settings) -> Iterator[SkillClient]:
-    with SkillClient(settings) as instance:
-        yield instance
 
 
 @pytest.fixture(scope="module")

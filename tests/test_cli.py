@@ -15,7 +15,6 @@ import pytest
 from tests.conftest import wait_for
 from worker.client import SkillClient
 from worker.embedded import EmbeddedRedis, WorkerProcess
-from worker.settings import Settings
 
 SKILLQ = str(Path(sys.executable).parent / "skillq")
 
@@ -25,12 +24,6 @@ def cli_worker(start_worker: Any) -> Iterator[WorkerProcess]:
     process: WorkerProcess = start_worker(pool="threads", concurrency=4)
     yield process
     process.stop()
-
-
-@pytest.fixture(scope="module")
-def client(settings: Settings) -> Iterator[SkillClient]:
-    with SkillClient(settings) as instance:
-        yield instance
 
 
 def skillq(

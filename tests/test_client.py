@@ -6,7 +6,7 @@ import asyncio
 import json
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,12 +17,6 @@ from worker.client import AsyncSkillClient, SkillClient
 from worker.embedded import WorkerProcess
 from worker.errors import InvalidArgs, JobCancelled, JobFailed, JobNotFound, UnknownSkill
 from worker.settings import Settings
-
-
-@pytest.fixture(scope="module")
-def client(settings: Settings) -> Iterator[SkillClient]:
-    with SkillClient(settings) as instance:
-        yield instance
 
 
 def seqs(events: list[dict[str, Any]]) -> list[int]:

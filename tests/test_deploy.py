@@ -9,11 +9,10 @@ import signal
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 import redis
 import yaml
 
@@ -25,12 +24,6 @@ from worker.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SKILLQ = str(Path(sys.executable).parent / "skillq")
-
-
-@pytest.fixture(scope="module")
-def client(settings: Settings) -> Iterator[SkillClient]:
-    with SkillClient(settings) as instance:
-        yield instance
 
 
 def test_compose_file_validates_and_wires_the_topology() -> None:

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,21 +14,15 @@ import redis
 from celery import Celery
 from pydantic import SecretStr
 
-from tests.conftest import AWS, BUCKET, wait_for
+from tests.conftest import BUCKET, wait_for
 from worker.app import create_app
 from worker.client import SkillClient
-from worker.embedded import EmbeddedRedis, WorkerProcess, free_port
+from worker.embedded import EmbeddedRedis, S3Server, WorkerProcess
 from worker.errors import JobFailed, JobNotFound
 from worker.settings import Settings
 from worker.signing import sign
 
 QUEUE = "faults"
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[SkillClient]:
-    with SkillClient(settings) as instance:
-        yield instance
 
 
 def statuses(client: SkillClient, job_id: str) -> list[str]:
@@ -170,30 +161,10 @@ def test_live_events_resume_across_a_redis_restart(
 def test_s3_outage_fails_the_job_clearly_and_the_worker_serves_on(
     start_worker: Callable[..., WorkerProcess], client: SkillClient, tmp_path: Path
 ) -> None:
-    port = free_port()
-    moto = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, **AWS},
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            with urllib.request.urlopen(endpoint + "/moto-api/", timeout=1):
-                return True
-        except OSError:
-            return False
-
-    try:
-        wait_for(up, 30, "the second S3 server")
+    with S3Server() as outage:
         worker = start_worker(
-            pool="threads", queues="s3-down", env={"SKILLQ_S3_ENDPOINT_URL": endpoint}
+            pool="threads", queues="s3-down", env={"SKILLQ_S3_ENDPOINT_URL": outage.url}
         )
-    finally:
-        moto.terminate()
-        moto.wait(10)
     job_id = client.submit("report", {}, queue="s3-down")
     with pytest.raises(JobFailed) as caught:
         client.result(job_id, timeout=120)

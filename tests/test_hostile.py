@@ -23,12 +23,6 @@ from worker.transport import DEAD_LETTER_KEY
 
 
 @pytest.fixture(scope="module")
-def client(settings: Settings) -> Iterator[SkillClient]:
-    with SkillClient(settings) as instance:
-        yield instance
-
-
-@pytest.fixture(scope="module")
 def producer(settings: Settings) -> Celery:
     return create_app(settings)
 
