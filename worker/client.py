@@ -8,7 +8,6 @@ Callers never need Celery's API.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import threading
 import time
@@ -21,8 +20,6 @@ from celery import Celery
 from pydantic import BaseModel, ConfigDict
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .app import create_app
 from .artifacts import JOB_ID, ArtifactStore, open_store
@@ -43,94 +40,11 @@ from .schema_check import check_args
 from .scripts import CANCEL, SUBMIT
 from .settings import Settings
 from .signing import sign
+from .subscription import IDLE, RECONNECTED, Deadline, Subscription
 
 T = TypeVar("T")
 Envelope = dict[str, Any]
 REGISTRY_CACHE_SECONDS = 2.0
-
-
-MESSAGE, IDLE, RECONNECTED = "message", "idle", "reconnected"
-RECONNECT_WINDOW = 60.0
-
-
-class Deadline:
-    """An optional overall time limit for a wait."""
-
-    def __init__(self, timeout: float | None) -> None:
-        self.timeout = timeout
-        self.at = None if timeout is None else time.monotonic() + timeout
-
-    def remaining(self) -> float | None:
-        return None if self.at is None else self.at - time.monotonic()
-
-    def wait(self, what: str, step: float = 1.0) -> float:
-        """How long the next blocking read may take, or TimeoutError if none is left."""
-        left = self.remaining()
-        if left is None:
-            return step
-        if left <= 0:
-            raise TimeoutError(f"timed out after {self.timeout} s waiting for {what}")
-        return min(step, left)
-
-
-class Subscription:
-    """One pub/sub channel that comes back by itself after Redis restarts.
-
-    ``get`` returns ``(MESSAGE, envelope)``, ``(IDLE, None)`` when nothing
-    arrived in time, or ``(RECONNECTED, None)`` after the connection was lost
-    and re-established; messages published meanwhile are gone, so the caller
-    catches up from the stream or the record.
-    """
-
-    def __init__(self, redis: Redis, channel: str, deadline: Deadline) -> None:
-        self._redis = redis
-        self._channel = channel
-        self._deadline = deadline
-        self._pubsub: Any = None
-
-    async def open(self) -> None:
-        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(self._channel)
-        self._pubsub = pubsub
-
-    async def close(self) -> None:
-        if self._pubsub is not None:
-            with contextlib.suppress(Exception):
-                await self._pubsub.aclose()
-            self._pubsub = None
-
-    async def get(self, timeout: float) -> tuple[str, Envelope | None]:
-        try:
-            message = await self._pubsub.get_message(timeout=timeout)
-        except (RedisConnectionError, RedisTimeoutError):
-            await self._reconnect()
-            return RECONNECTED, None
-        if message is None:
-            return IDLE, None
-        return MESSAGE, json.loads(message["data"])
-
-    async def _reconnect(self) -> None:
-        await self.close()
-        started, backoff = time.monotonic(), 0.05
-        while True:
-            try:
-                await self.open()
-                return
-            except (RedisConnectionError, RedisTimeoutError):
-                left = self._deadline.remaining()
-                if time.monotonic() - started > RECONNECT_WINDOW or (
-                    left is not None and left <= 0
-                ):
-                    raise
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 1.0)
-
-    async def __aenter__(self) -> Subscription:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
 
 class SkillInfo(BaseModel):
