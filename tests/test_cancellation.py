@@ -127,13 +127,17 @@ def test_handler_that_blocks_its_loop_is_stopped(
     assert client.status(job_id).attempts == 1
 
 
+@pytest.mark.parametrize("pool", ["prefork", "threads"])
 def test_revoke_terminate_from_celery_tooling(
     start_worker: Callable[..., WorkerProcess],
     client: SkillClient,
     producer: Celery,
     settings: Settings,
+    pool: str,
 ) -> None:
-    dedicated = start_worker(pool="prefork", queues="terminate-q")
+    # prefork: Celery kills the child; threads cannot be killed, and the cancel
+    # that skillq adds to every revoke reaches the handler instead.
+    dedicated = start_worker(pool=pool, queues="terminate-q")
     job_id = client.submit("sleepy", {"seconds": 60}, queue="terminate-q")
     wait_for(lambda: client.status(job_id).state == "running", 30, "the job to start")
     producer.control.revoke(job_id, terminate=True, signal="SIGKILL")
@@ -157,3 +161,20 @@ def test_cancel_holds_across_worker_restarts(
     assert_cancelled(client, producer, settings, job_id)
     assert states(client, job_id) == ["cancelled"]
     late.stop()
+
+
+def test_cancel_in_the_solo_pool(
+    start_worker: Callable[..., WorkerProcess],
+    client: SkillClient,
+    producer: Celery,
+    settings: Settings,
+) -> None:
+    """The solo pool runs the job in the consumer's thread; the cancel arrives over pub/sub."""
+    solo = start_worker(pool="solo", concurrency=1, queues="solo-cancel")
+    job_id = client.submit("sleepy", {"seconds": 60}, queue="solo-cancel")
+    wait_for(lambda: client.status(job_id).state == "running", 30, "the job to start")
+    assert client.cancel(job_id) is True
+    assert_cancelled(client, producer, settings, job_id)
+    follow_up = client.submit("echo", {"message": "solo"}, queue="solo-cancel")
+    assert client.result(follow_up, timeout=30) == {"message": "solo"}
+    solo.stop()

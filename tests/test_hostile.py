@@ -189,3 +189,9 @@ def test_secrets_logged_by_a_handler_are_redacted(
     assert client.result(job_id, timeout=30) == "logged"
     wait_for(lambda: "logged the key: ***" in worker.log_path.read_text(), 10, "the log line")
     assert SECRET_VALUE not in worker.log_path.read_text(errors="replace")
+
+
+def test_secrets_in_results_are_redacted(worker: WorkerProcess, client: SkillClient) -> None:
+    job_id = client.submit("returns_secret", {})
+    assert client.result(job_id, timeout=30) == {"key": "***", "note": "plain"}
+    assert SECRET_VALUE not in json.dumps(list(client.events(job_id)))

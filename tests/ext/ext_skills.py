@@ -141,3 +141,8 @@ async def fragile(ctx: RunContext[Any], args: FragileArgs) -> int:
 async def blocking_limited(ctx: RunContext[Any], args: NapArgs) -> str:
     time.sleep(args.seconds)
     return "finished"
+
+
+@skill("returns_secret", secrets=["OPENAI_KEY"], description="Returns its secret (never do this).")
+async def returns_secret(ctx: RunContext[Any], args: Any) -> dict[str, str]:
+    return {"key": ctx.secret("OPENAI_KEY"), "note": "plain"}
