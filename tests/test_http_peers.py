@@ -1,0 +1,119 @@
+"""Clients of HTTP peers against real local HTTP servers: S3 errors, A2A calls."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from worker.a2a import HttpA2AClient
+from worker.client import SkillClient
+from worker.embedded import WorkerProcess, free_port
+from worker.errors import JobFailed
+
+
+def serve(respond: Callable[[BaseHTTPRequestHandler], None]) -> Iterator[str]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            respond(self)
+
+        do_PUT = do_POST = do_HEAD = do_GET
+
+        def log_message(self, format: str, *args: object) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def reply(handler: BaseHTTPRequestHandler, status: int, body: bytes, kind: str) -> None:
+    length = int(handler.headers.get("Content-Length") or 0)
+    handler.requests_seen.append(handler.rfile.read(length))  # type: ignore[attr-defined]
+    handler.send_response(status)
+    handler.send_header("Content-Type", kind)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+@pytest.fixture
+def failing_s3() -> Iterator[tuple[str, list[bytes]]]:
+    seen: list[bytes] = []
+    body = (
+        b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>ServiceUnavailable</Code>'
+        b"<Message>Please reduce your request rate.</Message></Error>"
+    )
+
+    def respond(handler: BaseHTTPRequestHandler) -> None:
+        handler.requests_seen = seen  # type: ignore[attr-defined]
+        reply(handler, 503, body, "application/xml")
+
+    yield from ((url, seen) for url in serve(respond))
+
+
+def test_s3_errors_are_retried_then_fail_the_job(
+    failing_s3: tuple[str, list[bytes]],
+    start_worker: Callable[..., WorkerProcess],
+    client: SkillClient,
+) -> None:
+    url, seen = failing_s3
+    worker = start_worker(pool="threads", queues="s3-503", env={"SKILLQ_S3_ENDPOINT_URL": url})
+    job_id = client.submit("report", {}, queue="s3-503")
+    with pytest.raises(JobFailed) as caught:
+        client.result(job_id, timeout=120)
+    assert caught.value.error_type == "ArtifactStoreUnavailable"
+    assert "503" in caught.value.error_message
+    assert len(seen) >= 2, "botocore should have retried"
+    follow_up = client.submit("echo", {"message": "serving"}, queue="s3-503")
+    assert client.result(follow_up, timeout=30) == {"message": "serving"}
+    worker.stop()
+
+
+@pytest.fixture
+def agent() -> Iterator[tuple[str, list[bytes]]]:
+    seen: list[bytes] = []
+
+    def respond(handler: BaseHTTPRequestHandler) -> None:
+        handler.requests_seen = seen  # type: ignore[attr-defined]
+        if handler.path == "/skills/echo":
+            reply(
+                handler,
+                200,
+                json.dumps({"ok": True, "output": {"n": 1}}).encode(),
+                "application/json",
+            )
+        else:
+            reply(handler, 500, b"boom", "text/plain")
+
+    yield from ((url, seen) for url in serve(respond))
+
+
+def test_http_a2a_client(agent: tuple[str, list[bytes]]) -> None:
+    url, seen = agent
+    a2a = HttpA2AClient(default_timeout=5)
+
+    async def calls() -> list[Any]:
+        return [
+            await a2a.call(url, "echo", args={"x": 1}, grant="g-1"),
+            await a2a.call(url, "broken"),
+            await a2a.call("ftp://elsewhere", "echo"),
+            await a2a.call(f"http://127.0.0.1:{free_port()}", "echo", timeout=2),
+        ]
+
+    ok, broken, bad_scheme, unreachable = asyncio.run(calls())
+    assert ok.ok and ok.output == {"n": 1}
+    assert json.loads(seen[0]) == {"args": {"x": 1}, "grant": "g-1"}
+    assert not broken.ok and "HTTP 500" in (broken.error or "")
+    assert not bad_scheme.ok and "http(s)" in (bad_scheme.error or "")
+    assert not unreachable.ok and "cannot reach" in (unreachable.error or "")
