@@ -19,6 +19,7 @@ from celery.exceptions import Ignore
 from kombu import Queue
 
 from . import supervision
+from .artifacts import open_store
 from .celery_context import Capabilities
 from .celery_results import fused
 from .errors import JobFailed
@@ -166,7 +167,9 @@ def connect_worker_signals(
 
 
 def create_worker_app(settings: Settings | None = None) -> Celery:
+    """The app a worker runs; bad configuration fails here, before any job is taken."""
     settings = settings or Settings()
+    open_store(settings)  # an unusable SKILLQ_ARTIFACTS_URL is refused at start
     return create_app(settings, skills=load_skills(settings.skill_modules))
 
 
