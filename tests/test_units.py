@@ -282,6 +282,9 @@ def test_error_table_covers_every_error_and_walks_the_mro() -> None:
     assert spec_for(JobNotFound("x")).exit_code == 4
     assert spec_for(InvalidArgs("s", "d")).exit_code == 2
     assert spec_for(TimeoutError()).exit_code == 5
+    import redis
+
+    assert spec_for(redis.ConnectionError("down")).exit_code == 6
     assert spec_for(MissingScopes(["a"])).http_status == 403
     assert spec_for(RuntimeError()).code == "handler_error"
     rebuilt = JobFailed(*JobFailed("j", "T", "m").args)

@@ -21,8 +21,6 @@ from .client import SkillClient
 from .errors import SkillqError, spec_for
 from .settings import Settings
 
-EXIT_UNAVAILABLE = 6
-
 cli = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -35,11 +33,9 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable J
 
 
 def fail(exc: BaseException) -> NoReturn:
-    if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
-        err.print(f"[red]error:[/red] cannot reach Redis: {exc}", markup=True, highlight=False)
-        raise typer.Exit(EXIT_UNAVAILABLE)
     spec = spec_for(exc)
-    err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+    prefix = "cannot reach Redis: " if spec.code == "redis_unavailable" else ""
+    err.print(f"[red]error:[/red] {prefix}{exc}", markup=True, highlight=False)
     raise typer.Exit(spec.exit_code)
 
 

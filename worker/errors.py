@@ -12,6 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from .context import CancelledByCaller, MissingScopes
 
 
@@ -155,6 +158,8 @@ ERROR_TABLE: dict[type[BaseException], ErrorSpec] = {
     CancelledByCaller: ErrorSpec("cancelled", 3, 409),
     JobNotFound: ErrorSpec("not_found", 4, 404),
     TimeoutError: ErrorSpec("wait_timeout", 5, 504),
+    RedisConnectionError: ErrorSpec("redis_unavailable", 6, 503),
+    RedisTimeoutError: ErrorSpec("redis_unavailable", 6, 503),
 }
 
 
