@@ -121,6 +121,12 @@ def test_pickle_payload_is_never_unpickled(
     assert "application/x-python-serialize" in dead_letters(raw)[0]["reason"]
     still_serving(client)
     assert not marker.exists()
+    # The producer learns why its job will never run.
+    status = client.status(job_id)
+    assert status.state == "failed" and status.error is not None
+    assert status.error.type == "MessageRefused" and "JSON only" in status.error.message
+    with pytest.raises(JobFailed, match="JSON only"):
+        AsyncResult(job_id, app=create_app(settings)).get(timeout=10)
 
 
 def test_unknown_skill_from_a_raw_producer_fails_the_job(

@@ -24,6 +24,9 @@ from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import bytes_to_str
 from redis.exceptions import RedisError
 
+from .artifacts import JOB_ID
+from .skills import TASK_PREFIX
+
 log = logging.getLogger(__name__)
 
 DEAD_LETTER_KEY = "skillq:dead"
@@ -73,6 +76,20 @@ def running_delivery_tags() -> set[str]:
         if tag is not None:
             tags.add(str(tag))
     return tags
+
+
+def refused_job(item: bytes) -> tuple[str, str]:
+    """The job id and task name a refused item carries, if it is readable at all."""
+    try:
+        envelope = json.loads(bytes_to_str(item))
+        headers = envelope.get("headers") if isinstance(envelope, dict) else None
+        if isinstance(headers, dict):
+            job_id, task = headers.get("id"), headers.get("task")
+            if isinstance(job_id, str) and isinstance(task, str) and JOB_ID.match(job_id):
+                return job_id, task
+    except (ValueError, UnicodeDecodeError):
+        pass
+    return "", ""
 
 
 class QoS(kombu_redis.QoS):
@@ -186,7 +203,39 @@ class Channel(kombu_redis.Channel):
                 pipe.execute()
         except self.connection_errors as exc:  # type: ignore[attr-defined]
             log.error("cannot store the dead letter: %s", exc)
+        self._fail_job(item, reason)
         return None
+
+    def _fail_job(self, item: bytes, reason: str) -> None:
+        """If the item names a skill job, record why it will never run.
+
+        A raw producer that sent, say, pickle then sees a failed job (and
+        ``AsyncResult.get()`` raises) instead of waiting forever.
+        """
+        job_id, task = refused_job(item)
+        if not job_id or not task.startswith(TASK_PREFIX):
+            return
+        from .celery_results import fused, meta_json, meta_key
+        from .jobs import JobError, JobRecords
+        from .keys import Keys
+        from .runtime import sync_redis
+        from .settings import Settings
+
+        try:
+            records: JobRecords | None = self.__dict__.get("_skillq_records")
+            if records is None:
+                settings = Settings()
+                records = JobRecords(sync_redis(settings), Keys(settings.key_prefix), settings)
+                self.__dict__["_skillq_records"] = records
+            error = JobError(
+                type="MessageRefused", message=f"message refused: {reason}", code="message_refused"
+            )
+            meta = None
+            if fused(records.settings):
+                meta = (meta_key(job_id), meta_json(job_id, "failed", error=error))
+            records.finish(job_id, "failed", worker="", error=error, celery_meta=meta)
+        except Exception as exc:  # the dead letter is already kept
+            log.error("cannot record the refusal of job %s: %s", job_id, exc)
 
 
 class Transport(kombu_redis.Transport):
