@@ -33,7 +33,7 @@ import redis
 from worker.cancellation import CancelToken
 from worker.celery_context import CeleryRunContext
 from worker.client import SkillClient
-from worker.embedded import EmbeddedRedis, S3Server, WorkerProcess
+from worker.embedded import EmbeddedRedis, S3Server, WorkerProcess, wait_for
 from worker.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,17 +72,6 @@ def percentile(values: list[float], q: float) -> float:
         return float("nan")
     index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
     return ordered[index]
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.002)
 
 
 class Bench:
@@ -132,7 +121,7 @@ class Bench:
     def _wait_bare(self, process: WorkerProcess) -> None:
         from bench.bare_app import app
 
-        wait_until(
+        wait_for(
             lambda: app.control.ping(destination=[process.hostname], timeout=0.5),
             60,
             "the bare worker",
@@ -369,7 +358,9 @@ class Bench:
 
     def _one_cancel(self, client: SkillClient) -> float:
         job_id = client.submit("bench.cancel_probe")
-        wait_until(lambda: client.status(job_id).state == "running", 30, "probe start")
+        wait_for(
+            lambda: client.status(job_id).state == "running", 30, "probe start", interval=0.002
+        )
         called = time.time()
         client.cancel(job_id)
         noticed = next(e for e in client.events(job_id, timeout=30) if e["kind"] == "noticed")
@@ -380,10 +371,10 @@ class Bench:
 
         key = f"bench:aborted:{uuid.uuid4()}"
         result = bare_app.send_task("bare.abortable", args=[key], queue="bare")
-        wait_until(lambda: self.raw.exists(key + ":started"), 30, "abortable start")
+        wait_for(lambda: self.raw.exists(key + ":started"), 30, "abortable start", interval=0.002)
         called = time.time()
         AbortableAsyncResult(result.id, app=bare_app).abort()
-        value = wait_until(lambda: self.raw.get(key), 30, "abort noticed")
+        value = wait_for(lambda: self.raw.get(key), 30, "abort noticed", interval=0.002)
         return (float(value) - called) * 1000
 
     def check_cost(self) -> None:

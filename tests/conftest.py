@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,25 +12,15 @@ import boto3
 import pytest
 
 from worker.client import SkillClient
-from worker.embedded import EmbeddedRedis, S3Server, WorkerProcess
+from worker.embedded import EmbeddedRedis, S3Server, WorkerProcess, wait_for
 from worker.settings import Settings
+
+__all__ = ["wait_for"]  # re-exported for the test modules
 
 HERE = Path(__file__).parent
 BUCKET = "skillq-test"
 SECRET_VALUE = "sk-test-4f9d2c7e1b"
 AWS = S3Server.CREDENTIALS
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    """Poll ``predicate`` until it returns a truthy value or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
 
 
 @pytest.fixture(scope="session")

@@ -192,6 +192,7 @@ def test_backlog_counts_queued_and_running_jobs(
                 return None
 
         body = wait_for(lambda: fetch(f"/backlog?queue={queue}"), 30, "the exporter")
+        assert body is not None
         assert json.loads(body)["total"] == 5
         metrics = fetch("/metrics?queue=" + queue) or ""
         assert f'skillq_queue_backlog{{queue="{queue}"}} 5' in metrics

@@ -37,7 +37,8 @@ def reported_pid(client: SkillClient, job_id: str) -> int:
                 return int(message.split()[1])
         return None
 
-    pid: int = wait_for(find, 30, "the handler to report its pid")
+    pid = wait_for(find, 30, "the handler to report its pid")
+    assert pid is not None
     return pid
 
 

@@ -12,12 +12,37 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 import redis
 
 from .errors import ConfigurationError
+
+T = TypeVar("T")
+
+
+def wait_for(
+    predicate: Callable[[], T],
+    timeout: float = 20.0,
+    what: str = "condition",
+    interval: float = 0.02,
+) -> T:
+    """Poll ``predicate`` until it returns a truthy value, or TimeoutError at the deadline.
+
+    The one way the demo, tests and benchmarks synchronise with other
+    processes: on a condition, never on a fixed sleep.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
 
 
 def find_redis_server() -> str:
