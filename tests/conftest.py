@@ -88,12 +88,49 @@ def settings(stack_env: dict[str, str]) -> Settings:
     )
 
 
+STARTED_WORKERS = pytest.StashKey[list[WorkerProcess]]()
+WORKERS_BEFORE_TEST = pytest.StashKey[int]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.stash[WORKERS_BEFORE_TEST] = len(item.config.stash.get(STARTED_WORKERS, []))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test's report ends with the log tail of every worker it could have used.
+
+    That is each worker started during the test and each one still running,
+    so a failure in CI says what the worker saw, not only what the test saw.
+    """
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if not report.failed:
+        return
+    workers = item.config.stash.get(STARTED_WORKERS, [])
+    first_new = item.stash.get(WORKERS_BEFORE_TEST, len(workers))
+    for index, process in enumerate(workers):
+        alive = process.process is not None and process.process.poll() is None
+        if index >= first_new or alive:
+            report.sections.append(
+                (f"worker {process.hostname} log (last 60 lines)", process.log_tail(60))
+            )
+
+
 @pytest.fixture(scope="session")
 def start_worker(
-    stack_env: dict[str, str], redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory
+    stack_env: dict[str, str],
+    redis_server: EmbeddedRedis,
+    tmp_path_factory: pytest.TempPathFactory,
+    pytestconfig: pytest.Config,
 ) -> Iterator[Callable[..., WorkerProcess]]:
-    """Start real `celery worker` subprocesses; all are stopped at session end."""
-    started: list[WorkerProcess] = []
+    """Start real `celery worker` subprocesses; all are stopped at session end.
+
+    ``ready_url``: the Redis the worker announces itself in, when a test points
+    it at another one than the session's.
+    """
+    started = pytestconfig.stash.setdefault(STARTED_WORKERS, [])
     logs = tmp_path_factory.mktemp("worker-logs")
 
     def start(
@@ -101,6 +138,7 @@ def start_worker(
         concurrency: int = 2,
         queues: str = "default,ext",
         env: dict[str, str] | None = None,
+        ready_url: str | None = None,
         **kwargs: Any,
     ) -> WorkerProcess:
         process = WorkerProcess(
@@ -112,7 +150,7 @@ def start_worker(
             **kwargs,
         ).start()
         started.append(process)
-        process.wait_ready(redis_server.url)
+        process.wait_ready(ready_url or redis_server.url)
         return process
 
     yield start
@@ -128,8 +166,6 @@ def worker(
     process = start_worker(pool=request.param, concurrency=2)
     yield process
     process.stop(timeout=10)
-    if request.session.testsfailed:
-        print(f"--- worker log ({request.param}) ---\n{process.log_tail(60)}")
 
 
 @pytest.fixture(scope="module")

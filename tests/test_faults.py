@@ -58,28 +58,34 @@ def assert_redelivered_once(client: SkillClient, s3: Any, job_id: str) -> None:
 
 
 def test_killed_prefork_child_job_is_redelivered(
-    start_worker: Callable[..., WorkerProcess], client: SkillClient, s3: Any
+    start_worker: Callable[..., WorkerProcess], client: SkillClient, s3: Any, tmp_path: Path
 ) -> None:
     worker = start_worker(pool="prefork", concurrency=2, queues=QUEUE)
-    job_id = client.submit("fragile", {"seconds": 2}, queue=QUEUE)
+    gate = tmp_path / "gate"
+    job_id = client.submit("fragile", {"seconds": 0, "gate": str(gate)}, queue=QUEUE)
     child = reported_pid(client, job_id)
     assert child in worker.pids() and child != worker.process.pid  # type: ignore[union-attr]
     os.kill(child, signal.SIGKILL)
+    gate.touch()  # the redelivered attempt may finish
     assert_redelivered_once(client, s3, job_id)
     worker.stop()
 
 
 def test_killed_worker_job_completes_on_another_after_the_visibility_timeout(
-    start_worker: Callable[..., WorkerProcess], client: SkillClient, s3: Any
+    start_worker: Callable[..., WorkerProcess], client: SkillClient, s3: Any, tmp_path: Path
 ) -> None:
     fast_restore = {"SKILLQ_VISIBILITY_TIMEOUT": "3"}
     doomed = start_worker(pool="prefork", concurrency=1, queues=QUEUE, env=fast_restore)
-    job_id = client.submit("fragile", {"seconds": 1}, queue=QUEUE)
+    gate = tmp_path / "gate"
+    job_id = client.submit("fragile", {"seconds": 0, "gate": str(gate)}, queue=QUEUE)
     reported_pid(client, job_id)
     assert client.status(job_id).worker == doomed.hostname
+    # The job cannot finish on the doomed worker: it waits for the gate, which
+    # opens only once that worker is dead, however long the survivor takes to start.
     survivor = start_worker(pool="threads", concurrency=2, queues=QUEUE, env=fast_restore)
     for pid in doomed.pids():
         os.kill(pid, signal.SIGKILL)
+    gate.touch()
     assert_redelivered_once(client, s3, job_id)
     assert client.status(job_id).worker == survivor.hostname
     survivor.stop()
@@ -94,69 +100,58 @@ def restartable_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
 def test_redis_restart_loses_nothing(
     restartable_redis: EmbeddedRedis,
     start_worker: Callable[..., WorkerProcess],
-    stack_env: dict[str, str],
     settings: Settings,
 ) -> None:
     env = {"SKILLQ_BROKER_URL": restartable_redis.url}
     local = settings.model_copy(update={"broker_url": restartable_redis.url})
-    worker = WorkerProcess(
-        {**stack_env, **env},
-        pool="prefork",
-        concurrency=2,
-        queues="default",
-        log_path=Path("/tmp/restart-worker.log"),
+    worker = start_worker(
+        pool="prefork", concurrency=2, queues="default", env=env, ready_url=restartable_redis.url
     )
-    worker.start().wait_ready(restartable_redis.url)
-    try:
-        with SkillClient(local) as client:
-            running = client.submit("story", {"words": 60, "delay": 0.05})
-            wait_for(lambda: client.status(running).last_seq >= 5, 20, "the job to stream")
-            parked = client.submit("echo", {"message": "parked"}, queue="parked")
-            restartable_redis.restart()
-            assert client.result(running, timeout=60)["words"] == 60
-            events = list(client.events(running, timeout=30))
-            assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
-            assert sum(1 for e in events if e["kind"] == "text_delta") == 60
-            assert client.status(parked).state == "queued"
-            late = WorkerProcess({**stack_env, **env}, pool="threads", queues="parked")
-            late.start().wait_ready(restartable_redis.url)
-            assert client.result(parked, timeout=60) == {"message": "parked"}
-            after = client.submit("echo", {"message": "after restart"})
-            assert client.result(after, timeout=60) == {"message": "after restart"}
-            late.stop()
-            # The running job's message was acknowledged through a new connection:
-            # nothing is left to be redelivered (and so run twice) later.
-            raw = redis.Redis.from_url(restartable_redis.url)
-            wait_for(lambda: raw.hlen("unacked") == 0, 20, "every message to be acknowledged")
-            assert client.status(running).attempts == 1
-    except BaseException:
-        print(worker.log_tail(80))
-        raise
-    finally:
-        worker.stop()
+    with SkillClient(local) as client:
+        running = client.submit("story", {"words": 60, "delay": 0.05})
+        wait_for(lambda: client.status(running).last_seq >= 5, 20, "the job to stream")
+        parked = client.submit("echo", {"message": "parked"}, queue="parked")
+        restartable_redis.restart()
+        assert client.result(running, timeout=60)["words"] == 60
+        events = list(client.events(running, timeout=30))
+        assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+        assert sum(1 for e in events if e["kind"] == "text_delta") == 60
+        assert client.status(parked).state == "queued"
+        late = start_worker(
+            pool="threads", queues="parked", env=env, ready_url=restartable_redis.url
+        )
+        assert client.result(parked, timeout=60) == {"message": "parked"}
+        after = client.submit("echo", {"message": "after restart"})
+        assert client.result(after, timeout=60) == {"message": "after restart"}
+        late.stop()
+        # The running job's message was acknowledged through a new connection:
+        # nothing is left to be redelivered (and so run twice) later.
+        raw = redis.Redis.from_url(restartable_redis.url)
+        wait_for(lambda: raw.hlen("unacked") == 0, 20, "every message to be acknowledged")
+        assert client.status(running).attempts == 1
+    worker.stop()
 
 
 def test_live_events_resume_across_a_redis_restart(
     restartable_redis: EmbeddedRedis,
-    stack_env: dict[str, str],
+    start_worker: Callable[..., WorkerProcess],
     settings: Settings,
 ) -> None:
     env = {"SKILLQ_BROKER_URL": restartable_redis.url}
     local = settings.model_copy(update={"broker_url": restartable_redis.url})
-    worker = WorkerProcess({**stack_env, **env}, pool="threads", concurrency=2, queues="default")
-    worker.start().wait_ready(restartable_redis.url)
-    try:
-        with SkillClient(local) as client:
-            job_id = client.submit("story", {"words": 80, "delay": 0.03})
-            seen: list[int] = []
-            for event in client.events(job_id, timeout=60):
-                seen.append(event["seq"])
-                if len(seen) == 10:
-                    restartable_redis.restart()
-            assert seen == list(range(1, len(seen) + 1))
-            assert client.status(job_id).state == "succeeded"
-    finally:
-        worker.stop()
+    worker = start_worker(
+        pool="threads", concurrency=2, queues="default", env=env, ready_url=restartable_redis.url
+    )
+    with SkillClient(local) as client:
+        job_id = client.submit("story", {"words": 80, "delay": 0.03})
+        seen: list[int] = []
+        for event in client.events(job_id, timeout=60):
+            seen.append(event["seq"])
+            if len(seen) == 10:
+                restartable_redis.restart()
+        assert seen == list(range(1, len(seen) + 1))
+        assert client.status(job_id).state == "succeeded"
+    worker.stop()
 
 
 def test_s3_outage_fails_the_job_clearly_and_the_worker_serves_on(

@@ -120,18 +120,26 @@ async def logs_secret(ctx: RunContext[Any], args: Any) -> str:
 
 class FragileArgs(BaseModel):
     seconds: float = 2.0
+    gate: str | None = None
 
 
 @skill("fragile", args=FragileArgs, description="Writes an artifact, then works for a while.")
 async def fragile(ctx: RunContext[Any], args: FragileArgs) -> int:
+    """With ``gate`` (a file path), works until the test creates that file.
+
+    A test that must act while the job runs (kill its process, start another
+    worker) opens the gate only afterwards, so the job cannot finish first.
+    """
     import os
+    from pathlib import Path
 
     ref = await ctx.write_artifact("out/result.txt", b"same bytes every attempt", "text/plain")
     await ctx.emit_artifact(ref)
     await ctx.emit_progress(f"pid {os.getpid()}")
     loop = asyncio.get_running_loop()
     until = loop.time() + args.seconds
-    while loop.time() < until:
+    gate = Path(args.gate) if args.gate else None
+    while (gate is not None and not gate.exists()) or loop.time() < until:
         await ctx.check_cancelled()
         await asyncio.sleep(0.02)
     return os.getpid()
