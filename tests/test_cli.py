@@ -15,6 +15,8 @@ import pytest
 from tests.conftest import wait_for
 from worker.client import SkillClient
 from worker.embedded import EmbeddedRedis, WorkerProcess
+from worker.keys import Keys
+from worker.registry import is_alive
 
 SKILLQ = str(Path(sys.executable).parent / "skillq")
 
@@ -160,7 +162,7 @@ def test_worker_command_serves_jobs(
     )
     try:
         raw: Any = __import__("redis").Redis.from_url(redis_server.url)
-        wait_for(lambda: raw.exists(f"skillq:worker:{hostname}"), 60, "the CLI worker")
+        wait_for(lambda: is_alive(raw, Keys(), hostname), 60, "the CLI worker")
         job_id = client.submit("echo", {"message": "solo"}, queue="solo-q")
         assert client.result(job_id, timeout=30) == {"message": "solo"}
         assert client.status(job_id).worker == hostname

@@ -19,7 +19,9 @@ from worker.client import SkillClient
 from worker.embedded import WorkerProcess
 from worker.errors import JobFailed
 from worker.settings import Settings
-from worker.transport import DEAD_LETTER_KEY
+from worker.keys import Keys
+
+DEAD_LETTER_KEY = Keys().dead_letters
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +74,7 @@ POISON = {
             {
                 "body": "%%%not base64%%%",
                 "content-type": "application/json",
-                "headers": {},
+                "headers": {"task": "skills.echo", "id": "not-base64"},
                 "properties": {"body_encoding": "base64", "delivery_tag": "x"},
             }
         ).encode(),

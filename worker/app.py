@@ -8,6 +8,8 @@ module-level ``app`` is built on first attribute access, not at import.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
 import re
 import socket
@@ -15,20 +17,24 @@ from typing import Any
 
 import redis
 from celery import Celery, Task, signals
-from celery.exceptions import Ignore
+from celery.exceptions import Ignore, Reject
 from kombu import Queue
 
 from . import supervision
 from .artifacts import open_store
 from .celery_context import Capabilities
 from .celery_results import fused
-from .errors import JobFailed
+from .errors import ConfigurationError, JobFailed, RedisMisconfigured, spec_for
 from .keys import Keys
+from .outage import UNREACHABLE
+from .redis_config import check_redis
 from .registry import WorkerAnnouncer
 from .runner import run_job
 from .runtime import Engine
 from .settings import Settings
-from .skills import Skill, SkillSet, load_skills
+from .skills import Skill, SkillSet, describe_sources, load_skills
+from .transport import OPTIONS_KEY
+from .transport import transport_options as skillq_transport_options
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +65,12 @@ def create_app(settings: Settings | None = None, *, skills: SkillSet | None = No
         worker_prefetch_multiplier=1,
         task_track_started=False,
         result_expires=settings.result_expires,
-        broker_transport_options=transport_options,
+        broker_transport_options={
+            **transport_options,
+            OPTIONS_KEY: skillq_transport_options(
+                settings, [skills[name].task_name for name in skills]
+            ),
+        },
         result_backend_transport_options=transport_options,
         broker_connection_retry_on_startup=True,
         task_default_queue=DEFAULT_QUEUE,
@@ -99,16 +110,29 @@ def register_skill(app: Celery, engine: Engine, skill: Skill) -> None:
         job_id: str = self.request.id or ""
         hostname = self.request.hostname or socket.gethostname()
         runtime = engine.runtime()
-        outcome = run_job(runtime, skill, job_id, args, kwargs, hostname)
+        try:
+            outcome = run_job(runtime, skill, job_id, args, kwargs, hostname)
+        except UNREACHABLE as exc:
+            # Redis stayed away longer than SKILLQ_REDIS_OUTAGE_BUDGET: keep the
+            # message (not acknowledged) so the job is delivered again.
+            log.error("job %s left for redelivery: Redis unreachable (%s)", job_id, exc)
+            raise Reject(exc, requeue=True) from exc
+        except (asyncio.CancelledError, concurrent.futures.CancelledError) as exc:
+            log.warning("job %s left for redelivery: the worker process is shutting down", job_id)
+            raise Reject(str(exc) or "shutdown", requeue=True) from exc
         if outcome.state == "succeeded":
             return outcome.result
         if outcome.state == "cancelled":
             if not outcome.celery_stored:
                 self.backend.mark_as_revoked(job_id, "cancelled", request=self.request)
+            send_revoked_event(self)
             raise Ignore()
         error = outcome.error
         raise JobFailed(
-            job_id, error.type if error else "Error", error.message if error else "failed"
+            job_id,
+            error.type if error else "Error",
+            error.message if error else "failed",
+            error.code if error else "handler_error",
         )
 
     # Celery compiles a signature from the function's name: keep it an identifier.
@@ -129,11 +153,46 @@ def register_skill(app: Celery, engine: Engine, skill: Skill) -> None:
     )(run)
 
 
+def send_revoked_event(task: Task[Any, Any]) -> None:
+    """Tell Celery's monitors (Flower, ``celery events``) that a cancelled job ended.
+
+    The task ends with ``Ignore``, after which Celery sends no terminal
+    event of its own; without this the job shows as STARTED forever.
+    """
+    request = task.request
+    if not getattr(request, "hostname", None) or not task.app.conf.worker_send_task_events:
+        return
+    try:
+        task.send_event("task-revoked", terminated=False, signum=None, expired=False)
+    except Exception as exc:  # monitoring is best effort
+        log.debug("cannot send task-revoked for %s: %s", request.id, exc)
+
+
 def connect_worker_signals(
     app: Celery, engine: Engine, settings: Settings, skills: SkillSet
 ) -> None:
     """Worker lifecycle hooks, filtered to this app so other apps are unaffected."""
     announcers: list[WorkerAnnouncer] = []
+
+    def on_init(sender: Any = None, **_: Any) -> None:
+        if getattr(sender, "app", None) is not app:
+            return
+        # ``-E`` lives on the worker, not in the config its pool children see.
+        app.conf.worker_send_task_events = bool(getattr(sender, "task_events", False))
+        sources, shadowed = describe_sources(skills, settings.skill_modules)
+        for line in sources:
+            log.info("%s", line)
+        for line in shadowed:
+            log.warning("%s", line)
+        try:
+            for warning in check_redis([settings.broker_url, settings.effective_redis_url]):
+                log.warning("%s", warning)
+        except RedisMisconfigured as exc:
+            log.critical("refusing to start: %s", exc)
+            # Signal handlers' exceptions are only logged; SystemExit stops the worker.
+            raise SystemExit(spec_for(exc).exit_code) from exc
+        except redis.RedisError as exc:
+            log.warning("cannot check the Redis configuration now: %s", exc)
 
     def on_ready(sender: Any = None, **_: Any) -> None:
         if getattr(sender, "app", None) is not app:
@@ -161,6 +220,7 @@ def connect_worker_signals(
     def on_process_shutdown(**_: Any) -> None:
         engine.close()
 
+    signals.worker_init.connect(on_init, weak=False)
     signals.worker_ready.connect(on_ready, weak=False)
     signals.worker_shutdown.connect(on_shutdown, weak=False)
     signals.worker_process_shutdown.connect(on_process_shutdown, weak=False)
@@ -170,7 +230,13 @@ def create_worker_app(settings: Settings | None = None) -> Celery:
     """The app a worker runs; bad configuration fails here, before any job is taken."""
     settings = settings or Settings()
     open_store(settings)  # an unusable SKILLQ_ARTIFACTS_URL is refused at start
-    return create_app(settings, skills=load_skills(settings.skill_modules))
+    skills = load_skills(settings.skill_modules)
+    if not len(skills):
+        raise ConfigurationError(
+            f"no skills found in {', '.join(settings.skill_modules) or '(nothing)'} "
+            "(SKILLQ_SKILLS): a worker without skills would take jobs it can only fail"
+        )
+    return create_app(settings, skills=skills)
 
 
 _app: Celery | None = None

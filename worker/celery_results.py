@@ -49,6 +49,7 @@ def meta_json(job_id: str, state: str, result: Any = None, error: JobError | Non
                 job_id,
                 error.type if error else "Error",
                 error.message if error else "failed",
+                error.code if error else "handler_error",
             ],
             "exc_module": "worker.errors",
         }
@@ -56,7 +57,7 @@ def meta_json(job_id: str, state: str, result: Any = None, error: JobError | Non
         {
             "status": status,
             "result": value,
-            "traceback": None,
+            "traceback": error.traceback if error is not None else None,
             "children": [],
             "date_done": datetime.datetime.now(datetime.UTC).isoformat(),
             "task_id": job_id,

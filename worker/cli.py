@@ -327,12 +327,13 @@ def health(
     import socket
 
     from .keys import Keys
+    from .registry import is_alive
 
     settings = Settings()
     node = hostname or f"celery@{socket.gethostname()}"
     try:
         client = redis.Redis.from_url(settings.effective_redis_url, socket_connect_timeout=5)
-        alive = bool(client.exists(Keys(settings.key_prefix).worker(node)))
+        alive = is_alive(client, Keys(settings.key_prefix), node)
     except Exception as exc:
         fail(exc)
     if not alive:

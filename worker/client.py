@@ -34,7 +34,7 @@ from .errors import (
 from .events import dumps
 from .jobs import TERMINAL_STATES, JobStatus, cancel_call
 from .keys import Keys
-from .registry import read_workers_async
+from .registry import read_catalog_async, read_workers_async, served_within
 from .runtime import async_redis
 from .schema_check import check_args
 from .scripts import CANCEL, SUBMIT
@@ -61,6 +61,12 @@ class SkillInfo(BaseModel):
     time_limit: float | None = None
     args_schema: dict[str, Any] = {}
     workers: list[str] = []
+    last_seen: float | None = None
+
+    @property
+    def live(self) -> bool:
+        """Whether a running worker serves the skill now (else it is known from the catalog)."""
+        return bool(self.workers)
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,27 @@ class Order:
 
     def send(self, app: Celery) -> None:
         app.send_task(self.task_name, kwargs=self.kwargs, task_id=self.job_id, queue=self.queue)
+
+
+def gap_marker(job_id: str, last: int, next_seq: int) -> Envelope:
+    """Stands for events ``last+1 .. next_seq-1`` that the stream no longer holds."""
+    return {
+        "job_id": job_id,
+        "seq": next_seq - 1,
+        "ts": time.time(),
+        "kind": "gap",
+        "payload": {
+            "from_seq": last + 1,
+            "to_seq": next_seq - 1,
+            "reason": "no longer in the job's stream (trimmed to SKILLQ_STREAM_MAXLEN, or expired)",
+        },
+    }
+
+
+def with_gap(job_id: str, last: int, envelope: Envelope) -> list[Envelope]:
+    if envelope["seq"] > last + 1:
+        return [gap_marker(job_id, last, envelope["seq"]), envelope]
+    return [envelope]
 
 
 def is_terminal(envelope: Envelope) -> bool:
@@ -129,12 +156,18 @@ class AsyncSkillClient:
     # --- registry ---
 
     async def skills(self) -> list[SkillInfo]:
-        """Skills that running workers registered, merged across workers."""
+        """Skills running workers serve, merged across workers, then skills of the
+        catalog that a worker served within ``SKILLQ_SKILL_GRACE`` (``workers`` empty)."""
         merged: dict[str, dict[str, Any]] = {}
         for entry in await read_workers_async(self.redis, self.keys):
             for described in entry.get("skills", []):
                 item = merged.setdefault(described["name"], {**described, "workers": []})
                 item["workers"].append(entry.get("hostname", "?"))
+        for name, entry in (await read_catalog_async(self.redis, self.keys)).items():
+            if name in merged:
+                merged[name]["last_seen"] = entry.get("last_seen")
+            elif served_within(entry, self.settings.skill_grace):
+                merged[name] = {**entry, "workers": []}
         found = {name: SkillInfo.model_validate(item) for name, item in merged.items()}
         self._registry = (time.monotonic(), found)
         return [found[name] for name in sorted(found)]
@@ -206,9 +239,21 @@ class AsyncSkillClient:
         target_queue = queue or info.queue
         if self._submit_script is None:
             self._submit_script = self.redis.register_script(SUBMIT)
+        notice = (
+            ""
+            if info.live
+            else f"no running worker serves skill {skill!r} now; the job waits in queue "
+            f"{target_queue!r} until one starts"
+        )
         created = await self._submit_script(
             keys=[self.keys.job(job_id)],
-            args=[skill, target_queue, repr(time.time()), str(self.settings.job_retention)],
+            args=[
+                skill,
+                target_queue,
+                repr(time.time()),
+                str(self.settings.job_retention),
+                notice,
+            ],
         )
         if not int(created):
             return None  # already submitted: never a second job
@@ -243,7 +288,10 @@ class AsyncSkillClient:
             raise JobCancelled(job_id)
         error = status.error
         raise JobFailed(
-            job_id, error.type if error else "Error", error.message if error else "unknown"
+            job_id,
+            error.type if error else "Error",
+            error.message if error else "unknown",
+            error.code if error else "handler_error",
         )
 
     async def _wait_finished(self, job_id: str, timeout: float | None) -> JobStatus:
@@ -269,44 +317,63 @@ class AsyncSkillClient:
 
         The subscription opens before the replay is read, so nothing falls in
         between; envelopes are ordered by ``seq``, duplicates at the seam are
-        dropped, and a gap (a missed message, or a Redis restart that dropped
-        the subscription) is filled from the stream.
+        dropped, and a gap (a missed message, or a lost subscription) is
+        filled from the stream. Events the stream no longer holds (trimmed to
+        ``SKILLQ_STREAM_MAXLEN``, or expired) are reported by one envelope of
+        kind ``gap`` whose payload names the missing seqs, never skipped
+        silently.
         """
         deadline = Deadline(timeout)
         channel = Subscription(self.redis, self.keys.events(job_id), deadline)
         try:
             if follow:
                 await channel.open()
-            replay = await self._read_stream(job_id, after)
-            if not replay and not await self.redis.exists(self.keys.job(job_id)):
-                raise JobNotFound(job_id)
+            batch, finished = await self._catch_up(job_id, after, first=True)
             last = after
-            for envelope in replay:
-                last = envelope["seq"]
-                yield envelope
-                if is_terminal(envelope):
-                    return
-            if not follow or (not replay and (await self.status(job_id)).finished):
-                return
             while True:
+                for envelope in batch:
+                    if envelope["seq"] <= last:
+                        continue
+                    for item in with_gap(job_id, last, envelope):
+                        yield item
+                    last = envelope["seq"]
+                    if is_terminal(envelope):
+                        return
+                if finished or not follow:
+                    return
                 kind, incoming = await channel.get(deadline.wait(f"job {job_id}'s last event"))
                 if kind == IDLE or (incoming is not None and incoming["seq"] <= last):
-                    continue
-                if incoming is not None and incoming["seq"] == last + 1:
-                    batch = [incoming]
-                else:  # a gap, or a lost subscription: catch up from the stream
-                    batch = await self._read_stream(job_id, last)
-                    if not batch and kind == RECONNECTED and (await self.status(job_id)).finished:
-                        return
-                for item in batch:
-                    if item["seq"] <= last:
-                        continue
-                    last = item["seq"]
-                    yield item
-                    if is_terminal(item):
-                        return
+                    batch, finished = [], False
+                elif incoming is not None and incoming["seq"] == last + 1:
+                    batch, finished = [incoming], False
+                else:  # a gap, or a possibly missed message: catch up from the stream
+                    batch, finished = await self._catch_up(job_id, last)
         finally:
             await channel.close()
+
+    async def _catch_up(
+        self, job_id: str, last: int, *, first: bool = False
+    ) -> tuple[list[Envelope], bool]:
+        """Events after ``last`` from the stream, and whether the job has finished.
+
+        Events the record counted but the stream no longer holds come back
+        as one ``gap`` envelope.
+        """
+        batch = await self._read_stream(job_id, last)
+        if batch:
+            return batch, False
+        raw = cast(dict[str, str], await self.redis.hgetall(self.keys.job(job_id)))
+        if not raw:
+            if first:
+                raise JobNotFound(job_id)
+            return [], True  # the record expired: nothing more will come
+        status = JobStatus.from_hash(job_id, raw)
+        if status.last_seq > last:
+            # Written between the two reads, or trimmed away: the stream says which.
+            batch = await self._read_stream(job_id, last)
+            if not batch:
+                batch = [gap_marker(job_id, last, status.last_seq + 1)]
+        return batch, status.finished
 
     async def _read_stream(self, job_id: str, after: int) -> list[Envelope]:
         entries = cast(

@@ -221,12 +221,13 @@ class WorkerProcess:
 
     def wait_ready(self, redis_url: str, key_prefix: str = "skillq", timeout: float = 60.0) -> None:
         from .keys import Keys
+        from .registry import is_alive
 
-        key = Keys(key_prefix).worker(self.hostname)
+        keys = Keys(key_prefix)
         client = redis.Redis.from_url(redis_url)
         deadline = time.monotonic() + timeout
         try:
-            while not client.exists(key):
+            while not is_alive(client, keys, self.hostname):
                 if self.process is None or self.process.poll() is not None:
                     raise ConfigurationError(f"worker exited at start:\n{self.log_tail()}")
                 if time.monotonic() > deadline:

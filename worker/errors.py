@@ -111,13 +111,59 @@ class JobNotFound(SkillqError):
 
 
 class JobFailed(SkillqError):
-    def __init__(self, job_id: str, error_type: str, message: str) -> None:
+    """A job ended ``failed``; ``code`` is the job error code stored in its record."""
+
+    def __init__(
+        self, job_id: str, error_type: str, message: str, code: str = "handler_error"
+    ) -> None:
         self.job_id = job_id
         self.error_type = error_type
         self.error_message = message
+        self.code = code
         super().__init__(f"job {job_id} failed: {error_type}: {message}")
         # Celery rebuilds a stored exception as cls(*args) on the caller's side.
-        self.args = (job_id, error_type, message)
+        self.args = (job_id, error_type, message, code)
+
+
+class HandlerAborted(SkillqError):
+    """A handler raised what would stop a worker (``SystemExit``, ``KeyboardInterrupt``)
+    or an ``asyncio.CancelledError`` that no cancel of this job asked for."""
+
+    def __init__(self, raised: BaseException, why: str) -> None:
+        self.raised_type = type(raised).__name__
+        detail = str(raised)
+        shown = f"{self.raised_type}({detail})" if detail else self.raised_type
+        super().__init__(f"the handler raised {shown}: {why}")
+
+
+class DeliveryLimitExceeded(SkillqError):
+    """A job was delivered more often than ``SKILLQ_MAX_DELIVERIES`` allows."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(
+            f"gave up after {limit} deliveries: each attempt ended without an outcome because "
+            "its worker process died (killed, out of memory, crashed or exited); "
+            "see the worker logs, or raise SKILLQ_MAX_DELIVERIES"
+        )
+
+
+class MessageRefused(SkillqError):
+    """A queue item that cannot be run safely; it was moved to the dead-letter list."""
+
+    def __init__(self, reason: str, dead_letter_key: str) -> None:
+        self.reason = reason
+        super().__init__(f"message refused: {reason} (kept in {dead_letter_key})")
+
+
+class JobExpired(SkillqError):
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"job {job_id} expired before it ran")
+
+
+class RedisMisconfigured(ConfigurationError):
+    """Redis is set up to drop data that skillq keeps there (queues, records)."""
 
 
 class JobCancelled(SkillqError):
@@ -153,6 +199,11 @@ ERROR_TABLE: dict[type[BaseException], ErrorSpec] = {
     InvalidEvent: ErrorSpec("invalid_event", 1, 500),
     InvalidResult: ErrorSpec("invalid_result", 1, 500),
     JobTimeout: ErrorSpec("timeout", 1, 504),
+    JobExpired: ErrorSpec("expired", 1, 410),
+    HandlerAborted: ErrorSpec("handler_aborted", 1, 500),
+    DeliveryLimitExceeded: ErrorSpec("delivery_limit", 1, 500),
+    MessageRefused: ErrorSpec("message_refused", 2, 422),
+    RedisMisconfigured: ErrorSpec("redis_misconfigured", 2, 500),
     JobFailed: ErrorSpec("failed", 1, 500),
     JobCancelled: ErrorSpec("cancelled", 3, 409),
     CancelledByCaller: ErrorSpec("cancelled", 3, 409),
@@ -163,8 +214,19 @@ ERROR_TABLE: dict[type[BaseException], ErrorSpec] = {
 }
 
 
+SPEC_BY_CODE: dict[str, ErrorSpec] = {}
+for _spec in [DEFAULT_SPEC, *ERROR_TABLE.values()]:
+    SPEC_BY_CODE.setdefault(_spec.code, _spec)
+
+
 def spec_for(exc: BaseException | type[BaseException]) -> ErrorSpec:
-    """The most specific table entry along the exception's MRO."""
+    """The most specific table entry along the exception's MRO.
+
+    A :class:`JobFailed` surfaces as the error stored in its job: a job that
+    failed with ``invalid_args`` exits the CLI with invalid-args' code.
+    """
+    if isinstance(exc, JobFailed):
+        return SPEC_BY_CODE.get(exc.code, DEFAULT_SPEC)
     cls = exc if isinstance(exc, type) else type(exc)
     for base in cls.__mro__:
         spec = ERROR_TABLE.get(base)

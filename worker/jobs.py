@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import time
+import traceback
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -20,8 +21,10 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from . import scripts
-from .context import ArtifactRef
+from .context import ArtifactRef, MissingScopes
+from .errors import DeliveryLimitExceeded, InvalidArgs, InvalidAuth, UnknownSkill, spec_for
 from .keys import Keys
+from .outage import outlast, outlast_async
 from .settings import Settings
 
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -29,14 +32,44 @@ TERMINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"}
 ARTIFACT_FIELD = "artifact:"
 
 
+TRACEBACK_MAX_CHARS = 8000
+# Errors in what the caller sent: the traceback would show skillq, not the cause.
+CALLER_ERRORS = (InvalidArgs, InvalidAuth, MissingScopes, UnknownSkill)
+
+
 class JobError(BaseModel):
-    """Why a job failed: the exception type, a message and a stable code."""
+    """Why a job failed: the exception type, a message, a stable code and, for
+    errors raised while the handler ran, its (redacted, capped) traceback."""
 
     model_config = ConfigDict(frozen=True)
 
     type: str
     message: str
     code: str
+    traceback: str | None = None
+
+
+def job_error(
+    exc: BaseException,
+    redact: Callable[[str], str] | None = None,
+    *,
+    with_traceback: bool = True,
+) -> JobError:
+    """The one way an exception becomes a job's error, wherever the job failed.
+
+    ``redact`` removes secrets from the message and traceback; the code comes
+    from the error table (:data:`worker.errors.ERROR_TABLE`).
+    """
+    clean = redact or (lambda text: text)
+    message = clean(str(exc) or type(exc).__name__)
+    trace = None
+    if with_traceback and exc.__traceback__ is not None and not isinstance(exc, CALLER_ERRORS):
+        text = clean("".join(traceback.format_exception(exc)))
+        if len(text) > TRACEBACK_MAX_CHARS:
+            text = "...(earlier lines cut)\n" + text[-TRACEBACK_MAX_CHARS:]
+        trace = text
+    code = spec_for(exc).code
+    return JobError(type=type(exc).__name__, message=message, code=code, traceback=trace)
 
 
 class ArtifactInfo(BaseModel):
@@ -67,6 +100,7 @@ class JobStatus(BaseModel):
     worker: str | None = None
     attempts: int = 0
     progress: str | None = None
+    notice: str | None = None
     result: Any = None
     error: JobError | None = None
     artifacts: list[ArtifactInfo] = []
@@ -100,6 +134,7 @@ class JobStatus(BaseModel):
             worker=raw.get("worker"),
             attempts=int(raw.get("attempts", "0")),
             progress=raw.get("progress"),
+            notice=raw.get("notice"),
             result=json.loads(raw["result"]) if "result" in raw else None,
             error=JobError.model_validate_json(raw["error"]) if "error" in raw else None,
             artifacts=artifacts,
@@ -109,7 +144,7 @@ class JobStatus(BaseModel):
 
 @dataclass(frozen=True)
 class StartDecision:
-    action: Literal["run", "cancelled", "done"]
+    action: Literal["run", "cancelled", "done", "failed"]
     attempts: int
     state: str
 
@@ -171,18 +206,28 @@ class JobStore:
         ``first`` is the delivery's running number of ``events[0]``.
         """
         flat = [part for event in events for part in event]
-        seq = await self._emit(
-            keys=job_keys(self.keys, job_id),
-            args=[*job_argv(self.settings, job_id), str(len(events)), str(first), *flat],
+        keys = job_keys(self.keys, job_id)
+        args = [*job_argv(self.settings, job_id), str(len(events)), str(first), *flat]
+        # EMIT skips events the record says this delivery already wrote.
+        seq = await outlast_async(
+            self.settings.redis_outage_budget,
+            f"writing events of job {job_id}",
+            lambda: self._emit(keys=keys, args=args),
         )
         return int(seq)
 
     async def record_artifact(self, job_id: str, info: ArtifactInfo) -> None:
         key = self.keys.job(job_id)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(key, ARTIFACT_FIELD + info.name, info.model_dump_json())
-            pipe.expire(key, self.settings.job_retention)
-            await pipe.execute()
+
+        async def write() -> None:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hset(key, ARTIFACT_FIELD + info.name, info.model_dump_json())
+                pipe.expire(key, self.settings.job_retention)
+                await pipe.execute()
+
+        await outlast_async(
+            self.settings.redis_outage_budget, f"recording an artifact of job {job_id}", write
+        )
 
 
 class JobRecords:
@@ -199,12 +244,31 @@ class JobRecords:
         self.settings = settings
         self._start = client.register_script(scripts.START)
         self._finish = client.register_script(scripts.FINISH)
+        self._over_limit = job_error(
+            DeliveryLimitExceeded(settings.max_deliveries), with_traceback=False
+        ).model_dump_json()
 
     def start(self, job_id: str, skill: str, worker: str, queue: str) -> StartDecision:
+        """Count the delivery and mark the job running, in one round trip.
+
+        Retried through a Redis outage: the delivery token makes a retry
+        after a lost reply count nothing twice.
+        """
         delivery = uuid.uuid4().hex
-        action, attempts, state = self._start(
-            keys=[*job_keys(self.keys, job_id), self.keys.cancel(job_id)],
-            args=[*job_argv(self.settings, job_id), skill, worker, queue, delivery],
+        keys = [*job_keys(self.keys, job_id), self.keys.cancel(job_id)]
+        args = [
+            *job_argv(self.settings, job_id),
+            skill,
+            worker,
+            queue,
+            delivery,
+            str(self.settings.max_deliveries),
+            self._over_limit,
+        ]
+        action, attempts, state = outlast(
+            self.settings.redis_outage_budget,
+            f"starting job {job_id}",
+            lambda: self._start(keys=keys, args=args),
         )
         return StartDecision(_text(action), int(attempts), _text(state))  # type: ignore[arg-type]
 
@@ -220,18 +284,22 @@ class JobRecords:
     ) -> str:
         """Finalise the record; ``celery_meta`` (key, JSON) also stores Celery's result."""
         meta_key, meta = celery_meta or ("", "")
-        final = self._finish(
-            keys=job_keys(self.keys, job_id),
-            args=[
-                *job_argv(self.settings, job_id),
-                state,
-                result_json,
-                error.model_dump_json() if error is not None else "",
-                worker,
-                meta_key,
-                meta,
-                str(self.settings.result_expires),
-            ],
+        keys = job_keys(self.keys, job_id)
+        args = [
+            *job_argv(self.settings, job_id),
+            state,
+            result_json,
+            error.model_dump_json() if error is not None else "",
+            worker,
+            meta_key,
+            meta,
+            str(self.settings.result_expires),
+        ]
+        # FINISH leaves a terminal record as it is, so a retry is harmless.
+        final = outlast(
+            self.settings.redis_outage_budget,
+            f"storing the outcome of job {job_id}",
+            lambda: self._finish(keys=keys, args=args),
         )
         return _text(final)
 

@@ -27,9 +27,22 @@ class Keys:
     def cancel_channel(self) -> str:
         return f"{self.prefix}:cancel"
 
-    def worker(self, hostname: str) -> str:
-        return f"{self.prefix}:worker:{hostname}"
+    @property
+    def workers(self) -> str:
+        """Hash: worker hostname → its registry entry (JSON)."""
+        return f"{self.prefix}:workers"
 
     @property
-    def worker_pattern(self) -> str:
-        return f"{self.prefix}:worker:*"
+    def heartbeats(self) -> str:
+        """Sorted set: worker hostname scored by when its entry expires."""
+        return f"{self.prefix}:heartbeats"
+
+    @property
+    def catalog(self) -> str:
+        """Hash: skill name → its description and when a worker last served it."""
+        return f"{self.prefix}:catalog"
+
+    @property
+    def dead_letters(self) -> str:
+        """List of refused queue items, newest first."""
+        return f"{self.prefix}:dead"

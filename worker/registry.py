@@ -1,8 +1,16 @@
-"""Which skills running workers serve, published to Redis.
+"""Which workers are alive, and which skills any worker has ever served.
 
-Each worker's main process writes ``<prefix>:worker:<hostname>`` when it is
-ready and refreshes it on a heartbeat; the key expires when the worker is
-gone, so clients only see skills that something can run.
+Three structures, each read without touching the rest of the keyspace, so a
+read costs O(live workers) or O(skills) however many jobs Redis holds:
+
+* ``<prefix>:workers`` (hash) hostname → the worker's entry (skills, queues);
+* ``<prefix>:heartbeats`` (sorted set) hostname scored by when its entry
+  expires: three heartbeats after the last one, so a worker that dies drops
+  out within three heartbeats, and each heartbeat prunes the dead;
+* ``<prefix>:catalog`` (hash) skill → its description and ``last_seen``. The
+  catalog outlives the workers, so a job for a known skill can be queued
+  while no worker is up (a deploy), and a worker that lacks a skill can tell
+  a job that another worker will run from one that nothing will.
 """
 
 from __future__ import annotations
@@ -22,6 +30,27 @@ from .skills import SkillSet
 
 log = logging.getLogger(__name__)
 
+# KEYS 1 workers, 2 heartbeats, 3 catalog. ARGV 1 hostname, 2 entry, 3 expires
+# at, 4 now, then (skill, catalog entry) pairs.
+ANNOUNCE = r"""
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4])
+for _, name in ipairs(gone) do redis.call('HDEL', KEYS[1], name) end
+if #gone > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4]) end
+for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1]) end
+return #gone
+"""
+
+# KEYS 1 workers, 2 heartbeats. ARGV 1 now. The entries of live workers.
+LIVE = r"""
+local names = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[1], '+inf')
+if #names == 0 then return {} end
+return redis.call('HMGET', KEYS[1], unpack(names))
+"""
+
+HEARTBEATS_TO_EXPIRY = 3
+
 
 class WorkerAnnouncer:
     """Keeps one worker's registry entry alive until :meth:`stop`."""
@@ -36,17 +65,20 @@ class WorkerAnnouncer:
         interval: float,
     ) -> None:
         self._client = client
-        self._key = keys.worker(hostname)
+        self._keys = keys
+        self._hostname = hostname
         self._interval = interval
+        self._skills = {name: skills[name].describe() for name in sorted(skills)}
         self._entry = json.dumps(
             {
                 "hostname": hostname,
                 "pid": os.getpid(),
                 "started_at": time.time(),
                 "queues": queues,
-                "skills": [skills[name].describe() for name in sorted(skills)],
+                "skills": list(self._skills.values()),
             }
         )
+        self._announce = client.register_script(ANNOUNCE)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="skillq-heartbeat", daemon=True)
 
@@ -57,12 +89,28 @@ class WorkerAnnouncer:
     def stop(self) -> None:
         self._stop.set()
         try:
-            self._client.delete(self._key)
+            with self._client.pipeline(transaction=False) as pipe:
+                pipe.hdel(self._keys.workers, self._hostname)
+                pipe.zrem(self._keys.heartbeats, self._hostname)
+                pipe.execute()
         except redis.RedisError as exc:
-            log.debug("cannot remove registry entry %s: %s", self._key, exc)
+            log.debug("cannot remove the registry entry of %s: %s", self._hostname, exc)
 
     def _publish(self) -> None:
-        self._client.set(self._key, self._entry, ex=max(1, int(self._interval * 3)))
+        now = time.time()
+        catalog: list[str] = []
+        for name, described in self._skills.items():
+            catalog += [name, json.dumps({**described, "last_seen": now})]
+        self._announce(
+            keys=[self._keys.workers, self._keys.heartbeats, self._keys.catalog],
+            args=[
+                self._hostname,
+                self._entry,
+                repr(now + self._interval * HEARTBEATS_TO_EXPIRY),
+                repr(now),
+                *catalog,
+            ],
+        )
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
@@ -72,18 +120,46 @@ class WorkerAnnouncer:
                 log.warning("heartbeat to Redis failed: %s", exc)
 
 
+def _entries(values: Any) -> list[dict[str, Any]]:
+    found = [json.loads(value) for value in values or [] if value]
+    return sorted(found, key=lambda entry: str(entry.get("hostname", "")))
+
+
 def read_workers(client: redis.Redis, keys: Keys) -> list[dict[str, Any]]:
     """Every live worker's registry entry."""
-    names = sorted(client.scan_iter(match=keys.worker_pattern, count=500))
-    if not names:
-        return []
-    values = client.mget(names)
-    return [json.loads(value) for value in values if value]
+    values = client.eval(LIVE, 2, keys.workers, keys.heartbeats, repr(time.time()))
+    return _entries(values)
 
 
 async def read_workers_async(client: AsyncRedis, keys: Keys) -> list[dict[str, Any]]:
-    names = sorted([name async for name in client.scan_iter(match=keys.worker_pattern, count=500)])
-    if not names:
-        return []
-    values = await client.mget(names)
-    return [json.loads(value) for value in values if value]
+    values = await client.eval(LIVE, 2, keys.workers, keys.heartbeats, repr(time.time()))
+    return _entries(values)
+
+
+def is_alive(client: redis.Redis, keys: Keys, hostname: str) -> bool:
+    expires = client.zscore(keys.heartbeats, hostname)
+    return expires is not None and float(expires) > time.time()
+
+
+def _catalog(raw: Any) -> dict[str, dict[str, Any]]:
+    return {
+        name.decode() if isinstance(name, bytes) else str(name): json.loads(value)
+        for name, value in dict(raw or {}).items()
+    }
+
+
+def read_catalog(client: redis.Redis, keys: Keys) -> dict[str, dict[str, Any]]:
+    """Every skill a worker has served, with ``last_seen`` (Unix seconds)."""
+    return _catalog(client.hgetall(keys.catalog))
+
+
+async def read_catalog_async(client: AsyncRedis, keys: Keys) -> dict[str, dict[str, Any]]:
+    return _catalog(await client.hgetall(keys.catalog))
+
+
+def served_within(entry: dict[str, Any] | None, grace: float, now: float | None = None) -> bool:
+    """Whether a catalog entry says a worker served the skill in the last ``grace`` s."""
+    if not entry:
+        return False
+    last_seen = float(entry.get("last_seen", 0))
+    return last_seen >= (time.time() if now is None else now) - grace

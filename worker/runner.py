@@ -21,13 +21,14 @@ from .cancellation import CancelToken
 from .celery_context import CeleryRunContext
 from .celery_results import meta_json, meta_key
 from .context import CancelledByCaller
-from .errors import InvalidArgs, InvalidAuth, InvalidResult, JobTimeout, spec_for
+from .envelope import nesting_depth_over
+from .errors import HandlerAborted, InvalidArgs, InvalidAuth, InvalidResult, JobTimeout
 from .events import EventWriter, dumps
-from .jobs import JobError
+from .jobs import JobError, job_error
 from .runtime import ProcessRuntime
 from .secrets import SecretScope
 from .signing import verify
-from .skills import Skill
+from .skills import AnyArgs, Skill
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +58,10 @@ def parse_call(
     kwargs: Mapping[str, Any],
     max_bytes: int,
     *,
+    max_depth: int = 64,
     job_id: str = "",
     auth_key: str | None = None,
-) -> tuple[BaseModel, BaseModel]:
+) -> tuple[BaseModel | dict[str, Any], BaseModel]:
     """Validate a message body against the skill's args and auth models."""
     shape = "send kwargs={'args': {...}, 'auth': {...}}"
     if positional:
@@ -71,14 +73,21 @@ def parse_call(
     raw_args = {} if raw_args is None else raw_args
     if not isinstance(raw_args, dict):
         raise InvalidArgs(skill.name, f"args must be a JSON object, not {type(raw_args).__name__}")
+    if nesting_depth_over(raw_args, max_depth):
+        # Checked iteratively first: the JSON encoder, pydantic and pickling
+        # (prefork hands args to its children pickled) would exhaust the stack.
+        raise InvalidArgs(
+            skill.name, f"args nest deeper than {max_depth} levels (SKILLQ_MAX_ARGS_DEPTH)"
+        )
     try:
         size = len(dumps(raw_args).encode())
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidArgs(skill.name, f"args are not JSON: {exc}") from exc
     if size > max_bytes:
         raise InvalidArgs(skill.name, f"args are {size} bytes, over the {max_bytes}-byte limit")
     try:
-        args = skill.args.model_validate(raw_args)
+        # Without an args model the handler gets the JSON object itself.
+        args = raw_args if skill.args is AnyArgs else skill.args.model_validate(raw_args)
     except ValidationError as exc:
         details = [dict(item) for item in exc.errors(include_url=False, include_input=False)]
         raise InvalidArgs(skill.name, describe_validation(exc), details) from exc
@@ -95,11 +104,17 @@ def parse_call(
     return args, auth
 
 
-def error_of(exc: BaseException, scope: SecretScope | None) -> JobError:
-    message = str(exc) or type(exc).__name__
-    if scope is not None:
-        message = scope.redact(message)
-    return JobError(type=type(exc).__name__, message=message, code=spec_for(exc).code)
+async def guarded(handler_call: Any) -> Any:
+    """Await the handler, turning what would stop the worker into a failure.
+
+    An asyncio task re-raises ``SystemExit`` and ``KeyboardInterrupt`` out of
+    the event loop, which would end the loop thread (threads pool) or the
+    worker (solo pool). Caught here, inside the task, they fail the job.
+    """
+    try:
+        return await handler_call
+    except (SystemExit, KeyboardInterrupt, GeneratorExit) as exc:
+        raise HandlerAborted(exc, "skills must not exit or interrupt the worker") from exc
 
 
 def encode_result(skill: Skill, value: Any, scope: SecretScope, max_bytes: int) -> tuple[Any, str]:
@@ -127,12 +142,12 @@ async def run_handler(
     rt: ProcessRuntime,
     skill: Skill,
     ctx: CeleryRunContext[Any],
-    args: BaseModel,
+    args: BaseModel | dict[str, Any],
     token: CancelToken,
 ) -> Any:
     """Run the handler under its time limit; after a cancel, give it a grace period."""
     loop = asyncio.get_running_loop()
-    task: asyncio.Future[Any] = asyncio.ensure_future(skill.handler(ctx, args))
+    task: asyncio.Future[Any] = asyncio.ensure_future(guarded(skill.handler(ctx, args)))
     timers: list[asyncio.TimerHandle] = []
     token.on_cancel(lambda: timers.append(loop.call_later(rt.settings.cancel_grace, task.cancel)))
     try:
@@ -164,7 +179,15 @@ def run_job(
         decision = rt.records.start(job_id, skill.name, worker, skill.queue)
         if decision.action == "cancelled":
             return Outcome("cancelled")
-        if decision.action == "done":
+        if decision.action in ("done", "failed"):
+            if decision.action == "failed":
+                log.error(
+                    "job %s (%s) not run: delivery %d is over SKILLQ_MAX_DELIVERIES=%d",
+                    job_id,
+                    skill.name,
+                    decision.attempts,
+                    rt.settings.max_deliveries,
+                )
             return stored_outcome(rt, job_id)
         outcome, result_text = rt.call(execute(rt, skill, job_id, positional, kwargs, token))
         meta = None
@@ -208,6 +231,7 @@ async def execute(
             positional,
             kwargs,
             settings.max_args_bytes,
+            max_depth=settings.max_args_depth,
             job_id=job_id,
             auth_key=settings.auth_secret,
         )
@@ -230,19 +254,28 @@ async def execute(
         if token.cancelled:
             log.info("job %s (%s) cancelled: %s", job_id, skill.name, type(exc).__name__)
             outcome = Outcome("cancelled")
-        elif isinstance(exc, asyncio.CancelledError):
+        elif isinstance(exc, asyncio.CancelledError) and rt.closing:
             raise  # the process is shutting down: leave the job for redelivery
+        elif isinstance(exc, asyncio.CancelledError):
+            aborted = HandlerAborted(
+                exc,
+                "no cancel was requested for this job (did the handler await a task "
+                "that something else cancelled?)",
+            )
+            aborted.__traceback__ = exc.__traceback__
+            outcome = Outcome("failed", error=job_error(aborted, scope.redact))
         else:
-            outcome = Outcome("failed", error=error_of(exc, scope))
+            outcome = Outcome("failed", error=job_error(exc, scope.redact))
     except Exception as exc:
-        outcome = Outcome("failed", error=error_of(exc, scope))
+        outcome = Outcome("failed", error=job_error(exc, scope.redact))
     if outcome.error is not None:
         log.warning(
-            "job %s (%s) failed: %s: %s",
+            "job %s (%s) failed: %s: %s%s",
             job_id,
             skill.name,
             outcome.error.type,
             outcome.error.message,
+            "\n" + outcome.error.traceback if outcome.error.traceback else "",
         )
     with contextlib.suppress(Exception):
         await writer.drain()  # a broken event stream must not hide the outcome

@@ -20,6 +20,7 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import redis
+from celery.exceptions import WorkerShutdown, WorkerTerminate
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -86,11 +87,10 @@ class ProcessRuntime:
         self.pid = os.getpid()
         self.keys = Keys(settings.key_prefix)
         self.loop = asyncio.new_event_loop()
+        self.closing = False
         self._thread: threading.Thread | None = None
         if not inline:
-            self._thread = threading.Thread(
-                target=self.loop.run_forever, name="skillq-loop", daemon=True
-            )
+            self._thread = threading.Thread(target=self._serve, name="skillq-loop", daemon=True)
             self._thread.start()
         self.secrets = SecretSource(directory=settings.secrets_dir)
         self.log_redactor = LogRedactor()
@@ -109,13 +109,41 @@ class ProcessRuntime:
         self.cancels = CancelWatcher(self.redis, self.keys)
         await self.cancels.start()
 
+    def _serve(self) -> None:
+        """Run the loop until :meth:`close`, whatever a stray task raises.
+
+        A task a handler spawned that raises ``SystemExit`` or
+        ``KeyboardInterrupt`` unwinds ``run_forever``; without this the
+        loop thread would end and every later job of the process would hang.
+        """
+        while True:
+            try:
+                self.loop.run_forever()
+                return
+            except BaseException as exc:
+                if self.closing:
+                    return
+                log.error("a task on the skillq loop raised %r; the loop goes on", exc)
+
     def call(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` on this process's loop and return its result."""
-        if self.inline:
-            return self.loop.run_until_complete(coro)
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+        if not self.inline:
+            return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+        future = asyncio.ensure_future(coro, loop=self.loop)
+        while True:
+            try:
+                return self.loop.run_until_complete(future)
+            except (WorkerShutdown, WorkerTerminate):
+                raise  # Celery's own shutdown: the job is left for redelivery
+            except BaseException as exc:
+                if future.done():
+                    raise
+                # A stray task of the handler's unwound the loop; ours goes on.
+                log.error("a task on the skillq loop raised %r; the loop goes on", exc)
 
     def close(self) -> None:
+        self.closing = True
+
         async def shutdown() -> None:
             await self.cancels.stop()
             await self.redis.aclose()

@@ -38,10 +38,12 @@ end
 
 # KEYS 4: cancel flag. ARGV 6: skill, 7: worker hostname, 8: queue, 9: a
 # token unique to this delivery, so a call retried after a lost reply does
-# not count the attempt twice.
+# not count the attempt twice; 10: the most deliveries a job may have, 11:
+# the error JSON recorded when a delivery is over that limit.
 # Returns {decision, attempts, state}: decision is "run", "cancelled" (the
-# cancel flag was set: the job is finalised here) or "done" (a duplicate
-# delivery of a finished job).
+# cancel flag was set: the job is finalised here), "done" (a duplicate
+# delivery of a finished job) or "failed" (over the delivery limit: every
+# earlier delivery ended with its worker dying, so this one is not run).
 START = (
     _PRELUDE
     + r"""
@@ -61,12 +63,19 @@ if redis.call('EXISTS', KEYS[4]) == 1 then
   return {'cancelled', tonumber(redis.call('HGET', job, 'attempts') or '0'), 'cancelled'}
 end
 local attempts = redis.call('HINCRBY', job, 'attempts', 1)
+if attempts > tonumber(ARGV[10]) then
+  redis.call('HSET', job, 'state', 'failed', 'finished_at', now, 'error', ARGV[11])
+  redis.call('HDEL', job, 'notice')
+  status('failed', ',"error":' .. ARGV[11])
+  touch()
+  return {'failed', attempts, 'failed'}
+end
 if attempts > 1 then
   status('retrying', ',"attempt":' .. attempts)
 end
 redis.call('HSET', job, 'state', 'running', 'started_at', now, 'worker', ARGV[7],
            'delivery', ARGV[9], 'emitted', 0)
-redis.call('HDEL', job, 'finished_at', 'result', 'error')
+redis.call('HDEL', job, 'finished_at', 'result', 'error', 'notice')
 status('running', ',"attempt":' .. attempts .. ',"worker":' .. cjson.encode(ARGV[7]))
 touch()
 return {'run', attempts, 'running'}
@@ -131,12 +140,14 @@ return state
 """
 )
 
-# Client side. KEYS 1: job record. ARGV 1: skill, 2: queue, 3: now, 4: ttl.
+# Client side. KEYS 1: job record. ARGV 1: skill, 2: queue, 3: now, 4: ttl,
+# 5: a notice for pollers ('' for none; START clears it).
 # Returns 1 if the record was created, 0 if the job id already exists.
 SUBMIT = r"""
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'queued', 'skill', ARGV[1], 'queue', ARGV[2],
            'created_at', ARGV[3], 'attempts', 0, 'seq', 0)
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'notice', ARGV[5]) end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 1
 """

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     max_result_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
     heartbeat_interval: float = Field(default=10.0, gt=0)
     redis_retries: int = Field(default=10, ge=0)
+    redis_outage_budget: float = Field(default=60.0, ge=0)
+    max_deliveries: int = Field(default=3, ge=1)
+    max_args_depth: int = Field(default=64, ge=2)
+    skill_grace: float = Field(default=3600.0, ge=0)
     auth_key: SecretStr | None = None
     auth_ttl: int = Field(default=3600, ge=1)
 

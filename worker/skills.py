@@ -9,9 +9,12 @@ therefore never share a registry.
 from __future__ import annotations
 
 import importlib
+import inspect
 import re
+import sys
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -143,6 +146,32 @@ class SkillSet(Mapping[str, Skill]):
     @property
     def queues(self) -> list[str]:
         return sorted({item.queue for item in self._by_name.values()})
+
+
+def describe_sources(skills: SkillSet, modules: Sequence[str]) -> tuple[list[str], list[str]]:
+    """One line per skill naming the file it came from, and a warning for each
+    module in ``SKILLQ_SKILLS`` that was imported from somewhere other than a
+    file of the same name in the working directory (one shadows the other)."""
+    lines, warnings = [], []
+    for name in sorted(skills):
+        handler = skills[name].handler
+        try:
+            where = inspect.getsourcefile(handler) or "?"
+        except TypeError:
+            where = "?"
+        lines.append(f"skill {name!r} ({skills[name].task_name}) from {where}")
+    cwd = Path.cwd()
+    for module_name in modules:
+        module = sys.modules.get(module_name)
+        loaded = Path(getattr(module, "__file__", "") or "").resolve()
+        relative = Path(*module_name.split("."))
+        for local in (cwd / f"{relative}.py", cwd / relative / "__init__.py"):
+            if local.exists() and local.resolve() != loaded:
+                warnings.append(
+                    f"skill module {module_name!r} was imported from {loaded}, "
+                    f"not from {local} in the working directory: rename one of them"
+                )
+    return lines, warnings
 
 
 def skills_in(module: ModuleType) -> list[Skill]:

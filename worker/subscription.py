@@ -42,23 +42,46 @@ class Subscription:
     """One pub/sub channel that comes back by itself after Redis restarts.
 
     ``get`` returns ``(MESSAGE, envelope)``, ``(IDLE, None)`` when nothing
-    arrived in time, or ``(RECONNECTED, None)`` after the connection was lost
-    and re-established; messages published meanwhile are gone, so the caller
-    catches up from the stream or the record.
+    arrived in time, or ``(RECONNECTED, None)`` when the connection may have
+    missed messages; the caller then catches up from the stream or the record.
+
+    redis-py reconnects and resubscribes a pub/sub connection by itself,
+    without raising (after ``CLIENT KILL``, a proxy's idle cut, the server's
+    output-buffer limit, a blip): messages published meanwhile are silently
+    gone. A connect callback on the connection reports every such reconnect,
+    and as a last resort a wait that has heard nothing for
+    ``CATCH_UP_AFTER`` seconds is reported as a possible miss too, so no
+    caller ever trusts pub/sub alone for a job's last event.
     """
+
+    CATCH_UP_AFTER = 5.0
 
     def __init__(self, redis: Redis, channel: str, deadline: Deadline) -> None:
         self._redis = redis
         self._channel = channel
         self._deadline = deadline
         self._pubsub: Any = None
+        self._connection: Any = None
+        self._missed = False
+        self._heard_at = time.monotonic()
 
     async def open(self) -> None:
         pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         await pubsub.subscribe(self._channel)
         self._pubsub = pubsub
+        self._connection = pubsub.connection
+        if self._connection is not None:
+            self._connection.register_connect_callback(self._on_reconnect)
+        self._heard_at = time.monotonic()
+
+    def _on_reconnect(self, connection: Any) -> None:
+        self._missed = True
 
     async def close(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.deregister_connect_callback(self._on_reconnect)
+            self._connection = None
         if self._pubsub is not None:
             with contextlib.suppress(Exception):
                 await self._pubsub.aclose()
@@ -70,8 +93,17 @@ class Subscription:
         except (RedisConnectionError, RedisTimeoutError):
             await self._reconnect()
             return RECONNECTED, None
+        now = time.monotonic()
+        if self._missed:
+            self._missed = False
+            self._heard_at = now
+            return RECONNECTED, None
         if message is None:
+            if now - self._heard_at >= self.CATCH_UP_AFTER:
+                self._heard_at = now
+                return RECONNECTED, None
             return IDLE, None
+        self._heard_at = now
         return MESSAGE, json.loads(message["data"])
 
     async def _reconnect(self) -> None:

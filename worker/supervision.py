@@ -38,8 +38,8 @@ from celery.utils.functional import maybe_list
 from celery.worker import control
 from celery.worker import state as worker_state
 
-from .errors import JobTimeout, SkillqError, UnknownSkill, spec_for
-from .jobs import JobError, JobRecords, cancel_call
+from .errors import JobExpired, JobTimeout, SkillqError, UnknownSkill
+from .jobs import JobRecords, cancel_call, job_error
 from .keys import Keys
 from .runtime import sync_redis
 from .scripts import CANCEL
@@ -111,11 +111,7 @@ class Supervisor:
 
     def finalise(self, job_id: str, hostname: str, *, expired: bool) -> None:
         state = "failed" if expired else "cancelled"
-        error = (
-            JobError(type="JobExpired", message="the job expired before it ran", code="expired")
-            if expired
-            else None
-        )
+        error = job_error(JobExpired(job_id), with_traceback=False) if expired else None
         try:
             self.records.finish(job_id, state, worker=hostname, error=error)
         except redis.RedisError as exc:
@@ -127,10 +123,10 @@ class Supervisor:
             self.finalise(job_id, getattr(request, "hostname", None) or "", expired=expired)
 
     def fail(self, job_id: str, error: SkillqError, hostname: str) -> None:
-        spec = spec_for(error)
-        job_error = JobError(type=type(error).__name__, message=str(error), code=spec.code)
         try:
-            self.records.finish(job_id, "failed", worker=hostname, error=job_error)
+            self.records.finish(
+                job_id, "failed", worker=hostname, error=job_error(error, with_traceback=False)
+            )
         except redis.RedisError as exc:
             log.error("cannot record the failure of job %s: %s", job_id, exc)
 

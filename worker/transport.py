@@ -1,22 +1,29 @@
-"""A kombu Redis transport that survives hostile queue items.
+"""A kombu Redis transport that survives hostile queue items and mixed deploys.
 
 kombu's Redis transport decodes each item it pops from a queue list inside
-its polling loop; one item that is not a well-formed JSON envelope (garbage
-bytes, malformed JSON, a wrong-shaped body, another content type such as
-pickle) raises there, and the worker's consumer exits. Anyone who can write
-to Redis could stop every worker. This transport checks each item first;
-anything it cannot hand to Celery safely goes to a dead-letter list
-(``skillq:dead``, newest first, bounded) with the reason, is logged, and
-consumption goes on. Pickle is refused here before Celery could see it.
+its polling loop, and Celery's consumer then unpacks it in the worker's main
+process; one item of the wrong shape raises there and the worker exits.
+Anyone who can write to Redis could stop every worker. This transport checks
+each item first (:mod:`worker.envelope`); anything Celery cannot unpack
+safely goes to the dead-letter list ``<prefix>:dead`` (newest first, bounded)
+with the reason, is logged, fails the job it names, and consumption goes on.
+
+It also keeps workers of a rolling deploy from failing each other's jobs:
+a job for a skill this worker lacks, which the catalog says another worker
+served within ``SKILLQ_SKILL_GRACE``, is put back on its queue for a worker
+that has it, instead of failing as an unknown skill.
+
+Configuration arrives through ``broker_transport_options["skillq"]`` (see
+:func:`transport_options`), never from the environment.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import logging
 import time
+from dataclasses import dataclass
 from queue import Empty
 from typing import Any
 
@@ -25,44 +32,40 @@ from kombu.utils.encoding import bytes_to_str
 from redis.exceptions import RedisError
 
 from .artifacts import JOB_ID
+from .envelope import Inspection, inspect
+from .keys import Keys
+from .settings import Settings
 from .skills import TASK_PREFIX
 
 log = logging.getLogger(__name__)
 
-DEAD_LETTER_KEY = "skillq:dead"
+OPTIONS_KEY = "skillq"
 DEAD_LETTER_MAX = 10_000
 RAW_KEPT_BYTES = 64 * 1024
-ACCEPTED_CONTENT_TYPE = "application/json"
+REQUEUE_PAUSE_FIRST, REQUEUE_PAUSE_MAX = 0.05, 1.0
 
 
-def envelope_problem(item: bytes | str) -> tuple[dict[str, Any] | None, str]:
-    """The decoded envelope, or None and why it cannot be delivered."""
-    try:
-        message = json.loads(bytes_to_str(item))
-    except (ValueError, UnicodeDecodeError) as exc:
-        return None, f"not JSON: {exc}"
-    if not isinstance(message, dict):
-        return None, f"envelope is a JSON {type(message).__name__}, not an object"
-    properties = message.get("properties")
-    if not isinstance(properties, dict) or "delivery_tag" not in properties:
-        return None, "envelope has no properties.delivery_tag"
-    if not isinstance(properties.get("delivery_info", {}), dict):
-        return None, "properties.delivery_info is not an object"
-    if not isinstance(message.get("headers", {}), dict):
-        return None, "headers is not an object"
-    content_type = message.get("content-type")
-    if content_type != ACCEPTED_CONTENT_TYPE:
-        return None, f"content type {content_type!r} refused: skillq accepts JSON only"
-    body = message.get("body")
-    if not isinstance(body, str):
-        return None, "body is not a string"
-    try:
-        if properties.get("body_encoding") == "base64":
-            body = base64.b64decode(body, validate=True).decode("utf-8")
-        json.loads(body)
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        return None, f"body is not JSON: {exc}"
-    return message, ""
+def transport_options(settings: Settings, task_names: list[str]) -> dict[str, Any]:
+    """What the transport needs, as plain values (no secrets) for the broker options."""
+    return {
+        "settings": settings.model_dump(mode="json", exclude={"auth_key"}),
+        "tasks": sorted(task_names),
+    }
+
+
+@dataclass(frozen=True)
+class TransportConfig:
+    settings: Settings
+    keys: Keys
+    tasks: frozenset[str]
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> TransportConfig:
+        given = options.get(OPTIONS_KEY) or {}
+        # model_construct: the values were validated by the app that passed them,
+        # and constructing Settings normally would read the environment again.
+        settings = Settings.model_construct(**given.get("settings", {}))
+        return cls(settings, Keys(settings.key_prefix), frozenset(given.get("tasks", ())))
 
 
 def running_delivery_tags() -> set[str]:
@@ -76,20 +79,6 @@ def running_delivery_tags() -> set[str]:
         if tag is not None:
             tags.add(str(tag))
     return tags
-
-
-def refused_job(item: bytes) -> tuple[str, str]:
-    """The job id and task name a refused item carries, if it is readable at all."""
-    try:
-        envelope = json.loads(bytes_to_str(item))
-        headers = envelope.get("headers") if isinstance(envelope, dict) else None
-        if isinstance(headers, dict):
-            job_id, task = headers.get("id"), headers.get("task")
-            if isinstance(job_id, str) and isinstance(task, str) and JOB_ID.match(job_id):
-                return job_id, task
-    except (ValueError, UnicodeDecodeError):
-        pass
-    return "", ""
 
 
 class QoS(kombu_redis.QoS):
@@ -126,6 +115,15 @@ class QoS(kombu_redis.QoS):
 class Channel(kombu_redis.Channel):
     QoS = QoS
     _saved_connparams: dict[bool, dict[str, Any]]
+
+    @property
+    def skillq(self) -> TransportConfig:
+        config: TransportConfig | None = self.__dict__.get("_skillq_config")
+        if config is None:
+            client: Any = self.connection.client
+            options = client.transport_options or {}
+            config = self.__dict__["_skillq_config"] = TransportConfig.from_options(options)
+        return config
 
     def _connparams(self, asynchronous: bool = False) -> Any:
         """Connection parameters, remembered for after the connection is closed.
@@ -176,16 +174,67 @@ class Channel(kombu_redis.Channel):
         raise Empty()
 
     def _checked(self, item: bytes, queue: str) -> dict[str, Any] | None:
-        message, reason = envelope_problem(item)
-        if message is not None:
-            return message
-        raw = item[:RAW_KEPT_BYTES]
+        """The envelope to deliver, or None once the item is dealt with here."""
+        config = self.skillq
+        found = inspect(item, config.settings.max_args_depth, task=not queue.endswith(".pidbox"))
+        if found.message is None:
+            self._dead_letter(item, queue, found)
+            return None
+        if self._belongs_elsewhere(found, item, queue):
+            return None
+        self.__dict__["_requeue_pause"] = REQUEUE_PAUSE_FIRST
+        return found.message
+
+    def _belongs_elsewhere(self, found: Inspection, item: bytes, queue: str) -> bool:
+        """Put back a job for a skill this worker lacks but another serves (or will)."""
+        config = self.skillq
+        if not found.task.startswith(TASK_PREFIX) or found.task in config.tasks:
+            return False
+        from .registry import served_within
+
+        skill = found.task.removeprefix(TASK_PREFIX)
+        try:
+            raw = self._skillq_redis().hget(config.keys.catalog, skill)
+            entry = json.loads(raw) if raw else None
+        except (RedisError, ValueError) as exc:
+            log.warning("cannot read the skill catalog (%s); requeueing job %s", exc, found.job_id)
+            entry = {"last_seen": time.time()}
+        if not served_within(entry, config.settings.skill_grace):
+            return False  # nothing serves it: Celery fails it as an unknown skill
+        with self.conn_or_acquire() as client:
+            client.lpush(queue, item)
+        pause: float = self.__dict__.get("_requeue_pause", REQUEUE_PAUSE_FIRST)
+        self.__dict__["_requeue_pause"] = min(pause * 2, REQUEUE_PAUSE_MAX)
+        log.info(
+            "job %s is for skill %r, which this worker does not serve; put back on queue %r "
+            "for a worker that does",
+            found.job_id,
+            skill,
+            queue,
+        )
+        # An idle worker would otherwise pop the same item straight back.
+        time.sleep(pause)
+        return True
+
+    def _skillq_redis(self) -> Any:
+        client = self.__dict__.get("_skillq_client")
+        if client is None:
+            from .runtime import sync_redis
+
+            client = self.__dict__["_skillq_client"] = sync_redis(self.skillq.settings)
+        return client
+
+    def _dead_letter(self, item: bytes, queue: str, found: Inspection) -> None:
+        config = self.skillq
+        key = config.keys.dead_letters
         record = json.dumps(
             {
                 "queue": queue,
-                "reason": reason,
+                "reason": found.reason,
+                "job_id": found.job_id,
+                "task": found.task,
                 "at": time.time(),
-                "raw_base64": base64.b64encode(raw).decode(),
+                "raw_base64": base64.b64encode(item[:RAW_KEPT_BYTES]).decode(),
                 "raw_bytes": len(item),
             }
         )
@@ -193,45 +242,42 @@ class Channel(kombu_redis.Channel):
             "dead-lettered an item from queue %r (%d bytes): %s; kept in %s",
             queue,
             len(item),
-            reason,
-            DEAD_LETTER_KEY,
+            found.reason,
+            key,
         )
         try:
             with self.conn_or_acquire() as client, client.pipeline() as pipe:
-                pipe.lpush(DEAD_LETTER_KEY, record)
-                pipe.ltrim(DEAD_LETTER_KEY, 0, DEAD_LETTER_MAX - 1)
+                pipe.lpush(key, record)
+                pipe.ltrim(key, 0, DEAD_LETTER_MAX - 1)
                 pipe.execute()
         except self.connection_errors as exc:  # type: ignore[attr-defined]
             log.error("cannot store the dead letter: %s", exc)
-        self._fail_job(item, reason)
-        return None
+        self._fail_job(found)
 
-    def _fail_job(self, item: bytes, reason: str) -> None:
+    def _fail_job(self, found: Inspection) -> None:
         """If the item names a skill job, record why it will never run.
 
         A raw producer that sent, say, pickle then sees a failed job (and
         ``AsyncResult.get()`` raises) instead of waiting forever.
         """
-        job_id, task = refused_job(item)
-        if not job_id or not task.startswith(TASK_PREFIX):
+        job_id, task = found.job_id, found.task
+        if not job_id or not JOB_ID.match(job_id) or not task.startswith(TASK_PREFIX):
             return
         from .celery_results import fused, meta_json, meta_key
-        from .jobs import JobError, JobRecords
-        from .keys import Keys
-        from .runtime import sync_redis
-        from .settings import Settings
+        from .errors import MessageRefused
+        from .jobs import JobRecords, job_error
 
+        config = self.skillq
         try:
             records: JobRecords | None = self.__dict__.get("_skillq_records")
             if records is None:
-                settings = Settings()
-                records = JobRecords(sync_redis(settings), Keys(settings.key_prefix), settings)
+                records = JobRecords(self._skillq_redis(), config.keys, config.settings)
                 self.__dict__["_skillq_records"] = records
-            error = JobError(
-                type="MessageRefused", message=f"message refused: {reason}", code="message_refused"
+            error = job_error(
+                MessageRefused(found.reason, config.keys.dead_letters), with_traceback=False
             )
             meta = None
-            if fused(records.settings):
+            if fused(config.settings):
                 meta = (meta_key(job_id), meta_json(job_id, "failed", error=error))
             records.finish(job_id, "failed", worker="", error=error, celery_meta=meta)
         except Exception as exc:  # the dead letter is already kept

@@ -80,7 +80,7 @@ async def bad_result(ctx: RunContext[Any], args: Any) -> Any:
 
 @skill("escape_artifact", description="Tries to write outside its prefix.")
 async def escape_artifact(ctx: RunContext[Any], args: Any) -> None:
-    await ctx.write_artifact(str(args.model_extra.get("name", "../x")), b"x", "text/plain")
+    await ctx.write_artifact(str(args.get("name", "../x")), b"x", "text/plain")
 
 
 class NapArgs(BaseModel):

@@ -1,0 +1,105 @@
+"""Checking that a Redis is fit to hold queues and job records.
+
+Queues, job records and cancel flags live in Redis, so its configuration is
+part of the product. With an evicting ``maxmemory-policy`` Redis drops keys
+under memory pressure: whole queue lists (jobs lost without a trace) or job
+records (``JobNotFound`` for a queued job). Without persistence a restart
+empties every queue. Workers refuse the first and warn about the second at
+start, and ``skillq health`` reports both.
+
+``INFO`` is used rather than ``CONFIG GET``, which managed Redis services
+often disable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from .errors import RedisMisconfigured
+
+REQUIRED_POLICY = "noeviction"
+
+
+@dataclass(frozen=True)
+class RedisFitness:
+    url: str
+    policy: str
+    aof: bool
+    rdb: bool | None  # None: unknown (CONFIG is disabled)
+
+    @property
+    def evicts(self) -> bool:
+        return self.policy != REQUIRED_POLICY
+
+    @property
+    def persistent(self) -> bool:
+        return self.aof or bool(self.rdb)
+
+    def problem(self) -> str:
+        if not self.evicts:
+            return ""
+        return (
+            f"Redis at {self.url} has maxmemory-policy {self.policy!r}: under memory pressure it "
+            "deletes keys, so queued jobs and job records would be lost. skillq requires "
+            f"'{REQUIRED_POLICY}' (CONFIG SET maxmemory-policy {REQUIRED_POLICY}, and the same "
+            "in redis.conf)"
+        )
+
+    def warning(self) -> str:
+        if self.persistent:
+            return ""
+        if self.rdb is None:
+            return (
+                f"Redis at {self.url}: AOF is off and RDB snapshots could not be checked; "
+                "without persistence a restart loses every queued job and record"
+            )
+        return (
+            f"Redis at {self.url} has no persistence (appendonly no, no save points): "
+            "a restart loses every queued job and record; turn on AOF (appendonly yes)"
+        )
+
+
+def redacted(url: str) -> str:
+    """The URL without a password, for messages."""
+    if "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://***@{rest.rpartition('@')[2]}"
+
+
+def inspect_redis(client: redis.Redis, url: str) -> RedisFitness:
+    memory: dict[str, Any] = client.info("memory")
+    persistence: dict[str, Any] = client.info("persistence")
+    rdb: bool | None
+    try:
+        save: Any = client.config_get("save")
+        rdb = bool(str(save.get("save", "")).strip())
+    except redis.ResponseError:
+        rdb = None
+    return RedisFitness(
+        url=redacted(url),
+        policy=str(memory.get("maxmemory_policy", REQUIRED_POLICY)),
+        aof=bool(int(persistence.get("aof_enabled", 0))),
+        rdb=rdb,
+    )
+
+
+def check_redis(urls: list[str], timeout: float = 10.0) -> list[str]:
+    """Warnings for each distinct Redis; :class:`RedisMisconfigured` if one evicts."""
+    warnings: list[str] = []
+    for url in dict.fromkeys(urls):
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            continue
+        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        try:
+            fitness = inspect_redis(client, url)
+        finally:
+            client.close()
+        if fitness.problem():
+            raise RedisMisconfigured(fitness.problem())
+        if fitness.warning():
+            warnings.append(fitness.warning())
+    return warnings
