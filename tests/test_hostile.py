@@ -18,8 +18,8 @@ from worker.app import create_app
 from worker.client import SkillClient
 from worker.embedded import WorkerProcess
 from worker.errors import JobFailed
-from worker.settings import Settings
 from worker.keys import Keys
+from worker.settings import Settings
 
 DEAD_LETTER_KEY = Keys().dead_letters
 

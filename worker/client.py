@@ -24,6 +24,7 @@ from redis.commands.core import AsyncScript
 from .app import create_app
 from .artifacts import JOB_ID, ArtifactStore, open_store
 from .context import ArtifactRef
+from .envelope import nesting_depth_over
 from .errors import (
     InvalidArgs,
     JobCancelled,
@@ -223,9 +224,14 @@ class AsyncSkillClient:
         args = {} if args is None else args
         if not isinstance(args, dict):
             raise InvalidArgs(skill, f"args must be a JSON object, not {type(args).__name__}")
+        limit = self.settings.max_args_depth
+        if nesting_depth_over(args, limit):
+            raise InvalidArgs(
+                skill, f"args nest deeper than {limit} levels (SKILLQ_MAX_ARGS_DEPTH)"
+            )
         try:
             encoded = dumps(args)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             raise InvalidArgs(skill, f"args are not JSON: {exc}") from exc
         if len(encoded.encode()) > self.settings.max_args_bytes:
             raise InvalidArgs(skill, f"args are over the {self.settings.max_args_bytes}-byte limit")

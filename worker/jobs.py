@@ -33,6 +33,7 @@ ARTIFACT_FIELD = "artifact:"
 
 
 TRACEBACK_MAX_CHARS = 8000
+MESSAGE_MAX_CHARS = 16_000
 # Errors in what the caller sent: the traceback would show skillq, not the cause.
 CALLER_ERRORS = (InvalidArgs, InvalidAuth, MissingScopes, UnknownSkill)
 
@@ -62,6 +63,8 @@ def job_error(
     """
     clean = redact or (lambda text: text)
     message = clean(str(exc) or type(exc).__name__)
+    if len(message) > MESSAGE_MAX_CHARS:
+        message = message[:MESSAGE_MAX_CHARS] + "...(cut)"
     trace = None
     if with_traceback and exc.__traceback__ is not None and not isinstance(exc, CALLER_ERRORS):
         text = clean("".join(traceback.format_exception(exc)))

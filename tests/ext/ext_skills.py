@@ -154,3 +154,62 @@ async def blocking_limited(ctx: RunContext[Any], args: NapArgs) -> str:
 @skill("returns_secret", secrets=["OPENAI_KEY"], description="Returns its secret (never do this).")
 async def returns_secret(ctx: RunContext[Any], args: Any) -> dict[str, str]:
     return {"key": ctx.secret("OPENAI_KEY"), "note": "plain"}
+
+
+@skill("echo_any", description="Returns the args it got (no args model: a dict).")
+async def echo_any(ctx: RunContext[Any], args: Any) -> Any:
+    return {"type": type(args).__name__, "args": args}
+
+
+class AbortArgs(BaseModel):
+    how: str
+
+
+async def _exit_soon() -> None:
+    raise SystemExit(7)
+
+
+@skill("aborts", args=AbortArgs, description="Raises what would stop a worker.")
+async def aborts(ctx: RunContext[Any], args: AbortArgs) -> str:
+    if args.how == "system_exit":
+        raise SystemExit(3)
+    if args.how == "keyboard_interrupt":
+        raise KeyboardInterrupt
+    if args.how == "generator_exit":
+        raise GeneratorExit
+    if args.how == "cancelled":
+        # Awaiting a task that something else cancelled: no cancel of this job.
+        victim = asyncio.ensure_future(asyncio.sleep(30))
+        asyncio.get_running_loop().call_soon(victim.cancel)
+        await victim
+    if args.how == "stray_task":
+        # A task the handler spawned raises SystemExit out of the event loop.
+        stray = asyncio.get_running_loop().create_task(_exit_soon())
+        await asyncio.sleep(0.05)
+        return "survived" if stray.done() else "stray task still pending"
+    return "nothing raised"
+
+
+class DiesArgs(BaseModel):
+    tally: str
+
+
+@skill("dies", args=DiesArgs, description="Kills its own process on every attempt.")
+async def dies(ctx: RunContext[Any], args: DiesArgs) -> str:
+    import os
+    import signal
+    from pathlib import Path
+
+    with Path(args.tally).open("a") as tally:
+        tally.write(f"{os.getpid()}\n")
+    os.kill(os.getpid(), signal.SIGKILL)
+    return "unreachable"
+
+
+class ShoutArgs(BaseModel):
+    size: int = 40_000
+
+
+@skill("shouts", args=ShoutArgs, description="Fails with a very long error message.")
+async def shouts(ctx: RunContext[Any], args: ShoutArgs) -> None:
+    raise RuntimeError("x" * args.size)
