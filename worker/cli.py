@@ -323,19 +323,27 @@ def health(
         str | None, typer.Option("--hostname", "-n", help="Worker node name.")
     ] = None,
 ) -> None:
-    """Exit 0 if the worker named HOSTNAME (default celery@<host>) is alive in Redis."""
+    """Exit 0 if the worker HOSTNAME (default celery@<host>) is alive and Redis keeps data.
+
+    Fails (exit 2) when Redis would evict queued jobs or records, and warns
+    when it would lose them on a restart.
+    """
     import socket
 
     from .keys import Keys
+    from .redis_config import check_redis
     from .registry import is_alive
 
     settings = Settings()
     node = hostname or f"celery@{socket.gethostname()}"
     try:
+        warnings = check_redis([settings.broker_url, settings.effective_redis_url])
         client = redis.Redis.from_url(settings.effective_redis_url, socket_connect_timeout=5)
         alive = is_alive(client, Keys(settings.key_prefix), node)
     except Exception as exc:
         fail(exc)
+    for warning in warnings:
+        err.print(f"warning: {warning}", highlight=False)
     if not alive:
         err.print(f"worker {node} has no live heartbeat in Redis", highlight=False)
         raise typer.Exit(1)

@@ -208,8 +208,14 @@ async def dies(ctx: RunContext[Any], args: DiesArgs) -> str:
 
 class ShoutArgs(BaseModel):
     size: int = 40_000
+    gate: str | None = None
 
 
 @skill("shouts", args=ShoutArgs, description="Fails with a very long error message.")
 async def shouts(ctx: RunContext[Any], args: ShoutArgs) -> None:
+    """With ``gate``, waits for that file to exist first."""
+    from pathlib import Path
+
+    while args.gate and not Path(args.gate).exists():
+        await asyncio.sleep(0.02)
     raise RuntimeError("x" * args.size)
