@@ -127,8 +127,8 @@ def start_worker(
 ) -> Iterator[Callable[..., WorkerProcess]]:
     """Start real `celery worker` subprocesses; all are stopped at session end.
 
-    ``ready_url``: the Redis the worker announces itself in, when a test points
-    it at another one than the session's.
+    ``ready_url`` and ``ready_prefix``: the Redis and key prefix the worker
+    announces itself under, when a test points it elsewhere.
     """
     started = pytestconfig.stash.setdefault(STARTED_WORKERS, [])
     logs = tmp_path_factory.mktemp("worker-logs")
@@ -139,6 +139,7 @@ def start_worker(
         queues: str = "default,ext",
         env: dict[str, str] | None = None,
         ready_url: str | None = None,
+        ready_prefix: str = "skillq",
         **kwargs: Any,
     ) -> WorkerProcess:
         process = WorkerProcess(
@@ -150,7 +151,7 @@ def start_worker(
             **kwargs,
         ).start()
         started.append(process)
-        process.wait_ready(ready_url or redis_server.url)
+        process.wait_ready(ready_url or redis_server.url, key_prefix=ready_prefix)
         return process
 
     yield start

@@ -316,10 +316,10 @@ def test_schema_check_agrees_with_pydantic(args: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        ({}, "args: 'name' is a required property"),
+        ({}, "name: field required"),
         ({"name": "x", "count": "nope"}, "count: 'nope' is not of type 'integer'"),
         ({"name": "x", "count": 0}, "count: 0 is less than the minimum of 1"),
-        ({"name": "x", "inner": {}}, "inner: 'depth' is a required property"),
+        ({"name": "x", "inner": {}}, "inner.depth: field required"),
         ({"name": "x", "tags": {"a": 1}}, "tags: {'a': 1} is not of type 'array'"),
         ({"name": "UPPER"}, "name: 'UPPER' does not match"),
         ({"name": "x", "mode": "medium"}, "mode: 'medium' is not one of"),

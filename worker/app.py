@@ -144,10 +144,11 @@ def register_skill(app: Celery, engine: Engine, skill: Skill) -> None:
         typing=False,
         throws=(JobFailed,),
         time_limit=hard_limit,
-        # With fused results skillq's FINISH script stores Celery's meta; revokes
-        # and failures that happen outside the runner are still stored by Celery.
+        # With fused results skillq's FINISH script stores Celery's meta.
         ignore_result=fused(engine.settings),
-        store_errors_even_if_ignored=True,
+        # Fused, skillq writes every outcome's meta itself (supervision included),
+        # with the handler's traceback; Celery's copy would overwrite it.
+        store_errors_even_if_ignored=not fused(engine.settings),
         acks_late=True,
         reject_on_worker_lost=True,
     )(run)
@@ -175,10 +176,14 @@ def connect_worker_signals(
     announcers: list[WorkerAnnouncer] = []
 
     def on_init(sender: Any = None, **_: Any) -> None:
-        if getattr(sender, "app", None) is not app:
+        if getattr(sender, "app", None) is app:
+            # ``-E`` lives on the worker, not in the config its pool children see.
+            app.conf.worker_send_task_events = bool(getattr(sender, "task_events", False))
+
+    def on_setup(sender: Any = None, instance: Any = None, **_: Any) -> None:
+        """After Celery's logging is set up, before the pool and consumer start."""
+        if getattr(instance, "app", None) is not app:
             return
-        # ``-E`` lives on the worker, not in the config its pool children see.
-        app.conf.worker_send_task_events = bool(getattr(sender, "task_events", False))
         sources, shadowed = describe_sources(skills, settings.skill_modules)
         for line in sources:
             log.info("%s", line)
@@ -221,6 +226,7 @@ def connect_worker_signals(
         engine.close()
 
     signals.worker_init.connect(on_init, weak=False)
+    signals.celeryd_after_setup.connect(on_setup, weak=False)
     signals.worker_ready.connect(on_ready, weak=False)
     signals.worker_shutdown.connect(on_shutdown, weak=False)
     signals.worker_process_shutdown.connect(on_process_shutdown, weak=False)

@@ -7,8 +7,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from .client import SkillInfo
 from .jobs import JobStatus
@@ -44,10 +46,15 @@ def status_table(status: JobStatus) -> Table:
         ("progress", status.progress or "-"),
         ("artifacts", ", ".join(a.name for a in status.artifacts) or "-"),
     ]
+    if status.notice:
+        rows.append(("notice", escape(status.notice)))
     if status.error is not None:
-        rows.append(("error", f"{status.error.type}: {status.error.message}"))
+        error = status.error
+        rows.append(("error", escape(f"{error.type}: {error.message} ({error.code})")))
     for key, value in rows:
         table.add_row(f"[bold]{key}[/bold]", value)
+    if status.error is not None and status.error.traceback:
+        table.add_row("[bold]traceback[/bold]", Text(status.error.traceback.rstrip()))
     return table
 
 
@@ -59,7 +66,7 @@ def skills_table(skills: list[SkillInfo]) -> Table:
             item.queue,
             ", ".join(item.scopes),
             ", ".join(item.tags),
-            str(len(item.workers)),
+            str(len(item.workers)) if item.live else "0 (known from the catalog)",
             item.description,
         )
     return table

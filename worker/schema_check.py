@@ -130,6 +130,10 @@ def check_args(value: dict[str, Any], schema: dict[str, Any]) -> list[str]:
             # not "is not of type 'null'" from the branch it obviously is not.
             fitting = [e for e in error.context if e.validator != "type"] or error.context
             error = best_match(fitting) or error
-        where = ".".join(str(part) for part in error.absolute_path) or "args"
-        found.append(f"{where}: {error.message}")
+        path = [str(part) for part in error.absolute_path]
+        message = error.message
+        if error.validator == "required" and isinstance(error.instance, dict):
+            missing = [name for name in error.validator_value if name not in error.instance]
+            path, message = [*path, missing[0] if missing else "?"], "field required"
+        found.append(f"{'.'.join(path) or 'args'}: {message}")
     return found

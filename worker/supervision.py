@@ -38,8 +38,9 @@ from celery.utils.functional import maybe_list
 from celery.worker import control
 from celery.worker import state as worker_state
 
+from .celery_results import fused, meta_json, meta_key
 from .errors import JobExpired, JobTimeout, SkillqError, UnknownSkill
-from .jobs import JobRecords, cancel_call, job_error
+from .jobs import JobError, JobRecords, cancel_call, job_error
 from .keys import Keys
 from .runtime import sync_redis
 from .scripts import CANCEL
@@ -109,11 +110,25 @@ class Supervisor:
                 self.finalise(job_id, request.hostname or socket.gethostname(), expired=False)
                 request.task.backend.mark_as_revoked(job_id, "cancelled", request=request._context)
 
+    def _celery_meta(
+        self, job_id: str, state: str, error: JobError | None
+    ) -> tuple[str, str] | None:
+        """Celery's result meta, when skillq writes it (fused results)."""
+        if not fused(self.settings):
+            return None
+        return meta_key(job_id), meta_json(job_id, state, error=error)
+
     def finalise(self, job_id: str, hostname: str, *, expired: bool) -> None:
         state = "failed" if expired else "cancelled"
         error = job_error(JobExpired(job_id), with_traceback=False) if expired else None
         try:
-            self.records.finish(job_id, state, worker=hostname, error=error)
+            self.records.finish(
+                job_id,
+                state,
+                worker=hostname,
+                error=error,
+                celery_meta=self._celery_meta(job_id, state, error),
+            )
         except redis.RedisError as exc:
             log.error("cannot finalise revoked job %s: %s", job_id, exc)
 
@@ -123,9 +138,14 @@ class Supervisor:
             self.finalise(job_id, getattr(request, "hostname", None) or "", expired=expired)
 
     def fail(self, job_id: str, error: SkillqError, hostname: str) -> None:
+        stored = job_error(error, with_traceback=False)
         try:
             self.records.finish(
-                job_id, "failed", worker=hostname, error=job_error(error, with_traceback=False)
+                job_id,
+                "failed",
+                worker=hostname,
+                error=stored,
+                celery_meta=self._celery_meta(job_id, "failed", stored),
             )
         except redis.RedisError as exc:
             log.error("cannot record the failure of job %s: %s", job_id, exc)
