@@ -70,3 +70,17 @@ async def soak(ctx: RunContext[Any], args: SoakArgs) -> int:
         await asyncio.sleep(0.01)
     await ctx.emit_progress("done")
     return args.millis
+
+
+class AbortArgs(BaseModel):
+    how: str = "system_exit"
+
+
+@skill("bench.abort", args=AbortArgs, description="Raises what would stop a worker (soak test).")
+async def abort(ctx: RunContext[Any], args: AbortArgs) -> None:
+    await ctx.emit_progress("about to abort")
+    if args.how == "system_exit":
+        raise SystemExit(1)
+    if args.how == "keyboard_interrupt":
+        raise KeyboardInterrupt
+    raise asyncio.CancelledError  # no cancel of this job asked for it

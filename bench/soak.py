@@ -1,10 +1,15 @@
 """Soak test: 1,000 jobs while workers are killed at random (``make soak``).
 
 Three prefork workers share one queue; a killer SIGKILLs a random pool
-child or a whole worker (then starts a replacement) every 1-3 s. At the end
-every job must be ``succeeded`` in its record, with exactly one terminal
-status event (its last), gap-free ``seq`` and one artifact. The figures are
-written into docs/RELIABILITY.md.
+child or a whole worker (then starts a replacement) every 1-3 s. Meanwhile
+hostile items (garbage, wrong-shaped task messages) are pushed onto the
+queue, some jobs run handlers that raise ``SystemExit``,
+``KeyboardInterrupt`` or an unrequested ``CancelledError``, and Redis (AOF
+on) is stopped for 20 s and started again. At the end every ordinary job
+must be ``succeeded`` and every aborting one ``failed`` with
+``handler_aborted``, each with exactly one terminal status event (its last)
+and gap-free ``seq``; every hostile item must be dead-lettered. The figures
+are written into docs/RELIABILITY.md.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import redis
 
 from worker.client import SkillClient
 from worker.embedded import EmbeddedRedis, WorkerProcess
+from worker.keys import Keys
 from worker.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,21 +87,48 @@ class Fleet:
             worker.stop(timeout=10)
 
 
-def check(client: SkillClient, job_id: str) -> tuple[bool, int, str]:
+def check(client: SkillClient, job_id: str, aborts: bool) -> tuple[bool, int, str]:
     status = client.status(job_id)
     events = list(client.events(job_id, follow=False))
     terminal = [e for e in events if e["kind"] == "status" and e["payload"]["state"] != "running"]
     terminal = [e for e in terminal if e["payload"]["state"] != "retrying"]
     problems = []
-    if status.state != "succeeded":
+    expected = "failed" if aborts else "succeeded"
+    if status.state != expected:
         problems.append(f"state {status.state}")
+    if aborts and (status.error is None or status.error.code != "handler_aborted"):
+        problems.append(f"error {status.error}")
     if len(terminal) != 1 or events[-1] is not terminal[-1]:
         problems.append(f"{len(terminal)} terminal events")
     if [e["seq"] for e in events] != list(range(1, len(events) + 1)):
         problems.append("seq gap")
-    if len(status.artifacts) != 1:
+    if not aborts and len(status.artifacts) != 1:
         problems.append(f"{len(status.artifacts)} artifacts")
     return not problems, status.attempts, ", ".join(problems)
+
+
+HOSTILE_ITEMS = [
+    b"\x80 not a message",
+    b'{"body": "W1tdLHt9XQ==", "properties": {}}',
+    json.dumps(
+        {
+            "body": "W1tdLFsxXSx7fV0=",  # [[],[1],{}]: kwargs is not an object
+            "content-encoding": "utf-8",
+            "content-type": "application/json",
+            "headers": {"id": "soak-hostile", "task": "bench.soak", "timelimit": "abc"},
+            "properties": {"body_encoding": "base64", "delivery_tag": "x", "delivery_info": {}},
+        }
+    ).encode(),
+]
+ABORTS = ("system_exit", "keyboard_interrupt", "cancelled")
+
+
+def unfinished(client: SkillClient, jobs: set[str]) -> set[str]:
+    """Jobs not yet finished; all of them while Redis is away."""
+    try:
+        return {job for job in jobs if not client.status(job).finished}
+    except redis.RedisError:
+        return jobs
 
 
 def update_doc(figures: dict[str, Any]) -> None:
@@ -118,12 +151,14 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     rng = random.Random(options.seed)
     workdir = Path(tempfile.mkdtemp(prefix="skillq-soak-"))
-    with EmbeddedRedis(appendonly=False) as server:
+    with EmbeddedRedis(appendonly=True) as server:
         env = {
             "SKILLQ_BROKER_URL": server.url,
             "SKILLQ_ARTIFACTS_URL": (workdir / "artifacts").as_uri(),
             "SKILLQ_SKILLS": "bench.skills",
             "SKILLQ_VISIBILITY_TIMEOUT": "10",
+            # Kills are random: a job may be unlucky more often than the default 3.
+            "SKILLQ_MAX_DELIVERIES": "10",
             "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
         }
         settings = Settings(broker_url=server.url, artifacts_url=env["SKILLQ_ARTIFACTS_URL"])
@@ -133,43 +168,66 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         stop = threading.Event()
 
+        outage = {"seconds": 20.0, "done": False}
+        raw = redis.Redis.from_url(server.url)
+
         def killer() -> None:
+            rounds = 0
             while not stop.wait(rng.uniform(1.0, 3.0)):
+                rounds += 1
+                if rounds == 5 and not outage["done"]:
+                    server.stop()  # a restart with AOF, held long enough to outlast retries
+                    stop.wait(outage["seconds"])
+                    server.start()
+                    outage["done"] = True
+                    continue
+                with contextlib.suppress(redis.RedisError):
+                    raw.lpush("default", HOSTILE_ITEMS[rounds % len(HOSTILE_ITEMS)])
+                    pushed["items"] += 1
                 fleet.kill_one(rng)
 
+        pushed = {"items": 0}
         with SkillClient(settings) as client:
-            jobs = [
-                client.submit("bench.soak", {"millis": rng.randint(10, 200)})
-                for _ in range(options.jobs)
-            ]
+            kinds: dict[str, bool] = {}
+            for n in range(options.jobs):
+                if n % 50 == 25:
+                    job = client.submit("bench.abort", {"how": ABORTS[n % len(ABORTS)]})
+                    kinds[job] = True
+                else:
+                    job = client.submit("bench.soak", {"millis": rng.randint(10, 200)})
+                    kinds[job] = False
+            jobs = list(kinds)
             thread = threading.Thread(target=killer, daemon=True)
             thread.start()
             pending = set(jobs)
             deadline = time.monotonic() + 900
-            while pending and time.monotonic() < deadline:
-                pending = {j for j in pending if not client.status(j).finished}
-                if pending:
+            while (pending or not outage["done"]) and time.monotonic() < deadline:
+                pending = unfinished(client, pending)
+                if pending or not outage["done"]:
                     time.sleep(0.5)
             stop.set()
             thread.join()
             elapsed = time.monotonic() - started
-            results = [check(client, job) for job in jobs]
+            results = [check(client, job, kinds[job]) for job in jobs]
         fleet.stop()
-        raw = redis.Redis.from_url(server.url)
-        dead = raw.llen("skillq:dead")
+        dead = raw.llen(Keys(settings.key_prefix).dead_letters)
 
     bad = [(job, why) for job, (ok, _, why) in zip(jobs, results, strict=True) if not ok]
     attempts = Counter(a for _, a, _ in results)
     figures = {
         "jobs submitted": options.jobs,
-        "jobs succeeded exactly once": options.jobs - len(bad),
+        "of which raise SystemExit, KeyboardInterrupt or CancelledError": sum(kinds.values()),
+        "jobs that ended as expected (succeeded, or failed handler_aborted)": options.jobs
+        - len(bad),
         "jobs lost or wrong": len(bad),
         "still pending at the deadline": len(pending),
         "pool children killed (SIGKILL)": fleet.kills["pool child"],
         "whole workers killed (SIGKILL)": fleet.kills["whole worker"],
         "jobs run more than once (redelivered)": sum(n for a, n in attempts.items() if a > 1),
         "most attempts of one job": max(attempts) if attempts else 0,
-        "dead letters": dead,
+        "hostile items pushed": pushed["items"],
+        "hostile items dead-lettered": dead,
+        "Redis outage (s, AOF on)": outage["seconds"],
         "wall time (s)": round(elapsed, 1),
         "visibility timeout (s)": env["SKILLQ_VISIBILITY_TIMEOUT"],
         "run": time.strftime("%Y-%m-%d", time.gmtime()) + f", seed {options.seed}",
@@ -179,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"BAD {job}: {why}", file=sys.stderr)
     if not options.no_doc:
         update_doc(figures)
-    return 1 if bad or pending else 0
+    return 1 if bad or pending or dead != pushed["items"] else 0
 
 
 if __name__ == "__main__":
