@@ -119,7 +119,7 @@ def test_unknown_skill_and_bad_args_are_refused_before_enqueueing(
         client.submit("nope", {})
     with pytest.raises(InvalidArgs, match="text: field required"):
         client.submit("wordcount", {})
-    with pytest.raises(InvalidArgs, match="text: .* is not of type 'string'"):
+    with pytest.raises(InvalidArgs, match=r"text: .* is not of type 'string'"):
         client.submit("wordcount", {"text": {"a": 1}})
     with pytest.raises(InvalidArgs, match="not JSON"):
         client.submit("echo", {"message": {1, 2}})

@@ -382,3 +382,17 @@ def test_worker_app_refuses_a_bad_artifacts_url() -> None:
 
     with pytest.raises(ConfigurationError, match="SKILLQ_ARTIFACTS_URL"):
         create_worker_app(Settings(artifacts_url="gopher://x"))
+
+
+def test_a_skill_module_shadowed_by_the_working_directory_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from worker.skills import describe_sources
+
+    skills = load_skills(["tasks"])
+    (tmp_path / "tasks.py").write_text("# the user's own tasks module\n")
+    monkeypatch.chdir(tmp_path)
+    sources, warnings = describe_sources(skills, ["tasks"])
+    assert any(line.startswith("skill 'echo' (skills.echo) from ") for line in sources)
+    assert len(warnings) == 1
+    assert str(tmp_path / "tasks.py") in warnings[0] and "rename one of them" in warnings[0]
