@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
+from pydantic import SecretStr
 
 from worker.client import SkillClient
 from worker.embedded import EmbeddedRedis, S3Server, WorkerProcess, wait_for
@@ -19,6 +21,8 @@ __all__ = ["wait_for"]  # re-exported for the test modules
 
 HERE = Path(__file__).parent
 BUCKET = "skillq-test"
+# Like production: workers verify signed calls, with a key made for this run.
+AUTH_KEY = secrets.token_hex(32)
 SECRET_VALUE = "sk-test-4f9d2c7e1b"
 AWS = S3Server.CREDENTIALS
 
@@ -68,6 +72,7 @@ def stack_env(
         "SKILLQ_S3_ENDPOINT_URL": s3_endpoint,
         "SKILLQ_SKILLS": "tasks,ext_skills",
         "SKILLQ_SECRET_OPENAI_KEY": SECRET_VALUE,
+        "SKILLQ_AUTH_KEY": AUTH_KEY,
         "SKILLQ_HEARTBEAT_INTERVAL": "1",
         "SKILLQ_CANCEL_GRACE": "1",
         "SKILLQ_CANCEL_KILL_AFTER": "1",
@@ -85,6 +90,7 @@ def settings(stack_env: dict[str, str]) -> Settings:
         broker_url=stack_env["SKILLQ_BROKER_URL"],
         artifacts_url=stack_env["SKILLQ_ARTIFACTS_URL"],
         s3_endpoint_url=stack_env["SKILLQ_S3_ENDPOINT_URL"],
+        auth_key=SecretStr(AUTH_KEY),
     )
 
 

@@ -29,22 +29,32 @@ SKILLQ = str(Path(sys.executable).parent / "skillq")
 def test_compose_file_validates_and_wires_the_topology() -> None:
     binary = shutil.which("docker-compose")
     assert binary, "docker-compose is required (make test installs Debian's package)"
-    done = subprocess.run(
-        [binary, "-f", str(ROOT / "docker-compose.yml"), "config"],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-    )
+
+    def config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [binary, "-f", str(ROOT / "docker-compose.yml"), "config"],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=ROOT,
+            env=env,
+        )
+
+    plain = {k: v for k, v in os.environ.items() if k != "SKILLQ_AUTH_KEY"}
+    refused = config(plain)
+    assert refused.returncode != 0 and "SKILLQ_AUTH_KEY" in refused.stderr
+    done = config({**plain, "SKILLQ_AUTH_KEY": "compose-test-key"})
     assert done.returncode == 0, done.stderr
-    config = yaml.safe_load(done.stdout)
-    services = config["services"]
+    config_text = yaml.safe_load(done.stdout)
+    services = config_text["services"]
     assert {"redis", "minio", "create-bucket", "worker", "flower", "exporter", "demo"} <= set(
         services
     )
     assert "--appendonly" in services["redis"]["command"]
     assert services["worker"]["environment"]["SKILLQ_BROKER_URL"] == "redis://redis:6379/0"
     assert services["worker"]["environment"]["SKILLQ_S3_ENDPOINT_URL"] == "http://minio:9000"
+    assert services["worker"]["environment"]["SKILLQ_REQUIRE_AUTH"] == "true"
+    assert services["worker"]["environment"]["SKILLQ_AUTH_KEY"] == "compose-test-key"
     assert "ports" not in services["worker"], "workers must scale: no fixed host ports"
     assert services["worker"]["depends_on"]["create-bucket"]["condition"] == (
         "service_completed_successfully"
@@ -106,6 +116,7 @@ def test_kubernetes_manifests_name_real_fields() -> None:
     env = {item["name"]: item["value"] for item in container["env"]}
     assert env["REMAP_SIGTERM"] == "SIGQUIT"
     config = docs[("ConfigMap", "skillq-config")]["data"]
+    assert config["SKILLQ_REQUIRE_AUTH"] == "true"
     soft = float(config["SKILLQ_SOFT_SHUTDOWN_TIMEOUT"])
     assert pod["terminationGracePeriodSeconds"] > soft, "grace must cover the soft shutdown"
     assert worker["spec"]["selector"]["matchLabels"].items() <= (

@@ -17,13 +17,14 @@ import redis
 from celery import Celery
 from celery.result import AsyncResult
 
-from tests.conftest import wait_for
+from tests.conftest import AUTH_KEY, wait_for
 from worker.app import create_app
 from worker.client import SkillClient
 from worker.embedded import EmbeddedRedis, WorkerProcess
 from worker.errors import JobFailed, JobNotFound, UnknownSkill
 from worker.keys import Keys
 from worker.settings import Settings
+from worker.signing import sign
 
 SKILLQ = str(Path(sys.executable).parent / "skillq")
 
@@ -151,7 +152,9 @@ def test_cli_exit_codes_follow_the_stored_error_code(
 ) -> None:
     producer: Celery = create_app(settings)
     job_id = str(uuid.uuid4())
-    kwargs: dict[str, Any] = {"args": args} if auth is None else {"args": args, "auth": auth}
+    kwargs: dict[str, Any] = {"args": args}
+    if auth is not None:
+        kwargs["auth"] = sign(AUTH_KEY, job_id, skill, args, auth, 60)
     queue = "ext" if skill == "wordcount" else "default"
     producer.send_task(f"skills.{skill}", kwargs=kwargs, task_id=job_id, queue=queue)
     with SkillClient(settings) as client:

@@ -219,22 +219,23 @@ def test_signed_auth(signed_worker: WorkerProcess, settings: Settings, client: S
 
     producer: Celery = create_app(settings)
     claims = {"scopes": ["text:read"]}
+    args = {"text": "x"}
     genuine_id = str(uuid.uuid4())
-    genuine = sign(AUTH_KEY, genuine_id, "wordcount", claims, 60)
+    genuine = sign(AUTH_KEY, genuine_id, "wordcount", args, claims, 60)
     forged = {**genuine, "claims": {"scopes": ["text:read", "admin"]}}
     cases = {
         "signed auth required": {"scopes": ["text:read"]},
         "does not match": forged,
-        "expired": sign(AUTH_KEY, "placeholder", "wordcount", claims, -10),
+        "expired": sign(AUTH_KEY, "placeholder", "wordcount", args, claims, -10),
     }
     replayed_id = str(uuid.uuid4())
     for expected, auth in cases.items():
         job = str(uuid.uuid4())
         if expected == "expired":
-            auth = sign(AUTH_KEY, job, "wordcount", claims, -10)
+            auth = sign(AUTH_KEY, job, "wordcount", args, claims, -10)
         producer.send_task(
             "skills.wordcount",
-            kwargs={"args": {"text": "x"}, "auth": auth},
+            kwargs={"args": args, "auth": auth},
             task_id=job,
             queue="signed",
         )
@@ -244,7 +245,7 @@ def test_signed_auth(signed_worker: WorkerProcess, settings: Settings, client: S
         assert expected in error.message and AUTH_KEY not in error.message
     producer.send_task(
         "skills.wordcount",
-        kwargs={"args": {"text": "x"}, "auth": genuine},
+        kwargs={"args": args, "auth": genuine},
         task_id=replayed_id,
         queue="signed",
     )

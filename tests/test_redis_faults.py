@@ -46,7 +46,7 @@ def test_a_subscription_cut_by_redis_never_hangs_a_caller(
     pub/sub would wait forever for an event that was already published.
     """
     env = {"SKILLQ_BROKER_URL": own_redis.url}
-    start_worker(pool="threads", queues="default", env=env, ready_url=own_redis.url)
+    worker = start_worker(pool="threads", queues="default", env=env, ready_url=own_redis.url)
     admin = redis.Redis.from_url(own_redis.url)
     admin.config_set("client-output-buffer-limit", "pubsub 1024 1024 0")
     gate = tmp_path / "gate"
@@ -63,6 +63,7 @@ def test_a_subscription_cut_by_redis_never_hangs_a_caller(
         events = following.result(timeout=90)
     assert events[-1]["kind"] == "status" and events[-1]["payload"]["state"] == "failed"
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    worker.stop()
 
 
 def test_killed_pubsub_connections_never_hang_a_caller(
@@ -72,7 +73,7 @@ def test_killed_pubsub_connections_never_hang_a_caller(
     tmp_path: Path,
 ) -> None:
     env = {"SKILLQ_BROKER_URL": own_redis.url}
-    start_worker(pool="threads", queues="default", env=env, ready_url=own_redis.url)
+    worker = start_worker(pool="threads", queues="default", env=env, ready_url=own_redis.url)
     admin = redis.Redis.from_url(own_redis.url)
     local = settings.model_copy(update={"broker_url": own_redis.url})
     gate = tmp_path / "gate"
@@ -83,6 +84,7 @@ def test_killed_pubsub_connections_never_hang_a_caller(
         admin.client_kill_filter(_type="pubsub")
         gate.touch()
         assert isinstance(waiting.result(timeout=90), int)
+    worker.stop()
 
 
 def statuses(client: SkillClient, job_id: str) -> list[str]:
@@ -129,6 +131,7 @@ def test_jobs_running_through_a_long_redis_outage_run_once_and_keep_their_outcom
             raw = redis.Redis.from_url(server.url)
             wait_for(lambda: raw.hlen("unacked") == 0, 30, "both messages to be acknowledged")
             assert sum(1 for e in client.events(chatty) if e["kind"] == "text_delta") == 60
+        worker.stop()
     finally:
         server.close()
 

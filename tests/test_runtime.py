@@ -13,11 +13,12 @@ import redis
 from celery import Celery
 from celery.result import AsyncResult
 
-from tests.conftest import BUCKET, SECRET_VALUE
+from tests.conftest import AUTH_KEY, BUCKET, SECRET_VALUE
 from worker.app import create_app
 from worker.embedded import WorkerProcess
 from worker.errors import JobFailed
 from worker.settings import Settings
+from worker.signing import sign
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +71,8 @@ def send(
     job_id = str(uuid.uuid4())
     kwargs: dict[str, Any] = {"args": args if args is not None else {}}
     if auth is not None:
-        kwargs["auth"] = auth
+        # Workers verify signed calls: sign the claims the way a client would.
+        kwargs["auth"] = sign(AUTH_KEY, job_id, skill, kwargs["args"], auth, 60)
     producer.send_task(f"skills.{skill}", kwargs=kwargs, task_id=job_id, queue=queue, **kw)
     return job_id
 
@@ -86,12 +88,11 @@ def test_external_skill_runs_end_to_end(
 ) -> None:
     job_id = str(uuid.uuid4())
     subscriber = Subscriber(settings.effective_redis_url, job_id)
+    args = {"text": "the quick brown fox jumps"}
+    claims = {"subject": "ana", "scopes": ["text:read"]}
     producer.send_task(
         "skills.wordcount",
-        kwargs={
-            "args": {"text": "the quick brown fox jumps"},
-            "auth": {"subject": "ana", "scopes": ["text:read"]},
-        },
+        kwargs={"args": args, "auth": sign(AUTH_KEY, job_id, "wordcount", args, claims, 60)},
         task_id=job_id,
         queue="ext",
     )
@@ -155,7 +156,7 @@ def test_bundled_skills_run(worker: WorkerProcess, producer: Celery) -> None:
             "ext",
             "missing scopes: ['text:read']",
         ),
-        ("wordcount", {"text": "a b"}, None, "ext", "missing scopes: ['text:read']"),
+        ("wordcount", {"text": "a b"}, None, "ext", "signed auth required"),
         (
             "wordcount",
             {"text": "a", "min_length": 0},

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import os
 import re
 import socket
 from typing import Any
@@ -31,6 +32,7 @@ from .redis_config import check_redis
 from .registry import WorkerAnnouncer
 from .runner import run_job
 from .runtime import Engine
+from .secrets import SecretSource, take_from_environment
 from .settings import Settings
 from .skills import Skill, SkillSet, describe_sources, load_skills
 from .transport import OPTIONS_KEY
@@ -41,7 +43,12 @@ log = logging.getLogger(__name__)
 DEFAULT_QUEUE = "default"
 
 
-def create_app(settings: Settings | None = None, *, skills: SkillSet | None = None) -> Celery:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    skills: SkillSet | None = None,
+    secrets: SecretSource | None = None,
+) -> Celery:
     """A Celery app configured for skillq; with ``skills``, one that serves them."""
     settings = settings or Settings()
     skills = skills if skills is not None else SkillSet()
@@ -88,7 +95,7 @@ def create_app(settings: Settings | None = None, *, skills: SkillSet | None = No
     app.conf.skillq_settings = settings
     app.conf.skillq_skills = skills
     if len(skills):
-        engine = Engine(settings, Capabilities())
+        engine = Engine(settings, Capabilities(), secrets)
         for name in skills:
             register_skill(app, engine, skills[name])
         connect_worker_signals(app, engine, settings, skills)
@@ -184,6 +191,13 @@ def connect_worker_signals(
         """After Celery's logging is set up, before the pool and consumer start."""
         if getattr(instance, "app", None) is not app:
             return
+        scoped = sorted(name for name in skills if skills[name].scopes)
+        if scoped and settings.auth_secret is None:
+            log.warning(
+                "skills %s declare scopes but SKILLQ_AUTH_KEY is not set: scopes are whatever "
+                "a producer claims. Set SKILLQ_AUTH_KEY (and SKILLQ_REQUIRE_AUTH=true)",
+                ", ".join(scoped),
+            )
         sources, shadowed = describe_sources(skills, settings.skill_modules)
         for line in sources:
             log.info("%s", line)
@@ -236,13 +250,21 @@ def create_worker_app(settings: Settings | None = None) -> Celery:
     """The app a worker runs; bad configuration fails here, before any job is taken."""
     settings = settings or Settings()
     open_store(settings)  # an unusable SKILLQ_ARTIFACTS_URL is refused at start
+    # Skills and the processes they start must not inherit the secrets or the
+    # signing key: take them out of the environment before any job runs.
+    secrets = SecretSource(take_from_environment(os.environ), settings.secrets_dir)
     skills = load_skills(settings.skill_modules)
+    if settings.require_auth and settings.auth_secret is None:
+        raise ConfigurationError(
+            "SKILLQ_REQUIRE_AUTH is set but SKILLQ_AUTH_KEY is not: without a signing key any "
+            "producer that can write to Redis could claim any scope"
+        )
     if not len(skills):
         raise ConfigurationError(
             f"no skills found in {', '.join(settings.skill_modules) or '(nothing)'} "
             "(SKILLQ_SKILLS): a worker without skills would take jobs it can only fail"
         )
-    return create_app(settings, skills=skills)
+    return create_app(settings, skills=skills, secrets=secrets)
 
 
 _app: Celery | None = None

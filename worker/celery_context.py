@@ -10,9 +10,12 @@ from .artifacts import ArtifactStore
 from .cancellation import CancelToken
 from .capabilities import DiscoveryClient, SandboxClient, SandboxUnavailable, WorkspaceClient
 from .context import AgentEvent, ArtifactRef, AuthT, CancelledByCaller, RunContext
+from .errors import InvalidArtifactName, InvalidEvent
 from .events import EventWriter, encode_event
 from .jobs import ArtifactInfo, JobStore
 from .secrets import SecretScope
+
+TEXT_DELTA = "text_delta"
 
 
 @dataclass(frozen=True)
@@ -50,16 +53,56 @@ class CeleryRunContext(RunContext[AuthT]):
         self._token = token
         self._max_event_bytes = max_event_bytes
         self._capabilities = capabilities
+        self._held_text = ""
 
     async def emit_event(self, event: AgentEvent) -> None:
+        if isinstance(event.kind, str) and self._secrets.redact(event.kind) != event.kind:
+            raise InvalidEvent("an event kind contains a secret; put values in the payload")
+        payload = event.payload
+        if event.kind == TEXT_DELTA and isinstance(payload, dict) and set(payload) == {"text"}:
+            text = payload["text"]
+            if isinstance(text, str):
+                await self._stream_text(text)
+                return
+        await self.flush_text()
         encoded = encode_event(
-            event.kind, event.payload, max_bytes=self._max_event_bytes, redact=self._secrets.redact
+            event.kind, payload, max_bytes=self._max_event_bytes, redact=self._secrets.redact
+        )
+        await self._events.write(encoded)
+
+    async def _stream_text(self, text: str) -> None:
+        """Emit streamed text, holding back an end that may begin a secret.
+
+        LLM tokens split a secret across chunks (``sk-pro`` + ``be-...``), and
+        each chunk alone passes redaction. The held end is joined to the next
+        chunk, or emitted by :meth:`flush_text` before any other event and
+        when the job ends.
+        """
+        joined = self._secrets.redact(self._held_text + text)
+        hold = self._secrets.partial_suffix(joined)
+        ready, self._held_text = joined[: len(joined) - hold], joined[len(joined) - hold :]
+        if ready:
+            await self._write_text(ready)
+
+    async def flush_text(self) -> None:
+        if self._held_text:
+            held, self._held_text = self._held_text, ""
+            await self._write_text(held)
+
+    async def _write_text(self, text: str) -> None:
+        encoded = encode_event(
+            TEXT_DELTA,
+            {"text": text},
+            max_bytes=self._max_event_bytes,
+            redact=self._secrets.redact,
         )
         await self._events.write(encoded)
 
     async def write_artifact(self, name: str, data: bytes, mime_type: str) -> ArtifactRef:
         if not isinstance(data, bytes | bytearray | memoryview):
             raise TypeError(f"artifact data must be bytes, not {type(data).__name__}")
+        if isinstance(name, str) and self._secrets.redact(name) != name:
+            raise InvalidArtifactName(self._secrets.redact(name), "it contains a secret")
         ref = await self._artifacts.put(self.task_id, name, bytes(data), mime_type)
         info = ArtifactInfo(
             name=ref.name,

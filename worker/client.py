@@ -266,7 +266,10 @@ class AsyncSkillClient:
         kwargs: dict[str, Any] = {"args": args}
         key = self.settings.auth_secret
         if key is not None:
-            kwargs["auth"] = sign(key, job_id, skill, auth_value or {}, self.settings.auth_ttl)
+            # Sign the args as the worker will read them: after a JSON round trip.
+            kwargs["auth"] = sign(
+                key, job_id, skill, json.loads(encoded), auth_value or {}, self.settings.auth_ttl
+            )
         elif auth_value is not None:
             kwargs["auth"] = auth_value
         return Order(job_id, f"skills.{skill}", kwargs, target_queue)

@@ -7,10 +7,12 @@ at the end.
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
 
+from pydantic import SecretStr
 from rich.console import Console
 
 from .client import SkillClient
@@ -23,10 +25,14 @@ def run_demo(console: Console, *, pool: str = "threads", words: int = 24) -> int
     workdir = Path(tempfile.mkdtemp(prefix="skillq-demo-"))
     artifacts_url = (workdir / "artifacts").as_uri()
     with EmbeddedRedis(directory=workdir / "redis") as server:
+        # A signing key of its own: the demo runs the way production should.
+        auth_key = secrets.token_hex(32)
         env = {
             "SKILLQ_BROKER_URL": server.url,
             "SKILLQ_ARTIFACTS_URL": artifacts_url,
             "SKILLQ_SKILLS": "tasks",
+            "SKILLQ_AUTH_KEY": auth_key,
+            "SKILLQ_REQUIRE_AUTH": "true",
         }
         console.print(f"[bold]skillq demo[/bold]: Redis on {server.url}, artifacts in {workdir}")
         worker = WorkerProcess(
@@ -35,7 +41,9 @@ def run_demo(console: Console, *, pool: str = "threads", words: int = 24) -> int
         try:
             worker.wait_ready(server.url)
             console.print(f"worker [cyan]{worker.hostname}[/cyan] is ready ({pool} pool)")
-            settings = Settings(broker_url=server.url, artifacts_url=artifacts_url)
+            settings = Settings(
+                broker_url=server.url, artifacts_url=artifacts_url, auth_key=SecretStr(auth_key)
+            )
             with SkillClient(settings) as client:
                 console.print("skills: " + ", ".join(s.name for s in client.skills()))
                 job = client.submit("story", {"words": words, "delay": 0.05})

@@ -147,7 +147,7 @@ class JobStatus(BaseModel):
 
 @dataclass(frozen=True)
 class StartDecision:
-    action: Literal["run", "cancelled", "done", "failed"]
+    action: Literal["run", "cancelled", "done", "failed", "replayed"]
     attempts: int
     state: str
 
@@ -258,7 +258,7 @@ class JobRecords:
         after a lost reply count nothing twice.
         """
         delivery = uuid.uuid4().hex
-        keys = [*job_keys(self.keys, job_id), self.keys.cancel(job_id)]
+        keys = [*job_keys(self.keys, job_id), self.keys.cancel(job_id), self.keys.consumed(job_id)]
         args = [
             *job_argv(self.settings, job_id),
             skill,
@@ -284,9 +284,15 @@ class JobRecords:
         result_json: str = "",
         error: JobError | None = None,
         celery_meta: tuple[str, str] | None = None,
+        signed_until: int | None = None,
     ) -> str:
-        """Finalise the record; ``celery_meta`` (key, JSON) also stores Celery's result."""
+        """Finalise the record; ``celery_meta`` (key, JSON) also stores Celery's result.
+
+        ``signed_until``: the call was signed and its signature is valid until
+        then; a replay of it is refused until that time, even without a record.
+        """
         meta_key, meta = celery_meta or ("", "")
+        consumed_ttl = int(signed_until - time.time()) + 1 if signed_until else 0
         keys = job_keys(self.keys, job_id)
         args = [
             *job_argv(self.settings, job_id),
@@ -297,6 +303,8 @@ class JobRecords:
             meta_key,
             meta,
             str(self.settings.result_expires),
+            self.keys.consumed(job_id) if consumed_ttl > 0 else "",
+            str(consumed_ttl),
         ]
         # FINISH leaves a terminal record as it is, so a retry is harmless.
         final = outlast(

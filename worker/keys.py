@@ -23,6 +23,10 @@ class Keys:
     def cancel(self, job_id: str) -> str:
         return f"{self.prefix}:cancel:{job_id}"
 
+    def consumed(self, job_id: str) -> str:
+        """Set when a signed call of the job finished, until its signature expires."""
+        return f"{self.prefix}:consumed:{job_id}"
+
     @property
     def cancel_channel(self) -> str:
         return f"{self.prefix}:cancel"

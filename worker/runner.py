@@ -27,7 +27,7 @@ from .events import EventWriter, dumps
 from .jobs import JobError, job_error
 from .runtime import ProcessRuntime
 from .secrets import SecretScope
-from .signing import verify
+from .signing import SignedCall, verify
 from .skills import AnyArgs, Skill
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,16 @@ class Outcome:
     result: Any = None
     error: JobError | None = None
     celery_stored: bool = False  # Celery's result meta is already written
+    signed_until: int | None = None  # a signed call: refuse replays until then
+
+
+@dataclass(frozen=True)
+class Call:
+    """A message body, validated: what the handler gets and who vouches for it."""
+
+    args: BaseModel | dict[str, Any]
+    auth: BaseModel
+    signed: SignedCall | None = None
 
 
 def describe_validation(error: ValidationError) -> str:
@@ -61,8 +71,13 @@ def parse_call(
     max_depth: int = 64,
     job_id: str = "",
     auth_key: str | None = None,
-) -> tuple[BaseModel | dict[str, Any], BaseModel]:
-    """Validate a message body against the skill's args and auth models."""
+) -> Call:
+    """Validate a message body against the skill's args and auth models.
+
+    With ``auth_key``, claims count only if signed, and the signature must
+    cover these args; a call without auth runs anonymously unless the skill
+    declares scopes.
+    """
     shape = "send kwargs={'args': {...}, 'auth': {...}}"
     if positional:
         raise InvalidArgs(skill.name, f"positional arguments are not accepted; {shape}")
@@ -92,8 +107,12 @@ def parse_call(
         details = [dict(item) for item in exc.errors(include_url=False, include_input=False)]
         raise InvalidArgs(skill.name, describe_validation(exc), details) from exc
     raw_auth = kwargs.get("auth")
-    if auth_key is not None:
-        raw_auth = verify(auth_key, job_id, skill.name, raw_auth)
+    if raw_auth is not None and not isinstance(raw_auth, dict):
+        raise InvalidAuth(skill.name, "auth must be a JSON object")
+    signed = None
+    if auth_key is not None and (raw_auth is not None or skill.scopes):
+        signed = verify(auth_key, job_id, skill.name, raw_args, raw_auth)
+        raw_auth = signed.claims
     raw_auth = {} if raw_auth is None else raw_auth
     if not isinstance(raw_auth, dict):
         raise InvalidAuth(skill.name, "auth must be a JSON object")
@@ -101,7 +120,7 @@ def parse_call(
         auth = skill.auth.model_validate(raw_auth)
     except ValidationError as exc:
         raise InvalidAuth(skill.name, describe_validation(exc)) from exc
-    return args, auth
+    return Call(args, auth, signed)
 
 
 async def guarded(handler_call: Any) -> Any:
@@ -179,6 +198,14 @@ def run_job(
         decision = rt.records.start(job_id, skill.name, worker, skill.queue)
         if decision.action == "cancelled":
             return Outcome("cancelled")
+        if decision.action == "replayed":
+            log.error("job %s (%s) refused: a replay of a signed call that ran", job_id, skill.name)
+            replayed = InvalidAuth(
+                skill.name,
+                "this signed call already ran; a replayed message is refused until its "
+                "signature expires",
+            )
+            return finish(rt, job_id, worker, Outcome("failed", error=job_error(replayed)), "")
         if decision.action in ("done", "failed"):
             if decision.action == "failed":
                 log.error(
@@ -190,26 +217,29 @@ def run_job(
                 )
             return stored_outcome(rt, job_id)
         outcome, result_text = rt.call(execute(rt, skill, job_id, positional, kwargs, token))
-        meta = None
-        if rt.fused_results:
-            meta = (
-                meta_key(job_id),
-                meta_json(job_id, outcome.state, outcome.result, outcome.error),
-            )
-        final = rt.records.finish(
-            job_id,
-            outcome.state,
-            worker=worker,
-            result_json=result_text,
-            error=outcome.error,
-            celery_meta=meta,
-        )
-        if final != outcome.state:
-            # Another process finalised the job first (a cancel); its word stands.
-            return stored_outcome(rt, job_id)
-        return replace(outcome, celery_stored=meta is not None)
+        return finish(rt, job_id, worker, outcome, result_text)
     finally:
         rt.cancels.unregister(job_id)
+
+
+def finish(rt: ProcessRuntime, job_id: str, worker: str, outcome: Outcome, result: str) -> Outcome:
+    """Store the outcome (and Celery's meta, when fused) in one round trip."""
+    meta = None
+    if rt.fused_results:
+        meta = (meta_key(job_id), meta_json(job_id, outcome.state, outcome.result, outcome.error))
+    final = rt.records.finish(
+        job_id,
+        outcome.state,
+        worker=worker,
+        result_json=result,
+        error=outcome.error,
+        celery_meta=meta,
+        signed_until=outcome.signed_until,
+    )
+    if final != outcome.state:
+        # Another process finalised the job first (a cancel); its word stands.
+        return stored_outcome(rt, job_id)
+    return replace(outcome, celery_stored=meta is not None)
 
 
 async def execute(
@@ -225,8 +255,10 @@ async def execute(
     scope = SecretScope(rt.secrets, skill.name, skill.secrets, rt.log_redactor)
     writer = EventWriter(rt.jobs, job_id)
     result_text = ""
+    signed_until = None
+    ctx: CeleryRunContext[Any] | None = None
     try:
-        args, auth = parse_call(
+        call = parse_call(
             skill,
             positional,
             kwargs,
@@ -235,9 +267,10 @@ async def execute(
             job_id=job_id,
             auth_key=settings.auth_secret,
         )
-        ctx: CeleryRunContext[Any] = CeleryRunContext(
+        signed_until = call.signed.expires_at if call.signed is not None else None
+        ctx = CeleryRunContext(
             task_id=job_id,
-            auth=auth,
+            auth=call.auth,
             events=writer,
             jobs=rt.jobs,
             artifacts=rt.artifacts,
@@ -247,7 +280,7 @@ async def execute(
             capabilities=rt.capabilities,
         )
         ctx.require_scopes(skill.scopes)
-        value = await run_handler(rt, skill, ctx, args, token)
+        value = await run_handler(rt, skill, ctx, call.args, token)
         plain, result_text = encode_result(skill, value, scope, settings.max_result_bytes)
         outcome = Outcome("succeeded", result=plain)
     except (CancelledByCaller, asyncio.CancelledError) as exc:
@@ -278,8 +311,10 @@ async def execute(
             "\n" + outcome.error.traceback if outcome.error.traceback else "",
         )
     with contextlib.suppress(Exception):
+        if ctx is not None:
+            await ctx.flush_text()  # text held back in case it began a secret
         await writer.drain()  # a broken event stream must not hide the outcome
-    return outcome, result_text
+    return replace(outcome, signed_until=signed_until), result_text
 
 
 def stored_outcome(rt: ProcessRuntime, job_id: str) -> Outcome:

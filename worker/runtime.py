@@ -34,7 +34,7 @@ from .celery_context import Capabilities
 from .celery_results import fused
 from .jobs import JobRecords, JobStore
 from .keys import Keys
-from .secrets import LogRedactor, SecretSource
+from .secrets import LogRedactor, SecretSource, redact_standard_streams
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,14 @@ class ProcessRuntime:
     the next job's start checks anyway.
     """
 
-    def __init__(self, settings: Settings, capabilities: Capabilities, *, inline: bool) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        capabilities: Capabilities,
+        *,
+        inline: bool,
+        secrets: SecretSource | None = None,
+    ) -> None:
         self.settings = settings
         self.capabilities = capabilities
         self.inline = inline
@@ -92,9 +99,10 @@ class ProcessRuntime:
         if not inline:
             self._thread = threading.Thread(target=self._serve, name="skillq-loop", daemon=True)
             self._thread.start()
-        self.secrets = SecretSource(directory=settings.secrets_dir)
+        self.secrets = secrets or SecretSource(directory=settings.secrets_dir)
         self.log_redactor = LogRedactor()
         self.log_redactor.install()
+        redact_standard_streams(self.log_redactor)
         self.artifacts: ArtifactStore = open_store(settings)
         self.records = JobRecords(sync_redis(settings), self.keys, settings)
         self.fused_results = fused(settings)
@@ -166,9 +174,15 @@ class ProcessRuntime:
 class Engine:
     """Hands each process its own :class:`ProcessRuntime`, created on first use."""
 
-    def __init__(self, settings: Settings, capabilities: Capabilities | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        capabilities: Capabilities | None = None,
+        secrets: SecretSource | None = None,
+    ) -> None:
         self.settings = settings
         self.capabilities = capabilities or Capabilities()
+        self.secrets = secrets
         self._runtime: ProcessRuntime | None = None
         self._lock = threading.Lock()
 
@@ -181,7 +195,7 @@ class Engine:
             if current is None or current.pid != os.getpid():
                 inline = threading.current_thread() is threading.main_thread()
                 current = self._runtime = ProcessRuntime(
-                    self.settings, self.capabilities, inline=inline
+                    self.settings, self.capabilities, inline=inline, secrets=self.secrets
                 )
             return current
 

@@ -36,14 +36,16 @@ local function terminal(state)
 end
 """
 
-# KEYS 4: cancel flag. ARGV 6: skill, 7: worker hostname, 8: queue, 9: a
-# token unique to this delivery, so a call retried after a lost reply does
-# not count the attempt twice; 10: the most deliveries a job may have, 11:
-# the error JSON recorded when a delivery is over that limit.
+# KEYS 4: cancel flag, 5: the job's consumed-signature marker. ARGV 6: skill,
+# 7: worker hostname, 8: queue, 9: a token unique to this delivery, so a call
+# retried after a lost reply does not count the attempt twice; 10: the most
+# deliveries a job may have, 11: the error JSON recorded when a delivery is
+# over that limit.
 # Returns {decision, attempts, state}: decision is "run", "cancelled" (the
 # cancel flag was set: the job is finalised here), "done" (a duplicate
-# delivery of a finished job) or "failed" (over the delivery limit: every
-# earlier delivery ended with its worker dying, so this one is not run).
+# delivery of a finished job), "replayed" (a signed call of this job already
+# finished, though its record is gone: not run again) or "failed" (over the
+# delivery limit: every earlier delivery ended with its worker dying).
 START = (
     _PRELUDE
     + r"""
@@ -53,6 +55,9 @@ if terminal(state) then
 end
 if state == 'running' and redis.call('HGET', job, 'delivery') == ARGV[9] then
   return {'run', tonumber(redis.call('HGET', job, 'attempts')), 'running'}
+end
+if redis.call('EXISTS', KEYS[5]) == 1 then
+  return {'replayed', tonumber(redis.call('HGET', job, 'attempts') or '0'), state or ''}
 end
 redis.call('HSETNX', job, 'created_at', now)
 redis.call('HSET', job, 'skill', ARGV[6], 'queue', ARGV[8])
@@ -111,9 +116,11 @@ return seq
 
 # ARGV 6: final state, 7: result json ('' if none), 8: error json ('' if none),
 # 9: worker hostname, 10: Celery result meta key ('' to leave results to
-# Celery), 11: the meta JSON, 12: its ttl. Returns the state the record ends in: a record that is
-# already terminal (another process finalised it) is left as it is, so the
-# terminal status event stays the job's last event.
+# Celery), 11: the meta JSON, 12: its ttl, 13: the consumed-signature marker
+# to set ('' for an unsigned call), 14: its ttl (until the signature expires).
+# Returns the state the record ends in: a record that is already terminal
+# (another process finalised it) is left as it is, so the terminal status
+# event stays the job's last event.
 FINISH = (
     _PRELUDE
     + r"""
@@ -135,6 +142,9 @@ touch()
 if ARGV[10] ~= '' then
   redis.call('SET', ARGV[10], ARGV[11], 'EX', ARGV[12])
   redis.call('PUBLISH', ARGV[10], ARGV[11])
+end
+if ARGV[13] ~= '' and tonumber(ARGV[14]) > 0 then
+  redis.call('SET', ARGV[13], '1', 'EX', ARGV[14])
 end
 return state
 """

@@ -2,19 +2,29 @@
 
 A secret ``NAME`` comes from the environment variable ``SKILLQ_SECRET_NAME``
 (upper-cased, ``-`` and ``.`` as ``_``) or from the file
-``<SKILLQ_SECRETS_DIR>/NAME`` (the ``/run/secrets`` convention). Values are
-read on demand, so a rotated file is picked up without a restart.
+``<SKILLQ_SECRETS_DIR>/NAME`` (the ``/run/secrets`` convention). Files are
+read on demand, so a rotated file is picked up without a restart. A worker
+takes the ``SKILLQ_SECRET_*`` variables out of its environment when it starts
+(:func:`take_from_environment`), so skills and the processes they start do
+not inherit them.
+
+What this guards against is mistakes in trusted skill code (a secret in an
+event, a result, an error, a log line, a print): code running in the worker
+can always read what the worker can. Untrusted code belongs in the sandbox.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
 import re
+import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
+from typing import Any
 
 from .errors import SecretNotFound
 
@@ -24,8 +34,23 @@ REDACTED = "***"
 MIN_REDACTED_LENGTH = 4
 
 
+AUTH_KEY_VARIABLE = "SKILLQ_AUTH_KEY"
+
+
 def env_name(name: str) -> str:
     return ENV_PREFIX + re.sub(r"[-.]", "_", name).upper()
+
+
+def take_from_environment(environ: MutableMapping[str, str]) -> dict[str, str]:
+    """Remove every ``SKILLQ_SECRET_*`` and the signing key from ``environ``.
+
+    Returns the secrets, for the worker's :class:`SecretSource`; the signing
+    key was already read into :class:`~worker.settings.Settings`.
+    """
+    taken = {key: value for key, value in environ.items() if key.startswith(ENV_PREFIX)}
+    for key in [*taken, AUTH_KEY_VARIABLE]:
+        environ.pop(key, None)
+    return taken
 
 
 class SecretSource:
@@ -137,3 +162,73 @@ class SecretScope:
             if value in text:
                 text = text.replace(value, REDACTED)
         return text
+
+    def partial_suffix(self, text: str) -> int:
+        """Length of the longest end of ``text`` that begins a secret read so far.
+
+        Streamed text is held back that far, so a secret split across two
+        chunks is redacted once the next chunk arrives.
+        """
+        longest = 0
+        for value in self._seen:
+            for length in range(min(len(value) - 1, len(text)), longest, -1):
+                if text.endswith(value[:length]):
+                    longest = length
+                    break
+        return longest
+
+
+class RedactingStream(io.TextIOBase):
+    """``sys.stdout``/``sys.stderr`` of a worker process, scrubbed line by line.
+
+    A handler's ``print`` would otherwise reach the worker log as it is.
+    Text is written out at each newline (or flush), with every secret the
+    process's jobs have read replaced.
+    """
+
+    def __init__(self, target: Any, redactor: LogRedactor) -> None:
+        super().__init__()
+        self._target = target
+        self._redactor = redactor
+        self._pending = ""
+        self._lock = threading.Lock()
+
+    @property
+    def target(self) -> Any:
+        return self._target
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            self._pending += text
+            if "\n" in self._pending:
+                complete, _, self._pending = self._pending.rpartition("\n")
+                self._target.write(self._redactor.scrub(complete + "\n"))
+        return len(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._pending:
+                self._target.write(self._redactor.scrub(self._pending))
+                self._pending = ""
+        self._target.flush()
+
+    def fileno(self) -> int:
+        return int(self._target.fileno())
+
+    def isatty(self) -> bool:
+        return bool(self._target.isatty())
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return str(getattr(self._target, "encoding", "utf-8"))
+
+
+def redact_standard_streams(redactor: LogRedactor) -> None:
+    """Route this process's ``print`` and stderr through ``redactor`` (idempotent)."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None and not isinstance(stream, RedactingStream):
+            setattr(sys, name, RedactingStream(stream, redactor))

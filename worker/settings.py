@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     skill_grace: float = Field(default=3600.0, ge=0)
     auth_key: SecretStr | None = None
     auth_ttl: int = Field(default=3600, ge=1)
+    require_auth: bool = False
 
     @field_validator("key_prefix")
     @classmethod
@@ -63,7 +64,10 @@ class Settings(BaseSettings):
 
     @property
     def auth_secret(self) -> str | None:
-        return self.auth_key.get_secret_value() if self.auth_key is not None else None
+        """The signing key; an empty ``SKILLQ_AUTH_KEY`` counts as none."""
+        if self.auth_key is None or not self.auth_key.get_secret_value():
+            return None
+        return self.auth_key.get_secret_value()
 
     @property
     def effective_result_backend(self) -> str:

@@ -1,10 +1,19 @@
-"""Signed caller identity: HMAC-SHA256 over job id, skill, claims and expiry.
+"""Signed calls: HMAC-SHA256 over the whole call, so nothing in it can be swapped.
 
-With ``SKILLQ_AUTH_KEY`` set, clients send ``auth`` as
-``{"claims": {...}, "exp": <unix seconds>, "sig": <hex>}`` and workers
-refuse a job whose auth is missing, forged, signed for another job or skill,
-or expired. The job id is inside the signature, so a captured auth cannot be
-replayed on a new job.
+With ``SKILLQ_AUTH_KEY`` set, clients send ``auth`` as::
+
+    {"v": 2, "claims": {...}, "iat": <unix s>, "exp": <unix s>,
+     "args_sha256": <hex>, "sig": <hex>}
+
+The signature covers the job id, the skill, a SHA-256 digest of the
+canonical args, the claims, the issue time and the expiry. Canonical args
+are ``json.dumps(args, sort_keys=True, separators=(",", ":"),
+ensure_ascii=True)``; a producer in another language must reproduce that
+encoding. A worker verifies all of it before anything runs: args replaced on
+the queue, claims widened, a signature moved to another job or skill, or an
+expired one all fail the job with :class:`InvalidAuth`, naming what is wrong
+and never the key. Replays of a finished job are refused by the runner (see
+``scripts.START``), for as long as the signature is valid.
 """
 
 from __future__ import annotations
@@ -13,37 +22,81 @@ import hashlib
 import hmac
 import json
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import InvalidAuth
 
+VERSION = 2
+SIGNED_FIELDS = frozenset({"v", "claims", "iat", "exp", "args_sha256", "sig"})
 
-def _message(job_id: str, skill: str, claims: dict[str, Any], exp: int) -> bytes:
+
+def canonical(value: Any) -> bytes:
     return json.dumps(
-        [job_id, skill, claims, exp], sort_keys=True, separators=(",", ":"), ensure_ascii=True
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
     ).encode()
 
 
+def args_digest(args: Any) -> str:
+    return hashlib.sha256(canonical(args)).hexdigest()
+
+
+def _mac(key: str, job_id: str, skill: str, digest: str, claims: Any, iat: int, exp: int) -> str:
+    message = canonical([VERSION, job_id, skill, digest, claims, iat, exp])
+    return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class SignedCall:
+    """What a valid signature vouches for."""
+
+    claims: dict[str, Any]
+    expires_at: int
+
+
 def sign(
-    key: str, job_id: str, skill: str, claims: dict[str, Any], ttl: float, now: float | None = None
+    key: str,
+    job_id: str,
+    skill: str,
+    args: Any,
+    claims: dict[str, Any],
+    ttl: float,
+    now: float | None = None,
 ) -> dict[str, Any]:
-    exp = int((time.time() if now is None else now) + ttl)
-    digest = hmac.new(key.encode(), _message(job_id, skill, claims, exp), hashlib.sha256)
-    return {"claims": claims, "exp": exp, "sig": digest.hexdigest()}
+    issued = int(time.time() if now is None else now)
+    expires = int(issued + ttl)
+    digest = args_digest(args)
+    return {
+        "v": VERSION,
+        "claims": claims,
+        "iat": issued,
+        "exp": expires,
+        "args_sha256": digest,
+        "sig": _mac(key, job_id, skill, digest, claims, issued, expires),
+    }
 
 
 def verify(
-    key: str, job_id: str, skill: str, auth: Any, now: float | None = None
-) -> dict[str, Any]:
-    """The signed claims, or :class:`InvalidAuth` saying what is wrong (never the key)."""
-    if not isinstance(auth, dict) or not {"claims", "exp", "sig"} <= set(auth):
+    key: str, job_id: str, skill: str, args: Any, auth: Any, now: float | None = None
+) -> SignedCall:
+    """What the signature vouches for, or :class:`InvalidAuth` saying what is wrong."""
+    if not isinstance(auth, dict) or not set(auth) >= SIGNED_FIELDS:
         raise InvalidAuth(skill, "signed auth required: this worker has SKILLQ_AUTH_KEY set")
-    claims, exp, sig = auth["claims"], auth["exp"], auth["sig"]
-    if not isinstance(claims, dict) or not isinstance(exp, int) or not isinstance(sig, str):
+    claims, iat, exp = auth["claims"], auth["iat"], auth["exp"]
+    digest, sig = auth["args_sha256"], auth["sig"]
+    if (
+        auth["v"] != VERSION
+        or not isinstance(claims, dict)
+        or not all(isinstance(n, int) and not isinstance(n, bool) for n in (iat, exp))
+        or not isinstance(digest, str)
+        or not isinstance(sig, str)
+    ):
         raise InvalidAuth(skill, "signed auth is malformed")
-    expected = hmac.new(key.encode(), _message(job_id, skill, claims, exp), hashlib.sha256)
-    if not hmac.compare_digest(expected.hexdigest(), sig):
+    expected = _mac(key, job_id, skill, digest, claims, iat, exp)
+    if not hmac.compare_digest(expected, sig):
         raise InvalidAuth(skill, "auth signature does not match this job, skill and claims")
+    if not hmac.compare_digest(args_digest(args), digest):
+        raise InvalidAuth(skill, "the args do not match the signed call (changed after signing)")
     if exp < (time.time() if now is None else now):
         raise InvalidAuth(skill, f"signed auth expired at {exp}")
-    return claims
+    return SignedCall(claims=claims, expires_at=exp)

@@ -219,3 +219,59 @@ async def shouts(ctx: RunContext[Any], args: ShoutArgs) -> None:
     while args.gate and not Path(args.gate).exists():
         await asyncio.sleep(0.02)
     raise RuntimeError("x" * args.size)
+
+
+@skill("streams_secret", secrets=["OPENAI_KEY"], description="Streams its secret in pieces.")
+async def streams_secret(ctx: RunContext[Any], args: Any) -> str:
+    key = ctx.secret("OPENAI_KEY")
+    await ctx.emit_text_delta("the key is ")
+    await ctx.emit_text_delta(key[:5])
+    await ctx.emit_text_delta(key[5:])
+    await ctx.emit_text_delta(" and then ")
+    await ctx.emit_text_delta(key[:3])  # a prefix of the secret at the very end
+    return "streamed"
+
+
+@skill("prints_secret", secrets=["OPENAI_KEY"], description="Prints its secret (a bad habit).")
+async def prints_secret(ctx: RunContext[Any], args: Any) -> str:
+    import sys
+
+    key = ctx.secret("OPENAI_KEY")
+    print(f"stdout has {key}")
+    print(f"stderr has {key}", file=sys.stderr)
+    sys.stdout.write(key[:4])
+    sys.stdout.write(key[4:] + " written in two pieces\n")
+    return "printed"
+
+
+class MisuseArgs(BaseModel):
+    where: str
+
+
+@skill("misuses_secret", args=MisuseArgs, secrets=["OPENAI_KEY"], description="Secret as a name.")
+async def misuses_secret(ctx: RunContext[Any], args: MisuseArgs) -> str:
+    key = ctx.secret("OPENAI_KEY")
+    if args.where == "event_kind":
+        await ctx.emit_event(AgentEvent(kind=key, payload={}))
+    else:
+        await ctx.write_artifact(f"out/{key}.txt", b"x", "text/plain")
+    return "misused"
+
+
+@skill("environment", secrets=["OPENAI_KEY"], description="What the handler's environment holds.")
+async def environment(ctx: RunContext[Any], args: Any) -> dict[str, Any]:
+    import os
+    import subprocess
+    import sys
+
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(sorted(os.environ))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {
+        "environ": sorted(os.environ),
+        "child": child.stdout,
+        "secret_readable": ctx.secret("OPENAI_KEY") != "",
+    }
