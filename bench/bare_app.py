@@ -11,7 +11,9 @@ from celery.contrib.abortable import AbortableTask
 
 BROKER = os.environ.get("BENCH_BROKER_URL", "redis://localhost:6379/0")
 
-app = Celery("bare", broker=BROKER, backend=BROKER)
+BACKEND = os.environ.get("BENCH_BACKEND_URL", BROKER)
+
+app = Celery("bare", broker=BROKER, backend=BACKEND)
 app.conf.update(
     task_serializer="json",
     result_serializer="json",

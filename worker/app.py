@@ -135,12 +135,16 @@ def register_skill(app: Celery, engine: Engine, skill: Skill) -> None:
             send_revoked_event(self)
             raise Ignore()
         error = outcome.error
-        raise JobFailed(
+        failed = JobFailed(
             job_id,
             error.type if error else "Error",
             error.message if error else "failed",
             error.code if error else "handler_error",
         )
+        if error is not None and error.traceback:
+            # Celery formats the chain, so its stored traceback shows the handler's.
+            raise failed from HandlerTraceback(error.traceback)
+        raise failed
 
     # Celery compiles a signature from the function's name: keep it an identifier.
     run.__name__ = run.__qualname__ = "skill_" + re.sub(r"\W", "_", skill.name)
@@ -159,6 +163,13 @@ def register_skill(app: Celery, engine: Engine, skill: Skill) -> None:
         acks_late=True,
         reject_on_worker_lost=True,
     )(run)
+
+
+class HandlerTraceback(Exception):
+    """The handler's traceback, chained to the JobFailed Celery records."""
+
+    def __str__(self) -> str:
+        return "\n" + str(self.args[0] if self.args else "")
 
 
 def send_revoked_event(task: Task[Any, Any]) -> None:

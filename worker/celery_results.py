@@ -1,11 +1,17 @@
 """Writing Celery's result meta inside skillq's own FINISH script.
 
 Celery stores every task's outcome with one more Redis round trip of its
-own. When the result backend is the same Redis as skillq's records, skillq
-writes Celery's meta (the same key, JSON and pub/sub notice that Celery's
-Redis backend writes) in the script that finishes the job, and its tasks run
-with ``ignore_result``: one round trip less per job, and
+own. When the result backend is the same Redis server as skillq's records,
+skillq writes Celery's meta (the same key, JSON and pub/sub notice that
+Celery's Redis backend writes) in the script that finishes the job, and its
+tasks run with ``ignore_result``: one round trip less per job, and
 ``AsyncResult(job_id).get()`` behaves exactly as before.
+
+A result backend on another database of the same server (a common layout:
+broker, results and skillq on databases 0, 1, 2) is fused too: the script
+``SELECT``s the backend's database for the meta and back (a script's
+``SELECT`` never affects the calling connection). Pub/sub channels are
+server-wide, so the notice reaches Celery's result consumers either way.
 """
 
 from __future__ import annotations
@@ -14,16 +20,50 @@ import datetime
 import json
 from typing import Any
 
+from redis.connection import parse_url as _parse_url
+
 from .jobs import JobError
 from .settings import Settings
 
 META_PREFIX = "celery-task-meta-"
 
 
+REDIS_SCHEMES = ("redis://", "rediss://")
+
+
+def parse_url(url: str) -> dict[str, Any]:
+    parsed: dict[str, Any] = _parse_url(url)  # type: ignore[no-untyped-call]
+    return parsed
+
+
+def meta_database(settings: Settings) -> str | None:
+    """Where skillq's scripts write Celery's meta: ``""`` in skillq's own database,
+    a database number on the same server, or None (another server: Celery writes it)."""
+    backend, records = settings.effective_result_backend, settings.effective_redis_url
+    if not backend.startswith(REDIS_SCHEMES) or not records.startswith(REDIS_SCHEMES):
+        return None
+    if backend == records:
+        return ""
+    try:
+        theirs, ours = parse_url(backend), parse_url(records)
+    except ValueError:
+        return None
+    their_db, our_db = int(theirs.pop("db", 0) or 0), int(ours.pop("db", 0) or 0)
+    if theirs != ours:
+        return None
+    return "" if their_db == our_db else str(their_db)
+
+
+def records_database(settings: Settings) -> str:
+    try:
+        return str(int(parse_url(settings.effective_redis_url).get("db", 0) or 0))
+    except ValueError:
+        return "0"
+
+
 def fused(settings: Settings) -> bool:
-    """Whether Celery's results live in skillq's Redis (so one script can write both)."""
-    backend = settings.effective_result_backend
-    return backend.startswith(("redis://", "rediss://")) and backend == settings.effective_redis_url
+    """Whether Celery's results live on skillq's Redis server (so one script writes both)."""
+    return meta_database(settings) is not None
 
 
 def meta_key(job_id: str) -> str:

@@ -250,6 +250,15 @@ class JobRecords:
         self._over_limit = job_error(
             DeliveryLimitExceeded(settings.max_deliveries), with_traceback=False
         ).model_dump_json()
+        from .celery_results import meta_database, records_database
+
+        database = meta_database(settings)
+        self._meta_db = (database or "", records_database(settings))
+        # A Redis result backend on another server: written with a client of its own.
+        self._meta_elsewhere = database is None and settings.effective_result_backend.startswith(
+            ("redis://", "rediss://")
+        )
+        self._meta_client: redis.Redis | None = None
 
     def start(self, job_id: str, skill: str, worker: str, queue: str) -> StartDecision:
         """Count the delivery and mark the job running, in one round trip.
@@ -305,6 +314,7 @@ class JobRecords:
             str(self.settings.result_expires),
             self.keys.consumed(job_id) if consumed_ttl > 0 else "",
             str(consumed_ttl),
+            *self._meta_db,
         ]
         # FINISH leaves a terminal record as it is, so a retry is harmless.
         final = outlast(
@@ -315,10 +325,20 @@ class JobRecords:
         return _text(final)
 
     def store_celery_meta(self, key: str, meta: str) -> None:
-        with self.client.pipeline(transaction=False) as pipe:
-            pipe.set(key, meta, ex=self.settings.result_expires)
-            pipe.publish(key, meta)
-            pipe.execute()
+        """Celery's result meta, wherever its Redis result backend is."""
+        client = self.client
+        if self._meta_elsewhere:
+            if self._meta_client is None:
+                self._meta_client = redis.Redis.from_url(self.settings.effective_result_backend)
+            client = self._meta_client
+        client.eval(
+            scripts.CELERY_META,
+            0,
+            key,
+            meta,
+            str(self.settings.result_expires),
+            *(("", "") if self._meta_elsewhere else self._meta_db),
+        )
 
     def read(self, job_id: str) -> JobStatus | None:
         raw = cast(dict[str, str], self.client.hgetall(self.keys.job(job_id)))

@@ -117,7 +117,9 @@ return seq
 # ARGV 6: final state, 7: result json ('' if none), 8: error json ('' if none),
 # 9: worker hostname, 10: Celery result meta key ('' to leave results to
 # Celery), 11: the meta JSON, 12: its ttl, 13: the consumed-signature marker
-# to set ('' for an unsigned call), 14: its ttl (until the signature expires).
+# to set ('' for an unsigned call), 14: its ttl (until the signature expires),
+# 15: the database of Celery's results when it is not this one ('' if it is),
+# 16: this database (to SELECT back).
 # Returns the state the record ends in: a record that is already terminal
 # (another process finalised it) is left as it is, so the terminal status
 # event stays the job's last event.
@@ -140,7 +142,9 @@ end
 status(state, extra)
 touch()
 if ARGV[10] ~= '' then
+  if ARGV[15] ~= '' then redis.call('SELECT', ARGV[15]) end
   redis.call('SET', ARGV[10], ARGV[11], 'EX', ARGV[12])
+  if ARGV[15] ~= '' then redis.call('SELECT', ARGV[16]) end
   redis.call('PUBLISH', ARGV[10], ARGV[11])
 end
 if ARGV[13] ~= '' and tonumber(ARGV[14]) > 0 then
@@ -149,6 +153,16 @@ end
 return state
 """
 )
+
+# Celery's result meta alone (a duplicate delivery rewrites it). ARGV 1 key,
+# 2 meta JSON, 3 ttl, 4 its database ('' for this one), 5 this database.
+CELERY_META = r"""
+if ARGV[4] ~= '' then redis.call('SELECT', ARGV[4]) end
+redis.call('SET', ARGV[1], ARGV[2], 'EX', ARGV[3])
+if ARGV[4] ~= '' then redis.call('SELECT', ARGV[5]) end
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return 1
+"""
 
 # Client side. KEYS 1: job record. ARGV 1: skill, 2: queue, 3: now, 4: ttl,
 # 5: a notice for pollers ('' for none; START clears it).

@@ -276,10 +276,12 @@ class Channel(kombu_redis.Channel):
             error = job_error(
                 MessageRefused(found.reason, config.keys.dead_letters), with_traceback=False
             )
-            meta = None
+            meta = (meta_key(job_id), meta_json(job_id, "failed", error=error))
             if fused(config.settings):
-                meta = (meta_key(job_id), meta_json(job_id, "failed", error=error))
-            records.finish(job_id, "failed", worker="", error=error, celery_meta=meta)
+                records.finish(job_id, "failed", worker="", error=error, celery_meta=meta)
+            else:  # Celery never sees this message: its result backend learns from us
+                records.finish(job_id, "failed", worker="", error=error)
+                records.store_celery_meta(*meta)
         except Exception as exc:  # the dead letter is already kept
             log.error("cannot record the refusal of job %s: %s", job_id, exc)
 
