@@ -11,76 +11,33 @@ import asyncio
 import json
 import threading
 import time
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Iterator
-from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from celery import Celery
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from .app import create_app
-from .artifacts import JOB_ID, ArtifactStore, open_store
+from .artifacts import ArtifactStore, open_store
+from .connections import async_redis, sync_redis
 from .context import ArtifactRef
-from .envelope import nesting_depth_over
 from .errors import (
-    InvalidArgs,
-    JobCancelled,
-    JobFailed,
     JobNotFound,
-    UnknownSkill,
 )
-from .events import dumps
 from .jobs import TERMINAL_STATES, JobStatus, cancel_call
 from .keys import Keys
-from .registry import read_catalog_async, read_workers_async, served_within
-from .runtime import async_redis
-from .schema_check import check_args
+from .registry import read_catalog, read_catalog_async, read_workers, read_workers_async
 from .scripts import CANCEL, SUBMIT
 from .settings import Settings
-from .signing import sign
+from .submission import Order, SkillCache, SkillInfo, draft, merge_skills, outcome
 from .subscription import IDLE, RECONNECTED, Deadline, Subscription
+
+__all__ = ["AsyncSkillClient", "Order", "SkillClient", "SkillInfo"]
 
 T = TypeVar("T")
 Envelope = dict[str, Any]
-REGISTRY_CACHE_SECONDS = 2.0
-
-
-class SkillInfo(BaseModel):
-    """A skill as registered by running workers."""
-
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    description: str = ""
-    queue: str = "default"
-    tags: list[str] = []
-    scopes: list[str] = []
-    secrets: list[str] = []
-    time_limit: float | None = None
-    args_schema: dict[str, Any] = {}
-    workers: list[str] = []
-    last_seen: float | None = None
-
-    @property
-    def live(self) -> bool:
-        """Whether a running worker serves the skill now (else it is known from the catalog)."""
-        return bool(self.workers)
-
-
-@dataclass(frozen=True)
-class Order:
-    """A checked, recorded submission, ready to hand to Celery."""
-
-    job_id: str
-    task_name: str
-    kwargs: dict[str, Any]
-    queue: str
-
-    def send(self, app: Celery) -> None:
-        app.send_task(self.task_name, kwargs=self.kwargs, task_id=self.job_id, queue=self.queue)
 
 
 def gap_marker(job_id: str, last: int, next_seq: int) -> Envelope:
@@ -119,7 +76,7 @@ class AsyncSkillClient:
         self._app = app
         self._redis: Redis | None = None
         self._store: ArtifactStore | None = None
-        self._registry: tuple[float, dict[str, SkillInfo]] | None = None
+        self._cache = SkillCache()
         self._submit_script: AsyncScript | None = None
         self._cancel_script: AsyncScript | None = None
 
@@ -159,33 +116,17 @@ class AsyncSkillClient:
     async def skills(self) -> list[SkillInfo]:
         """Skills running workers serve, merged across workers, then skills of the
         catalog that a worker served within ``SKILLQ_SKILL_GRACE`` (``workers`` empty)."""
-        merged: dict[str, dict[str, Any]] = {}
-        for entry in await read_workers_async(self.redis, self.keys):
-            for described in entry.get("skills", []):
-                item = merged.setdefault(described["name"], {**described, "workers": []})
-                item["workers"].append(entry.get("hostname", "?"))
-        for name, entry in (await read_catalog_async(self.redis, self.keys)).items():
-            if name in merged:
-                merged[name]["last_seen"] = entry.get("last_seen")
-            elif served_within(entry, self.settings.skill_grace):
-                merged[name] = {**entry, "workers": []}
-        found = {name: SkillInfo.model_validate(item) for name, item in merged.items()}
-        self._registry = (time.monotonic(), found)
-        return [found[name] for name in sorted(found)]
+        found = merge_skills(
+            await read_workers_async(self.redis, self.keys),
+            await read_catalog_async(self.redis, self.keys),
+            self.settings.skill_grace,
+        )
+        return self._cache.update(found)
 
     async def _skill(self, name: str) -> SkillInfo:
-        cached = self._registry
-        if (
-            cached is None
-            or time.monotonic() - cached[0] > REGISTRY_CACHE_SECONDS
-            or (name not in cached[1])
-        ):
+        if self._cache.stale_for(name):
             await self.skills()
-            cached = self._registry
-        assert cached is not None
-        if name not in cached[1]:
-            raise UnknownSkill(name, list(cached[1]))
-        return cached[1][name]
+        return self._cache.get(name)
 
     # --- submit ---
 
@@ -221,58 +162,13 @@ class AsyncSkillClient:
     ) -> Order | None:
         """Check a submission and write its ``queued`` record; None if the id exists."""
         info = await self._skill(skill)
-        args = {} if args is None else args
-        if not isinstance(args, dict):
-            raise InvalidArgs(skill, f"args must be a JSON object, not {type(args).__name__}")
-        limit = self.settings.max_args_depth
-        if nesting_depth_over(args, limit):
-            raise InvalidArgs(
-                skill, f"args nest deeper than {limit} levels (SKILLQ_MAX_ARGS_DEPTH)"
-            )
-        try:
-            encoded = dumps(args)
-        except (TypeError, ValueError, RecursionError) as exc:
-            raise InvalidArgs(skill, f"args are not JSON: {exc}") from exc
-        if len(encoded.encode()) > self.settings.max_args_bytes:
-            raise InvalidArgs(skill, f"args are over the {self.settings.max_args_bytes}-byte limit")
-        found = check_args(args, info.args_schema)
-        if found:
-            raise InvalidArgs(skill, "; ".join(found))
-        auth_value = auth.model_dump(mode="json") if isinstance(auth, BaseModel) else auth
-        job_id = job_id or str(uuid.uuid4())
-        if not JOB_ID.match(job_id):
-            raise InvalidArgs(skill, f"job id {job_id!r} must match {JOB_ID.pattern}")
-        target_queue = queue or info.queue
+        planned = draft(self.settings, self.keys, info, args, auth=auth, queue=queue, job_id=job_id)
         if self._submit_script is None:
             self._submit_script = self.redis.register_script(SUBMIT)
-        notice = (
-            ""
-            if info.live
-            else f"no running worker serves skill {skill!r} now; the job waits in queue "
-            f"{target_queue!r} until one starts"
-        )
-        created = await self._submit_script(
-            keys=[self.keys.job(job_id)],
-            args=[
-                skill,
-                target_queue,
-                repr(time.time()),
-                str(self.settings.job_retention),
-                notice,
-            ],
-        )
+        created = await self._submit_script(keys=[planned.record_key], args=planned.submit_args)
         if not int(created):
             return None  # already submitted: never a second job
-        kwargs: dict[str, Any] = {"args": args}
-        key = self.settings.auth_secret
-        if key is not None:
-            # Sign the args as the worker will read them: after a JSON round trip.
-            kwargs["auth"] = sign(
-                key, job_id, skill, json.loads(encoded), auth_value or {}, self.settings.auth_ttl
-            )
-        elif auth_value is not None:
-            kwargs["auth"] = auth_value
-        return Order(job_id, f"skills.{skill}", kwargs, target_queue)
+        return planned.order
 
     async def forget(self, job_id: str) -> None:
         """Drop the record of a submission Celery did not accept."""
@@ -291,17 +187,7 @@ class AsyncSkillClient:
         status = await self.status(job_id)
         if not status.finished:
             status = await self._wait_finished(job_id, timeout)
-        if status.state == "succeeded":
-            return status.result
-        if status.state == "cancelled":
-            raise JobCancelled(job_id)
-        error = status.error
-        raise JobFailed(
-            job_id,
-            error.type if error else "Error",
-            error.message if error else "unknown",
-            error.code if error else "handler_error",
-        )
+        return outcome(status)
 
     async def _wait_finished(self, job_id: str, timeout: float | None) -> JobStatus:
         """Subscribe, then re-read the record, then wait for the terminal event."""
@@ -423,7 +309,13 @@ async def anext_of(stream: AsyncGenerator[Envelope, None]) -> Envelope:
 
 
 class SkillClient:
-    """The synchronous client: the same methods, run on a private loop thread."""
+    """The synchronous client: the same methods as :class:`AsyncSkillClient`.
+
+    The calls every job makes (``submit``, ``status``, ``result`` of a
+    finished job) run in the caller's thread on a blocking Redis client: a
+    hop to an event loop and the asyncio client cost more CPU than the round
+    trip itself. Waits and event streams run on a private loop thread.
+    """
 
     def __init__(self, settings: Settings | None = None, *, app: Celery | None = None) -> None:
         self._loop = asyncio.new_event_loop()
@@ -433,6 +325,10 @@ class SkillClient:
         self._thread.start()
         self._client = AsyncSkillClient(settings, app=app)
         self.settings = self._client.settings
+        self.keys = self._client.keys
+        self._redis = sync_redis(self.settings)
+        self._submit_script = self._redis.register_script(SUBMIT)
+        self._cache = SkillCache()
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
@@ -446,6 +342,7 @@ class SkillClient:
             self._run(self._client.aclose())
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=5)
+        self._redis.close()
 
     def __enter__(self) -> SkillClient:
         return self
@@ -454,7 +351,12 @@ class SkillClient:
         self.close()
 
     def skills(self) -> list[SkillInfo]:
-        return self._run(self._client.skills())
+        found = merge_skills(
+            read_workers(self._redis, self.keys),
+            read_catalog(self._redis, self.keys),
+            self.settings.skill_grace,
+        )
+        return self._cache.update(found)
 
     def submit(
         self,
@@ -465,22 +367,33 @@ class SkillClient:
         queue: str | None = None,
         job_id: str | None = None,
     ) -> str:
-        order = self._run(self._client.reserve(skill, args, auth=auth, queue=queue, job_id=job_id))
-        if order is None:
-            assert job_id is not None
-            return job_id
+        """Enqueue a job and return its id; an existing ``job_id`` is not run twice."""
+        if self._cache.stale_for(skill):
+            self.skills()
+        info = self._cache.get(skill)
+        planned = draft(self.settings, self.keys, info, args, auth=auth, queue=queue, job_id=job_id)
+        created = self._submit_script(keys=[planned.record_key], args=planned.submit_args)
+        if not int(created):
+            return planned.order.job_id  # already submitted: never a second job
         try:
-            order.send(self.app)  # in the caller's thread: no hand-off for a blocking send
+            planned.order.send(self.app)
         except BaseException:
-            self._run(self._client.forget(order.job_id))
+            self._redis.delete(planned.record_key)  # Celery did not take it
             raise
-        return order.job_id
+        return planned.order.job_id
 
     def status(self, job_id: str) -> JobStatus:
-        return self._run(self._client.status(job_id))
+        raw = cast(dict[str, str], self._redis.hgetall(self.keys.job(job_id)))
+        if not raw:
+            raise JobNotFound(job_id)
+        return JobStatus.from_hash(job_id, raw)
 
     def result(self, job_id: str, timeout: float | None = None) -> Any:
-        return self._run(self._client.result(job_id, timeout))
+        """Wait for the job to finish (pushed, not polled) and return its result."""
+        status = self.status(job_id)
+        if not status.finished:
+            status = self._run(self._client._wait_finished(job_id, timeout))
+        return outcome(status)
 
     def events(
         self, job_id: str, *, after: int = 0, follow: bool = True, timeout: float | None = None

@@ -12,8 +12,8 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from .client import SkillInfo
 from .jobs import JobStatus
+from .submission import SkillInfo
 
 STATE_STYLE = {
     "queued": "yellow",

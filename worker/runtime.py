@@ -19,19 +19,14 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-import redis
 from celery.exceptions import WorkerShutdown, WorkerTerminate
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry as SyncRetry
 
 from .artifacts import ArtifactStore, open_store
 from .cancellation import CancelWatcher
 from .celery_context import Capabilities
 from .celery_results import fused
+from .connections import async_redis, sync_redis
 from .jobs import JobRecords, JobStore
 from .keys import Keys
 from .secrets import LogRedactor, SecretSource, redact_standard_streams
@@ -39,33 +34,6 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-def sync_redis(settings: Settings) -> redis.Redis:
-    """The blocking client for a job's start and end (same retry policy)."""
-    return redis.Redis.from_url(
-        settings.effective_redis_url,
-        decode_responses=True,
-        socket_keepalive=True,
-        health_check_interval=30,
-        retry=SyncRetry(ExponentialBackoff(cap=1.0, base=0.05), retries=settings.redis_retries),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
-    )
-
-
-def async_redis(url: str, retries: int) -> Redis:
-    """A client that rides out short Redis restarts instead of failing jobs.
-
-    Backoff doubles from 50 ms up to 1 s, so ``retries`` of 10 wait about 6 s.
-    """
-    return Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_keepalive=True,
-        health_check_interval=30,
-        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=retries),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
-    )
 
 
 class ProcessRuntime:

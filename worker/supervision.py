@@ -39,10 +39,10 @@ from celery.worker import control
 from celery.worker import state as worker_state
 
 from .celery_results import fused, meta_json, meta_key
+from .connections import sync_redis
 from .errors import JobExpired, JobTimeout, SkillqError, UnknownSkill
 from .jobs import JobError, JobRecords, cancel_call, job_error
 from .keys import Keys
-from .runtime import sync_redis
 from .scripts import CANCEL
 from .settings import Settings
 from .skills import TASK_PREFIX

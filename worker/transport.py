@@ -219,7 +219,7 @@ class Channel(kombu_redis.Channel):
     def _skillq_redis(self) -> Any:
         client = self.__dict__.get("_skillq_client")
         if client is None:
-            from .runtime import sync_redis
+            from .connections import sync_redis
 
             client = self.__dict__["_skillq_client"] = sync_redis(self.skillq.settings)
         return client

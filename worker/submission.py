@@ -1,0 +1,186 @@
+"""What a client does before a job exists: find the skill, check the call, sign it.
+
+Pure functions shared by the asyncio client and the synchronous one, so both
+refuse the same submissions with the same messages and cost one Redis round
+trip (the ``SUBMIT`` script) plus Celery's publish.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from celery import Celery
+from pydantic import BaseModel, ConfigDict
+
+from .artifacts import JOB_ID
+from .envelope import nesting_depth_over
+from .errors import InvalidArgs, JobCancelled, JobFailed, UnknownSkill
+from .events import dumps
+from .jobs import JobStatus
+from .keys import Keys
+from .registry import served_within
+from .schema_check import check_args
+from .settings import Settings
+from .signing import sign
+
+REGISTRY_CACHE_SECONDS = 2.0
+
+
+class SkillInfo(BaseModel):
+    """A skill as running workers (or the catalog) describe it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    description: str = ""
+    queue: str = "default"
+    tags: list[str] = []
+    scopes: list[str] = []
+    secrets: list[str] = []
+    time_limit: float | None = None
+    args_schema: dict[str, Any] = {}
+    workers: list[str] = []
+    last_seen: float | None = None
+
+    @property
+    def live(self) -> bool:
+        """Whether a running worker serves the skill now (else it is known from the catalog)."""
+        return bool(self.workers)
+
+
+def merge_skills(
+    workers: Iterable[Mapping[str, Any]], catalog: Mapping[str, Mapping[str, Any]], grace: float
+) -> dict[str, SkillInfo]:
+    """Skills of live workers, merged, plus catalogued ones served within ``grace``."""
+    merged: dict[str, dict[str, Any]] = {}
+    for entry in workers:
+        for described in entry.get("skills", []):
+            item = merged.setdefault(described["name"], {**described, "workers": []})
+            item["workers"].append(entry.get("hostname", "?"))
+    for name, entry in catalog.items():
+        if name in merged:
+            merged[name]["last_seen"] = entry.get("last_seen")
+        elif served_within(dict(entry), grace):
+            merged[name] = {**entry, "workers": []}
+    return {name: SkillInfo.model_validate(item) for name, item in merged.items()}
+
+
+class SkillCache:
+    """The registry as a client last read it, for at most ``REGISTRY_CACHE_SECONDS``."""
+
+    def __init__(self) -> None:
+        self._read_at = 0.0
+        self._skills: dict[str, SkillInfo] | None = None
+
+    def stale_for(self, name: str) -> bool:
+        return (
+            self._skills is None
+            or name not in self._skills
+            or time.monotonic() - self._read_at > REGISTRY_CACHE_SECONDS
+        )
+
+    def update(self, skills: dict[str, SkillInfo]) -> list[SkillInfo]:
+        self._skills, self._read_at = skills, time.monotonic()
+        return [skills[name] for name in sorted(skills)]
+
+    def get(self, name: str) -> SkillInfo:
+        skills = self._skills or {}
+        if name not in skills:
+            raise UnknownSkill(name, list(skills))
+        return skills[name]
+
+
+@dataclass(frozen=True)
+class Order:
+    """A checked submission, ready to hand to Celery once its record exists."""
+
+    job_id: str
+    task_name: str
+    kwargs: dict[str, Any]
+    queue: str
+
+    def send(self, app: Celery) -> None:
+        app.send_task(self.task_name, kwargs=self.kwargs, task_id=self.job_id, queue=self.queue)
+
+
+@dataclass(frozen=True)
+class Draft:
+    """An order plus the ``SUBMIT`` call that records it as ``queued``."""
+
+    order: Order
+    record_key: str
+    submit_args: list[str]
+
+
+def draft(
+    settings: Settings,
+    keys: Keys,
+    info: SkillInfo,
+    args: dict[str, Any] | None,
+    *,
+    auth: dict[str, Any] | BaseModel | None,
+    queue: str | None,
+    job_id: str | None,
+) -> Draft:
+    """Check a call as the worker would (what certainly fails there fails here) and sign it."""
+    skill = info.name
+    args = {} if args is None else args
+    if not isinstance(args, dict):
+        raise InvalidArgs(skill, f"args must be a JSON object, not {type(args).__name__}")
+    limit = settings.max_args_depth
+    if nesting_depth_over(args, limit):
+        raise InvalidArgs(skill, f"args nest deeper than {limit} levels (SKILLQ_MAX_ARGS_DEPTH)")
+    try:
+        encoded = dumps(args)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidArgs(skill, f"args are not JSON: {exc}") from exc
+    if len(encoded.encode()) > settings.max_args_bytes:
+        raise InvalidArgs(skill, f"args are over the {settings.max_args_bytes}-byte limit")
+    found = check_args(args, info.args_schema)
+    if found:
+        raise InvalidArgs(skill, "; ".join(found))
+    auth_value = auth.model_dump(mode="json") if isinstance(auth, BaseModel) else auth
+    job_id = job_id or str(uuid.uuid4())
+    if not JOB_ID.match(job_id):
+        raise InvalidArgs(skill, f"job id {job_id!r} must match {JOB_ID.pattern}")
+    target_queue = queue or info.queue
+    kwargs: dict[str, Any] = {"args": args}
+    key = settings.auth_secret
+    if key is not None:
+        # Sign the args as the worker will read them: after a JSON round trip.
+        kwargs["auth"] = sign(
+            key, job_id, skill, json.loads(encoded), auth_value or {}, settings.auth_ttl
+        )
+    elif auth_value is not None:
+        kwargs["auth"] = auth_value
+    notice = (
+        ""
+        if info.live
+        else f"no running worker serves skill {skill!r} now; the job waits in queue "
+        f"{target_queue!r} until one starts"
+    )
+    return Draft(
+        Order(job_id, f"skills.{skill}", kwargs, target_queue),
+        keys.job(job_id),
+        [skill, target_queue, repr(time.time()), str(settings.job_retention), notice],
+    )
+
+
+def outcome(status: JobStatus) -> Any:
+    """A finished job's result, or the exception that says why there is none."""
+    if status.state == "succeeded":
+        return status.result
+    if status.state == "cancelled":
+        raise JobCancelled(status.id)
+    error = status.error
+    raise JobFailed(
+        status.id,
+        error.type if error else "Error",
+        error.message if error else "unknown",
+        error.code if error else "handler_error",
+    )
