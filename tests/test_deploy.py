@@ -20,6 +20,7 @@ from tests.conftest import wait_for
 from worker.backlog import queue_depths
 from worker.client import SkillClient
 from worker.embedded import WorkerProcess, free_port
+from worker.keys import Keys
 from worker.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -168,7 +169,7 @@ def test_backlog_counts_queued_and_running_jobs(
     jobs = [client.submit("sleepy", {"seconds": 60}, queue=queue) for _ in range(5)]
     wait_for(lambda: sum(client.status(j).state == "running" for j in jobs) == 2, 30, "two running")
     raw = redis.Redis.from_url(settings.broker_url)
-    (depth,) = queue_depths(raw, [queue])
+    (depth,) = queue_depths(raw, raw, Keys(), [queue])
     assert (depth.queued, depth.taken, depth.backlog) == (3, 2, 5)
 
     shown = subprocess.run(
@@ -213,7 +214,7 @@ def test_backlog_counts_queued_and_running_jobs(
 
     for job in jobs:
         client.cancel(job)
-    wait_for(lambda: queue_depths(raw, [queue])[0].backlog == 0, 30, "an empty backlog")
+    wait_for(lambda: queue_depths(raw, raw, Keys(), [queue])[0].backlog == 0, 30, "empty backlog")
     worker.stop()
 
 

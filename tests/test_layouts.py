@@ -135,3 +135,39 @@ def test_the_layout_is_described(tmp_path: Path) -> None:
     assert meta_database(elsewhere) is None
     password = base.model_copy(update={"result_backend": "redis://:pw@h:6379/1"})
     assert meta_database(password) is None
+
+
+def test_hot_paths_never_scan_the_keyspace(
+    tmp_path: Path, start_worker: Callable[..., WorkerProcess], settings: Settings
+) -> None:
+    """Registry reads, submits, waits, status and the backlog cost the same with a
+    million job records in Redis as with none: no SCAN, HSCAN or KEYS anywhere."""
+    from worker.backlog import queue_depths
+    from worker.keys import Keys
+
+    with EmbeddedRedis(directory=tmp_path / "redis") as server:
+        worker = start_worker(
+            pool="threads",
+            queues="default",
+            env={"SKILLQ_BROKER_URL": server.url},
+            ready_url=server.url,
+        )
+        admin = redis.Redis.from_url(server.url)
+        with admin.pipeline(transaction=False) as pipe:
+            for n in range(2000):  # unrelated history
+                pipe.hset(f"skillq:job:old-{n}", mapping={"state": "succeeded", "skill": "echo"})
+            pipe.execute()
+        local = settings.model_copy(update={"broker_url": server.url})
+        admin.config_resetstat()
+        with SkillClient(local) as client:
+            assert any(s.name == "echo" for s in client.skills())
+            jobs = [client.submit("echo", {"message": str(n)}) for n in range(20)]
+            assert [client.result(j, timeout=30) for j in jobs][-1] == {"message": "19"}
+            assert client.status(jobs[0]).state == "succeeded"
+            depths = queue_depths(admin, admin, Keys(), [])
+            assert "default" in {d.queue for d in depths}
+        stats: Any = admin.info("commandstats")
+        used = {name.removeprefix("cmdstat_") for name in stats}
+        assert not used & {"scan", "hscan", "keys", "sscan", "zscan"}, sorted(used)
+        assert "evalsha" in used or "eval" in used  # the calls above did reach this Redis
+        worker.stop()

@@ -118,7 +118,9 @@ def register_skill(app: Celery, engine: Engine, skill: Skill) -> None:
         hostname = self.request.hostname or socket.gethostname()
         runtime = engine.runtime()
         try:
-            outcome = run_job(runtime, skill, job_id, args, kwargs, hostname)
+            delivery = self.request.delivery_info or {}
+            queue = delivery.get("routing_key") or skill.queue
+            outcome = run_job(runtime, skill, job_id, args, kwargs, hostname, queue)
         except UNREACHABLE as exc:
             # Redis stayed away longer than SKILLQ_REDIS_OUTAGE_BUDGET: keep the
             # message (not acknowledged) so the job is delivered again.

@@ -1,23 +1,30 @@
 """How much work each queue holds: queued plus running (the autoscaling figure).
 
 The length of a queue's Redis list alone misleads an autoscaler: jobs a
-worker has taken (prefetched or running) are no longer in the list, and
-kombu splits a queue into one list per priority step. skillq runs with
-``acks_late``, so every taken job stays in kombu's ``unacked`` hash until it
-finishes; the backlog of a queue is its lists plus its unacked entries.
+worker has taken are no longer in the list, and kombu splits a queue into
+one list per priority step. The backlog of a queue is its lists plus the
+jobs running from it, which skillq's ``START`` and ``FINISH`` scripts count
+per queue in ``<prefix>:taken``.
+
+Every read is O(queues): ``LLEN`` of each list and one ``HGETALL`` of the
+counters. Nothing here scans the keyspace or reads message bodies, so a
+scrape costs the same with a million job records in Redis as with none.
+With no queue named, the queues reported are those live workers consume,
+those of skills in the catalog, and those with running jobs.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import redis
 
+from .keys import Keys
+from .registry import read_catalog, read_workers
+
 PRIORITY_SEP = "\x06\x16"
 PRIORITY_STEPS = (0, 3, 6, 9)
-UNACKED_KEY = "unacked"
 
 
 @dataclass(frozen=True)
@@ -39,38 +46,38 @@ def priority_lists(queue: str) -> list[str]:
     return [queue if step == 0 else f"{queue}{PRIORITY_SEP}{step}" for step in PRIORITY_STEPS]
 
 
-def taken_per_queue(client: redis.Redis) -> dict[str, int]:
+def taken_per_queue(records: redis.Redis, keys: Keys) -> dict[str, int]:
+    raw: Any = records.hgetall(keys.taken)
     counts: dict[str, int] = {}
-    for _, raw in client.hscan_iter(UNACKED_KEY, count=1000):
-        try:
-            _message, _exchange, routing_key = json.loads(raw)
-        except (ValueError, TypeError):
-            continue
-        counts[str(routing_key)] = counts.get(str(routing_key), 0) + 1
+    for name, value in dict(raw or {}).items():
+        queue = name.decode() if isinstance(name, bytes) else str(name)
+        counts[queue] = max(0, int(value))  # never negative, even after a lost record
     return counts
 
 
-def queue_depths(client: redis.Redis, queues: list[str]) -> list[QueueDepth]:
-    """Depth of each queue; with no queues given, every queue that has work."""
-    taken = taken_per_queue(client)
-    names = sorted(set(queues) if queues else set(taken) | set(_queues_with_lists(client)))
-    depths = []
-    for name in names:
-        with client.pipeline(transaction=False) as pipe:
+def known_queues(records: redis.Redis, keys: Keys) -> set[str]:
+    """Queues of live workers and of catalogued skills: O(workers + skills)."""
+    found = {str(q) for entry in read_workers(records, keys) for q in entry.get("queues", [])}
+    found |= {str(entry.get("queue", "default")) for entry in read_catalog(records, keys).values()}
+    return found
+
+
+def queue_depths(
+    broker: redis.Redis, records: redis.Redis, keys: Keys, queues: list[str]
+) -> list[QueueDepth]:
+    """Depth of each queue; with no queues given, every queue skillq knows of."""
+    taken = taken_per_queue(records, keys)
+    names = sorted(set(queues) if queues else known_queues(records, keys) | set(taken))
+    with broker.pipeline(transaction=False) as pipe:
+        for name in names:
             for key in priority_lists(name):
                 pipe.llen(key)
-            queued = sum(int(n) for n in pipe.execute())
-        depths.append(QueueDepth(name, queued, taken.get(name, 0)))
-    return depths
-
-
-def _queues_with_lists(client: redis.Redis) -> set[str]:
-    """Queue names known to kombu's bindings (``_kombu.binding.<queue>`` sets)."""
-    found: set[str] = set()
-    for key in client.scan_iter(match="_kombu.binding.*", count=500):
-        name = key.decode() if isinstance(key, bytes) else str(key)
-        found.add(name.removeprefix("_kombu.binding."))
-    return {name for name in found if not name.startswith(("celery.pidbox", "celeryev"))}
+        lengths = [int(n) for n in pipe.execute()]
+    steps = len(PRIORITY_STEPS)
+    return [
+        QueueDepth(name, sum(lengths[i * steps : (i + 1) * steps]), taken.get(name, 0))
+        for i, name in enumerate(names)
+    ]
 
 
 def prometheus(depths: list[QueueDepth]) -> str:

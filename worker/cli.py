@@ -19,6 +19,7 @@ from rich.console import Console
 
 from .client import SkillClient
 from .errors import SkillqError, spec_for
+from .keys import Keys
 from .settings import Settings
 
 cli = typer.Typer(
@@ -272,8 +273,14 @@ def demo(
     raise typer.Exit(code)
 
 
-def broker_client() -> redis.Redis:
-    return redis.Redis.from_url(Settings().broker_url, socket_connect_timeout=5)
+def backlog_clients() -> tuple[redis.Redis, redis.Redis, Keys]:
+    """The broker (queue lists), skillq's Redis (counters, registry) and the key names."""
+    settings = Settings()
+    return (
+        redis.Redis.from_url(settings.broker_url, socket_connect_timeout=5),
+        redis.Redis.from_url(settings.effective_redis_url, socket_connect_timeout=5),
+        Keys(settings.key_prefix),
+    )
 
 
 @cli.command("queue-depth")
@@ -287,7 +294,7 @@ def queue_depth(
     from .backlog import queue_depths
 
     try:
-        depths = queue_depths(broker_client(), list(queue or []))
+        depths = queue_depths(*backlog_clients(), list(queue or []))
     except Exception as exc:
         fail(exc)
     if as_json:
@@ -309,7 +316,8 @@ def exporter(
     """Serve the backlog for autoscalers: /metrics (Prometheus), /backlog (JSON)."""
     from .exporter import make_server
 
-    server = make_server(host, port, broker_client(), list(queue or []))
+    broker, records, keys = backlog_clients()
+    server = make_server(host, port, broker, records, keys, list(queue or []))
     err.print(f"skillq exporter on http://{host}:{server.server_port}/metrics", highlight=False)
     try:
         server.serve_forever()
@@ -330,7 +338,6 @@ def health(
     """
     import socket
 
-    from .keys import Keys
     from .redis_config import check_redis
     from .registry import is_alive
 

@@ -15,12 +15,18 @@ from urllib.parse import parse_qs, urlparse
 import redis
 
 from .backlog import prometheus, queue_depths
+from .keys import Keys
 
 log = logging.getLogger(__name__)
 
 
 def make_server(
-    host: str, port: int, client: redis.Redis, queues: list[str]
+    host: str,
+    port: int,
+    client: redis.Redis,
+    records: redis.Redis,
+    keys: Keys,
+    queues: list[str],
 ) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -28,10 +34,10 @@ def make_server(
             wanted = parse_qs(url.query).get("queue", []) or queues
             try:
                 if url.path == "/metrics":
-                    body = prometheus(queue_depths(client, wanted)).encode()
+                    body = prometheus(queue_depths(client, records, keys, wanted)).encode()
                     self._send(200, body, "text/plain; version=0.0.4")
                 elif url.path == "/backlog":
-                    depths = queue_depths(client, wanted)
+                    depths = queue_depths(client, records, keys, wanted)
                     payload = {
                         "queues": {d.queue: d.as_dict() for d in depths},
                         "total": sum(d.backlog for d in depths),

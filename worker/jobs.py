@@ -267,7 +267,12 @@ class JobRecords:
         after a lost reply count nothing twice.
         """
         delivery = uuid.uuid4().hex
-        keys = [*job_keys(self.keys, job_id), self.keys.cancel(job_id), self.keys.consumed(job_id)]
+        keys = [
+            *job_keys(self.keys, job_id),
+            self.keys.cancel(job_id),
+            self.keys.consumed(job_id),
+            self.keys.taken,
+        ]
         args = [
             *job_argv(self.settings, job_id),
             skill,
@@ -302,7 +307,7 @@ class JobRecords:
         """
         meta_key, meta = celery_meta or ("", "")
         consumed_ttl = int(signed_until - time.time()) + 1 if signed_until else 0
-        keys = job_keys(self.keys, job_id)
+        keys = [*job_keys(self.keys, job_id), self.keys.taken]
         args = [
             *job_argv(self.settings, job_id),
             state,

@@ -47,6 +47,11 @@ class Keys:
         return f"{self.prefix}:catalog"
 
     @property
+    def taken(self) -> str:
+        """Hash: queue → jobs running now (kept by the START and FINISH scripts)."""
+        return f"{self.prefix}:taken"
+
+    @property
     def dead_letters(self) -> str:
         """List of refused queue items, newest first."""
         return f"{self.prefix}:dead"

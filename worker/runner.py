@@ -191,11 +191,15 @@ def run_job(
     positional: tuple[Any, ...],
     kwargs: Mapping[str, Any],
     worker: str,
+    queue: str | None = None,
 ) -> Outcome:
-    """Run one delivery of a job, in the pool's thread."""
+    """Run one delivery of a job, in the pool's thread.
+
+    ``queue``: the queue the message came from (the skill's own by default).
+    """
     token = rt.cancels.register(job_id)
     try:
-        decision = rt.records.start(job_id, skill.name, worker, skill.queue)
+        decision = rt.records.start(job_id, skill.name, worker, queue or skill.queue)
         if decision.action == "cancelled":
             return Outcome("cancelled")
         if decision.action == "replayed":

@@ -36,7 +36,8 @@ local function terminal(state)
 end
 """
 
-# KEYS 4: cancel flag, 5: the job's consumed-signature marker. ARGV 6: skill,
+# KEYS 4: cancel flag, 5: the job's consumed-signature marker, 6: the
+# per-queue count of running jobs (the backlog's "taken"). ARGV 6: skill,
 # 7: worker hostname, 8: queue, 9: a token unique to this delivery, so a call
 # retried after a lost reply does not count the attempt twice; 10: the most
 # deliveries a job may have, 11: the error JSON recorded when a delivery is
@@ -61,7 +62,11 @@ if redis.call('EXISTS', KEYS[5]) == 1 then
 end
 redis.call('HSETNX', job, 'created_at', now)
 redis.call('HSET', job, 'skill', ARGV[6], 'queue', ARGV[8])
+local function untake()
+  if state == 'running' then redis.call('HINCRBY', KEYS[6], ARGV[8], -1) end
+end
 if redis.call('EXISTS', KEYS[4]) == 1 then
+  untake()
   redis.call('HSET', job, 'state', 'cancelled', 'finished_at', now, 'worker', ARGV[7])
   status('cancelled')
   touch()
@@ -69,6 +74,7 @@ if redis.call('EXISTS', KEYS[4]) == 1 then
 end
 local attempts = redis.call('HINCRBY', job, 'attempts', 1)
 if attempts > tonumber(ARGV[10]) then
+  untake()
   redis.call('HSET', job, 'state', 'failed', 'finished_at', now, 'error', ARGV[11])
   redis.call('HDEL', job, 'notice')
   status('failed', ',"error":' .. ARGV[11])
@@ -78,6 +84,7 @@ end
 if attempts > 1 then
   status('retrying', ',"attempt":' .. attempts)
 end
+if state ~= 'running' then redis.call('HINCRBY', KEYS[6], ARGV[8], 1) end
 redis.call('HSET', job, 'state', 'running', 'started_at', now, 'worker', ARGV[7],
            'delivery', ARGV[9], 'emitted', 0)
 redis.call('HDEL', job, 'finished_at', 'result', 'error', 'notice')
@@ -114,6 +121,7 @@ return seq
 """
 )
 
+# KEYS 4: the per-queue count of running jobs.
 # ARGV 6: final state, 7: result json ('' if none), 8: error json ('' if none),
 # 9: worker hostname, 10: Celery result meta key ('' to leave results to
 # Celery), 11: the meta JSON, 12: its ttl, 13: the consumed-signature marker
@@ -131,6 +139,10 @@ if terminal(current) then
   return current
 end
 local state = ARGV[6]
+if current == 'running' then
+  local queue = redis.call('HGET', job, 'queue')
+  if queue then redis.call('HINCRBY', KEYS[4], queue, -1) end
+end
 redis.call('HSETNX', job, 'created_at', now)
 redis.call('HSET', job, 'state', state, 'finished_at', now, 'worker', ARGV[9])
 local extra = ''
