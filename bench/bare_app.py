@@ -10,22 +10,28 @@ from celery import Celery
 from celery.contrib.abortable import AbortableTask
 
 BROKER = os.environ.get("BENCH_BROKER_URL", "redis://localhost:6379/0")
-
 BACKEND = os.environ.get("BENCH_BACKEND_URL", BROKER)
 
-app = Celery("bare", broker=BROKER, backend=BACKEND)
-app.conf.update(
-    task_serializer="json",
-    result_serializer="json",
-    accept_content=["json"],
-    result_accept_content=["json"],
-    task_acks_late=True,
-    task_reject_on_worker_lost=True,
-    worker_prefetch_multiplier=1,
-    task_track_started=False,
-    task_default_queue="bare",
-    broker_connection_retry_on_startup=True,
-)
+
+def make_app(broker: str, backend: str) -> Celery:
+    """Bare Celery with skillq's reliability settings (acks late, prefetch 1, JSON)."""
+    bare = Celery("bare", broker=broker, backend=backend)
+    bare.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_track_started=False,
+        task_default_queue="bare",
+        broker_connection_retry_on_startup=True,
+    )
+    return bare
+
+
+app = make_app(BROKER, BACKEND)
 
 
 @app.task(name="bare.noop")

@@ -15,6 +15,7 @@ import io
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -129,52 +130,217 @@ class Bench:
 
     # --- throughput ---
 
-    def throughput(self, pool: str, concurrency: int) -> None:
-        from bench.bare_app import app as bare_app
+    def layout_urls(self, layout: str) -> tuple[str, str, str]:
+        """Broker, result backend and skillq Redis for a layout of one server."""
+        base = self.redis_url.rsplit("/", 1)[0]
+        if layout == "split":
+            return f"{base}/0", f"{base}/1", f"{base}/2"
+        return self.redis_url, self.redis_url, self.redis_url
 
-        n = 200 if self.smoke else 2000
-        repeats = 2 if self.smoke else 5
-        bare_worker = self.worker(pool, concurrency, bare=True)
-        skillq_worker = self.worker(pool, concurrency)
-        client = SkillClient(self.settings)
-        try:
+    def throughput(self, pool: str, concurrency: int, layout: str = "one") -> None:
+        """No-op jobs/s and client CPU per job, skillq against bare Celery.
 
-            def run_bare(count: int) -> float:
-                started = time.perf_counter()
-                results = [bare_app.send_task("bare.noop", queue="bare") for _ in range(count)]
-                for result in results:
-                    result.get(timeout=120)
-                return count / (time.perf_counter() - started)
+        The two never run at the same time: each round starts the bare worker
+        alone, runs it, stops it, then does the same for skillq. Bare Celery
+        waits the way its users do (``ResultSet.join_native``); skillq the way
+        ours do (``submit`` each, then ``result`` of each).
+        """
+        from celery.result import ResultSet
 
-            def run_skillq(count: int) -> float:
-                started = time.perf_counter()
-                jobs = [client.submit("bench.noop") for _ in range(count)]
-                for job in jobs:
-                    client.result(job, timeout=120)
-                return count / (time.perf_counter() - started)
+        from bench.bare_app import make_app
 
-            run_bare(n // 4)  # warm up both
-            run_skillq(n // 4)
-            bare, ours = [], []
-            for _ in range(repeats):
-                bare.append(run_bare(n))
-                ours.append(run_skillq(n))
-        finally:
-            client.close()
-            bare_worker.stop()
-            skillq_worker.stop()
-        target = 0.95 if pool == "prefork" else 0.9
+        n = 300 if self.smoke else 1500
+        rounds = 1 if self.smoke else 3
+        broker, backend, records = self.layout_urls(layout)
+        env = {
+            **self.env,
+            "SKILLQ_BROKER_URL": broker,
+            "SKILLQ_RESULT_BACKEND": backend,
+            "SKILLQ_REDIS_URL": records,
+            "BENCH_BROKER_URL": broker,
+            "BENCH_BACKEND_URL": backend,
+        }
+        settings = self.settings.model_copy(
+            update={"broker_url": broker, "result_backend": backend, "redis_url": records}
+        )
+        bare_app = make_app(broker, backend)
+        rates: dict[str, list[float]] = {"bare": [], "skillq": []}
+        cpu: dict[str, list[float]] = {"bare": [], "skillq": []}
+
+        def start(bare: bool) -> WorkerProcess:
+            process = WorkerProcess(
+                env,
+                pool=pool,
+                concurrency=concurrency,
+                queues="bare" if bare else "default",
+                loglevel="WARNING",
+                log_path=self.workdir / f"tp-{pool}-{layout}-{uuid.uuid4().hex[:6]}.log",
+                app_module="bench.bare_app" if bare else "worker.app",
+                extra=["--without-heartbeat"],
+            ).start()
+            if bare:
+                wait_for(
+                    lambda: bare_app.control.ping(destination=[process.hostname], timeout=0.5),
+                    60,
+                    "the bare worker",
+                )
+            else:
+                process.wait_ready(records)
+            return process
+
+        def run_bare(count: int) -> tuple[float, float]:
+            began, cpu0 = time.perf_counter(), process_cpu()
+            results = ResultSet(
+                [bare_app.send_task("bare.noop", queue="bare") for _ in range(count)]
+            )
+            results.join_native(timeout=300)
+            return count / (time.perf_counter() - began), (process_cpu() - cpu0) / count
+
+        def run_skillq(client: SkillClient, count: int) -> tuple[float, float]:
+            began, cpu0 = time.perf_counter(), process_cpu()
+            jobs = [client.submit("bench.noop") for _ in range(count)]
+            for job in jobs:
+                client.result(job, timeout=300)
+            return count / (time.perf_counter() - began), (process_cpu() - cpu0) / count
+
+        for _ in range(rounds):
+            worker = start(bare=True)
+            try:
+                run_bare(50)
+                rate, per_job = run_bare(n)
+                rates["bare"].append(rate)
+                cpu["bare"].append(per_job)
+            finally:
+                worker.stop()
+            worker = start(bare=False)
+            try:
+                with SkillClient(settings) as client:
+                    run_skillq(client, 50)
+                    rate, per_job = run_skillq(client, n)
+                rates["skillq"].append(rate)
+                cpu["skillq"].append(per_job)
+            finally:
+                worker.stop()
+        where = {"one": "one Redis URL", "split": "broker/results/records on 3 databases"}[layout]
+        target = 0.95 if pool == "threads" else 1.0
         row = Row(
-            f"no-op throughput, {pool} -c {concurrency} (jobs/s)",
+            f"no-op throughput, {pool} -c {concurrency}, {where} (jobs/s)",
             "jobs/s",
-            median(bare),
-            median(ours),
+            median(rates["bare"]),
+            median(rates["skillq"]),
             f">= {target}x",
             None,
-            spread={"baseline": [min(bare), max(bare)], "skillq": [min(ours), max(ours)]},
+            spread={k: [min(v), max(v)] for k, v in rates.items()},
         )
         row.ok = row.ratio is not None and row.ratio >= target
         self.rows.append(row)
+        if pool == "prefork":
+            cpu_row = Row(
+                f"client CPU per job, {where} (ms)",
+                "ms",
+                median(cpu["bare"]) * 1000,
+                median(cpu["skillq"]) * 1000,
+                "<= 1.0x",
+                None,
+                higher_is_better=False,
+            )
+            cpu_row.ok = cpu_row.ratio is not None and cpu_row.ratio <= 1.0
+            self.rows.append(cpu_row)
+
+    # --- history: cost must not grow with the jobs Redis holds ---
+
+    def history(self) -> None:
+        records = 20_000 if self.smoke else 1_000_000
+        n = 100 if self.smoke else 500
+        with EmbeddedRedis() as server:
+            env = {**self.env, "SKILLQ_BROKER_URL": server.url}
+            worker = WorkerProcess(
+                env,
+                pool="threads",
+                concurrency=4,
+                queues="default",
+                loglevel="WARNING",
+                log_path=self.workdir / f"history-{uuid.uuid4().hex[:6]}.log",
+            ).start()
+            worker.wait_ready(server.url)
+            settings = self.settings.model_copy(update={"broker_url": server.url})
+            try:
+                with SkillClient(settings) as client:
+                    empty = self._history_figures(client, n)
+                    self._fill(server.url, records)
+                    full = self._history_figures(client, n)
+            finally:
+                worker.stop()
+        label = f"{records:,} job records"
+        for figure, key in (("submit p99", "submit"), ("status p99", "status")):
+            row = Row(
+                f"{figure} with {label} / empty Redis (ms)",
+                "ms",
+                empty[key],
+                full[key],
+                "<= 1.2x",
+                None,
+                higher_is_better=False,
+            )
+            row.ok = row.ratio is not None and row.ratio <= 1.2
+            self.rows.append(row)
+        self.rows.append(
+            Row(
+                f"skill registry read with {label} (ms)",
+                "ms",
+                empty["registry"],
+                full["registry"],
+                "<= 2 ms",
+                full["registry"] <= 2.0,
+                higher_is_better=False,
+            )
+        )
+
+    def _history_figures(self, client: SkillClient, n: int) -> dict[str, float]:
+        submits, statuses, reads = [], [], []
+        jobs = []
+        for _ in range(n):
+            began = time.perf_counter()
+            jobs.append(client.submit("bench.noop"))
+            submits.append((time.perf_counter() - began) * 1000)
+        for job in jobs:
+            client.result(job, timeout=60)
+            began = time.perf_counter()
+            client.status(job)
+            statuses.append((time.perf_counter() - began) * 1000)
+        for _ in range(50):
+            began = time.perf_counter()
+            client.skills()
+            reads.append((time.perf_counter() - began) * 1000)
+        return {
+            "submit": percentile(submits, 99),
+            "status": percentile(statuses, 99),
+            "registry": median(reads),
+        }
+
+    @staticmethod
+    def _fill(url: str, count: int) -> None:
+        """``count`` finished job records, as a week of history would leave them."""
+        raw = redis.Redis.from_url(url)
+        now = repr(time.time())
+        batch = 10_000
+        for start in range(0, count, batch):
+            with raw.pipeline(transaction=False) as pipe:
+                for index in range(start, min(start + batch, count)):
+                    pipe.hset(
+                        f"skillq:job:history-{index}",
+                        mapping={
+                            "state": "succeeded",
+                            "skill": "bench.noop",
+                            "queue": "default",
+                            "created_at": now,
+                            "finished_at": now,
+                            "attempts": 1,
+                            "seq": 2,
+                        },
+                    )
+                pipe.execute()
+        raw.close()
 
     # --- events ---
 
@@ -539,6 +705,12 @@ def median_pair(pairs: list[tuple[float, float]]) -> tuple[float, float]:
     return median([p[0] for p in pairs]), median([p[1] for p in pairs])
 
 
+def process_cpu() -> float:
+    """CPU seconds this process (every thread) has used."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -613,8 +785,10 @@ def main(argv: list[str] | None = None) -> int:
         endpoint = s3_server.url
         bench = Bench(options.smoke, server, endpoint)
         plan: list[tuple[str, Callable[[], None]]] = [
-            ("throughput", lambda: bench.throughput("prefork", 2)),
-            ("throughput", lambda: bench.throughput("threads", 4)),
+            ("throughput", lambda: bench.throughput("prefork", 2, "one")),
+            ("throughput", lambda: bench.throughput("prefork", 2, "split")),
+            ("throughput", lambda: bench.throughput("threads", 4, "one")),
+            ("history", bench.history),
             ("latency", bench.event_latency),
             ("rate", bench.event_rate),
             ("cancel", bench.cancel_latency),
