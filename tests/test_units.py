@@ -212,11 +212,10 @@ def test_event_encoding_checks_kind_payload_and_size() -> None:
     def same(text: str) -> str:
         return text
 
-    ts, kind, body, progress = encode_event(
-        "progress", {"message": "m"}, max_bytes=100, redact=same
-    )
-    assert (kind, body, progress) == ('"progress"', '{"message":"m"}', "m")
-    float(ts)
+    tail, progress = encode_event("progress", {"message": "m"}, max_bytes=100, redact=same)
+    envelope = json.loads('{"seq":1' + tail)
+    assert (envelope["kind"], envelope["payload"], progress) == ("progress", {"message": "m"}, "m")
+    assert isinstance(envelope["ts"], float)
     with pytest.raises(SkillqError, match="reserved"):
         encode_event("status", {}, max_bytes=100, redact=same)
     with pytest.raises(SkillqError, match="not JSON"):

@@ -11,7 +11,7 @@ from .cancellation import CancelToken
 from .capabilities import DiscoveryClient, SandboxClient, SandboxUnavailable, WorkspaceClient
 from .context import AgentEvent, ArtifactRef, AuthT, CancelledByCaller, RunContext
 from .errors import InvalidArtifactName, InvalidEvent
-from .events import EventWriter, encode_event
+from .events import EventWriter, encode_event, encode_text_delta
 from .jobs import ArtifactInfo, JobStore
 from .secrets import SecretScope
 
@@ -90,13 +90,8 @@ class CeleryRunContext(RunContext[AuthT]):
             await self._write_text(held)
 
     async def _write_text(self, text: str) -> None:
-        encoded = encode_event(
-            TEXT_DELTA,
-            {"text": text},
-            max_bytes=self._max_event_bytes,
-            redact=self._secrets.redact,
-        )
-        await self._events.write(encoded)
+        # Already redacted (with the held-back end): encoded without a second pass.
+        await self._events.write(encode_text_delta(text, max_bytes=self._max_event_bytes))
 
     async def write_artifact(self, name: str, data: bytes, mime_type: str) -> ArtifactRef:
         if not isinstance(data, bytes | bytearray | memoryview):

@@ -201,10 +201,8 @@ class JobStore:
         self.settings = settings
         self._emit: AsyncScript = redis.register_script(scripts.EMIT)
 
-    async def emit(
-        self, job_id: str, first: int, events: Sequence[tuple[str, str, str, str]]
-    ) -> int:
-        """Write pre-encoded ``(ts, kind json, payload json, progress)`` events.
+    async def emit(self, job_id: str, first: int, events: Sequence[tuple[str, str]]) -> int:
+        """Write pre-encoded ``(envelope tail, progress)`` events.
 
         ``first`` is the delivery's running number of ``events[0]``.
         """

@@ -17,11 +17,14 @@ _PRELUDE = r"""
 local job, stream, channel = KEYS[1], KEYS[2], KEYS[3]
 local maxlen, stream_ttl, record_ttl = ARGV[1], ARGV[2], ARGV[3]
 local head, now = ARGV[4], ARGV[5]
-local function emit(ts, kind, payload)
-  local seq = redis.call('HINCRBY', job, 'seq', 1)
-  local env = head .. seq .. ',"ts":' .. ts .. ',"kind":' .. kind .. ',"payload":' .. payload .. '}'
+local function emit_tail(seq, tail)
+  local env = head .. seq .. tail
   redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '0-' .. seq, 'e', env)
   redis.call('PUBLISH', channel, env)
+end
+local function emit(ts, kind, payload)
+  local seq = redis.call('HINCRBY', job, 'seq', 1)
+  emit_tail(seq, ',"ts":' .. ts .. ',"kind":' .. kind .. ',"payload":' .. payload .. '}')
   return seq
 end
 local function status(state, extra)
@@ -95,23 +98,28 @@ return {'run', attempts, 'running'}
 )
 
 # ARGV 6: n pending events, 7: the delivery's number of the first of them
-# (the writer counts its events 1, 2, 3...), then n times (ts, kind json,
-# payload json, progress). Events the record says were already written in
-# this delivery are skipped, so a call retried after a lost reply writes
-# nothing twice. A non-empty progress also becomes the last progress message.
+# (the writer counts its events 1, 2, 3...), then n times (envelope tail,
+# progress): the tail is the envelope after its seq, encoded by the writer.
+# Events the record says were already written in this delivery are skipped,
+# so a call retried after a lost reply writes nothing twice. The seqs of the
+# batch come from one HINCRBY. A non-empty progress also becomes the last
+# progress message.
 EMIT = (
     _PRELUDE
     + r"""
 local n = tonumber(ARGV[6])
 local first = tonumber(ARGV[7])
 local emitted = tonumber(redis.call('HGET', job, 'emitted') or '0')
+local skip = math.max(0, math.min(n, emitted - first + 1))
 local seq = 0
-for i = 0, n - 1 do
-  if first + i > emitted then
-    local base = 8 + i * 4
-    seq = emit(ARGV[base], ARGV[base + 1], ARGV[base + 2])
-    if ARGV[base + 3] ~= '' then
-      redis.call('HSET', job, 'progress', ARGV[base + 3])
+if skip < n then
+  seq = redis.call('HINCRBY', job, 'seq', n - skip) - (n - skip)
+  for i = skip, n - 1 do
+    local base = 8 + i * 2
+    seq = seq + 1
+    emit_tail(seq, ARGV[base])
+    if ARGV[base + 1] ~= '' then
+      redis.call('HSET', job, 'progress', ARGV[base + 1])
     end
   end
 end
