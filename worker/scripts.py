@@ -17,9 +17,13 @@ _PRELUDE = r"""
 local job, stream, channel = KEYS[1], KEYS[2], KEYS[3]
 local maxlen, stream_ttl, record_ttl = ARGV[1], ARGV[2], ARGV[3]
 local head, now = ARGV[4], ARGV[5]
-local function emit_tail(seq, tail)
+local function emit_tail(seq, tail, untrimmed)
   local env = head .. seq .. tail
-  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '0-' .. seq, 'e', env)
+  if untrimmed then
+    redis.call('XADD', stream, '0-' .. seq, 'e', env)
+  else
+    redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '0-' .. seq, 'e', env)
+  end
   redis.call('PUBLISH', channel, env)
 end
 local function emit(ts, kind, payload)
@@ -117,11 +121,14 @@ if skip < n then
   for i = skip, n - 1 do
     local base = 8 + i * 2
     seq = seq + 1
-    emit_tail(seq, ARGV[base])
+    emit_tail(seq, ARGV[base], true)
     if ARGV[base + 1] ~= '' then
       redis.call('HSET', job, 'progress', ARGV[base + 1])
     end
   end
+end
+if skip < n then
+  redis.call('XTRIM', stream, 'MAXLEN', '~', maxlen)  -- once per batch, not per event
 end
 redis.call('HSET', job, 'emitted', math.max(emitted, first + n - 1))
 touch()
