@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -11,6 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
+import redis
 from pydantic import SecretStr
 
 from worker.client import SkillClient
@@ -180,3 +182,16 @@ def client(settings: Settings) -> Iterator[SkillClient]:
     """A synchronous client pointed at the test's Redis and S3."""
     with SkillClient(settings) as instance:
         yield instance
+
+
+def unacknowledged(raw: redis.Redis) -> list[tuple[str, str]]:
+    """(task, job id) of every message a worker holds without having acknowledged it."""
+    found = []
+    for value in raw.hvals("unacked"):
+        headers = json.loads(value)[0].get("headers", {})
+        found.append((str(headers.get("task")), str(headers.get("id"))))
+    return found
+
+
+def held(raw: redis.Redis, job_id: str) -> bool:
+    return any(held_id == job_id for _, held_id in unacknowledged(raw))

@@ -12,7 +12,7 @@ import redis
 from celery import Celery
 from celery.result import AsyncResult
 
-from tests.conftest import wait_for
+from tests.conftest import held, unacknowledged, wait_for
 from worker.app import create_app
 from worker.client import SkillClient
 from worker.embedded import WorkerProcess
@@ -54,7 +54,10 @@ def assert_cancelled(
     assert "retrying" not in history
     wait_for(lambda: celery_state(producer, job_id) == "REVOKED", 30, "Celery state REVOKED")
     raw = redis.Redis.from_url(settings.effective_redis_url)
-    wait_for(lambda: raw.hlen("unacked") == 0, 30, "the message to be acknowledged")
+    try:
+        wait_for(lambda: not held(raw, job_id), 30, "the job's message to be acknowledged")
+    except TimeoutError as exc:
+        raise AssertionError(f"still unacknowledged: {unacknowledged(raw)}") from exc
 
 
 def test_cancel_running_job_reaches_the_handler(

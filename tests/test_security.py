@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.conftest import AUTH_KEY, SECRET_VALUE, wait_for
+from tests.conftest import AUTH_KEY, SECRET_VALUE, held, wait_for
 from worker.client import SkillClient
 from worker.embedded import WorkerProcess
 from worker.errors import JobFailed
@@ -69,7 +69,7 @@ def test_a_replayed_signed_message_does_not_run_again(
     assert client.result(job_id, timeout=30)["words"] == 2
     # Replayed while the record exists: the stored outcome stands, nothing reruns.
     raw.lpush("ext", item)
-    wait_for(lambda: raw.llen("ext") == 0 and not raw.hlen("unacked"), 20, "the replay taken")
+    wait_for(lambda: raw.llen("ext") == 0 and not held(raw, job_id), 20, "the replay taken")
     assert client.status(job_id).attempts == 1
     # Replayed after the record is gone: refused for the signature's lifetime.
     keys = Keys()

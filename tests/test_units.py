@@ -345,8 +345,15 @@ def test_error_table_covers_every_error_and_walks_the_mro() -> None:
     assert spec_for(redis.ConnectionError("down")).exit_code == 6
     assert spec_for(MissingScopes(["a"])).http_status == 403
     assert spec_for(RuntimeError()).code == "handler_error"
-    rebuilt = JobFailed(*JobFailed("j", "T", "m").args)
+    assert spec_for(JobNotFound("x")).a2a_code == -32001
+    assert spec_for(InvalidArgs("s", "d")).a2a_code == -32602
+    stored = JobFailed("j", "InvalidArgs", "m", "invalid_args")
+    assert (spec_for(stored).exit_code, spec_for(stored).http_status) == (2, 422)
+    codes = {spec.code for spec in ERROR_TABLE.values()}
+    assert {"expired", "message_refused", "delivery_limit", "handler_aborted"} <= codes
+    rebuilt = JobFailed(*JobFailed("j", "T", "m", "timeout").args)
     assert (rebuilt.job_id, rebuilt.error_type, rebuilt.error_message) == ("j", "T", "m")
+    assert rebuilt.code == "timeout"
     assert str(SecretNotFound("K", "is missing")) == "secret 'K' is missing"
 
 
@@ -395,3 +402,24 @@ def test_a_skill_module_shadowed_by_the_working_directory_is_reported(
     assert any(line.startswith("skill 'echo' (skills.echo) from ") for line in sources)
     assert len(warnings) == 1
     assert str(tmp_path / "tasks.py") in warnings[0] and "rename one of them" in warnings[0]
+
+
+def test_the_kombu_methods_skillq_overrides_are_the_ones_it_was_written_for() -> None:
+    import hashlib
+    import inspect
+
+    from kombu.transport import redis as kombu_redis
+
+    from worker.transport import OVERRIDDEN_KOMBU_SOURCES
+
+    changed = []
+    for dotted, digest in OVERRIDDEN_KOMBU_SOURCES.items():
+        owner, method = dotted.split(".")
+        source = inspect.getsource(getattr(getattr(kombu_redis, owner), method))
+        if hashlib.sha256(source.encode()).hexdigest()[:16] != digest:
+            changed.append(dotted)
+    assert not changed, (
+        f"kombu changed {changed}, which worker/transport.py overrides: compare the new "
+        "source with the override, re-run tests/test_faults.py and tests/test_hostile.py, "
+        "then update OVERRIDDEN_KOMBU_SOURCES"
+    )

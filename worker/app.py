@@ -19,10 +19,10 @@ from typing import Any
 import redis
 from celery import Celery, Task, signals
 from celery.exceptions import Ignore, Reject
-from kombu import Queue
 
 from . import supervision
 from .artifacts import open_store
+from .celery_app import configured_app
 from .celery_context import Capabilities
 from .celery_results import fused
 from .errors import ConfigurationError, JobFailed, RedisMisconfigured, spec_for
@@ -35,12 +35,8 @@ from .runtime import Engine
 from .secrets import SecretSource, take_from_environment
 from .settings import Settings
 from .skills import Skill, SkillSet, describe_sources, load_skills
-from .transport import OPTIONS_KEY
-from .transport import transport_options as skillq_transport_options
 
 log = logging.getLogger(__name__)
-
-DEFAULT_QUEUE = "default"
 
 
 def create_app(
@@ -52,48 +48,7 @@ def create_app(
     """A Celery app configured for skillq; with ``skills``, one that serves them."""
     settings = settings or Settings()
     skills = skills if skills is not None else SkillSet()
-    app = Celery("skillq", broker=settings.broker_url, backend=settings.effective_result_backend)
-    transport_options = {
-        "visibility_timeout": settings.visibility_timeout,
-        # kombu restores unacked messages of dead workers every interval x
-        # throttle seconds (100 s by default) on top of the visibility timeout.
-        "unacked_restore_interval": max(1, min(10, settings.visibility_timeout // 10)),
-        "unacked_restore_throttle": 1,
-    }
-    queues = sorted({DEFAULT_QUEUE, *skills.queues})
-    app.conf.update(
-        task_serializer="json",
-        result_serializer="json",
-        accept_content=["json"],
-        result_accept_content=["json"],
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        task_acks_on_failure_or_timeout=True,
-        worker_prefetch_multiplier=1,
-        task_track_started=False,
-        result_expires=settings.result_expires,
-        broker_transport_options={
-            **transport_options,
-            OPTIONS_KEY: skillq_transport_options(
-                settings, [skills[name].task_name for name in skills]
-            ),
-        },
-        result_backend_transport_options=transport_options,
-        broker_connection_retry_on_startup=True,
-        task_default_queue=DEFAULT_QUEUE,
-        task_queues=[Queue(name) for name in queues],
-        task_routes={skills[name].task_name: {"queue": skills[name].queue} for name in skills},
-        worker_hijack_root_logger=True,
-        # With REMAP_SIGTERM=SIGQUIT (Kubernetes), SIGTERM gives running jobs
-        # this long to finish, then requeues the rest at once.
-        worker_soft_shutdown_timeout=settings.soft_shutdown_timeout,
-        worker_enable_soft_shutdown_on_idle=settings.soft_shutdown_timeout > 0,
-        worker_redirect_stdouts=False,
-    )
-    if settings.broker_url.startswith(("redis://", "rediss://")):
-        app.conf.broker_transport = "worker.transport:Transport"
-    app.conf.skillq_settings = settings
-    app.conf.skillq_skills = skills
+    app = configured_app(settings, skills, consuming=True)
     if len(skills):
         engine = Engine(settings, Capabilities(), secrets)
         for name in skills:

@@ -19,8 +19,8 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from .app import create_app
 from .artifacts import ArtifactStore, open_store
+from .celery_app import configured_app
 from .connections import async_redis, sync_redis
 from .context import ArtifactRef
 from .errors import (
@@ -91,7 +91,7 @@ class AsyncSkillClient:
     @property
     def app(self) -> Celery:
         if self._app is None:
-            self._app = create_app(self.settings)
+            self._app = configured_app(self.settings)
         return self._app
 
     @property

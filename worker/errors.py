@@ -2,7 +2,8 @@
 
 One base (:class:`SkillqError`) with subclasses that carry fields, and one
 table (:data:`ERROR_TABLE`) mapping each error to the job error code stored
-in the job record, the CLI exit code and the HTTP status. Handlers' own
+in the job record, the CLI exit code, the HTTP status and the A2A (JSON-RPC)
+error code. Handlers' own
 exceptions that are not listed fall back to :data:`DEFAULT_SPEC`.
 """
 
@@ -172,13 +173,23 @@ class JobCancelled(SkillqError):
         super().__init__(f"job {job_id} was cancelled")
 
 
+# JSON-RPC / A2A error codes for the A2A transport.
+A2A_INVALID_REQUEST = -32600
+A2A_INVALID_PARAMS = -32602
+A2A_INTERNAL = -32603
+A2A_TASK_NOT_FOUND = -32001
+A2A_TASK_NOT_CANCELABLE = -32002
+A2A_UNSUPPORTED_OPERATION = -32004
+
+
 @dataclass(frozen=True)
 class ErrorSpec:
-    """How one error surfaces: job error code, CLI exit code, HTTP status."""
+    """How one error surfaces: job error code, CLI exit code, HTTP status, A2A error code."""
 
     code: str
     exit_code: int
     http_status: int
+    a2a_code: int = A2A_INTERNAL
 
 
 EXIT_OK = 0
@@ -188,13 +199,13 @@ DEFAULT_SPEC = ErrorSpec("handler_error", 1, 500)
 ERROR_TABLE: dict[type[BaseException], ErrorSpec] = {
     SkillqError: ErrorSpec("internal", 1, 500),
     ConfigurationError: ErrorSpec("configuration", 2, 500),
-    UnknownSkill: ErrorSpec("unknown_skill", 2, 404),
-    InvalidArgs: ErrorSpec("invalid_args", 2, 422),
-    InvalidAuth: ErrorSpec("invalid_auth", 2, 401),
-    MissingScopes: ErrorSpec("missing_scopes", 2, 403),
+    UnknownSkill: ErrorSpec("unknown_skill", 2, 404, A2A_UNSUPPORTED_OPERATION),
+    InvalidArgs: ErrorSpec("invalid_args", 2, 422, A2A_INVALID_PARAMS),
+    InvalidAuth: ErrorSpec("invalid_auth", 2, 401, A2A_INVALID_REQUEST),
+    MissingScopes: ErrorSpec("missing_scopes", 2, 403, A2A_INVALID_REQUEST),
     SecretNotFound: ErrorSpec("secret_not_found", 1, 500),
-    InvalidArtifactName: ErrorSpec("invalid_artifact_name", 1, 422),
-    ArtifactNotFound: ErrorSpec("artifact_not_found", 4, 404),
+    InvalidArtifactName: ErrorSpec("invalid_artifact_name", 1, 422, A2A_INVALID_PARAMS),
+    ArtifactNotFound: ErrorSpec("artifact_not_found", 4, 404, A2A_TASK_NOT_FOUND),
     ArtifactStoreUnavailable: ErrorSpec("artifact_store_unavailable", 1, 503),
     InvalidEvent: ErrorSpec("invalid_event", 1, 500),
     InvalidResult: ErrorSpec("invalid_result", 1, 500),
@@ -202,12 +213,12 @@ ERROR_TABLE: dict[type[BaseException], ErrorSpec] = {
     JobExpired: ErrorSpec("expired", 1, 410),
     HandlerAborted: ErrorSpec("handler_aborted", 1, 500),
     DeliveryLimitExceeded: ErrorSpec("delivery_limit", 1, 500),
-    MessageRefused: ErrorSpec("message_refused", 2, 422),
+    MessageRefused: ErrorSpec("message_refused", 2, 422, A2A_INVALID_PARAMS),
     RedisMisconfigured: ErrorSpec("redis_misconfigured", 2, 500),
     JobFailed: ErrorSpec("failed", 1, 500),
-    JobCancelled: ErrorSpec("cancelled", 3, 409),
-    CancelledByCaller: ErrorSpec("cancelled", 3, 409),
-    JobNotFound: ErrorSpec("not_found", 4, 404),
+    JobCancelled: ErrorSpec("cancelled", 3, 409, A2A_TASK_NOT_CANCELABLE),
+    CancelledByCaller: ErrorSpec("cancelled", 3, 409, A2A_TASK_NOT_CANCELABLE),
+    JobNotFound: ErrorSpec("not_found", 4, 404, A2A_TASK_NOT_FOUND),
     TimeoutError: ErrorSpec("wait_timeout", 5, 504),
     RedisConnectionError: ErrorSpec("redis_unavailable", 6, 503),
     RedisTimeoutError: ErrorSpec("redis_unavailable", 6, 503),

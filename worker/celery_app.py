@@ -1,0 +1,92 @@
+"""A Celery app configured for skillq, without the worker runtime.
+
+Producers (the client, the CLI, an HTTP front end) need Celery configured to
+send skillq jobs (JSON only, queues, routes, the transport and its options)
+but none of what runs them. :mod:`worker.app` builds the worker's app on top
+of this one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu import Queue
+
+from .settings import Settings
+from .skills import SkillSet
+
+DEFAULT_QUEUE = "default"
+TRANSPORT = "worker.transport:Transport"
+# broker_transport_options[OPTIONS_KEY] is what skillq's transport is told.
+OPTIONS_KEY = "skillq"
+
+
+def skillq_transport_options(settings: Settings, task_names: list[str]) -> dict[str, Any]:
+    """What the transport needs, as plain values (no secrets)."""
+    return {
+        "settings": settings.model_dump(mode="json", exclude={"auth_key"}),
+        "tasks": sorted(task_names),
+    }
+
+
+def configured_app(
+    settings: Settings, skills: SkillSet | None = None, *, consuming: bool = False
+) -> Celery:
+    """Celery with skillq's settings; ``skills`` adds their queues and routes.
+
+    ``consuming``: the app takes jobs off queues (a worker), so it uses
+    skillq's transport, which guards consumption; publishing is the same
+    with kombu's own Redis transport, so producers do not load it.
+    """
+    skills = skills if skills is not None else SkillSet()
+    app = Celery(
+        "skillq",
+        broker=settings.broker_url,
+        backend=settings.effective_result_backend,
+        # Celery's default Django fixup imports celery.worker into every producer.
+        fixups=None if consuming else [],
+    )
+    transport_options = {
+        "visibility_timeout": settings.visibility_timeout,
+        # kombu restores unacked messages of dead workers every interval x
+        # throttle seconds (100 s by default) on top of the visibility timeout.
+        "unacked_restore_interval": max(1, min(10, settings.visibility_timeout // 10)),
+        "unacked_restore_throttle": 1,
+    }
+    queues = sorted({DEFAULT_QUEUE, *skills.queues})
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=True,
+        worker_prefetch_multiplier=1,
+        task_track_started=False,
+        result_expires=settings.result_expires,
+        broker_transport_options={
+            **transport_options,
+            OPTIONS_KEY: skillq_transport_options(
+                settings, [skills[name].task_name for name in skills]
+            ),
+        },
+        result_backend_transport_options=transport_options,
+        broker_connection_retry_on_startup=True,
+        task_default_queue=DEFAULT_QUEUE,
+        task_queues=[Queue(name) for name in queues],
+        task_routes={skills[name].task_name: {"queue": skills[name].queue} for name in skills},
+        worker_hijack_root_logger=True,
+        # With REMAP_SIGTERM=SIGQUIT (Kubernetes), SIGTERM gives running jobs
+        # this long to finish, then requeues the rest at once.
+        worker_soft_shutdown_timeout=settings.soft_shutdown_timeout,
+        worker_enable_soft_shutdown_on_idle=settings.soft_shutdown_timeout > 0,
+        worker_redirect_stdouts=False,
+    )
+    if consuming and settings.broker_url.startswith(("redis://", "rediss://")):
+        # A dotted path: kombu imports the transport in the process that consumes.
+        app.conf.broker_transport = TRANSPORT
+    app.conf.skillq_settings = settings
+    app.conf.skillq_skills = skills
+    return app
