@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -91,7 +90,9 @@ def statuses(client: SkillClient, job_id: str) -> list[str]:
     return [e["payload"]["state"] for e in client.events(job_id) if e["kind"] == "status"]
 
 
-OUTAGE_SECONDS = 15  # longer than redis-py's own retries (about 6 s)
+# Heartbeats (one a second in the tests' workers) that fail while Redis is
+# away: 15 of them is an outage longer than redis-py's own retries (~6 s).
+OUTAGE_HEARTBEATS = 15
 
 
 def test_jobs_running_through_a_long_redis_outage_run_once_and_keep_their_outcome(
@@ -117,8 +118,16 @@ def test_jobs_running_through_a_long_redis_outage_run_once_and_keep_their_outcom
                 30,
                 "the worker to keep the outcome and retry",
             )
-            # The outage itself: a fault held for a duration, not a synchronisation.
-            time.sleep(OUTAGE_SECONDS)
+            # Redis stays away until the worker itself has lived through the outage.
+            wait_for(
+                lambda: (
+                    worker.log_path.read_text().count("heartbeat to Redis failed")
+                    >= OUTAGE_HEARTBEATS
+                ),
+                60,
+                f"{OUTAGE_HEARTBEATS} failed heartbeats",
+                interval=0.5,
+            )
             server.start()
             assert isinstance(client.result(quiet, timeout=90), int)
             assert client.result(chatty, timeout=90)["words"] == 60
