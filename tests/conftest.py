@@ -13,8 +13,10 @@ from typing import Any
 import boto3
 import pytest
 import redis
+from celery import Celery
 from pydantic import SecretStr
 
+from worker.app import create_app
 from worker.client import SkillClient
 from worker.embedded import EmbeddedRedis, S3Server, WorkerProcess, wait_for
 from worker.settings import Settings
@@ -175,6 +177,20 @@ def worker(
     process = start_worker(pool=request.param, concurrency=2)
     yield process
     process.stop(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def producer(settings: Settings) -> Celery:
+    """A plain Celery producer: the wire contract is all it knows."""
+    return create_app(settings)
+
+
+@pytest.fixture
+def raw(settings: Settings) -> Iterator[redis.Redis]:
+    """A plain Redis client on skillq's database, for what no API shows."""
+    client = redis.Redis.from_url(settings.effective_redis_url)
+    yield client
+    client.close()
 
 
 @pytest.fixture(scope="module")

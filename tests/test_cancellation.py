@@ -13,16 +13,10 @@ from celery import Celery
 from celery.result import AsyncResult
 
 from tests.conftest import held, unacknowledged, wait_for
-from worker.app import create_app
 from worker.client import SkillClient
 from worker.embedded import WorkerProcess
 from worker.errors import JobCancelled
 from worker.settings import Settings
-
-
-@pytest.fixture(scope="module")
-def producer(settings: Settings) -> Celery:
-    return create_app(settings)
 
 
 def celery_state(producer: Celery, job_id: str) -> str:

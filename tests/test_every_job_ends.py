@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,26 +20,12 @@ import redis
 from celery import Celery
 
 from tests.conftest import wait_for
-from worker.app import create_app
 from worker.client import SkillClient
 from worker.embedded import WorkerProcess
 from worker.errors import InvalidArgs, JobFailed, JobNotFound
 from worker.keys import Keys
-from worker.settings import Settings
 
 DEAD = Keys().dead_letters
-
-
-@pytest.fixture(scope="module")
-def producer(settings: Settings) -> Celery:
-    return create_app(settings)
-
-
-@pytest.fixture
-def raw(settings: Settings) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(settings.effective_redis_url)
-    yield client
-    client.close()
 
 
 def serves_on(worker: WorkerProcess, client: SkillClient, queue: str = "default") -> None:

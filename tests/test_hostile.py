@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,18 +21,6 @@ from worker.keys import Keys
 from worker.settings import Settings
 
 DEAD_LETTER_KEY = Keys().dead_letters
-
-
-@pytest.fixture(scope="module")
-def producer(settings: Settings) -> Celery:
-    return create_app(settings)
-
-
-@pytest.fixture
-def raw(settings: Settings) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(settings.effective_redis_url)
-    yield client
-    client.close()
 
 
 def dead_letters(raw: redis.Redis) -> list[dict[str, Any]]:

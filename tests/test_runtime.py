@@ -14,17 +14,10 @@ from celery import Celery
 from celery.result import AsyncResult
 
 from tests.conftest import AUTH_KEY, BUCKET, SECRET_VALUE
-from worker.app import create_app
 from worker.embedded import WorkerProcess
 from worker.errors import JobFailed
 from worker.settings import Settings
 from worker.signing import sign
-
-
-@pytest.fixture(scope="module")
-def producer(settings: Settings) -> Celery:
-    """A plain Celery producer: the wire contract is all it knows."""
-    return create_app(settings)
 
 
 class Subscriber:
