@@ -31,11 +31,11 @@ from typing import Any
 import boto3
 import redis
 
-from worker.cancellation import CancelToken
-from worker.celery_context import CeleryRunContext
 from worker.client import SkillClient
+from worker.core.settings import Settings
 from worker.embedded import EmbeddedRedis, S3Server, WorkerProcess, wait_for
-from worker.settings import Settings
+from worker.runtime.cancellation import CancelToken
+from worker.runtime.celery_context import CeleryRunContext
 
 ROOT = Path(__file__).resolve().parent.parent
 AWS = S3Server.CREDENTIALS
@@ -580,7 +580,7 @@ class Bench:
     # --- artifacts ---
 
     def artifacts(self) -> None:
-        from worker.artifacts import open_store
+        from worker.core.artifacts import open_store
 
         sizes = [1024, 1024 * 1024] + ([] if self.smoke else [64 * 1024 * 1024])
         repeats = 3 if self.smoke else 7

@@ -18,8 +18,8 @@ from pydantic import SecretStr
 
 from worker.app import create_app
 from worker.client import SkillClient
+from worker.core.settings import Settings
 from worker.embedded import EmbeddedRedis, S3Server, WorkerProcess, wait_for
-from worker.settings import Settings
 
 __all__ = ["wait_for"]  # re-exported for the test modules
 

@@ -14,9 +14,9 @@ from celery.result import AsyncResult
 
 from tests.conftest import held, unacknowledged, wait_for
 from worker.client import SkillClient
+from worker.core.errors import JobCancelled
+from worker.core.settings import Settings
 from worker.embedded import WorkerProcess
-from worker.errors import JobCancelled
-from worker.settings import Settings
 
 
 def celery_state(producer: Celery, job_id: str) -> str:

@@ -14,9 +14,9 @@ import redis
 
 from tests.conftest import wait_for
 from worker.client import AsyncSkillClient, SkillClient
+from worker.core.errors import InvalidArgs, JobCancelled, JobFailed, JobNotFound, UnknownSkill
+from worker.core.settings import Settings
 from worker.embedded import WorkerProcess
-from worker.errors import InvalidArgs, JobCancelled, JobFailed, JobNotFound, UnknownSkill
-from worker.settings import Settings
 
 
 def seqs(events: list[dict[str, Any]]) -> list[int]:

@@ -17,11 +17,11 @@ import redis
 import yaml
 
 from tests.conftest import wait_for
-from worker.backlog import queue_depths
 from worker.client import SkillClient
+from worker.client.backlog import queue_depths
+from worker.core.keys import Keys
+from worker.core.settings import Settings
 from worker.embedded import WorkerProcess, free_port
-from worker.keys import Keys
-from worker.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SKILLQ = str(Path(sys.executable).parent / "skillq")

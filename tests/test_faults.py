@@ -17,10 +17,10 @@ from pydantic import SecretStr
 from tests.conftest import BUCKET, wait_for
 from worker.app import create_app
 from worker.client import SkillClient
+from worker.core.errors import JobFailed, JobNotFound
+from worker.core.settings import Settings
+from worker.core.signing import sign
 from worker.embedded import EmbeddedRedis, S3Server, WorkerProcess
-from worker.errors import JobFailed, JobNotFound
-from worker.settings import Settings
-from worker.signing import sign
 
 QUEUE = "faults"
 

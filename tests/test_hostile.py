@@ -15,10 +15,10 @@ from celery.result import AsyncResult
 from tests.conftest import SECRET_VALUE, wait_for
 from worker.app import create_app
 from worker.client import SkillClient
+from worker.core.errors import JobFailed
+from worker.core.keys import Keys
+from worker.core.settings import Settings
 from worker.embedded import WorkerProcess
-from worker.errors import JobFailed
-from worker.keys import Keys
-from worker.settings import Settings
 
 DEAD_LETTER_KEY = Keys().dead_letters
 

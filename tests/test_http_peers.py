@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from worker.a2a import HttpA2AClient
+from worker.capabilities.http_a2a import HttpA2AClient
 from worker.client import SkillClient
+from worker.core.errors import JobFailed
 from worker.embedded import WorkerProcess, free_port
-from worker.errors import JobFailed
 
 
 def serve(respond: Callable[[BaseHTTPRequestHandler], None]) -> Iterator[str]:

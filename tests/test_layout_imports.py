@@ -1,29 +1,23 @@
-"""The client side stands alone: submitting a job loads none of the worker runtime."""
+"""The layout holds: the client side stands alone, and each subpackage imports
+only the ones beneath it."""
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from worker.embedded import EmbeddedRedis
 
-RUNTIME = (
-    "worker.app",
-    "worker.runner",
-    "worker.runtime",
-    "worker.supervision",
-    "worker.transport",
-    "worker.celery_context",
-    "worker.cancellation",
-    "celery.worker",
-)
+RUNTIME = ("worker.app", "worker.runtime", "worker.transport", "celery.worker")
 
 PROBE = """
 import json, sys
 from worker.client import SkillClient
-from worker.settings import Settings
-from worker.submission import SkillInfo
+from worker.core.settings import Settings
+from worker.client.submission import SkillInfo
 with SkillClient(Settings(broker_url=sys.argv[1])) as client:
     client._cache.update({"echo": SkillInfo(name="echo", workers=["nobody"])})
     job = client.submit("echo", {"message": "hi"})
@@ -43,3 +37,52 @@ def test_submitting_loads_none_of_the_worker_runtime(redis_server: EmbeddedRedis
     assert done.returncode == 0, done.stderr
     loaded = json.loads(done.stdout.splitlines()[-1])
     assert [m for m in loaded if m.startswith(RUNTIME)] == []
+
+
+# What each subpackage may import (besides itself). The root modules (the
+# public API, the CLI and the compatibility paths) may import anything.
+ALLOWED = {
+    "core": set(),
+    "client": {"core"},
+    "capabilities": {"core"},
+    "runtime": {"core", "capabilities"},
+    "server": {"core", "client"},
+    "embedded": {"core", "client"},
+}
+PACKAGE = Path(__file__).resolve().parent.parent / "worker"
+
+
+def imported_packages(path: Path) -> set[str]:
+    """Subpackages of ``worker`` a module imports, at any depth in its code."""
+    module = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = list(module[: len(module) - node.level])
+                parts = base + (node.module.split(".") if node.module else [])
+            else:
+                parts = (node.module or "").split(".")
+            names = [parts] if len(parts) > 1 else [[*parts, a.name] for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name.split(".") for a in node.names]
+        else:
+            continue
+        found |= {n[1] for n in names if n[0] == "worker" and len(n) > 1 and n[1] in ALLOWED}
+    return found
+
+
+def test_subpackages_import_only_what_lies_beneath_them() -> None:
+    wrong = {}
+    for package, allowed in ALLOWED.items():
+        for path in sorted((PACKAGE / package).glob("*.py")):
+            extra = imported_packages(path) - allowed - {package}
+            if extra:
+                wrong[str(path.relative_to(PACKAGE.parent))] = sorted(extra)
+    assert wrong == {}, f"imports across the layout (see docs/ARCHITECTURE.md): {wrong}"
+
+
+def test_the_layout_check_sees_imports() -> None:
+    """The check above must not pass by seeing nothing."""
+    assert imported_packages(PACKAGE / "runtime" / "runner.py") >= {"core"}
+    assert imported_packages(PACKAGE / "__init__.py") >= {"core", "capabilities"}

@@ -19,9 +19,9 @@ from celery.result import AsyncResult
 from tests.conftest import wait_for
 from worker.app import create_app
 from worker.client import SkillClient
+from worker.core.errors import JobFailed
+from worker.core.settings import Settings
 from worker.embedded import EmbeddedRedis, WorkerProcess
-from worker.errors import JobFailed
-from worker.settings import Settings
 
 
 def on_db(url: str, db: int) -> str:
@@ -125,7 +125,7 @@ def _finished(client: SkillClient, job_id: str) -> bool:
 
 
 def test_the_layout_is_described(tmp_path: Path) -> None:
-    from worker.celery_results import meta_database
+    from worker.core.celery_results import meta_database
 
     base = Settings(broker_url="redis://h:6379/0", artifacts_url=tmp_path.as_uri())
     assert meta_database(base) == ""
@@ -142,8 +142,8 @@ def test_hot_paths_never_scan_the_keyspace(
 ) -> None:
     """Registry reads, submits, waits, status and the backlog cost the same with a
     million job records in Redis as with none: no SCAN, HSCAN or KEYS anywhere."""
-    from worker.backlog import queue_depths
-    from worker.keys import Keys
+    from worker.client.backlog import queue_depths
+    from worker.core.keys import Keys
 
     with EmbeddedRedis(directory=tmp_path / "redis") as server:
         worker = start_worker(

@@ -14,10 +14,10 @@ from celery import Celery
 from celery.result import AsyncResult
 
 from tests.conftest import AUTH_KEY, BUCKET, SECRET_VALUE
+from worker.core.errors import JobFailed
+from worker.core.settings import Settings
+from worker.core.signing import sign
 from worker.embedded import WorkerProcess
-from worker.errors import JobFailed
-from worker.settings import Settings
-from worker.signing import sign
 
 
 class Subscriber:

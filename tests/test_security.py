@@ -13,10 +13,10 @@ import redis
 
 from tests.conftest import AUTH_KEY, SECRET_VALUE, held, wait_for
 from worker.client import SkillClient
+from worker.core.errors import JobFailed
+from worker.core.keys import Keys
+from worker.core.settings import Settings
 from worker.embedded import WorkerProcess
-from worker.errors import JobFailed
-from worker.keys import Keys
-from worker.settings import Settings
 
 
 def taken_off_the_queue(client: SkillClient, raw: redis.Redis, skill: str, args: Any) -> Any:

@@ -24,8 +24,8 @@ from worker import (
     ScopedAuth,
     skill,
 )
-from worker.artifacts import FileArtifactStore, open_store, validate_name
-from worker.errors import (
+from worker.core.artifacts import FileArtifactStore, open_store, validate_name
+from worker.core.errors import (
     ERROR_TABLE,
     ConfigurationError,
     InvalidArgs,
@@ -36,11 +36,11 @@ from worker.errors import (
     SkillqError,
     spec_for,
 )
-from worker.events import encode_event
-from worker.schema_check import check_args
-from worker.secrets import SecretScope, SecretSource, env_name
-from worker.settings import Settings
-from worker.skills import SkillSet, load_skills
+from worker.core.events import encode_event
+from worker.core.schema_check import check_args
+from worker.core.secrets import SecretScope, SecretSource, env_name
+from worker.core.settings import Settings
+from worker.core.skills import SkillSet, load_skills
 
 
 def run(coro: Any) -> Any:
@@ -329,7 +329,7 @@ def test_schema_check_names_the_field(args: dict[str, Any], needle: str) -> None
 
 
 def test_error_table_covers_every_error_and_walks_the_mro() -> None:
-    import worker.errors as errors
+    import worker.core.errors as errors
 
     declared = [
         value
@@ -393,7 +393,7 @@ def test_worker_app_refuses_a_bad_artifacts_url() -> None:
 def test_a_skill_module_shadowed_by_the_working_directory_is_reported(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from worker.skills import describe_sources
+    from worker.core.skills import describe_sources
 
     skills = load_skills(["tasks"])
     (tmp_path / "tasks.py").write_text("# the user's own tasks module\n")

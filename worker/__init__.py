@@ -1,8 +1,9 @@
 """skillq: run async agent skill handlers on Celery workers."""
 
-from .a2a import A2AClient, CallResult, HttpA2AClient
-from .auth import NoAuth, ScopedAuth
-from .capabilities import (
+from .capabilities.http_a2a import HttpA2AClient
+from .core.a2a import A2AClient, CallResult
+from .core.auth import NoAuth, ScopedAuth
+from .core.capabilities import (
     AgentInfo,
     DiscoveryClient,
     SandboxClient,
@@ -10,7 +11,7 @@ from .capabilities import (
     SandboxUnavailable,
     WorkspaceClient,
 )
-from .context import (
+from .core.context import (
     AgentEvent,
     ArtifactRef,
     CancelledByCaller,
@@ -18,9 +19,9 @@ from .context import (
     MissingScopes,
     RunContext,
 )
-from .errors import SkillqError
-from .settings import Settings
-from .skills import Skill, skill
+from .core.errors import SkillqError
+from .core.settings import Settings
+from .core.skills import Skill, skill
 
 __all__ = [
     "A2AClient",

@@ -17,10 +17,10 @@ import redis
 import typer
 from rich.console import Console
 
-from .client import SkillClient
-from .errors import SkillqError, spec_for
-from .keys import Keys
-from .settings import Settings
+from .client.sync import SkillClient
+from .core.errors import SkillqError, spec_for
+from .core.keys import Keys
+from .core.settings import Settings
 
 cli = typer.Typer(
     add_completion=False,
@@ -71,7 +71,7 @@ def worker(
     loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "INFO",
 ) -> None:
     """Start a worker; extra options go to `celery worker` unchanged."""
-    from .app import create_worker_app
+    from .runtime.app import create_worker_app
 
     argv = ["worker", "--pool", pool, "--loglevel", loglevel]
     if concurrency:
@@ -126,7 +126,7 @@ def status(job_id: str, as_json: JsonFlag = False) -> None:
     if as_json:
         emit_json(current.model_dump(mode="json"))
         return
-    from .display import status_table
+    from .client.display import status_table
 
     out.print(status_table(current))
 
@@ -156,7 +156,7 @@ def result(
 
 
 def follow(client: SkillClient, job_id: str, timeout: float | None, as_json: bool) -> None:
-    from .display import watch_events
+    from .client.display import watch_events
 
     try:
         if as_json:
@@ -214,7 +214,7 @@ def artifacts(
             refs = client.artifacts(job_id)
             saved: list[str] = []
             if download is not None:
-                from .artifacts import validate_name
+                from .core.artifacts import validate_name
 
                 for ref in refs:
                     target = download / validate_name(ref.name)
@@ -253,7 +253,7 @@ def skills(as_json: JsonFlag = False) -> None:
     if as_json:
         emit_json([item.model_dump(mode="json") for item in found])
         return
-    from .display import skills_table
+    from .client.display import skills_table
 
     out.print(skills_table(found))
 
@@ -264,7 +264,7 @@ def demo(
     words: Annotated[int, typer.Option("--words")] = 24,
 ) -> None:
     """Run a worker and a sample job end to end on an embedded Redis."""
-    from .demo import run_demo
+    from .embedded.demo import run_demo
 
     try:
         code = run_demo(out, pool=pool, words=words)
@@ -291,7 +291,7 @@ def queue_depth(
     as_json: JsonFlag = False,
 ) -> None:
     """Backlog per queue: jobs queued plus jobs workers hold (the autoscaling figure)."""
-    from .backlog import queue_depths
+    from .client.backlog import queue_depths
 
     try:
         depths = queue_depths(*backlog_clients(), list(queue or []))
@@ -314,7 +314,7 @@ def exporter(
     queue: Annotated[list[str] | None, typer.Option("--queue", "-Q")] = None,
 ) -> None:
     """Serve the backlog for autoscalers: /metrics (Prometheus), /backlog (JSON)."""
-    from .exporter import make_server
+    from .server.exporter import make_server
 
     broker, records, keys = backlog_clients()
     server = make_server(host, port, broker, records, keys, list(queue or []))
@@ -338,8 +338,8 @@ def health(
     """
     import socket
 
-    from .redis_config import check_redis
-    from .registry import is_alive
+    from .core.redis_config import check_redis
+    from .core.registry import is_alive
 
     settings = Settings()
     node = hostname or f"celery@{socket.gethostname()}"

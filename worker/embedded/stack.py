@@ -19,7 +19,7 @@ from typing import TypeVar
 
 import redis
 
-from .errors import ConfigurationError
+from ..core.errors import ConfigurationError
 
 T = TypeVar("T")
 
@@ -220,8 +220,8 @@ class WorkerProcess:
         return self
 
     def wait_ready(self, redis_url: str, key_prefix: str = "skillq", timeout: float = 60.0) -> None:
-        from .keys import Keys
-        from .registry import is_alive
+        from ..core.keys import Keys
+        from ..core.registry import is_alive
 
         keys = Keys(key_prefix)
         client = redis.Redis.from_url(redis_url)

@@ -19,18 +19,18 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from .artifacts import ArtifactStore, open_store
-from .celery_app import configured_app
-from .connections import async_redis, sync_redis
-from .context import ArtifactRef
-from .errors import (
+from ..core.artifacts import ArtifactStore, open_store
+from ..core.celery_app import configured_app
+from ..core.connections import async_redis, sync_redis
+from ..core.context import ArtifactRef
+from ..core.errors import (
     JobNotFound,
 )
-from .jobs import TERMINAL_STATES, JobStatus, cancel_call
-from .keys import Keys
-from .registry import read_catalog, read_catalog_async, read_workers, read_workers_async
-from .scripts import CANCEL, SUBMIT
-from .settings import Settings
+from ..core.jobs import TERMINAL_STATES, JobStatus, cancel_call
+from ..core.keys import Keys
+from ..core.registry import read_catalog, read_catalog_async, read_workers, read_workers_async
+from ..core.scripts import CANCEL, SUBMIT
+from ..core.settings import Settings
 from .submission import Order, SkillCache, SkillInfo, draft, merge_skills, outcome
 from .subscription import IDLE, RECONNECTED, Deadline, Subscription
 

@@ -22,15 +22,15 @@ from typing import Any, TypeVar
 from celery.exceptions import WorkerShutdown, WorkerTerminate
 from redis.asyncio import Redis
 
-from .artifacts import ArtifactStore, open_store
+from ..core.artifacts import ArtifactStore, open_store
+from ..core.celery_results import fused
+from ..core.connections import async_redis, sync_redis
+from ..core.jobs import JobRecords, JobStore
+from ..core.keys import Keys
+from ..core.secrets import LogRedactor, SecretSource, redact_standard_streams
+from ..core.settings import Settings
 from .cancellation import CancelWatcher
 from .celery_context import Capabilities
-from .celery_results import fused
-from .connections import async_redis, sync_redis
-from .jobs import JobRecords, JobStore
-from .keys import Keys
-from .secrets import LogRedactor, SecretSource, redact_standard_streams
-from .settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

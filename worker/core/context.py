@@ -106,7 +106,7 @@ class RunContext(ABC, Generic[AuthT]):
         """Invoke another agent's skill through the runtime's :class:`A2AClient`.
 
         ``target`` is whatever that client understands: a URL for
-        :class:`~worker.a2a.HttpA2AClient`, an agent name for in-process
+        :class:`~worker.capabilities.http_a2a.HttpA2AClient`, an agent name for in-process
         routing. Pair with :meth:`WorkspaceClient.delegate` to hand the callee
         a scoped workspace grant.
         """

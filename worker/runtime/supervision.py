@@ -38,14 +38,14 @@ from celery.utils.functional import maybe_list
 from celery.worker import control
 from celery.worker import state as worker_state
 
-from .celery_results import fused, meta_json, meta_key
-from .connections import sync_redis
-from .errors import JobExpired, JobTimeout, SkillqError, UnknownSkill
-from .jobs import JobError, JobRecords, cancel_call, job_error
-from .keys import Keys
-from .scripts import CANCEL
-from .settings import Settings
-from .skills import TASK_PREFIX
+from ..core.celery_results import fused, meta_json, meta_key
+from ..core.connections import sync_redis
+from ..core.errors import JobExpired, JobTimeout, SkillqError, UnknownSkill
+from ..core.jobs import JobError, JobRecords, cancel_call, job_error
+from ..core.keys import Keys
+from ..core.scripts import CANCEL
+from ..core.settings import Settings
+from ..core.skills import TASK_PREFIX
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import redis
 
-from .keys import Keys
-from .registry import read_catalog, read_workers
+from ..core.keys import Keys
+from ..core.registry import read_catalog, read_workers
 
 PRIORITY_SEP = "\x06\x16"
 PRIORITY_STEPS = (0, 3, 6, 9)

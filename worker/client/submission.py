@@ -17,16 +17,16 @@ from typing import Any
 from celery import Celery
 from pydantic import BaseModel, ConfigDict
 
-from .artifacts import JOB_ID
-from .envelope import nesting_depth_over
-from .errors import InvalidArgs, JobCancelled, JobFailed, UnknownSkill
-from .events import dumps
-from .jobs import JobStatus
-from .keys import Keys
-from .registry import served_within
-from .schema_check import check_args
-from .settings import Settings
-from .signing import sign
+from ..core.artifacts import JOB_ID
+from ..core.envelope import nesting_depth_over
+from ..core.errors import InvalidArgs, JobCancelled, JobFailed, UnknownSkill
+from ..core.events import dumps
+from ..core.jobs import JobStatus
+from ..core.keys import Keys
+from ..core.registry import served_within
+from ..core.schema_check import check_args
+from ..core.settings import Settings
+from ..core.signing import sign
 
 REGISTRY_CACHE_SECONDS = 2.0
 

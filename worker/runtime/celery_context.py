@@ -5,15 +5,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from .a2a import A2AClient
-from .artifacts import ArtifactStore
+from ..core.a2a import A2AClient
+from ..core.artifacts import ArtifactStore
+from ..core.capabilities import DiscoveryClient, SandboxClient, SandboxUnavailable, WorkspaceClient
+from ..core.context import AgentEvent, ArtifactRef, AuthT, CancelledByCaller, RunContext
+from ..core.errors import InvalidArtifactName, InvalidEvent
+from ..core.events import EventWriter, encode_event, encode_text_delta
+from ..core.jobs import ArtifactInfo, JobStore
+from ..core.secrets import SecretScope
 from .cancellation import CancelToken
-from .capabilities import DiscoveryClient, SandboxClient, SandboxUnavailable, WorkspaceClient
-from .context import AgentEvent, ArtifactRef, AuthT, CancelledByCaller, RunContext
-from .errors import InvalidArtifactName, InvalidEvent
-from .events import EventWriter, encode_event, encode_text_delta
-from .jobs import ArtifactInfo, JobStore
-from .secrets import SecretScope
 
 TEXT_DELTA = "text_delta"
 

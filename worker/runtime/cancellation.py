@@ -16,7 +16,7 @@ from collections.abc import Callable
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
-from .keys import Keys
+from ..core.keys import Keys
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from .jobs import JobStatus
+from ..core.jobs import JobStatus
 from .submission import SkillInfo
 
 STATE_STYLE = {

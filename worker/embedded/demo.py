@@ -15,10 +15,10 @@ from pathlib import Path
 from pydantic import SecretStr
 from rich.console import Console
 
-from .client import SkillClient
-from .display import watch_events
-from .embedded import EmbeddedRedis, WorkerProcess
-from .settings import Settings
+from ..client.display import watch_events
+from ..client.sync import SkillClient
+from ..core.settings import Settings
+from .stack import EmbeddedRedis, WorkerProcess
 
 
 def run_demo(console: Console, *, pool: str = "threads", words: int = 24) -> int:

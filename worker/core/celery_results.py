@@ -91,7 +91,7 @@ def meta_json(job_id: str, state: str, result: Any = None, error: JobError | Non
                 error.message if error else "failed",
                 error.code if error else "handler_error",
             ],
-            "exc_module": "worker.errors",
+            "exc_module": "worker.core.errors",
         }
     return json.dumps(
         {

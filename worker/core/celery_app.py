@@ -17,7 +17,7 @@ from .settings import Settings
 from .skills import SkillSet
 
 DEFAULT_QUEUE = "default"
-TRANSPORT = "worker.transport:Transport"
+TRANSPORT = "worker.runtime.transport:Transport"
 # broker_transport_options[OPTIONS_KEY] is what skillq's transport is told.
 OPTIONS_KEY = "skillq"
 

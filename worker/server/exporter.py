@@ -14,8 +14,8 @@ from urllib.parse import parse_qs, urlparse
 
 import redis
 
-from .backlog import prometheus, queue_depths
-from .keys import Keys
+from ..client.backlog import prometheus, queue_depths
+from ..core.keys import Keys
 
 log = logging.getLogger(__name__)
 

@@ -17,18 +17,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from ..core.celery_results import meta_json, meta_key
+from ..core.context import CancelledByCaller
+from ..core.envelope import nesting_depth_over
+from ..core.errors import HandlerAborted, InvalidArgs, InvalidAuth, InvalidResult, JobTimeout
+from ..core.events import EventWriter, dumps
+from ..core.jobs import JobError, job_error
+from ..core.secrets import SecretScope
+from ..core.signing import SignedCall, verify
+from ..core.skills import AnyArgs, Skill
 from .cancellation import CancelToken
 from .celery_context import CeleryRunContext
-from .celery_results import meta_json, meta_key
-from .context import CancelledByCaller
-from .envelope import nesting_depth_over
-from .errors import HandlerAborted, InvalidArgs, InvalidAuth, InvalidResult, JobTimeout
-from .events import EventWriter, dumps
-from .jobs import JobError, job_error
-from .runtime import ProcessRuntime
-from .secrets import SecretScope
-from .signing import SignedCall, verify
-from .skills import AnyArgs, Skill
+from .process import ProcessRuntime
 
 log = logging.getLogger(__name__)
 
