@@ -1,0 +1,304 @@
+"""The asyncio client: submit skill jobs, poll them, stream their events,
+cancel them, fetch artifacts. Callers never need Celery's API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any, TypeVar, cast
+
+from celery import Celery
+from pydantic import BaseModel
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from ..core.artifacts import ArtifactStore, open_store
+from ..core.celery_app import configured_app
+from ..core.connections import async_redis
+from ..core.context import ArtifactRef
+from ..core.errors import (
+    JobNotFound,
+)
+from ..core.jobs import TERMINAL_STATES, JobStatus, cancel_call
+from ..core.keys import Keys
+from ..core.registry import read_catalog_async, read_workers_async
+from ..core.scripts import CANCEL, SUBMIT
+from ..core.settings import Settings
+from .submission import Order, SkillCache, SkillInfo, draft, merge_skills, outcome
+from .subscription import IDLE, RECONNECTED, Deadline, Subscription
+
+__all__ = ["AsyncSkillClient", "Order", "SkillInfo"]
+
+T = TypeVar("T")
+Envelope = dict[str, Any]
+
+
+def gap_marker(job_id: str, last: int, next_seq: int) -> Envelope:
+    """Stands for events ``last+1 .. next_seq-1`` that the stream no longer holds."""
+    return {
+        "job_id": job_id,
+        "seq": next_seq - 1,
+        "ts": time.time(),
+        "kind": "gap",
+        "payload": {
+            "from_seq": last + 1,
+            "to_seq": next_seq - 1,
+            "reason": "no longer in the job's stream (trimmed to SKILLQ_STREAM_MAXLEN, or expired)",
+        },
+    }
+
+
+def with_gap(job_id: str, last: int, envelope: Envelope) -> list[Envelope]:
+    if envelope["seq"] > last + 1:
+        return [gap_marker(job_id, last, envelope["seq"]), envelope]
+    return [envelope]
+
+
+def is_terminal(envelope: Envelope) -> bool:
+    return envelope.get("kind") == "status" and (
+        envelope.get("payload", {}).get("state") in TERMINAL_STATES
+    )
+
+
+class AsyncSkillClient:
+    """The asyncio client. Create it inside the loop that will use it."""
+
+    def __init__(self, settings: Settings | None = None, *, app: Celery | None = None) -> None:
+        self.settings = settings or Settings()
+        self.keys = Keys(self.settings.key_prefix)
+        self._app = app
+        self._redis: Redis | None = None
+        self._store: ArtifactStore | None = None
+        self._cache = SkillCache()
+        self._submit_script: AsyncScript | None = None
+        self._cancel_script: AsyncScript | None = None
+
+    @property
+    def redis(self) -> Redis:
+        if self._redis is None:
+            self._redis = async_redis(
+                self.settings.effective_redis_url, self.settings.redis_retries
+            )
+        return self._redis
+
+    @property
+    def app(self) -> Celery:
+        if self._app is None:
+            self._app = configured_app(self.settings)
+        return self._app
+
+    @property
+    def store(self) -> ArtifactStore:
+        if self._store is None:
+            self._store = open_store(self.settings)
+        return self._store
+
+    async def aclose(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+
+    async def __aenter__(self) -> AsyncSkillClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # --- registry ---
+
+    async def skills(self) -> list[SkillInfo]:
+        """Skills running workers serve, merged across workers, then skills of the
+        catalog that a worker served within ``SKILLQ_SKILL_GRACE`` (``workers`` empty)."""
+        found = merge_skills(
+            await read_workers_async(self.redis, self.keys),
+            await read_catalog_async(self.redis, self.keys),
+            self.settings.skill_grace,
+        )
+        return self._cache.update(found)
+
+    async def _skill(self, name: str) -> SkillInfo:
+        if self._cache.stale_for(name):
+            await self.skills()
+        return self._cache.get(name)
+
+    # --- submit ---
+
+    async def submit(
+        self,
+        skill: str,
+        args: dict[str, Any] | None = None,
+        *,
+        auth: dict[str, Any] | BaseModel | None = None,
+        queue: str | None = None,
+        job_id: str | None = None,
+    ) -> str:
+        """Enqueue a job and return its id; an existing ``job_id`` is not run twice."""
+        order = await self.reserve(skill, args, auth=auth, queue=queue, job_id=job_id)
+        if order is not None:
+            try:
+                await asyncio.to_thread(order.send, self.app)
+            except BaseException:
+                await self.forget(order.job_id)
+                raise
+            return order.job_id
+        assert job_id is not None
+        return job_id
+
+    async def reserve(
+        self,
+        skill: str,
+        args: dict[str, Any] | None,
+        *,
+        auth: dict[str, Any] | BaseModel | None,
+        queue: str | None,
+        job_id: str | None,
+    ) -> Order | None:
+        """Check a submission and write its ``queued`` record; None if the id exists."""
+        info = await self._skill(skill)
+        planned = draft(self.settings, self.keys, info, args, auth=auth, queue=queue, job_id=job_id)
+        if self._submit_script is None:
+            self._submit_script = self.redis.register_script(SUBMIT)
+        created = await self._submit_script(keys=[planned.record_key], args=planned.submit_args)
+        if not int(created):
+            return None  # already submitted: never a second job
+        return planned.order
+
+    async def forget(self, job_id: str) -> None:
+        """Drop the record of a submission Celery did not accept."""
+        await self.redis.delete(self.keys.job(job_id))
+
+    # --- polling ---
+
+    async def status(self, job_id: str) -> JobStatus:
+        raw = cast(dict[str, str], await self.redis.hgetall(self.keys.job(job_id)))
+        if not raw:
+            raise JobNotFound(job_id)
+        return JobStatus.from_hash(job_id, raw)
+
+    async def result(self, job_id: str, timeout: float | None = None) -> Any:
+        """Wait for the job to finish (pushed, not polled) and return its result."""
+        status = await self.status(job_id)
+        if not status.finished:
+            status = await self._wait_finished(job_id, timeout)
+        return outcome(status)
+
+    async def _wait_finished(self, job_id: str, timeout: float | None) -> JobStatus:
+        """Subscribe, then re-read the record, then wait for the terminal event."""
+        deadline = Deadline(timeout)
+        async with Subscription(self.redis, self.keys.events(job_id), deadline) as channel:
+            status = await self.status(job_id)
+            while not status.finished:
+                kind, envelope = await channel.get(deadline.wait(f"job {job_id} to finish"))
+                if kind == RECONNECTED or (envelope is not None and is_terminal(envelope)):
+                    status = await self.status(job_id)
+            return status
+
+    async def events(
+        self,
+        job_id: str,
+        *,
+        after: int = 0,
+        follow: bool = True,
+        timeout: float | None = None,
+    ) -> AsyncIterator[Envelope]:
+        """Replay the job's stream after ``after``, then follow live events.
+
+        The subscription opens before the replay is read, so nothing falls in
+        between; envelopes are ordered by ``seq``, duplicates at the seam are
+        dropped, and a gap (a missed message, or a lost subscription) is
+        filled from the stream. Events the stream no longer holds (trimmed to
+        ``SKILLQ_STREAM_MAXLEN``, or expired) are reported by one envelope of
+        kind ``gap`` whose payload names the missing seqs, never skipped
+        silently.
+        """
+        deadline = Deadline(timeout)
+        channel = Subscription(self.redis, self.keys.events(job_id), deadline)
+        try:
+            if follow:
+                await channel.open()
+            batch, finished = await self._catch_up(job_id, after, first=True)
+            last = after
+            while True:
+                for envelope in batch:
+                    if envelope["seq"] <= last:
+                        continue
+                    for item in with_gap(job_id, last, envelope):
+                        yield item
+                    last = envelope["seq"]
+                    if is_terminal(envelope):
+                        return
+                if finished or not follow:
+                    return
+                kind, incoming = await channel.get(deadline.wait(f"job {job_id}'s last event"))
+                if kind == IDLE or (incoming is not None and incoming["seq"] <= last):
+                    batch, finished = [], False
+                elif incoming is not None and incoming["seq"] == last + 1:
+                    batch, finished = [incoming], False
+                else:  # a gap, or a possibly missed message: catch up from the stream
+                    batch, finished = await self._catch_up(job_id, last)
+        finally:
+            await channel.close()
+
+    async def _catch_up(
+        self, job_id: str, last: int, *, first: bool = False
+    ) -> tuple[list[Envelope], bool]:
+        """Events after ``last`` from the stream, and whether the job has finished.
+
+        Events the record counted but the stream no longer holds come back
+        as one ``gap`` envelope.
+        """
+        batch = await self._read_stream(job_id, last)
+        if batch:
+            return batch, False
+        raw = cast(dict[str, str], await self.redis.hgetall(self.keys.job(job_id)))
+        if not raw:
+            if first:
+                raise JobNotFound(job_id)
+            return [], True  # the record expired: nothing more will come
+        status = JobStatus.from_hash(job_id, raw)
+        if status.last_seq > last:
+            # Written between the two reads, or trimmed away: the stream says which.
+            batch = await self._read_stream(job_id, last)
+            if not batch:
+                batch = [gap_marker(job_id, last, status.last_seq + 1)]
+        return batch, status.finished
+
+    async def _read_stream(self, job_id: str, after: int) -> list[Envelope]:
+        entries = cast(
+            list[tuple[str, dict[str, str]]],
+            await self.redis.xrange(self.keys.stream(job_id), f"0-{after + 1}", "+"),
+        )
+        return [json.loads(fields["e"]) for _, fields in entries]
+
+    # --- cancel ---
+
+    async def cancel(self, job_id: str) -> bool:
+        """Ask for the job to stop; False if it had already finished."""
+        keys, argv = cancel_call(self.keys, self.settings, job_id, force=False)
+        if self._cancel_script is None:
+            self._cancel_script = self.redis.register_script(CANCEL)
+        outcome = str(await self._cancel_script(keys=keys, args=argv))
+        if outcome == "missing":
+            raise JobNotFound(job_id)
+        if outcome == "finished":
+            return False
+        await asyncio.to_thread(self.app.control.revoke, job_id)
+        return True
+
+    # --- artifacts ---
+
+    async def artifacts(self, job_id: str) -> list[ArtifactRef]:
+        return [info.ref() for info in (await self.status(job_id)).artifacts]
+
+    async def read_artifact(self, ref: ArtifactRef | str) -> bytes:
+        return await self.store.get(ref.uri if isinstance(ref, ArtifactRef) else ref)
+
+    async def artifact_url(self, ref: ArtifactRef | str, expires: int = 3600) -> str:
+        return await self.store.url(ref.uri if isinstance(ref, ArtifactRef) else ref, expires)
+
+
+async def anext_of(stream: AsyncGenerator[Envelope, None]) -> Envelope:
+    return await stream.__anext__()
