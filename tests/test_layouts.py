@@ -2,7 +2,8 @@
 
 Broker, Celery's result backend and skillq's records on three databases of
 one server (results fused into skillq's scripts across databases), and a
-result backend on another server (Celery stores results itself).
+result backend on another server (Celery stores results itself), and a
+broker on another server (Celery publishes what the client's script cannot).
 """
 
 from __future__ import annotations
@@ -36,7 +37,12 @@ def other_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
 
 @pytest.fixture(
     scope="module",
-    params=["prefork-three-databases", "threads-three-databases", "threads-other-server"],
+    params=[
+        "prefork-three-databases",
+        "threads-three-databases",
+        "threads-other-server",
+        "threads-broker-elsewhere",
+    ],
 )
 def layout(
     request: pytest.FixtureRequest,
@@ -49,6 +55,8 @@ def layout(
     broker = on_db(redis_server.url, 3)
     records = on_db(redis_server.url, 5)
     backend = on_db(redis_server.url, 4) if where == "three-databases" else other_server.url
+    if where == "broker-elsewhere":  # the client cannot queue in its script: Celery publishes
+        broker, backend = on_db(other_server.url, 1), on_db(redis_server.url, 4)
     env = {
         "SKILLQ_BROKER_URL": broker,
         "SKILLQ_RESULT_BACKEND": backend,
@@ -135,6 +143,15 @@ def test_the_layout_is_described(tmp_path: Path) -> None:
     assert meta_database(elsewhere) is None
     password = base.model_copy(update={"result_backend": "redis://:pw@h:6379/1"})
     assert meta_database(password) is None
+
+    from worker.core.task_message import DirectPublish
+
+    direct = DirectPublish.for_settings(base.model_copy(update={"redis_url": "redis://h:6379/2"}))
+    assert direct is not None and direct.database == "0"
+    assert DirectPublish.for_settings(base) is not None
+    assert DirectPublish.for_settings(base.model_copy(update={"direct_publish": False})) is None
+    far = base.model_copy(update={"redis_url": "redis://other:6379/0"})
+    assert DirectPublish.for_settings(far) is None
 
 
 def test_hot_paths_never_scan_the_keyspace(

@@ -27,7 +27,8 @@ from ..core.keys import Keys
 from ..core.registry import read_catalog_async, read_workers_async
 from ..core.scripts import CANCEL, SUBMIT
 from ..core.settings import Settings
-from .submission import Order, SkillCache, SkillInfo, draft, merge_skills, outcome
+from ..core.task_message import DirectPublish
+from .submission import Draft, Order, SkillCache, SkillInfo, draft, merge_skills, outcome
 from .subscription import IDLE, RECONNECTED, Deadline, Subscription
 
 __all__ = ["AsyncSkillClient", "Order", "SkillInfo"]
@@ -70,6 +71,8 @@ class AsyncSkillClient:
         self.settings = settings or Settings()
         self.keys = Keys(self.settings.key_prefix)
         self._app = app
+        # A caller's own Celery app may route or sign differently: let it publish.
+        self.direct = None if app is not None else DirectPublish.for_settings(self.settings)
         self._redis: Redis | None = None
         self._store: ArtifactStore | None = None
         self._cache = SkillCache()
@@ -136,16 +139,17 @@ class AsyncSkillClient:
         job_id: str | None = None,
     ) -> str:
         """Enqueue a job and return its id; an existing ``job_id`` is not run twice."""
-        order = await self.reserve(skill, args, auth=auth, queue=queue, job_id=job_id)
-        if order is not None:
+        planned = await self.reserve(skill, args, auth=auth, queue=queue, job_id=job_id)
+        if planned is None:
+            assert job_id is not None
+            return job_id  # already submitted: never a second job
+        if not planned.queued_by_script:
             try:
-                await asyncio.to_thread(order.send, self.app)
+                await asyncio.to_thread(planned.order.send, self.app)
             except BaseException:
-                await self.forget(order.job_id)
+                await self.forget(planned.order.job_id)
                 raise
-            return order.job_id
-        assert job_id is not None
-        return job_id
+        return planned.order.job_id
 
     async def reserve(
         self,
@@ -155,16 +159,24 @@ class AsyncSkillClient:
         auth: dict[str, Any] | BaseModel | None,
         queue: str | None,
         job_id: str | None,
-    ) -> Order | None:
-        """Check a submission and write its ``queued`` record; None if the id exists."""
+    ) -> Draft | None:
+        """Check a submission and write its ``queued`` record (and queue its
+        message when the script can); None if the id exists."""
         info = await self._skill(skill)
-        planned = draft(self.settings, self.keys, info, args, auth=auth, queue=queue, job_id=job_id)
+        planned = draft(
+            self.settings,
+            self.keys,
+            info,
+            args,
+            auth=auth,
+            queue=queue,
+            job_id=job_id,
+            direct=self.direct,
+        )
         if self._submit_script is None:
             self._submit_script = self.redis.register_script(SUBMIT)
-        created = await self._submit_script(keys=[planned.record_key], args=planned.submit_args)
-        if not int(created):
-            return None  # already submitted: never a second job
-        return planned.order
+        created = await self._submit_script(keys=planned.submit_keys, args=planned.submit_args)
+        return planned if int(created) else None
 
     async def forget(self, job_id: str) -> None:
         """Drop the record of a submission Celery did not accept."""

@@ -2,7 +2,9 @@
 
 Pure functions shared by the asyncio client and the synchronous one, so both
 refuse the same submissions with the same messages and cost one Redis round
-trip (the ``SUBMIT`` script) plus Celery's publish.
+trip: the ``SUBMIT`` script records the job and, when the broker is on
+skillq's Redis server, queues its Celery message too (see
+:mod:`worker.core.task_message`); otherwise Celery publishes it after.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from celery import Celery
 from pydantic import BaseModel, ConfigDict
 
 from ..core.artifacts import JOB_ID
+from ..core.celery_results import records_database
 from ..core.envelope import nesting_depth_over
 from ..core.errors import InvalidArgs, JobCancelled, JobFailed, UnknownSkill
 from ..core.events import dumps
@@ -27,6 +30,7 @@ from ..core.registry import served_within
 from ..core.schema_check import check_args
 from ..core.settings import Settings
 from ..core.signing import sign
+from ..core.task_message import DirectPublish
 
 REGISTRY_CACHE_SECONDS = 2.0
 
@@ -114,7 +118,9 @@ class Draft:
 
     order: Order
     record_key: str
+    submit_keys: list[str]
     submit_args: list[str]
+    queued_by_script: bool  # False: hand the order to Celery once recorded
 
 
 def draft(
@@ -126,6 +132,7 @@ def draft(
     auth: dict[str, Any] | BaseModel | None,
     queue: str | None,
     job_id: str | None,
+    direct: DirectPublish | None = None,
 ) -> Draft:
     """Check a call as the worker would (what certainly fails there fails here) and sign it."""
     skill = info.name
@@ -158,17 +165,23 @@ def draft(
         )
     elif auth_value is not None:
         kwargs["auth"] = auth_value
+    order = Order(job_id, f"skills.{skill}", kwargs, target_queue)
     notice = (
         ""
         if info.live
         else f"no running worker serves skill {skill!r} now; the job waits in queue "
         f"{target_queue!r} until one starts"
     )
-    return Draft(
-        Order(job_id, f"skills.{skill}", kwargs, target_queue),
-        keys.job(job_id),
-        [skill, target_queue, repr(time.time()), str(settings.job_retention), notice],
-    )
+    record = keys.job(job_id)
+    submit_args = [skill, target_queue, repr(time.time()), str(settings.job_retention), notice]
+    if direct is None:
+        return Draft(order, record, [record, ""], [*submit_args, "", "", ""], False)
+    kwargs_json = '{"args":' + encoded
+    if "auth" in kwargs:
+        kwargs_json += ',"auth":' + dumps(kwargs["auth"])
+    message = direct.message(job_id, order.task_name, target_queue, kwargs_json + "}", repr(kwargs))
+    submit_args += [message, direct.database, records_database(settings)]
+    return Draft(order, record, [record, target_queue], submit_args, True)
 
 
 def outcome(status: JobStatus) -> Any:

@@ -20,6 +20,8 @@ from ..core.scripts import SUBMIT
 from ..core.settings import Settings
 from .asynchronous import AsyncSkillClient, Envelope, anext_of
 from .submission import Order, SkillCache, SkillInfo, draft, merge_skills, outcome
+from .subscription import Deadline
+from .waiting import FinishWaiter
 
 __all__ = ["AsyncSkillClient", "Order", "SkillClient", "SkillInfo"]
 
@@ -47,6 +49,7 @@ class SkillClient:
         self._redis = sync_redis(self.settings)
         self._submit_script = self._redis.register_script(SUBMIT)
         self._cache = SkillCache()
+        self._waiter = FinishWaiter(self._redis, self.keys)
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
@@ -60,6 +63,7 @@ class SkillClient:
             self._run(self._client.aclose())
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=5)
+        self._waiter.close()
         self._redis.close()
 
     def __enter__(self) -> SkillClient:
@@ -89,9 +93,18 @@ class SkillClient:
         if self._cache.stale_for(skill):
             self.skills()
         info = self._cache.get(skill)
-        planned = draft(self.settings, self.keys, info, args, auth=auth, queue=queue, job_id=job_id)
-        created = self._submit_script(keys=[planned.record_key], args=planned.submit_args)
-        if not int(created):
+        planned = draft(
+            self.settings,
+            self.keys,
+            info,
+            args,
+            auth=auth,
+            queue=queue,
+            job_id=job_id,
+            direct=self._client.direct,
+        )
+        created = self._submit_script(keys=planned.submit_keys, args=planned.submit_args)
+        if not int(created) or planned.queued_by_script:
             return planned.order.job_id  # already submitted: never a second job
         try:
             planned.order.send(self.app)
@@ -110,7 +123,10 @@ class SkillClient:
         """Wait for the job to finish (pushed, not polled) and return its result."""
         status = self.status(job_id)
         if not status.finished:
-            status = self._run(self._client._wait_finished(job_id, timeout))
+            waited = self._waiter.wait(job_id, self.status, Deadline(timeout))
+            if waited is None:  # another thread waits on the shared connection
+                waited = self._run(self._client._wait_finished(job_id, timeout))
+            status = waited
         return outcome(status)
 
     def events(

@@ -20,38 +20,17 @@ import datetime
 import json
 from typing import Any
 
-from redis.connection import parse_url as _parse_url
-
+from .connections import database_beside, parse_url
 from .jobs import JobError
 from .settings import Settings
 
 META_PREFIX = "celery-task-meta-"
 
 
-REDIS_SCHEMES = ("redis://", "rediss://")
-
-
-def parse_url(url: str) -> dict[str, Any]:
-    parsed: dict[str, Any] = _parse_url(url)  # type: ignore[no-untyped-call]
-    return parsed
-
-
 def meta_database(settings: Settings) -> str | None:
     """Where skillq's scripts write Celery's meta: ``""`` in skillq's own database,
     a database number on the same server, or None (another server: Celery writes it)."""
-    backend, records = settings.effective_result_backend, settings.effective_redis_url
-    if not backend.startswith(REDIS_SCHEMES) or not records.startswith(REDIS_SCHEMES):
-        return None
-    if backend == records:
-        return ""
-    try:
-        theirs, ours = parse_url(backend), parse_url(records)
-    except ValueError:
-        return None
-    their_db, our_db = int(theirs.pop("db", 0) or 0), int(ours.pop("db", 0) or 0)
-    if theirs != ours:
-        return None
-    return "" if their_db == our_db else str(their_db)
+    return database_beside(settings.effective_result_backend, settings.effective_redis_url)
 
 
 def records_database(settings: Settings) -> str:

@@ -7,10 +7,13 @@ call at the first refused connection.
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.connection import parse_url as _parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry as SyncRetry
@@ -43,3 +46,29 @@ def async_redis(url: str, retries: int) -> Redis:
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=retries),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
+
+
+REDIS_SCHEMES = ("redis://", "rediss://")
+
+
+def parse_url(url: str) -> dict[str, Any]:
+    parsed: dict[str, Any] = _parse_url(url)  # type: ignore[no-untyped-call]
+    return parsed
+
+
+def database_beside(url: str, records: str) -> str | None:
+    """Whether one of skillq's scripts on ``records`` can reach ``url``'s data:
+    ``""`` when it is the same database, a database number when it is another
+    database of the same server (the script ``SELECT``s it), None otherwise."""
+    if not url.startswith(REDIS_SCHEMES) or not records.startswith(REDIS_SCHEMES):
+        return None
+    if url == records:
+        return ""
+    try:
+        theirs, ours = parse_url(url), parse_url(records)
+    except ValueError:
+        return None
+    their_db, our_db = int(theirs.pop("db", 0) or 0), int(ours.pop("db", 0) or 0)
+    if theirs != ours:
+        return None
+    return "" if their_db == our_db else str(their_db)

@@ -194,12 +194,23 @@ return 1
 # Client side. KEYS 1: job record. ARGV 1: skill, 2: queue, 3: now, 4: ttl,
 # 5: a notice for pollers ('' for none; START clears it).
 # Returns 1 if the record was created, 0 if the job id already exists.
+# KEYS 1: the job record, 2: the queue's list ('' with no message).
+# ARGV 1: skill, 2: queue, 3: now, 4: record ttl, 5: notice ('' if none),
+# 6: the Celery message to queue ('' when Celery publishes it), 7: the
+# broker's database when it is not this one ('' if it is), 8: this database.
+# Returns 0 when the record exists (the job was submitted: nothing is queued
+# twice), 1 when the job is recorded (and its message queued).
 SUBMIT = r"""
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'queued', 'skill', ARGV[1], 'queue', ARGV[2],
            'created_at', ARGV[3], 'attempts', 0, 'seq', 0)
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'notice', ARGV[5]) end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
+if ARGV[6] ~= '' then
+  if ARGV[7] ~= '' then redis.call('SELECT', ARGV[7]) end
+  redis.call('LPUSH', KEYS[2], ARGV[6])
+  if ARGV[7] ~= '' then redis.call('SELECT', ARGV[8]) end
+end
 return 1
 """
 

@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     auth_key: SecretStr | None = None
     auth_ttl: int = Field(default=3600, ge=1)
     require_auth: bool = False
+    direct_publish: bool = True
 
     @field_validator("key_prefix")
     @classmethod

@@ -1,0 +1,79 @@
+"""The message a client queues in its ``SUBMIT`` script is the one Celery's
+``send_task`` queues with skillq's configuration, field by field, so a Celery
+or kombu upgrade that changes the format fails here, not in production."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from worker.client import SkillClient
+from worker.client.submission import SkillInfo
+from worker.core.settings import Settings
+from worker.embedded import EmbeddedRedis
+
+RANDOM = {"reply_to", "delivery_tag"}  # per producer / per message in both
+
+
+def queued(settings: Settings, args: dict[str, Any], queue: str) -> dict[str, Any]:
+    """Submit one job (no worker runs) and take its message off the queue."""
+    with SkillClient(settings) as client:
+        client._cache.update({"echo": SkillInfo(name="echo", queue=queue, workers=["nobody"])})
+        job_id = client.submit("echo", args, job_id=f"msg-{uuid.uuid4().hex}")
+        assert client.status(job_id).state == "queued"
+        broker = redis.Redis.from_url(settings.broker_url)
+        raw = broker.rpop(queue)
+        assert broker.llen(queue) == 0
+    assert isinstance(raw, bytes)
+    message: dict[str, Any] = json.loads(raw)
+    message["body"] = json.loads(base64.b64decode(message["body"]))
+    for key in ("id", "root_id"):
+        assert message["headers"][key] == job_id
+        message["headers"][key] = "<job>"
+    assert message["properties"]["correlation_id"] == job_id
+    message["properties"]["correlation_id"] = "<job>"
+    for key in RANDOM:
+        uuid.UUID(message["properties"].pop(key))
+    # For people reading logs and Flower only; Celery's saferepr elides nested
+    # levels, skillq's is Python's repr cut to the same length.
+    shown = message["headers"].pop("kwargsrepr")
+    assert shown.startswith("{'args': {") and len(shown) <= 1100  # about 1 KiB in both
+    return message
+
+
+@pytest.fixture(params=["one-database", "broker-on-another-database"])
+def layout(request: pytest.FixtureRequest, redis_server: EmbeddedRedis) -> Iterator[Settings]:
+    base = redis_server.url.rsplit("/", 1)[0]
+    records = f"{base}/7"
+    broker = records if request.param == "one-database" else f"{base}/8"
+    yield Settings(broker_url=broker, redis_url=records, key_prefix="msgtest")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"message": "hi"},
+        {"text": "ünïcödé ✓ \u2028", "nested": {"list": [1, 2.5, None, True]}},
+        {},
+    ],
+)
+def test_the_script_queues_what_celery_would(layout: Settings, args: dict[str, Any]) -> None:
+    ours = queued(layout, args, "default")
+    theirs = queued(layout.model_copy(update={"direct_publish": False}), args, "default")
+    assert ours == theirs
+
+
+def test_long_args_are_whole_in_the_body(layout: Settings) -> None:
+    args = {"text": "x" * 5000}
+    ours = queued(layout, args, "other")
+    theirs = queued(layout.model_copy(update={"direct_publish": False}), args, "other")
+    assert ours["body"] == theirs["body"]
+    assert ours["body"][1] == {"args": args}
+    assert ours["properties"]["delivery_info"]["routing_key"] == "other"
+    assert ours == theirs
