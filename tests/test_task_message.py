@@ -15,6 +15,7 @@ import redis
 
 from worker.client import SkillClient
 from worker.client.submission import SkillInfo
+from worker.core.errors import InvalidArgs, JobNotFound
 from worker.core.settings import Settings
 from worker.embedded import EmbeddedRedis
 
@@ -77,3 +78,29 @@ def test_long_args_are_whole_in_the_body(layout: Settings) -> None:
     assert ours["body"][1] == {"args": args}
     assert ours["properties"]["delivery_info"]["routing_key"] == "other"
     assert ours == theirs
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_a_queue_the_broker_refuses_leaves_no_record(layout: Settings, direct: bool) -> None:
+    settings = layout.model_copy(update={"direct_publish": direct})
+    redis.Redis.from_url(settings.broker_url).set("jammed", "not a list")
+    with SkillClient(settings) as client:
+        client._cache.update({"echo": SkillInfo(name="echo", queue="jammed", workers=["x"])})
+        job_id = f"jam-{uuid.uuid4().hex}"
+        with pytest.raises(Exception, match="WRONGTYPE"):  # redis-py's, or kombu's
+            client.submit("echo", {}, job_id=job_id)
+        with pytest.raises(JobNotFound):
+            client.status(job_id)
+
+
+def test_queue_names_cannot_name_other_keys(layout: Settings) -> None:
+    with SkillClient(layout) as client:
+        client._cache.update({"echo": SkillInfo(name="echo", workers=["x"])})
+        for queue in ("msgtest:job:x", "_kombu.binding.default", "a b", "", "q\n"):
+            job_id = f"bad-{uuid.uuid4().hex}"
+            with pytest.raises(InvalidArgs, match="queue name"):
+                client.submit("echo", {}, queue=queue or "x" * 200, job_id=job_id)
+            with pytest.raises(JobNotFound):
+                client.status(job_id)
+        with pytest.raises(InvalidArgs, match="job id"):
+            client.submit("echo", {}, job_id="trailing-newline\n")

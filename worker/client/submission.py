@@ -30,6 +30,7 @@ from ..core.registry import served_within
 from ..core.schema_check import check_args
 from ..core.settings import Settings
 from ..core.signing import sign
+from ..core.skills import SKILL_NAME
 from ..core.task_message import DirectPublish
 
 REGISTRY_CACHE_SECONDS = 2.0
@@ -156,6 +157,9 @@ def draft(
     if not JOB_ID.match(job_id):
         raise InvalidArgs(skill, f"job id {job_id!r} must match {JOB_ID.pattern}")
     target_queue = queue or info.queue
+    if not SKILL_NAME.match(target_queue):
+        # Queue names become broker keys: nothing that could name another key.
+        raise InvalidArgs(skill, f"queue name {target_queue!r} must match {SKILL_NAME.pattern}")
     kwargs: dict[str, Any] = {"args": args}
     key = settings.auth_secret
     if key is not None:

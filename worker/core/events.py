@@ -23,7 +23,7 @@ from .jobs import JobStore
 
 log = logging.getLogger(__name__)
 
-KIND = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+KIND = re.compile(r"^[A-Za-z0-9_.:-]{1,64}\Z")
 RESERVED_KINDS = frozenset({"status"})
 MAX_BATCH = 512
 HIGH_WATER = 4096

@@ -202,15 +202,17 @@ return 1
 # twice), 1 when the job is recorded (and its message queued).
 SUBMIT = r"""
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'queued', 'skill', ARGV[1], 'queue', ARGV[2],
-           'created_at', ARGV[3], 'attempts', 0, 'seq', 0)
-if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'notice', ARGV[5]) end
-redis.call('EXPIRE', KEYS[1], ARGV[4])
 if ARGV[6] ~= '' then
+  -- First: a script stops at an error without undoing what it wrote, and a
+  -- record without its message would stay queued forever.
   if ARGV[7] ~= '' then redis.call('SELECT', ARGV[7]) end
   redis.call('LPUSH', KEYS[2], ARGV[6])
   if ARGV[7] ~= '' then redis.call('SELECT', ARGV[8]) end
 end
+redis.call('HSET', KEYS[1], 'state', 'queued', 'skill', ARGV[1], 'queue', ARGV[2],
+           'created_at', ARGV[3], 'attempts', 0, 'seq', 0)
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'notice', ARGV[5]) end
+redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 1
 """
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from .errors import SecretNotFound
 
-SECRET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+SECRET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
 ENV_PREFIX = "SKILLQ_SECRET_"
 REDACTED = "***"
 MIN_REDACTED_LENGTH = 4

@@ -24,7 +24,7 @@ from .auth import NoAuth
 from .context import RunContext
 from .errors import ConfigurationError
 
-SKILL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+SKILL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
 TASK_PREFIX = "skills."
 
 Handler = Callable[[RunContext[Any], Any], Awaitable[Any]]
