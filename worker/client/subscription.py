@@ -16,6 +16,7 @@ Envelope = dict[str, Any]
 
 MESSAGE, IDLE, RECONNECTED = "message", "idle", "reconnected"
 RECONNECT_WINDOW = 60.0
+SUBSCRIBE_TIMEOUT = 10.0
 
 
 class Deadline:
@@ -66,8 +67,20 @@ class Subscription:
         self._heard_at = time.monotonic()
 
     async def open(self) -> None:
-        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        pubsub = self._redis.pubsub()
         await pubsub.subscribe(self._channel)
+        # SUBSCRIBE and the caller's next read of the record travel on two
+        # connections, and Redis may serve the read first: an event published
+        # between the two would be missed. Wait until the subscription holds.
+        until = time.monotonic() + SUBSCRIBE_TIMEOUT
+        while True:
+            left = until - time.monotonic()
+            if left <= 0:
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                raise RedisTimeoutError(f"no confirmation of SUBSCRIBE {self._channel}")
+            message = await pubsub.get_message(timeout=min(left, self._deadline.wait("Redis")))
+            if message is not None and message["type"] == "subscribe":
+                break
         self._pubsub = pubsub
         self._connection = pubsub.connection
         if self._connection is not None:
@@ -98,6 +111,8 @@ class Subscription:
             self._missed = False
             self._heard_at = now
             return RECONNECTED, None
+        if message is not None and message["type"] != "message":
+            message = None  # (un)subscribe confirmations and pongs
         if message is None:
             if now - self._heard_at >= self.CATCH_UP_AFTER:
                 self._heard_at = now

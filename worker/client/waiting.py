@@ -28,7 +28,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..core.jobs import JobStatus
 from ..core.keys import Keys
-from .subscription import RECONNECT_WINDOW, Deadline, Subscription
+from .subscription import RECONNECT_WINDOW, SUBSCRIBE_TIMEOUT, Deadline, Subscription
 
 TERMINAL_MARK = '"kind":"status"'
 
@@ -91,7 +91,7 @@ class FinishWaiter:
                     if now - heard_at >= self._catch_up_after:
                         heard_at = now
                         status = status_of(job_id)
-                elif message.get("channel") == channel:
+                elif message["type"] == "message" and message["channel"] == channel:
                     heard_at = now
                     if TERMINAL_MARK in message["data"]:
                         status = status_of(job_id)
@@ -99,21 +99,31 @@ class FinishWaiter:
         finally:
             self._leave(channel)
 
-    def _subscribe(self, channel: str) -> Any:
+    def _subscribe(self, channel: str, deadline: Deadline) -> Any:
         if self._pubsub is None:
-            self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
-        self._pubsub.subscribe(channel)
+            self._pubsub = self._redis.pubsub()  # type: ignore[no-untyped-call]
+        pubsub = self._pubsub
+        pubsub.subscribe(channel)
         if not self._watching:
             # Registered once connected, so only reconnects call it.
-            self._pubsub.connection.register_connect_callback(self._on_reconnect)
+            pubsub.connection.register_connect_callback(self._on_reconnect)
             self._watching = True
-        return self._pubsub
+        # The record is read next on another connection, which Redis may serve
+        # first: wait until the subscription holds, or an event in between is lost.
+        until = time.monotonic() + SUBSCRIBE_TIMEOUT
+        while True:
+            left = until - time.monotonic()
+            if left <= 0:
+                raise RedisTimeoutError(f"no confirmation of SUBSCRIBE {channel}")
+            message = pubsub.get_message(timeout=min(left, deadline.wait("Redis")))
+            if message and message["type"] == "subscribe" and message["channel"] == channel:
+                return pubsub
 
     def _resubscribe(self, channel: str, deadline: Deadline) -> Any:
         started, backoff = time.monotonic(), 0.05
         while True:
             try:
-                return self._subscribe(channel)
+                return self._subscribe(channel, deadline)
             except (RedisConnectionError, RedisTimeoutError):
                 self._drop()
                 left = deadline.remaining()
