@@ -4,7 +4,8 @@
 streams tokens is capped by network latency. Events are encoded (and checked)
 at once, queued in order and written by one flusher task per job in batches,
 each batch one script call. A handler that outruns Redis waits once the
-backlog reaches ``HIGH_WATER``, so memory stays bounded.
+backlog reaches ``HIGH_WATER`` (until the flusher takes the next batch), so
+memory stays bounded and the handler's encoding overlaps Redis's work.
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ class EventWriter:
         self._written = 0  # events of this delivery already sent to Redis
         self._flusher: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
+        self._room = asyncio.Event()  # set whenever the flusher takes a batch
 
     async def write(self, event: Encoded) -> None:
         if self._failure is not None:
@@ -95,7 +97,16 @@ class EventWriter:
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush())
         if len(self._pending) >= HIGH_WATER:
-            await self.drain()
+            await self._make_room()
+
+    async def _make_room(self) -> None:
+        """Wait only until the flusher takes the next batch, not until Redis has
+        it all: the handler then encodes more while Redis runs that batch."""
+        while len(self._pending) >= HIGH_WATER and self._flusher is not None:
+            self._room.clear()
+            await self._room.wait()
+        if self._failure is not None:
+            raise self._failure
 
     async def drain(self) -> None:
         """Wait until every event written so far is in Redis (or raise why not)."""
@@ -110,6 +121,7 @@ class EventWriter:
             while self._pending:
                 batch = self._pending[:MAX_BATCH]
                 del self._pending[:MAX_BATCH]
+                self._room.set()
                 await self._store.emit(self._job_id, self._written + 1, batch)
                 self._written += len(batch)
         except Exception as exc:  # surfaced to the handler on its next emit
@@ -118,3 +130,4 @@ class EventWriter:
             self._pending.clear()
         finally:
             self._flusher = None
+            self._room.set()

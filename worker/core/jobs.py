@@ -206,9 +206,12 @@ class JobStore:
 
         ``first`` is the delivery's running number of ``events[0]``.
         """
-        flat = [part for event in events for part in event]
+        tails = "\n".join(tail for tail, _ in events)
+        if tails.count("\n") != len(events) - 1:
+            raise ValueError("an encoded event holds a raw newline")  # never from dumps()
+        progress = next((text for _, text in reversed(events) if text), "")
         keys = job_keys(self.keys, job_id)
-        args = [*job_argv(self.settings, job_id), str(len(events)), str(first), *flat]
+        args = [*job_argv(self.settings, job_id), str(len(events)), str(first), tails, progress]
         # EMIT skips events the record says this delivery already wrote.
         seq = await outlast_async(
             self.settings.redis_outage_budget,
