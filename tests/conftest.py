@@ -58,9 +58,10 @@ def s3(s3_endpoint: str) -> Any:
 
 @pytest.fixture(scope="session")
 def ext_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The external skill module, copied outside the repository."""
+    """The external skill modules, copied outside the repository."""
     target = tmp_path_factory.mktemp("userpkg")
-    shutil.copy(HERE / "ext" / "ext_skills.py", target / "ext_skills.py")
+    for module in (HERE / "ext").glob("*.py"):
+        shutil.copy(module, target / module.name)
     return target
 
 

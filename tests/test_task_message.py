@@ -14,9 +14,9 @@ import pytest
 import redis
 
 from worker.client import SkillClient
-from worker.client.submission import SkillInfo
 from worker.core.errors import InvalidArgs, JobNotFound
 from worker.core.settings import Settings
+from worker.core.submission import SkillInfo
 from worker.embedded import EmbeddedRedis
 
 RANDOM = {"reply_to", "delivery_tag"}  # per producer / per message in both

@@ -8,6 +8,7 @@ unreachable.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -256,6 +257,29 @@ def skills(as_json: JsonFlag = False) -> None:
     from .client.display import skills_table
 
     out.print(skills_table(found))
+
+
+@cli.command()
+def agents(
+    tag: Annotated[str | None, typer.Option("--tag", help="Only agents with this tag.")] = None,
+    skill: Annotated[str | None, typer.Option("--skill", help="Only agents with it.")] = None,
+    capability: Annotated[
+        str | None, typer.Option("--capability", help="Only agents that offer it.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List the live agents (what ctx.discover finds), with their skills and tags."""
+    with make_client() as client:
+        try:
+            found = client.agents(tag=tag, skill=skill, capability=capability)
+        except Exception as exc:
+            fail(exc)
+    if as_json:
+        emit_json([dataclasses.asdict(item) for item in found])
+        return
+    from .client.display import agents_table
+
+    out.print(agents_table(found))
 
 
 @cli.command()

@@ -15,7 +15,9 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+from ..core.agents import agents_from, matching
 from ..core.artifacts import ArtifactStore, open_store
+from ..core.capabilities import AgentInfo
 from ..core.celery_app import configured_app
 from ..core.connections import async_redis
 from ..core.context import ArtifactRef
@@ -27,8 +29,8 @@ from ..core.keys import Keys
 from ..core.registry import read_catalog_async, read_workers_async
 from ..core.scripts import CANCEL, SUBMIT
 from ..core.settings import Settings
+from ..core.submission import Draft, Order, SkillCache, SkillInfo, draft, merge_skills, outcome
 from ..core.task_message import DirectPublish
-from .submission import Draft, Order, SkillCache, SkillInfo, draft, merge_skills, outcome
 from .subscription import IDLE, RECONNECTED, Deadline, Subscription
 
 __all__ = ["AsyncSkillClient", "Order", "SkillInfo"]
@@ -121,6 +123,17 @@ class AsyncSkillClient:
             self.settings.skill_grace,
         )
         return self._cache.update(found)
+
+    async def agents(
+        self,
+        *,
+        tag: str | None = None,
+        capability: str | None = None,
+        skill: str | None = None,
+    ) -> list[AgentInfo]:
+        """Live agents of this deployment matching every filter given."""
+        found = agents_from(await read_workers_async(self.redis, self.keys))
+        return matching(found.values(), tag=tag, capability=capability, skill=skill)
 
     async def _skill(self, name: str) -> SkillInfo:
         if self._cache.stale_for(name):

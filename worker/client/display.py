@@ -12,8 +12,9 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
+from ..core.capabilities import AgentInfo
 from ..core.jobs import JobStatus
-from .submission import SkillInfo
+from ..core.submission import SkillInfo
 
 STATE_STYLE = {
     "queued": "yellow",
@@ -46,6 +47,10 @@ def status_table(status: JobStatus) -> Table:
         ("progress", status.progress or "-"),
         ("artifacts", ", ".join(a.name for a in status.artifacts) or "-"),
     ]
+    if status.parent:
+        rows.append(("parent", status.parent))
+    if status.children:
+        rows.append(("children", ", ".join(status.children)))
     if status.notice:
         rows.append(("notice", escape(status.notice)))
     if status.error is not None:
@@ -55,6 +60,20 @@ def status_table(status: JobStatus) -> Table:
         table.add_row(f"[bold]{key}[/bold]", value)
     if status.error is not None and status.error.traceback:
         table.add_row("[bold]traceback[/bold]", Text(status.error.traceback.rstrip()))
+    return table
+
+
+def agents_table(agents: list[AgentInfo]) -> Table:
+    table = Table("agent", "skills", "tags", "capabilities", "workers", "description")
+    for item in agents:
+        table.add_row(
+            item.name,
+            ", ".join(item.skills),
+            ", ".join(item.tags),
+            ", ".join(item.capabilities),
+            str(len(item.metadata.get("workers", []))),
+            escape(str(item.metadata.get("description", ""))),
+        )
     return table
 
 

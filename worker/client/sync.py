@@ -11,6 +11,8 @@ from typing import Any, TypeVar, cast
 from celery import Celery
 from pydantic import BaseModel
 
+from ..core.agents import agents_from, matching
+from ..core.capabilities import AgentInfo
 from ..core.connections import sync_redis
 from ..core.context import ArtifactRef
 from ..core.errors import JobNotFound
@@ -18,8 +20,8 @@ from ..core.jobs import JobStatus
 from ..core.registry import read_catalog, read_workers
 from ..core.scripts import SUBMIT
 from ..core.settings import Settings
+from ..core.submission import Order, SkillCache, SkillInfo, draft, merge_skills, outcome
 from .asynchronous import AsyncSkillClient, Envelope, anext_of
-from .submission import Order, SkillCache, SkillInfo, draft, merge_skills, outcome
 from .subscription import Deadline
 from .waiting import FinishWaiter
 
@@ -79,6 +81,17 @@ class SkillClient:
             self.settings.skill_grace,
         )
         return self._cache.update(found)
+
+    def agents(
+        self,
+        *,
+        tag: str | None = None,
+        capability: str | None = None,
+        skill: str | None = None,
+    ) -> list[AgentInfo]:
+        """Live agents of this deployment matching every filter given."""
+        found = agents_from(read_workers(self._redis, self.keys))
+        return matching(found.values(), tag=tag, capability=capability, skill=skill)
 
     def submit(
         self,

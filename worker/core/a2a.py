@@ -6,9 +6,16 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
+from .artifact_ref import ArtifactRef
+
 
 class CallResult(BaseModel):
-    """What a called skill returned; ``ok`` is False when it failed."""
+    """What a called skill returned; ``ok`` is False when it failed.
+
+    ``task_id`` is the callee's job (a child job in skillq), ``state`` its
+    final state (``succeeded``, ``failed``, ``cancelled``; None when no job
+    was started, e.g. an unknown skill) and ``artifacts`` what it wrote.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -16,6 +23,8 @@ class CallResult(BaseModel):
     output: Any = None
     error: str | None = None
     task_id: str | None = None
+    state: str | None = None
+    artifacts: list[ArtifactRef] = []
 
 
 @runtime_checkable

@@ -8,8 +8,11 @@ networked client, and neither needs to inherit from anything here.
 from __future__ import annotations
 
 import builtins
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
+
+from .a2a import A2AClient
 
 
 class SandboxUnavailable(RuntimeError):
@@ -76,3 +79,74 @@ class DiscoveryClient(Protocol):
         capability: str | None = None,
         skill: str | None = None,
     ) -> list[AgentInfo]: ...
+
+
+@dataclass(frozen=True)
+class JobScope:
+    """The running job a capability client is bound to (see :meth:`Capabilities.for_job`).
+
+    ``claims`` are the verified caller identity the job runs with (what a
+    child job inherits), ``deadline`` the ``time.monotonic()`` at which the
+    job's time limit ends (None: no limit), ``on_cancel`` registers a callback
+    for when the job is cancelled.
+    """
+
+    job_id: str
+    skill: str
+    claims: dict[str, Any]
+    deadline: float | None
+    on_cancel: Callable[[Callable[[], None]], None]
+    worker: str = ""  # the worker running it (children running inline name it too)
+    cancelled: Callable[[], bool] = lambda: False  # whether a cancel of the job was asked
+
+
+@runtime_checkable
+class JobBound(Protocol):
+    """A capability client that needs to know which job uses it (e.g. calls)."""
+
+    def bind(self, scope: JobScope) -> Any: ...
+
+
+CAPABILITY_NAMES = {
+    "a2a": "call",
+    "discover": "discover",
+    "workspace": "workspace",
+    "sandbox": "sandbox",
+}
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """The clients a runtime attaches to every context (None: not attached)."""
+
+    workspace: WorkspaceClient | None = None
+    sandbox: SandboxClient | None = None
+    discover: DiscoveryClient | None = None
+    a2a: A2AClient | JobBound | None = None  # ``ctx.call``; job-bound ones are bound per job
+
+    def names(self) -> list[str]:
+        """What an agent announces it offers: ``call``, ``discover``, ..."""
+        return sorted(name for attr, name in CAPABILITY_NAMES.items() if getattr(self, attr))
+
+    def merged(self, overrides: Mapping[str, Any] | Capabilities) -> Capabilities:
+        """These, with what an operator's factory returned put over them."""
+        given = (
+            {attr: getattr(overrides, attr) for attr in CAPABILITY_NAMES}
+            if isinstance(overrides, Capabilities)
+            else dict(overrides)
+        )
+        unknown = set(given) - set(CAPABILITY_NAMES)
+        if unknown:
+            raise ValueError(
+                f"unknown capabilities {sorted(unknown)}; known: {sorted(CAPABILITY_NAMES)}"
+            )
+        return replace(self, **{key: value for key, value in given.items() if value is not None})
+
+    def for_job(self, scope: JobScope) -> Capabilities:
+        """Each job-bound client bound to ``scope``; the others as they are."""
+        bound = {
+            attr: getattr(self, attr).bind(scope)
+            for attr in CAPABILITY_NAMES
+            if isinstance(getattr(self, attr), JobBound)
+        }
+        return replace(self, **bound) if bound else self

@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 
 from .a2a import A2AClient, CallResult
+from .artifact_ref import ArtifactRef as ArtifactRef  # re-exported: part of the interface
 from .capabilities import DiscoveryClient, SandboxClient, SandboxUnavailable, WorkspaceClient
 
 AuthT = TypeVar("AuthT", bound=BaseModel)
@@ -31,16 +32,6 @@ class MissingScopes(PermissionError):
     def __init__(self, missing: Sequence[str]) -> None:
         self.missing = tuple(missing)
         super().__init__(f"missing scopes: {sorted(self.missing)}")
-
-
-@dataclass(frozen=True)
-class ArtifactRef:
-    """Opaque handle to a stored artifact."""
-
-    name: str
-    uri: str
-    mime_type: str
-    size_bytes: int
 
 
 @dataclass(frozen=True)
@@ -187,6 +178,7 @@ class LocalRunContext(RunContext[AuthT]):
         self._cancel = asyncio.Event()
         self.events: list[AgentEvent] = []
         self.artifacts: dict[str, bytes] = {}
+        self._refs: dict[str, ArtifactRef] = {}
 
     @property
     def workspace(self) -> WorkspaceClient:
@@ -223,12 +215,18 @@ class LocalRunContext(RunContext[AuthT]):
 
     async def write_artifact(self, name: str, data: bytes, mime_type: str) -> ArtifactRef:
         self.artifacts[name] = data
-        return ArtifactRef(
+        ref = ArtifactRef(
             name=name,
             uri=f"memory://{self.task_id}/{name}",
             mime_type=mime_type,
             size_bytes=len(data),
         )
+        self._refs[name] = ref
+        return ref
+
+    def artifact_refs(self) -> list[ArtifactRef]:
+        """References to every artifact written, in the order they were first written."""
+        return list(self._refs.values())
 
     async def check_cancelled(self) -> None:
         if self._cancel.is_set():

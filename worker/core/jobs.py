@@ -108,6 +108,8 @@ class JobStatus(BaseModel):
     error: JobError | None = None
     artifacts: list[ArtifactInfo] = []
     last_seq: int = 0
+    parent: str | None = None  # the job whose ctx.call started this one
+    children: list[str] = []  # jobs this one started with ctx.call, in start order
 
     @property
     def finished(self) -> bool:
@@ -142,6 +144,8 @@ class JobStatus(BaseModel):
             error=JobError.model_validate_json(raw["error"]) if "error" in raw else None,
             artifacts=artifacts,
             last_seq=int(raw.get("seq", "0")),
+            parent=raw.get("parent") or None,
+            children=[child for child in raw.get("children", "").split(",") if child],
         )
 
 
@@ -188,6 +192,7 @@ def cancel_call(
             job_id,
             str(settings.cancel_ttl),
             "1" if force else "0",
+            keys.prefix,
         ],
     )
 

@@ -63,6 +63,8 @@ class WorkerAnnouncer:
         skills: SkillSet,
         queues: list[str],
         interval: float,
+        *,
+        agent: dict[str, Any] | None = None,
     ) -> None:
         self._client = client
         self._keys = keys
@@ -76,6 +78,7 @@ class WorkerAnnouncer:
                 "started_at": time.time(),
                 "queues": queues,
                 "skills": list(self._skills.values()),
+                "agent": agent or {"name": "skillq", "description": "", "capabilities": []},
             }
         )
         self._announce = client.register_script(ANNOUNCE)

@@ -200,12 +200,18 @@ return 1
 # Client side. KEYS 1: job record. ARGV 1: skill, 2: queue, 3: now, 4: ttl,
 # 5: a notice for pollers ('' for none; START clears it).
 # Returns 1 if the record was created, 0 if the job id already exists.
-# KEYS 1: the job record, 2: the queue's list ('' with no message).
+# KEYS 1: the job record, 2: the queue's list ('' with no message); for a
+# child job 3: the parent's record, 4: the parent's cancel flag, 5: the
+# child's cancel flag.
 # ARGV 1: skill, 2: queue, 3: now, 4: record ttl, 5: notice ('' if none),
 # 6: the Celery message to queue ('' when Celery publishes it), 7: the
-# broker's database when it is not this one ('' if it is), 8: this database.
+# broker's database when it is not this one ('' if it is), 8: this database,
+# 9: the parent job ('' for a job nobody called), 10: the child's call depth,
+# 11: the cancel flag's ttl, 12: the job id.
 # Returns 0 when the record exists (the job was submitted: nothing is queued
-# twice), 1 when the job is recorded (and its message queued).
+# twice), 1 when the job is recorded (and its message queued). A child is
+# listed in its parent's ``children`` (in start order), and a child of a
+# parent being cancelled is cancelled before it starts.
 SUBMIT = r"""
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 if ARGV[6] ~= '' then
@@ -218,30 +224,65 @@ end
 redis.call('HSET', KEYS[1], 'state', 'queued', 'skill', ARGV[1], 'queue', ARGV[2],
            'created_at', ARGV[3], 'attempts', 0, 'seq', 0)
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'notice', ARGV[5]) end
+if ARGV[9] ~= '' then
+  redis.call('HSET', KEYS[1], 'parent', ARGV[9], 'depth', ARGV[10])
+  local children = redis.call('HGET', KEYS[3], 'children')
+  redis.call('HSET', KEYS[3], 'children', children and (children .. ',' .. ARGV[12]) or ARGV[12])
+  if redis.call('EXISTS', KEYS[4]) == 1 then
+    redis.call('SET', KEYS[5], '1', 'EX', ARGV[11])
+  end
+end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 1
 """
 
 # KEYS 4: cancel flag. ARGV 6: cancel channel, 7: job id, 8: flag ttl, 9: "1"
 # to set the flag even for a job with no record yet (a revoke of a raw
-# producer's job that no worker has received). A queued job is finalised at
-# once (START then refuses to run it); a running one is flagged and its id
-# published to the worker processes. Returns "missing", "finished",
+# producer's job that no worker has received), 10: the key prefix. A queued
+# job is finalised at once (START then refuses to run it); a running one is
+# flagged and its id published to the worker processes. Either way its
+# unfinished descendants (children of ``ctx.call``, theirs, ...) are cancelled
+# the same way, up to 1,000 of them. Returns "missing", "finished",
 # "cancelled" (was queued) or "cancelling" (was running).
 CANCEL = (
     _PRELUDE
     + r"""
+local prefix = ARGV[10]
+local function cancel(id, state)
+  redis.call('SET', prefix .. ':cancel:' .. id, '1', 'EX', ARGV[8])
+  if state == 'queued' then
+    -- emit() writes to the job these name: point them at this one
+    job, stream = prefix .. ':job:' .. id, prefix .. ':stream:' .. id
+    channel, head = prefix .. ':events:' .. id, '{"job_id":' .. cjson.encode(id) .. ',"seq":'
+    redis.call('HSET', job, 'state', 'cancelled', 'finished_at', now)
+    status('cancelled')
+    touch()
+  else
+    redis.call('PUBLISH', ARGV[6], id)
+  end
+end
+local function cascade(children)
+  local pending, i = {}, 1
+  for id in string.gmatch(children or '', '[^,]+') do pending[#pending + 1] = id end
+  while i <= #pending and i <= 1000 do
+    local id = pending[i]
+    i = i + 1
+    local key = prefix .. ':job:' .. id
+    local state = redis.call('HGET', key, 'state')
+    if state and not terminal(state) then
+      local grand = redis.call('HGET', key, 'children')
+      cancel(id, state)
+      for g in string.gmatch(grand or '', '[^,]+') do pending[#pending + 1] = g end
+    end
+  end
+end
 local state = redis.call('HGET', job, 'state')
 if not state and ARGV[9] ~= '1' then return 'missing' end
 if terminal(state) then return 'finished' end
-redis.call('SET', KEYS[4], '1', 'EX', ARGV[8])
-if state == 'queued' then
-  redis.call('HSET', job, 'state', 'cancelled', 'finished_at', now)
-  status('cancelled')
-  touch()
-  return 'cancelled'
-end
-redis.call('PUBLISH', ARGV[6], ARGV[7])
+local children = redis.call('HGET', job, 'children')
+cancel(ARGV[7], state == 'queued' and 'queued' or 'running')
+cascade(children)
+if state == 'queued' then return 'cancelled' end
 return 'cancelling'
 """
 )

@@ -7,10 +7,13 @@ test) decides when configuration is taken.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
 
 
 def default_artifacts_url() -> str:
@@ -55,12 +58,26 @@ class Settings(BaseSettings):
     auth_ttl: int = Field(default=3600, ge=1)
     require_auth: bool = False
     direct_publish: bool = True
+    agent: str = "skillq"
+    agent_description: str = ""
+    capabilities: str = ""
+    max_call_depth: int = Field(default=8, ge=1)
+    call_timeout: float = Field(default=3600.0, gt=0)
 
     @field_validator("key_prefix")
     @classmethod
     def _prefix_has_no_colon(cls, value: str) -> str:
         if not value or ":" in value:
             raise ValueError("key_prefix must be non-empty and contain no ':'")
+        return value
+
+    @field_validator("agent")
+    @classmethod
+    def _agent_is_a_name(cls, value: str) -> str:
+        if not AGENT_NAME.match(value):
+            raise ValueError(
+                f"agent must match {AGENT_NAME.pattern} (it is part of skillq:// URLs)"
+            )
         return value
 
     @property

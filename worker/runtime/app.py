@@ -20,6 +20,7 @@ import redis
 from celery import Celery, Task, signals
 from celery.exceptions import Ignore, Reject
 
+from ..core.agents import describe_agent
 from ..core.artifacts import open_store
 from ..core.celery_app import configured_app
 from ..core.celery_results import fused
@@ -32,8 +33,8 @@ from ..core.secrets import SecretSource, take_from_environment
 from ..core.settings import Settings
 from ..core.skills import Skill, SkillSet, describe_sources, load_skills
 from . import supervision
-from .celery_context import Capabilities
-from .process import Engine
+from .attach import announced, attach, load_factory
+from .process import Engine, ProcessRuntime
 from .runner import run_job
 
 log = logging.getLogger(__name__)
@@ -50,10 +51,18 @@ def create_app(
     skills = skills if skills is not None else SkillSet()
     app = configured_app(settings, skills, consuming=True)
     if len(skills):
-        engine = Engine(settings, Capabilities(), secrets)
+        factory = load_factory(settings.capabilities)
+
+        def setup(rt: ProcessRuntime) -> None:
+            attach(rt, skills, app, factory)
+
+        engine = Engine(settings, secrets, setup)
         for name in skills:
             register_skill(app, engine, skills[name])
-        connect_worker_signals(app, engine, settings, skills)
+        agent = describe_agent(
+            settings.agent, settings.agent_description, announced(factory, settings)
+        )
+        connect_worker_signals(app, engine, settings, skills, agent)
         supervision.install(app, settings)
     return app
 
@@ -145,7 +154,7 @@ def send_revoked_event(task: Task[Any, Any]) -> None:
 
 
 def connect_worker_signals(
-    app: Celery, engine: Engine, settings: Settings, skills: SkillSet
+    app: Celery, engine: Engine, settings: Settings, skills: SkillSet, agent: dict[str, Any]
 ) -> None:
     """Worker lifecycle hooks, filtered to this app so other apps are unaffected."""
     announcers: list[WorkerAnnouncer] = []
@@ -193,6 +202,7 @@ def connect_worker_signals(
             skills,
             queues,
             settings.heartbeat_interval,
+            agent=agent,
         )
         announcer.start()
         announcers.append(announcer)

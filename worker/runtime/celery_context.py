@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 from ..core.a2a import A2AClient
 from ..core.artifacts import ArtifactStore
-from ..core.capabilities import DiscoveryClient, SandboxClient, SandboxUnavailable, WorkspaceClient
+from ..core.capabilities import (
+    Capabilities,
+    DiscoveryClient,
+    SandboxClient,
+    SandboxUnavailable,
+    WorkspaceClient,
+)
 from ..core.context import AgentEvent, ArtifactRef, AuthT, CancelledByCaller, RunContext
 from ..core.errors import InvalidArtifactName, InvalidEvent
 from ..core.events import EventWriter, encode_event, encode_text_delta
@@ -16,16 +21,6 @@ from ..core.secrets import SecretScope
 from .cancellation import CancelToken
 
 TEXT_DELTA = "text_delta"
-
-
-@dataclass(frozen=True)
-class Capabilities:
-    """Optional clients a deployment attaches to every context."""
-
-    workspace: WorkspaceClient | None = None
-    sandbox: SandboxClient | None = None
-    discover: DiscoveryClient | None = None
-    a2a: A2AClient | None = None
 
 
 class CeleryRunContext(RunContext[AuthT]):
@@ -135,6 +130,7 @@ class CeleryRunContext(RunContext[AuthT]):
         return self._capabilities.discover
 
     def _a2a_client(self) -> A2AClient:
-        if self._capabilities.a2a is None:
+        client = self._capabilities.a2a
+        if client is None or not isinstance(client, A2AClient):
             raise PermissionError("no A2A client is attached; ctx.call(...) is unavailable")
-        return self._capabilities.a2a
+        return client

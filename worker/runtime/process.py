@@ -16,13 +16,14 @@ import asyncio
 import logging
 import os
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from celery.exceptions import WorkerShutdown, WorkerTerminate
 from redis.asyncio import Redis
 
 from ..core.artifacts import ArtifactStore, open_store
+from ..core.capabilities import Capabilities
 from ..core.celery_results import fused
 from ..core.connections import async_redis, sync_redis
 from ..core.jobs import JobRecords, JobStore
@@ -30,7 +31,6 @@ from ..core.keys import Keys
 from ..core.secrets import LogRedactor, SecretSource, redact_standard_streams
 from ..core.settings import Settings
 from .cancellation import CancelWatcher
-from .celery_context import Capabilities
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -51,13 +51,13 @@ class ProcessRuntime:
     def __init__(
         self,
         settings: Settings,
-        capabilities: Capabilities,
         *,
         inline: bool,
         secrets: SecretSource | None = None,
+        setup: Callable[[ProcessRuntime], None] | None = None,
     ) -> None:
         self.settings = settings
-        self.capabilities = capabilities
+        self.capabilities = Capabilities()
         self.inline = inline
         self.pid = os.getpid()
         self.keys = Keys(settings.key_prefix)
@@ -77,13 +77,15 @@ class ProcessRuntime:
         self.redis: Redis
         self.jobs: JobStore
         self.cancels: CancelWatcher
-        self.call(self._open())
+        self.call(self._open(setup))
 
-    async def _open(self) -> None:
+    async def _open(self, setup: Callable[[ProcessRuntime], None] | None) -> None:
         self.redis = async_redis(self.settings.effective_redis_url, self.settings.redis_retries)
         self.jobs = JobStore(self.redis, self.keys, self.settings)
         self.cancels = CancelWatcher(self.redis, self.keys)
         await self.cancels.start()
+        if setup is not None:
+            setup(self)  # attaches capability clients bound to this loop
 
     def _serve(self) -> None:
         """Run the loop until :meth:`close`, whatever a stray task raises.
@@ -145,11 +147,11 @@ class Engine:
     def __init__(
         self,
         settings: Settings,
-        capabilities: Capabilities | None = None,
         secrets: SecretSource | None = None,
+        setup: Callable[[ProcessRuntime], None] | None = None,
     ) -> None:
         self.settings = settings
-        self.capabilities = capabilities or Capabilities()
+        self.setup = setup
         self.secrets = secrets
         self._runtime: ProcessRuntime | None = None
         self._lock = threading.Lock()
@@ -163,7 +165,7 @@ class Engine:
             if current is None or current.pid != os.getpid():
                 inline = threading.current_thread() is threading.main_thread()
                 current = self._runtime = ProcessRuntime(
-                    self.settings, self.capabilities, inline=inline, secrets=self.secrets
+                    self.settings, inline=inline, secrets=self.secrets, setup=self.setup
                 )
             return current
 

@@ -11,12 +11,14 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from ..core.capabilities import JobScope
 from ..core.celery_results import meta_json, meta_key
 from ..core.context import CancelledByCaller
 from ..core.envelope import nesting_depth_over
@@ -52,6 +54,7 @@ class Call:
     args: BaseModel | dict[str, Any]
     auth: BaseModel
     signed: SignedCall | None = None
+    claims: dict[str, Any] = field(default_factory=dict)  # as verified: what children inherit
 
 
 def describe_validation(error: ValidationError) -> str:
@@ -120,7 +123,7 @@ def parse_call(
         auth = skill.auth.model_validate(raw_auth)
     except ValidationError as exc:
         raise InvalidAuth(skill.name, describe_validation(exc)) from exc
-    return Call(args, auth, signed)
+    return Call(args, auth, signed, raw_auth)
 
 
 async def guarded(handler_call: Any) -> Any:
@@ -220,7 +223,9 @@ def run_job(
                     rt.settings.max_deliveries,
                 )
             return stored_outcome(rt, job_id)
-        outcome, result_text = rt.call(execute(rt, skill, job_id, positional, kwargs, token))
+        outcome, result_text = rt.call(
+            execute(rt, skill, job_id, positional, kwargs, token, worker=worker)
+        )
         return finish(rt, job_id, worker, outcome, result_text)
     finally:
         rt.cancels.unregister(job_id)
@@ -253,6 +258,8 @@ async def execute(
     positional: tuple[Any, ...],
     kwargs: Mapping[str, Any],
     token: CancelToken,
+    *,
+    worker: str = "",
 ) -> tuple[Outcome, str]:
     """Validate, build the context, run the handler; the outcome and result text."""
     settings = rt.settings
@@ -272,6 +279,16 @@ async def execute(
             auth_key=settings.auth_secret,
         )
         signed_until = call.signed.expires_at if call.signed is not None else None
+        limit = skill.time_limit
+        job = JobScope(
+            job_id=job_id,
+            skill=skill.name,
+            claims=call.claims,
+            deadline=None if limit is None else time.monotonic() + limit,
+            on_cancel=token.on_cancel,
+            worker=worker,
+            cancelled=lambda: token.cancelled,
+        )
         ctx = CeleryRunContext(
             task_id=job_id,
             auth=call.auth,
@@ -281,7 +298,7 @@ async def execute(
             secrets=scope,
             token=token,
             max_event_bytes=settings.max_event_bytes,
-            capabilities=rt.capabilities,
+            capabilities=rt.capabilities.for_job(job),
         )
         ctx.require_scopes(skill.scopes)
         value = await run_handler(rt, skill, ctx, call.args, token)

@@ -19,19 +19,19 @@ from typing import Any
 from celery import Celery
 from pydantic import BaseModel, ConfigDict
 
-from ..core.artifacts import JOB_ID
-from ..core.celery_results import records_database
-from ..core.envelope import nesting_depth_over
-from ..core.errors import InvalidArgs, JobCancelled, JobFailed, UnknownSkill
-from ..core.events import dumps
-from ..core.jobs import JobStatus
-from ..core.keys import Keys
-from ..core.registry import served_within
-from ..core.schema_check import check_args
-from ..core.settings import Settings
-from ..core.signing import sign
-from ..core.skills import SKILL_NAME
-from ..core.task_message import DirectPublish
+from .artifacts import JOB_ID
+from .celery_results import records_database
+from .envelope import nesting_depth_over
+from .errors import InvalidArgs, JobCancelled, JobFailed, UnknownSkill
+from .events import dumps
+from .jobs import JobStatus
+from .keys import Keys
+from .registry import served_within
+from .schema_check import check_args
+from .settings import Settings
+from .signing import sign
+from .skills import SKILL_NAME
+from .task_message import DirectPublish
 
 REGISTRY_CACHE_SECONDS = 2.0
 
@@ -114,6 +114,14 @@ class Order:
 
 
 @dataclass(frozen=True)
+class Parent:
+    """The job whose ``ctx.call`` submits a child, and that job's call depth."""
+
+    job_id: str
+    depth: int
+
+
+@dataclass(frozen=True)
 class Draft:
     """An order plus the ``SUBMIT`` call that records it as ``queued``."""
 
@@ -134,6 +142,7 @@ def draft(
     queue: str | None,
     job_id: str | None,
     direct: DirectPublish | None = None,
+    parent: Parent | None = None,
 ) -> Draft:
     """Check a call as the worker would (what certainly fails there fails here) and sign it."""
     skill = info.name
@@ -178,14 +187,24 @@ def draft(
     )
     record = keys.job(job_id)
     submit_args = [skill, target_queue, repr(time.time()), str(settings.job_retention), notice]
+    submit_keys = [record, ""]
     if direct is None:
-        return Draft(order, record, [record, ""], [*submit_args, "", "", ""], False)
-    kwargs_json = '{"args":' + encoded
-    if "auth" in kwargs:
-        kwargs_json += ',"auth":' + dumps(kwargs["auth"])
-    message = direct.message(job_id, order.task_name, target_queue, kwargs_json + "}", repr(kwargs))
-    submit_args += [message, direct.database, records_database(settings)]
-    return Draft(order, record, [record, target_queue], submit_args, True)
+        submit_args += ["", "", ""]
+    else:
+        kwargs_json = '{"args":' + encoded
+        if "auth" in kwargs:
+            kwargs_json += ',"auth":' + dumps(kwargs["auth"])
+        message = direct.message(
+            job_id, order.task_name, target_queue, kwargs_json + "}", repr(kwargs)
+        )
+        submit_args += [message, direct.database, records_database(settings)]
+        submit_keys[1] = target_queue
+    if parent is None:
+        submit_args += [""]
+    else:
+        submit_keys += [keys.job(parent.job_id), keys.cancel(parent.job_id), keys.cancel(job_id)]
+        submit_args += [parent.job_id, str(parent.depth + 1), str(settings.cancel_ttl), job_id]
+    return Draft(order, record, submit_keys, submit_args, direct is not None)
 
 
 def outcome(status: JobStatus) -> Any:

@@ -1,0 +1,35 @@
+"""``ctx.discover`` on a worker: live agents from the registry.
+
+One read of the registry (O(live workers), never a keyspace scan) per
+``find``; agents whose workers stopped drop out within three heartbeats.
+"""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from ..core.agents import agents_from, matching
+from ..core.capabilities import AgentInfo
+from ..core.keys import Keys
+from ..core.registry import read_workers_async
+
+
+class RegistryDiscovery:
+    """Finds the agents of this deployment (``url`` = ``skillq://<agent>``)."""
+
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self._redis = redis
+        self._keys = keys
+
+    async def agents(self) -> dict[str, AgentInfo]:
+        return agents_from(await read_workers_async(self._redis, self._keys))
+
+    async def find(
+        self,
+        *,
+        tag: str | None = None,
+        capability: str | None = None,
+        skill: str | None = None,
+    ) -> list[AgentInfo]:
+        found = await self.agents()
+        return matching(found.values(), tag=tag, capability=capability, skill=skill)

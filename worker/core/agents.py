@@ -1,0 +1,90 @@
+"""Agents as the registry shows them: live workers grouped by the agent they serve.
+
+A worker serves one agent (``SKILLQ_AGENT``); several workers, and several
+hosts, may serve the same one. An agent's skills, tags, capabilities and
+queues are the union over its live workers, so a rolling deploy that adds a
+skill shows it as soon as one new worker is up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .capabilities import AgentInfo
+
+SCHEME = "skillq://"
+DEFAULT_AGENT = "skillq"
+
+
+def agent_url(name: str) -> str:
+    return SCHEME + name
+
+
+def agent_name(target: str) -> str:
+    """``skillq://name`` or ``name`` → ``name``."""
+    return target[len(SCHEME) :] if target.startswith(SCHEME) else target
+
+
+def describe_agent(name: str, description: str, capabilities: Iterable[str]) -> dict[str, Any]:
+    """What a worker announces about its agent (the ``agent`` of its registry entry)."""
+    return {"name": name, "description": description, "capabilities": sorted(set(capabilities))}
+
+
+def agents_from(workers: Iterable[Mapping[str, Any]]) -> dict[str, AgentInfo]:
+    """Live agents by name, merged from live workers' registry entries."""
+    merged: dict[str, dict[str, Any]] = {}
+    for entry in workers:
+        agent = entry.get("agent") or {}
+        name = str(agent.get("name") or DEFAULT_AGENT)
+        item = merged.setdefault(
+            name,
+            {
+                "description": "",
+                "capabilities": set(),
+                "queues": set(),
+                "workers": [],
+                "skills": {},
+            },
+        )
+        item["description"] = item["description"] or str(agent.get("description") or "")
+        item["capabilities"] |= set(agent.get("capabilities") or ())
+        item["queues"] |= set(entry.get("queues") or ())
+        item["workers"].append(str(entry.get("hostname", "?")))
+        for skill in entry.get("skills") or ():
+            item["skills"].setdefault(skill["name"], skill)
+    found = {}
+    for name, item in sorted(merged.items()):
+        skills = item["skills"]
+        tags = sorted({tag for skill in skills.values() for tag in skill.get("tags") or ()})
+        found[name] = AgentInfo(
+            name=name,
+            url=agent_url(name),
+            skills=tuple(sorted(skills)),
+            tags=tuple(tags),
+            capabilities=tuple(sorted(item["capabilities"])),
+            metadata={
+                "description": item["description"],
+                "queues": sorted(item["queues"]),
+                "workers": sorted(item["workers"]),
+                "skills": {key: skills[key] for key in sorted(skills)},
+            },
+        )
+    return found
+
+
+def matching(
+    agents: Iterable[AgentInfo],
+    *,
+    tag: str | None = None,
+    capability: str | None = None,
+    skill: str | None = None,
+) -> list[AgentInfo]:
+    """The agents that match every filter given (none given: all of them)."""
+    return [
+        agent
+        for agent in agents
+        if (tag is None or tag in agent.tags)
+        and (capability is None or capability in agent.capabilities)
+        and (skill is None or skill in agent.skills)
+    ]

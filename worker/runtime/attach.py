@@ -1,0 +1,80 @@
+"""Which capability clients a worker process attaches to its jobs' contexts.
+
+By default every worker attaches discovery (the registry) and calls (child
+jobs). ``SKILLQ_CAPABILITIES=module:factory`` names a callable that gets the
+settings and returns more clients, or replacements, as a mapping with the
+keys ``a2a`` (``ctx.call``), ``discover``, ``workspace`` and ``sandbox`` (or a
+:class:`~worker.core.capabilities.Capabilities`). It is called once at worker
+start, so a broken factory stops the worker before it takes a job, and once
+in every worker process, so its clients belong to that process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from celery import Celery
+
+from ..capabilities.calls import SkillqCaller
+from ..capabilities.discovery import RegistryDiscovery
+from ..core.capabilities import Capabilities
+from ..core.errors import ConfigurationError
+from ..core.settings import Settings
+from ..core.skills import SkillSet
+from ..core.submission import Order
+from .children import InlineChildren
+from .process import ProcessRuntime
+
+Factory = Callable[[Settings], "Mapping[str, Any] | Capabilities"]
+DEFAULT_NAMES = ("call", "discover")
+
+
+def load_factory(spec: str) -> Factory | None:
+    """The operator's factory named by ``SKILLQ_CAPABILITIES`` (None if unset)."""
+    if not spec.strip():
+        return None
+    module_name, _, attribute = spec.strip().partition(":")
+    if not module_name or not attribute:
+        raise ConfigurationError(f"SKILLQ_CAPABILITIES must be module:factory, not {spec!r}")
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(f"cannot load SKILLQ_CAPABILITIES={spec!r}: {exc}") from exc
+    if not callable(factory):
+        raise ConfigurationError(f"SKILLQ_CAPABILITIES={spec!r} is not callable")
+    return factory  # type: ignore[no-any-return]
+
+
+def extra(factory: Factory | None, settings: Settings) -> Capabilities:
+    """What the factory adds, checked: a broken factory is a configuration error."""
+    if factory is None:
+        return Capabilities()
+    try:
+        return Capabilities().merged(factory(settings))
+    except Exception as exc:
+        raise ConfigurationError(f"SKILLQ_CAPABILITIES factory failed: {exc}") from exc
+
+
+def announced(factory: Factory | None, settings: Settings) -> list[str]:
+    """The capability names a worker's agent lists in the registry."""
+    return sorted({*DEFAULT_NAMES, *extra(factory, settings).names()})
+
+
+def attach(rt: ProcessRuntime, skills: SkillSet, app: Celery, factory: Factory | None) -> None:
+    """Give the process its clients; runs on the process's loop, once."""
+
+    async def publish(order: Order) -> None:
+        await asyncio.to_thread(order.send, app)
+
+    caller = SkillqCaller(
+        rt.settings,
+        rt.redis,
+        skills,
+        inline=InlineChildren(rt, skills),
+        publish=publish,
+    )
+    defaults = Capabilities(discover=RegistryDiscovery(rt.redis, rt.keys), a2a=caller)
+    rt.capabilities = defaults.merged(extra(factory, rt.settings))
