@@ -186,3 +186,36 @@ def test_agents_are_listed_with_their_skills_tags_and_capabilities(
     shown = skillq(stack_env, "status", job).stdout + skillq(stack_env, "status", child).stdout
     assert f"children  {child}" in " ".join(shown.split("  ")) or child in shown
     assert "parent" in shown and job in shown
+
+
+def test_an_operator_factory_attaches_capabilities(
+    agents_up: str,
+    client: SkillClient,
+    start_worker: Callable[..., WorkerProcess],
+    stack_env: dict[str, str],
+) -> None:
+    tooled = start_worker(
+        pool=agents_up,
+        queues="tooled",
+        env={
+            "SKILLQ_SKILLS": "tooled_skills",
+            "SKILLQ_AGENT": "tooled",
+            "SKILLQ_CAPABILITIES": "tooled_skills:attach",
+        },
+    )
+    try:
+        assert client.result(client.submit("sandboxed", {"code": "hi"}), timeout=30) == "tooled:HI"
+        [agent] = client.agents(capability="sandbox")
+        assert agent.name == "tooled" and {"call", "discover", "sandbox"} <= set(agent.capabilities)
+    finally:
+        tooled.stop(timeout=10)
+    for spec, message in [
+        ("tooled_skills:broken", "unknown capabilities ['telepathy']"),
+        ("tooled_skills:nothing_here", "cannot load SKILLQ_CAPABILITIES"),
+        ("just-a-module", "must be module:factory"),
+    ]:
+        env = {**stack_env, "SKILLQ_SKILLS": "tooled_skills", "SKILLQ_CAPABILITIES": spec}
+        process = WorkerProcess(env, pool="threads", queues="nothing").start()
+        assert process.process is not None
+        assert process.process.wait(60) != 0
+        assert message in process.log_path.read_text()

@@ -1,11 +1,14 @@
 """skillq: run async agent skill handlers on Celery workers."""
 
 from .capabilities.http_a2a import HttpA2AClient
+from .capabilities.local import LocalCaller, LocalDiscovery
 from .core.a2a import A2AClient, CallResult
 from .core.auth import NoAuth, ScopedAuth
 from .core.capabilities import (
     AgentInfo,
+    Capabilities,
     DiscoveryClient,
+    JobScope,
     SandboxClient,
     SandboxResult,
     SandboxUnavailable,
@@ -30,8 +33,12 @@ __all__ = [
     "ArtifactRef",
     "CallResult",
     "CancelledByCaller",
+    "Capabilities",
     "DiscoveryClient",
     "HttpA2AClient",
+    "JobScope",
+    "LocalCaller",
+    "LocalDiscovery",
     "LocalRunContext",
     "MissingScopes",
     "NoAuth",

@@ -170,7 +170,7 @@ class JobCaller:
                 queue=None,
                 job_id=None,
                 direct=None if inline else c.direct,
-                parent=Parent(scope.job_id, await self._own_depth()),
+                parent=Parent(scope.job_id, await self._own_depth(), inline),
             )
         except SkillqError as exc:
             return refused(f"{type(exc).__name__}: {exc}")

@@ -149,6 +149,16 @@ class DeliveryLimitExceeded(SkillqError):
         )
 
 
+class CallerEnded(SkillqError):
+    """A child job (``ctx.call``) left unfinished when the job that called it ended."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the job that called this one ended, or its worker process died, before this "
+            "child finished (it ran inline in that process); the caller's record says why"
+        )
+
+
 class MessageRefused(SkillqError):
     """A queue item that cannot be run safely; it was moved to the dead-letter list."""
 
@@ -213,6 +223,7 @@ ERROR_TABLE: dict[type[BaseException], ErrorSpec] = {
     JobExpired: ErrorSpec("expired", 1, 410),
     HandlerAborted: ErrorSpec("handler_aborted", 1, 500),
     DeliveryLimitExceeded: ErrorSpec("delivery_limit", 1, 500),
+    CallerEnded: ErrorSpec("caller_ended", 1, 500),
     MessageRefused: ErrorSpec("message_refused", 2, 422, A2A_INVALID_PARAMS),
     RedisMisconfigured: ErrorSpec("redis_misconfigured", 2, 500),
     JobFailed: ErrorSpec("failed", 1, 500),

@@ -22,7 +22,14 @@ from redis.commands.core import AsyncScript
 
 from . import scripts
 from .context import ArtifactRef, MissingScopes
-from .errors import DeliveryLimitExceeded, InvalidArgs, InvalidAuth, UnknownSkill, spec_for
+from .errors import (
+    CallerEnded,
+    DeliveryLimitExceeded,
+    InvalidArgs,
+    InvalidAuth,
+    UnknownSkill,
+    spec_for,
+)
 from .keys import Keys
 from .outage import outlast, outlast_async
 from .settings import Settings
@@ -256,6 +263,8 @@ class JobRecords:
         self._over_limit = job_error(
             DeliveryLimitExceeded(settings.max_deliveries), with_traceback=False
         ).model_dump_json()
+        orphaned = job_error(CallerEnded(), with_traceback=False).model_dump_json()
+        self._children_args = [keys.prefix, str(settings.cancel_ttl), orphaned]
         from .celery_results import meta_database, records_database
 
         database = meta_database(settings)
@@ -287,6 +296,7 @@ class JobRecords:
             delivery,
             str(self.settings.max_deliveries),
             self._over_limit,
+            *self._children_args,
         ]
         action, attempts, state = outlast(
             self.settings.redis_outage_budget,
@@ -326,6 +336,7 @@ class JobRecords:
             self.keys.consumed(job_id) if consumed_ttl > 0 else "",
             str(consumed_ttl),
             *self._meta_db,
+            *self._children_args,
         ]
         # FINISH leaves a terminal record as it is, so a retry is harmless.
         final = outlast(

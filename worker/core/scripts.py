@@ -41,6 +41,49 @@ end
 local function terminal(state)
   return state == 'succeeded' or state == 'failed' or state == 'cancelled'
 end
+-- End the unfinished descendants of the job KEYS name (children of ctx.call,
+-- theirs, ...; up to 1,000): queued ones are cancelled at once, running ones
+-- flagged and published to their workers. With ``orphaned`` (an error JSON),
+-- children that ran inline in the job's own process are failed with it
+-- instead: that process ended the job (or died), so nothing else will.
+local function end_children(prefix, ttl, orphaned)
+  local saved = {job, stream, channel, head}
+  local pending, i = {}, 1
+  for id in string.gmatch(redis.call('HGET', job, 'children') or '', '[^,]+') do
+    pending[#pending + 1] = id
+  end
+  while i <= #pending and i <= 1000 do
+    local id = pending[i]
+    i = i + 1
+    local key = prefix .. ':job:' .. id
+    local state = redis.call('HGET', key, 'state')
+    if state and not terminal(state) then
+      for g in string.gmatch(redis.call('HGET', key, 'children') or '', '[^,]+') do
+        pending[#pending + 1] = g
+      end
+      redis.call('SET', prefix .. ':cancel:' .. id, '1', 'EX', ttl)
+      -- emit() and touch() write to the job these name: point them at this one
+      job, stream = key, prefix .. ':stream:' .. id
+      channel, head = prefix .. ':events:' .. id, '{"job_id":' .. cjson.encode(id) .. ',"seq":'
+      if state == 'queued' then
+        redis.call('HSET', job, 'state', 'cancelled', 'finished_at', now)
+        status('cancelled')
+        touch()
+      elseif orphaned and redis.call('HGET', key, 'inline') == '1' then
+        local queue = redis.call('HGET', key, 'queue')
+        if state == 'running' and queue then
+          redis.call('HINCRBY', prefix .. ':taken', queue, -1)
+        end
+        redis.call('HSET', job, 'state', 'failed', 'finished_at', now, 'error', orphaned)
+        status('failed', ',"error":' .. orphaned)
+        touch()
+      else
+        redis.call('PUBLISH', prefix .. ':cancel', id)
+      end
+    end
+  end
+  job, stream, channel, head = saved[1], saved[2], saved[3], saved[4]
+end
 """
 
 # KEYS 4: cancel flag, 5: the job's consumed-signature marker, 6: the
@@ -48,7 +91,8 @@ end
 # 7: worker hostname, 8: queue, 9: a token unique to this delivery, so a call
 # retried after a lost reply does not count the attempt twice; 10: the most
 # deliveries a job may have, 11: the error JSON recorded when a delivery is
-# over that limit.
+# over that limit, 12: the key prefix, 13: the cancel flag's ttl, 14: the
+# error JSON of children orphaned by the last delivery (see end_children).
 # Returns {decision, attempts, state}: decision is "run", "cancelled" (the
 # cancel flag was set: the job is finalised here), "done" (a duplicate
 # delivery of a finished job), "replayed" (a signed call of this job already
@@ -77,6 +121,7 @@ if redis.call('EXISTS', KEYS[4]) == 1 then
   redis.call('HSET', job, 'state', 'cancelled', 'finished_at', now, 'worker', ARGV[7])
   status('cancelled')
   touch()
+  end_children(ARGV[12], ARGV[13], ARGV[14])
   return {'cancelled', tonumber(redis.call('HGET', job, 'attempts') or '0'), 'cancelled'}
 end
 local attempts = redis.call('HINCRBY', job, 'attempts', 1)
@@ -86,10 +131,13 @@ if attempts > tonumber(ARGV[10]) then
   redis.call('HDEL', job, 'notice')
   status('failed', ',"error":' .. ARGV[11])
   touch()
+  end_children(ARGV[12], ARGV[13], ARGV[14])
   return {'failed', attempts, 'failed'}
 end
 if attempts > 1 then
   status('retrying', ',"attempt":' .. attempts)
+  -- The last delivery's children: its inline ones died with its process.
+  end_children(ARGV[12], ARGV[13], ARGV[14])
 end
 if state ~= 'running' then redis.call('HINCRBY', KEYS[6], ARGV[8], 1) end
 redis.call('HSET', job, 'state', 'running', 'started_at', now, 'worker', ARGV[7],
@@ -148,7 +196,8 @@ return seq
 # Celery), 11: the meta JSON, 12: its ttl, 13: the consumed-signature marker
 # to set ('' for an unsigned call), 14: its ttl (until the signature expires),
 # 15: the database of Celery's results when it is not this one ('' if it is),
-# 16: this database (to SELECT back).
+# 16: this database (to SELECT back), 17: the key prefix, 18: the cancel
+# flag's ttl, 19: the error JSON of children it leaves behind (end_children).
 # Returns the state the record ends in: a record that is already terminal
 # (another process finalised it) is left as it is, so the terminal status
 # event stays the job's last event.
@@ -183,6 +232,7 @@ end
 if ARGV[13] ~= '' and tonumber(ARGV[14]) > 0 then
   redis.call('SET', ARGV[13], '1', 'EX', ARGV[14])
 end
+end_children(ARGV[17], ARGV[18], ARGV[19])  -- children never outlive their parent
 return state
 """
 )
@@ -207,7 +257,8 @@ return 1
 # 6: the Celery message to queue ('' when Celery publishes it), 7: the
 # broker's database when it is not this one ('' if it is), 8: this database,
 # 9: the parent job ('' for a job nobody called), 10: the child's call depth,
-# 11: the cancel flag's ttl, 12: the job id.
+# 11: the cancel flag's ttl, 12: the job id, 13: '1' when the child runs
+# inline in its caller's process.
 # Returns 0 when the record exists (the job was submitted: nothing is queued
 # twice), 1 when the job is recorded (and its message queued). A child is
 # listed in its parent's ``children`` (in start order), and a child of a
@@ -225,7 +276,7 @@ redis.call('HSET', KEYS[1], 'state', 'queued', 'skill', ARGV[1], 'queue', ARGV[2
            'created_at', ARGV[3], 'attempts', 0, 'seq', 0)
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'notice', ARGV[5]) end
 if ARGV[9] ~= '' then
-  redis.call('HSET', KEYS[1], 'parent', ARGV[9], 'depth', ARGV[10])
+  redis.call('HSET', KEYS[1], 'parent', ARGV[9], 'depth', ARGV[10], 'inline', ARGV[13])
   local children = redis.call('HGET', KEYS[3], 'children')
   redis.call('HSET', KEYS[3], 'children', children and (children .. ',' .. ARGV[12]) or ARGV[12])
   if redis.call('EXISTS', KEYS[4]) == 1 then
@@ -242,47 +293,23 @@ return 1
 # job is finalised at once (START then refuses to run it); a running one is
 # flagged and its id published to the worker processes. Either way its
 # unfinished descendants (children of ``ctx.call``, theirs, ...) are cancelled
-# the same way, up to 1,000 of them. Returns "missing", "finished",
+# the same way (``end_children``). Returns "missing", "finished",
 # "cancelled" (was queued) or "cancelling" (was running).
 CANCEL = (
     _PRELUDE
     + r"""
-local prefix = ARGV[10]
-local function cancel(id, state)
-  redis.call('SET', prefix .. ':cancel:' .. id, '1', 'EX', ARGV[8])
-  if state == 'queued' then
-    -- emit() writes to the job these name: point them at this one
-    job, stream = prefix .. ':job:' .. id, prefix .. ':stream:' .. id
-    channel, head = prefix .. ':events:' .. id, '{"job_id":' .. cjson.encode(id) .. ',"seq":'
-    redis.call('HSET', job, 'state', 'cancelled', 'finished_at', now)
-    status('cancelled')
-    touch()
-  else
-    redis.call('PUBLISH', ARGV[6], id)
-  end
-end
-local function cascade(children)
-  local pending, i = {}, 1
-  for id in string.gmatch(children or '', '[^,]+') do pending[#pending + 1] = id end
-  while i <= #pending and i <= 1000 do
-    local id = pending[i]
-    i = i + 1
-    local key = prefix .. ':job:' .. id
-    local state = redis.call('HGET', key, 'state')
-    if state and not terminal(state) then
-      local grand = redis.call('HGET', key, 'children')
-      cancel(id, state)
-      for g in string.gmatch(grand or '', '[^,]+') do pending[#pending + 1] = g end
-    end
-  end
-end
 local state = redis.call('HGET', job, 'state')
 if not state and ARGV[9] ~= '1' then return 'missing' end
 if terminal(state) then return 'finished' end
-local children = redis.call('HGET', job, 'children')
-cancel(ARGV[7], state == 'queued' and 'queued' or 'running')
-cascade(children)
-if state == 'queued' then return 'cancelled' end
+redis.call('SET', KEYS[4], '1', 'EX', ARGV[8])
+end_children(ARGV[10], ARGV[8], nil)
+if state == 'queued' then
+  redis.call('HSET', job, 'state', 'cancelled', 'finished_at', now)
+  status('cancelled')
+  touch()
+  return 'cancelled'
+end
+redis.call('PUBLISH', ARGV[6], ARGV[7])
 return 'cancelling'
 """
 )

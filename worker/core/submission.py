@@ -119,6 +119,7 @@ class Parent:
 
     job_id: str
     depth: int
+    inline: bool = False  # the child runs in the caller's process
 
 
 @dataclass(frozen=True)
@@ -203,7 +204,13 @@ def draft(
         submit_args += [""]
     else:
         submit_keys += [keys.job(parent.job_id), keys.cancel(parent.job_id), keys.cancel(job_id)]
-        submit_args += [parent.job_id, str(parent.depth + 1), str(settings.cancel_ttl), job_id]
+        submit_args += [
+            parent.job_id,
+            str(parent.depth + 1),
+            str(settings.cancel_ttl),
+            job_id,
+            "1" if parent.inline else "",
+        ]
     return Draft(order, record, submit_keys, submit_args, direct is not None)
 
 
