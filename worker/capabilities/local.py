@@ -39,7 +39,8 @@ class LocalCaller:
 
     ``skills`` are the callable skills (``@skill`` values); ``agents`` maps an
     agent name to the skills it serves (by default one agent, ``local``,
-    serves them all); ``auth`` is the caller's identity the callees get.
+    serves them all); ``auth`` is the caller's identity the callees get and
+    ``secrets`` what they may read.
     Children get this caller too, so chains work, up to ``max_depth``.
     """
 
@@ -49,12 +50,14 @@ class LocalCaller:
         *,
         agents: Mapping[str, Iterable[str]] | None = None,
         auth: BaseModel | Mapping[str, Any] | None = None,
+        secrets: Mapping[str, str] | None = None,
         max_depth: int = 8,
         _depth: int = 0,
     ) -> None:
         self.skills = {item.name: item for item in skills}
         self.agents = {k: set(v) for k, v in (agents or {"local": set(self.skills)}).items()}
         self._claims = auth.model_dump() if isinstance(auth, BaseModel) else dict(auth or {})
+        self._secrets = dict(secrets or {})
         self._max_depth = max_depth
         self._depth = _depth
         self.children: list[LocalRunContext[Any]] = []  # every context a call ran in
@@ -95,10 +98,12 @@ class LocalCaller:
         child = LocalRunContext(
             auth=auth,
             task_id=f"local-{uuid.uuid4().hex[:12]}",
+            secrets=self._secrets,
             a2a=LocalCaller(
                 self.skills.values(),
                 agents=self.agents,
                 auth=self._claims,
+                secrets=self._secrets,
                 max_depth=self._max_depth,
                 _depth=self._depth + 1,
             ),
