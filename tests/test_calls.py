@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from celery import Celery
 
 from tests.conftest import wait_for
 from tests.test_cli import skillq
@@ -219,3 +220,17 @@ def test_an_operator_factory_attaches_capabilities(
         assert process.process is not None
         assert process.process.wait(60) != 0
         assert message in process.log_path.read_text()
+
+
+def test_a_celery_revoke_of_a_parent_cancels_its_child(
+    agents_up: str, client: SkillClient, producer: Celery
+) -> None:
+    call = {"target": "helper", "skill": "remote_napper", "args": {"seconds": 60}}
+    job = client.submit("call_one", call)
+    children = wait_for(lambda: client.status(job).children, 30, "the child job")
+    wait_for(lambda: client.status(children[0]).state == "running", 30, "the child to run")
+    producer.control.revoke(job)  # what Flower and `celery control revoke` send
+    wait_for(lambda: client.status(children[0]).finished, 30, "the child to end")
+    wait_for(lambda: client.status(job).finished, 30, "the parent to end")
+    assert client.status(children[0]).state == "cancelled"
+    assert client.status(job).state == "cancelled"
