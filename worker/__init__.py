@@ -1,7 +1,7 @@
 """skillq: run async agent skill handlers on Celery workers."""
 
 from .capabilities.http_a2a import HttpA2AClient
-from .capabilities.local import LocalCaller, LocalDiscovery
+from .capabilities.local import LocalCaller, LocalDiscovery, LocalWorkspaces
 from .core.a2a import A2AClient, CallResult
 from .core.auth import NoAuth, ScopedAuth
 from .core.capabilities import (
@@ -22,7 +22,7 @@ from .core.context import (
     MissingScopes,
     RunContext,
 )
-from .core.errors import SkillqError
+from .core.errors import InvalidGrant, SkillqError, WorkspaceDenied
 from .core.settings import Settings
 from .core.skills import Skill, skill
 
@@ -36,10 +36,12 @@ __all__ = [
     "Capabilities",
     "DiscoveryClient",
     "HttpA2AClient",
+    "InvalidGrant",
     "JobScope",
     "LocalCaller",
     "LocalDiscovery",
     "LocalRunContext",
+    "LocalWorkspaces",
     "MissingScopes",
     "NoAuth",
     "RunContext",
@@ -51,5 +53,6 @@ __all__ = [
     "Skill",
     "SkillqError",
     "WorkspaceClient",
+    "WorkspaceDenied",
     "skill",
 ]

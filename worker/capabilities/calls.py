@@ -111,7 +111,7 @@ class JobCaller:
         if isinstance(planned, CallResult):
             return planned
         info, order_args = planned
-        return await self._run_child(info, order_args, timeout)
+        return await self._run_child(info, order_args, timeout, grant)
 
     async def _plan(
         self, agent: str, skill: str, args: dict[str, Any]
@@ -156,7 +156,7 @@ class JobCaller:
         return self._depth
 
     async def _run_child(
-        self, info: SkillInfo, args: dict[str, Any], timeout: float | None
+        self, info: SkillInfo, args: dict[str, Any], timeout: float | None, grant: str | None
     ) -> CallResult:
         c, scope = self._c, self._scope
         inline = c.inline is not None and info.name in c.skills
@@ -171,6 +171,7 @@ class JobCaller:
                 job_id=None,
                 direct=None if inline else c.direct,
                 parent=Parent(scope.job_id, await self._own_depth(), inline),
+                grant=grant,
             )
         except SkillqError as exc:
             return refused(f"{type(exc).__name__}: {exc}")

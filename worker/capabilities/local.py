@@ -1,12 +1,15 @@
-"""In-memory discovery and calls, so a skill that finds and calls other skills
-can be unit-tested on :class:`~worker.core.context.LocalRunContext` without
-Redis or workers, with the same results a worker gives."""
+"""In-memory discovery, calls and workspaces, so a skill that finds and calls
+other skills or uses a workspace can be unit-tested on
+:class:`~worker.core.context.LocalRunContext` without Redis or workers, with
+the same results (and the same grant checks) a worker gives."""
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import uuid
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -15,7 +18,54 @@ from ..core.a2a import CallResult
 from ..core.agents import agent_name, matching
 from ..core.capabilities import AgentInfo
 from ..core.context import CancelledByCaller, LocalRunContext, MissingScopes
+from ..core.errors import InvalidGrant, SkillqError
+from ..core.grants import Grant, GrantSigner
 from ..core.skills import AnyArgs, Skill
+from ..core.workspace_client import GrantedWorkspace
+from ..core.workspace_store import FileWorkspaceStore, MemoryWorkspaceStore, WorkspaceStore
+
+LOCAL_MAX_TTL = 7 * 86400.0
+
+
+class LocalWorkspaces:
+    """Workspaces in a dict (or under ``directory``), with grants signed by a key
+    of their own: ``grant`` mints, ``open`` gives the client a job would get.
+
+    ``put`` and ``get`` reach the files without a grant, to set up inputs and
+    check outputs in a test.
+    """
+
+    def __init__(self, directory: Path | str | None = None) -> None:
+        key = secrets.token_bytes(32)
+        self.signer = GrantSigner(
+            algorithm="HS256", signing_key=key, verifying_key=key, max_ttl=LOCAL_MAX_TTL
+        )
+        self.store: WorkspaceStore = (
+            MemoryWorkspaceStore() if directory is None else FileWorkspaceStore(Path(directory))
+        )
+        self.revoked: set[str] = set()
+
+    def grant(self, workspace: str, scopes: list[str], *, ttl: float = 3600.0) -> str:
+        return self.signer.mint(workspace, scopes, ttl=ttl)
+
+    def revoke(self, grant_id: str) -> None:
+        self.revoked.add(grant_id)
+
+    async def _not_revoked(self, grant: Grant) -> None:
+        if self.revoked.intersection(grant.lineage):
+            raise InvalidGrant(f"grant {grant.id} was revoked")
+
+    def open(self, token: str) -> GrantedWorkspace:
+        grant = self.signer.verify(token)
+        if self.revoked.intersection(grant.lineage):
+            raise InvalidGrant(f"grant {grant.id} was revoked")
+        return GrantedWorkspace(grant, self.store, self.signer, self._not_revoked)
+
+    async def put(self, workspace: str, path: str, data: bytes) -> None:
+        await self.store.write(workspace, path, data)
+
+    async def get(self, workspace: str, path: str) -> bytes:
+        return await self.store.read(workspace, path)
 
 
 class LocalDiscovery:
@@ -40,7 +90,8 @@ class LocalCaller:
     ``skills`` are the callable skills (``@skill`` values); ``agents`` maps an
     agent name to the skills it serves (by default one agent, ``local``,
     serves them all); ``auth`` is the caller's identity the callees get and
-    ``secrets`` what they may read.
+    ``secrets`` what they may read; ``workspaces`` opens the grants passed
+    with ``ctx.call(..., grant=...)`` for callees that declare workspace access.
     Children get this caller too, so chains work, up to ``max_depth``.
     """
 
@@ -51,6 +102,7 @@ class LocalCaller:
         agents: Mapping[str, Iterable[str]] | None = None,
         auth: BaseModel | Mapping[str, Any] | None = None,
         secrets: Mapping[str, str] | None = None,
+        workspaces: LocalWorkspaces | None = None,
         max_depth: int = 8,
         _depth: int = 0,
     ) -> None:
@@ -58,6 +110,7 @@ class LocalCaller:
         self.agents = {k: set(v) for k, v in (agents or {"local": set(self.skills)}).items()}
         self._claims = auth.model_dump() if isinstance(auth, BaseModel) else dict(auth or {})
         self._secrets = dict(secrets or {})
+        self._workspaces = workspaces
         self._max_depth = max_depth
         self._depth = _depth
         self.children: list[LocalRunContext[Any]] = []  # every context a call ran in
@@ -95,15 +148,21 @@ class LocalCaller:
             auth = callee.auth.model_validate(self._claims)
         except ValidationError as exc:
             return CallResult(ok=False, error=f"invalid args for skill {skill!r}: {exc}")
+        try:
+            workspace = self._workspace_for(callee, grant)
+        except SkillqError as exc:
+            return CallResult(ok=False, error=f"{type(exc).__name__}: {exc}")
         child = LocalRunContext(
             auth=auth,
             task_id=f"local-{uuid.uuid4().hex[:12]}",
             secrets=self._secrets,
+            workspace=workspace,
             a2a=LocalCaller(
                 self.skills.values(),
                 agents=self.agents,
                 auth=self._claims,
                 secrets=self._secrets,
+                workspaces=self._workspaces,
                 max_depth=self._max_depth,
                 _depth=self._depth + 1,
             ),
@@ -130,6 +189,19 @@ class LocalCaller:
             state="succeeded",
             artifacts=child.artifact_refs(),
         )
+
+    def _workspace_for(self, callee: Skill, grant: str | None) -> GrantedWorkspace | None:
+        """The callee's workspace, checked as a worker checks it."""
+        if grant is None:
+            return None
+        if not callee.workspace_access:
+            raise InvalidGrant(
+                f"skill {callee.name!r} does not declare workspace_access=True, so it cannot "
+                "be given a workspace grant"
+            )
+        if self._workspaces is None:
+            raise InvalidGrant("this LocalCaller has no workspaces to open grants in")
+        return self._workspaces.open(grant)
 
     @staticmethod
     def _failed(child: LocalRunContext[Any], state: str, error: str) -> CallResult:

@@ -21,16 +21,18 @@ from ..core.capabilities import AgentInfo
 from ..core.celery_app import configured_app
 from ..core.connections import async_redis
 from ..core.context import ArtifactRef
-from ..core.errors import (
-    JobNotFound,
-)
+from ..core.errors import JobNotFound
+from ..core.grants import Grant, GrantSigner
 from ..core.jobs import TERMINAL_STATES, JobStatus, cancel_call
 from ..core.keys import Keys
 from ..core.registry import read_catalog_async, read_workers_async
+from ..core.revocations import Revocation, check_not_revoked
 from ..core.scripts import CANCEL, SUBMIT
 from ..core.settings import Settings
 from ..core.submission import Draft, Order, SkillCache, SkillInfo, draft, merge_skills, outcome
 from ..core.task_message import DirectPublish
+from ..core.workspace_client import GrantedWorkspace
+from ..core.workspace_store import open_workspace_store
 from .subscription import IDLE, RECONNECTED, Deadline, Subscription
 
 __all__ = ["AsyncSkillClient", "Order", "SkillInfo"]
@@ -80,6 +82,7 @@ class AsyncSkillClient:
         self._cache = SkillCache()
         self._submit_script: AsyncScript | None = None
         self._cancel_script: AsyncScript | None = None
+        self._grants: GrantSigner | None = None
 
     @property
     def redis(self) -> Redis:
@@ -150,9 +153,16 @@ class AsyncSkillClient:
         auth: dict[str, Any] | BaseModel | None = None,
         queue: str | None = None,
         job_id: str | None = None,
+        grant: str | None = None,
     ) -> str:
-        """Enqueue a job and return its id; an existing ``job_id`` is not run twice."""
-        planned = await self.reserve(skill, args, auth=auth, queue=queue, job_id=job_id)
+        """Enqueue a job and return its id; an existing ``job_id`` is not run twice.
+
+        ``grant``: a workspace grant token (:meth:`workspace_grant`) the job's
+        ``ctx.workspace`` is bound to; the skill must declare workspace access.
+        """
+        planned = await self.reserve(
+            skill, args, auth=auth, queue=queue, job_id=job_id, grant=grant
+        )
         if planned is None:
             assert job_id is not None
             return job_id  # already submitted: never a second job
@@ -172,6 +182,7 @@ class AsyncSkillClient:
         auth: dict[str, Any] | BaseModel | None,
         queue: str | None,
         job_id: str | None,
+        grant: str | None = None,
     ) -> Draft | None:
         """Check a submission and write its ``queued`` record (and queue its
         message when the script can); None if the id exists."""
@@ -185,6 +196,7 @@ class AsyncSkillClient:
             queue=queue,
             job_id=job_id,
             direct=self.direct,
+            grant=grant,
         )
         if self._submit_script is None:
             self._submit_script = self.redis.register_script(SUBMIT)
@@ -312,6 +324,40 @@ class AsyncSkillClient:
             return False
         await asyncio.to_thread(self.app.control.revoke, job_id)
         return True
+
+    # --- workspaces ---
+
+    @property
+    def grants(self) -> GrantSigner:
+        """The grant key from the settings (:class:`ConfigurationError` if none)."""
+        if self._grants is None:
+            self._grants = GrantSigner.required(self.settings)
+        return self._grants
+
+    async def workspace_grant(
+        self, workspace: str, scopes: list[str], *, ttl: float = 3600.0
+    ) -> str:
+        """Mint a grant for ``workspace`` with ``scopes`` (``read:<prefix>`` /
+        ``write:<prefix>``, ``""`` the whole workspace) that ends after ``ttl`` s."""
+        return self.grants.mint(workspace, scopes, ttl=ttl)
+
+    async def revoke_grant(self, grant: str) -> str:
+        """Refuse a grant (by id or token) and every delegate of it from now on; its id."""
+        revocation = Revocation.of(self.keys, grant, self.settings.grant_max_ttl)
+        await self.redis.set(revocation.key, "1", ex=revocation.ttl)
+        return revocation.grant_id
+
+    async def workspace(self, grant: str) -> GrantedWorkspace:
+        """The workspace files a grant allows, for the application's side (put inputs
+        in before a job, read its outputs after), checked like a job's."""
+        verified = self.grants.verify(grant)
+
+        async def not_revoked(item: Grant) -> None:
+            await check_not_revoked(self.redis, self.keys, item)
+
+        await not_revoked(verified)
+        store = open_workspace_store(self.store)
+        return GrantedWorkspace(verified, store, self.grants, not_revoked)
 
     # --- artifacts ---
 

@@ -4,8 +4,9 @@ synchronous code, with the calls every job makes run in the caller's thread."""
 from __future__ import annotations
 
 import asyncio
+import builtins
 import threading
-from collections.abc import AsyncGenerator, Coroutine, Iterator
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterator
 from typing import Any, TypeVar, cast
 
 from celery import Celery
@@ -18,9 +19,11 @@ from ..core.context import ArtifactRef
 from ..core.errors import JobNotFound
 from ..core.jobs import JobStatus
 from ..core.registry import read_catalog, read_workers
+from ..core.revocations import Revocation
 from ..core.scripts import SUBMIT
 from ..core.settings import Settings
 from ..core.submission import Order, SkillCache, SkillInfo, draft, merge_skills, outcome
+from ..core.workspace_client import GrantedWorkspace
 from .asynchronous import AsyncSkillClient, Envelope, anext_of
 from .subscription import Deadline
 from .waiting import FinishWaiter
@@ -28,6 +31,29 @@ from .waiting import FinishWaiter
 __all__ = ["AsyncSkillClient", "Order", "SkillClient", "SkillInfo"]
 
 T = TypeVar("T")
+
+
+class Workspace:
+    """A granted workspace for synchronous code: the same methods, blocking."""
+
+    def __init__(
+        self, workspace: GrantedWorkspace, run: Callable[[Coroutine[Any, Any, Any]], Any]
+    ) -> None:
+        self._workspace = workspace
+        self._run = run
+        self.grant = workspace.grant
+
+    def read(self, path: str) -> bytes:
+        return cast(bytes, self._run(self._workspace.read(path)))
+
+    def write(self, path: str, data: bytes) -> None:
+        self._run(self._workspace.write(path, data))
+
+    def list(self, prefix: str = "") -> builtins.list[str]:
+        return cast(builtins.list[str], self._run(self._workspace.list(prefix)))
+
+    def delegate(self, scopes: builtins.list[str], *, ttl: float | None = None) -> str:
+        return cast(str, self._run(self._workspace.delegate(scopes, ttl=ttl)))
 
 
 class SkillClient:
@@ -101,8 +127,13 @@ class SkillClient:
         auth: dict[str, Any] | BaseModel | None = None,
         queue: str | None = None,
         job_id: str | None = None,
+        grant: str | None = None,
     ) -> str:
-        """Enqueue a job and return its id; an existing ``job_id`` is not run twice."""
+        """Enqueue a job and return its id; an existing ``job_id`` is not run twice.
+
+        ``grant``: a workspace grant token (:meth:`workspace_grant`) the job's
+        ``ctx.workspace`` is bound to; the skill must declare workspace access.
+        """
         if self._cache.stale_for(skill):
             self.skills()
         info = self._cache.get(skill)
@@ -115,6 +146,7 @@ class SkillClient:
             queue=queue,
             job_id=job_id,
             direct=self._client.direct,
+            grant=grant,
         )
         created = self._submit_script(keys=planned.submit_keys, args=planned.submit_args)
         if not int(created) or planned.queued_by_script:
@@ -158,6 +190,21 @@ class SkillClient:
 
     def cancel(self, job_id: str) -> bool:
         return self._run(self._client.cancel(job_id))
+
+    def workspace_grant(self, workspace: str, scopes: list[str], *, ttl: float = 3600.0) -> str:
+        """Mint a grant for ``workspace`` with ``scopes`` (``read:<prefix>`` /
+        ``write:<prefix>``, ``""`` the whole workspace) that ends after ``ttl`` s."""
+        return self._client.grants.mint(workspace, scopes, ttl=ttl)
+
+    def revoke_grant(self, grant: str) -> str:
+        """Refuse a grant (by id or token) and every delegate of it from now on; its id."""
+        revocation = Revocation.of(self.keys, grant, self.settings.grant_max_ttl)
+        self._redis.set(revocation.key, "1", ex=revocation.ttl)
+        return revocation.grant_id
+
+    def workspace(self, grant: str) -> Workspace:
+        """The workspace files a grant allows (see :meth:`AsyncSkillClient.workspace`)."""
+        return Workspace(self._run(self._client.workspace(grant)), self._run)
 
     def artifacts(self, job_id: str) -> list[ArtifactRef]:
         return self._run(self._client.artifacts(job_id))

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 MAX_NAME_BYTES = 1024
+WORKSPACES_AREA = "workspaces"  # beside the job prefixes; see worker.core.workspace_store
 JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -55,6 +56,8 @@ def validate_name(name: str) -> str:
 def validate_job_id(job_id: str) -> str:
     if not JOB_ID.match(job_id):
         raise InvalidArtifactName(job_id, "job id is not safe to use as a storage prefix")
+    if job_id == WORKSPACES_AREA:
+        raise InvalidArtifactName(job_id, "this job id names the workspaces area of the store")
     return job_id
 
 

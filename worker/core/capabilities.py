@@ -25,11 +25,24 @@ class SandboxUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class SandboxResult:
-    """Outcome of one code execution in a sandbox."""
+    """Outcome of one code execution in a sandbox.
+
+    ``exit_code`` is the program's status (128 + N when signal N ended it, -9
+    when the timeout killed it); ``timed_out`` says the wall-clock timeout
+    ended it; ``truncated`` that stdout or stderr went over the output cap (the
+    cut stream ends with a line saying so); ``duration`` is wall-clock seconds.
+    """
 
     exit_code: int
     stdout: str = ""
     stderr: str = ""
+    timed_out: bool = False
+    duration: float = 0.0
+    truncated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
 
 
 @dataclass(frozen=True)
@@ -54,7 +67,7 @@ class WorkspaceClient(Protocol):
 
     async def list(self, prefix: str = "") -> builtins.list[str]: ...
 
-    async def delegate(self, scopes: builtins.list[str], *, ttl: float = 300.0) -> str:
+    async def delegate(self, scopes: builtins.list[str], *, ttl: float | None = None) -> str:
         """Return a grant token that lets a callee use part of this workspace."""
         ...
 
@@ -64,7 +77,12 @@ class SandboxClient(Protocol):
     """Isolated code execution."""
 
     async def run(
-        self, code: str, *, language: str = "python", timeout: float | None = None
+        self,
+        code: str,
+        *,
+        language: str = "python",
+        timeout: float | None = None,
+        files: Mapping[str, bytes] | None = None,
     ) -> SandboxResult: ...
 
 
@@ -98,6 +116,15 @@ class JobScope:
     on_cancel: Callable[[Callable[[], None]], None]
     worker: str = ""  # the worker running it (children running inline name it too)
     cancelled: Callable[[], bool] = lambda: False  # whether a cancel of the job was asked
+    grant: str | None = None  # the workspace grant token the job came with
+    workspace_access: bool = False  # the skill declares workspace_access=True
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """What a job-opened capability gives a job that may not use it, and why."""
+
+    reason: str
 
 
 @runtime_checkable
@@ -105,6 +132,14 @@ class JobBound(Protocol):
     """A capability client that needs to know which job uses it (e.g. calls)."""
 
     def bind(self, scope: JobScope) -> Any: ...
+
+
+@runtime_checkable
+class JobOpened(Protocol):
+    """A capability that must check something before a job may use it (a workspace
+    verifies the job's grant); what :meth:`open` raises fails the job."""
+
+    async def open(self, scope: JobScope) -> Any: ...
 
 
 CAPABILITY_NAMES = {
@@ -119,7 +154,7 @@ CAPABILITY_NAMES = {
 class Capabilities:
     """The clients a runtime attaches to every context (None: not attached)."""
 
-    workspace: WorkspaceClient | None = None
+    workspace: WorkspaceClient | JobOpened | Unavailable | None = None
     sandbox: SandboxClient | None = None
     discover: DiscoveryClient | None = None
     a2a: A2AClient | JobBound | None = None  # ``ctx.call``; job-bound ones are bound per job
@@ -142,11 +177,14 @@ class Capabilities:
             )
         return replace(self, **{key: value for key, value in given.items() if value is not None})
 
-    def for_job(self, scope: JobScope) -> Capabilities:
-        """Each job-bound client bound to ``scope``; the others as they are."""
-        bound = {
-            attr: getattr(self, attr).bind(scope)
-            for attr in CAPABILITY_NAMES
-            if isinstance(getattr(self, attr), JobBound)
-        }
+    async def for_job(self, scope: JobScope) -> Capabilities:
+        """Each job-bound client bound to ``scope``, each job-opened one opened;
+        the others as they are."""
+        bound: dict[str, Any] = {}
+        for attr in CAPABILITY_NAMES:
+            value = getattr(self, attr)
+            if isinstance(value, JobOpened):
+                bound[attr] = await value.open(scope)
+            elif isinstance(value, JobBound):
+                bound[attr] = value.bind(scope)
         return replace(self, **bound) if bound else self

@@ -78,6 +78,30 @@ class InvalidArtifactName(SkillqError, ValueError):
         super().__init__(f"invalid artifact name {name[:80]!r}: {reason}")
 
 
+class InvalidWorkspacePath(InvalidArtifactName):
+    """A workspace path that could mean something else to a store or a client."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(name, reason)
+        self.message = f"invalid workspace path {name[:80]!r}: {reason}"
+
+
+class InvalidGrant(SkillqError):
+    """A workspace grant that cannot be used: forged, expired, revoked, malformed,
+    for another workspace, or given to a skill that does not declare workspace access."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"workspace grant refused: {reason}")
+
+
+class WorkspaceDenied(SkillqError, PermissionError):
+    """A workspace read, write, list or delegation outside the grant's scopes."""
+
+    def __str__(self) -> str:  # PermissionError would show its args
+        return self.message
+
+
 class ArtifactNotFound(SkillqError):
     def __init__(self, uri: str) -> None:
         self.uri = uri
@@ -215,6 +239,9 @@ ERROR_TABLE: dict[type[BaseException], ErrorSpec] = {
     MissingScopes: ErrorSpec("missing_scopes", 2, 403, A2A_INVALID_REQUEST),
     SecretNotFound: ErrorSpec("secret_not_found", 1, 500),
     InvalidArtifactName: ErrorSpec("invalid_artifact_name", 1, 422, A2A_INVALID_PARAMS),
+    InvalidWorkspacePath: ErrorSpec("invalid_workspace_path", 2, 422, A2A_INVALID_PARAMS),
+    InvalidGrant: ErrorSpec("invalid_grant", 2, 403, A2A_INVALID_REQUEST),
+    WorkspaceDenied: ErrorSpec("workspace_denied", 2, 403, A2A_INVALID_REQUEST),
     ArtifactNotFound: ErrorSpec("artifact_not_found", 4, 404, A2A_TASK_NOT_FOUND),
     ArtifactStoreUnavailable: ErrorSpec("artifact_store_unavailable", 1, 503),
     InvalidEvent: ErrorSpec("invalid_event", 1, 500),

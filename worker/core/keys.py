@@ -55,3 +55,8 @@ class Keys:
     def dead_letters(self) -> str:
         """List of refused queue items, newest first."""
         return f"{self.prefix}:dead"
+
+    def revoked_grant(self, grant_id: str) -> str:
+        """Marks a revoked workspace grant; lives ``SKILLQ_GRANT_MAX_TTL``, as long as
+        any grant can."""
+        return f"{self.prefix}:grant:revoked:{grant_id}"

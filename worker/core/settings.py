@@ -63,6 +63,21 @@ class Settings(BaseSettings):
     capabilities: str = ""
     max_call_depth: int = Field(default=8, ge=1)
     call_timeout: float = Field(default=3600.0, gt=0)
+    grant_key: SecretStr | None = None
+    grant_private_key: SecretStr | None = None
+    grant_public_key: SecretStr | None = None
+    grant_max_ttl: float = Field(default=7 * 86400.0, gt=0)
+    sandbox: str = "auto"
+    sandbox_timeout: float = Field(default=30.0, gt=0)
+    sandbox_max_timeout: float = Field(default=600.0, gt=0)
+    sandbox_memory_mb: int = Field(default=512, ge=16)
+    sandbox_cpu_seconds: int = Field(default=600, ge=1)
+    sandbox_disk_mb: int = Field(default=64, ge=1)
+    sandbox_file_size_mb: int = Field(default=16, ge=1)
+    sandbox_open_files: int = Field(default=64, ge=8)
+    sandbox_processes: int = Field(default=64, ge=2)
+    sandbox_output_bytes: int = Field(default=1024 * 1024, ge=1024)
+    sandbox_python: str = ""
 
     @field_validator("key_prefix")
     @classmethod
@@ -79,6 +94,13 @@ class Settings(BaseSettings):
                 f"agent must match {AGENT_NAME.pattern} (it is part of skillq:// URLs)"
             )
         return value
+
+    @staticmethod
+    def secret_value(value: SecretStr | None) -> str | None:
+        """A secret setting's text; empty counts as unset."""
+        if value is None or not value.get_secret_value():
+            return None
+        return value.get_secret_value()
 
     @property
     def auth_secret(self) -> str | None:

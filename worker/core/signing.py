@@ -6,7 +6,9 @@ With ``SKILLQ_AUTH_KEY`` set, clients send ``auth`` as::
      "args_sha256": <hex>, "sig": <hex>}
 
 The signature covers the job id, the skill, a SHA-256 digest of the
-canonical args, the claims, the issue time and the expiry. Canonical args
+canonical args, the claims, the issue time and the expiry, and, when the call
+carries a workspace grant, a SHA-256 digest of the grant token (so a grant
+cannot be added to, removed from or swapped in a signed call). Canonical args
 are ``json.dumps(args, sort_keys=True, separators=(",", ":"),
 ensure_ascii=True)``; a producer in another language must reproduce that
 encoding. A worker verifies all of it before anything runs: args replaced on
@@ -41,9 +43,21 @@ def args_digest(args: Any) -> str:
     return hashlib.sha256(canonical(args)).hexdigest()
 
 
-def _mac(key: str, job_id: str, skill: str, digest: str, claims: Any, iat: int, exp: int) -> str:
-    message = canonical([VERSION, job_id, skill, digest, claims, iat, exp])
-    return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
+def _mac(
+    key: str,
+    job_id: str,
+    skill: str,
+    digest: str,
+    claims: Any,
+    iat: int,
+    exp: int,
+    grant: str | None = None,
+) -> str:
+    signed: list[Any] = [VERSION, job_id, skill, digest, claims, iat, exp]
+    if grant is not None:
+        # Appended only when present: calls without a grant sign as before.
+        signed.append(hashlib.sha256(grant.encode()).hexdigest())
+    return hmac.new(key.encode(), canonical(signed), hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -62,6 +76,7 @@ def sign(
     claims: dict[str, Any],
     ttl: float,
     now: float | None = None,
+    grant: str | None = None,
 ) -> dict[str, Any]:
     issued = int(time.time() if now is None else now)
     expires = int(issued + ttl)
@@ -72,12 +87,18 @@ def sign(
         "iat": issued,
         "exp": expires,
         "args_sha256": digest,
-        "sig": _mac(key, job_id, skill, digest, claims, issued, expires),
+        "sig": _mac(key, job_id, skill, digest, claims, issued, expires, grant),
     }
 
 
 def verify(
-    key: str, job_id: str, skill: str, args: Any, auth: Any, now: float | None = None
+    key: str,
+    job_id: str,
+    skill: str,
+    args: Any,
+    auth: Any,
+    now: float | None = None,
+    grant: str | None = None,
 ) -> SignedCall:
     """What the signature vouches for, or :class:`InvalidAuth` saying what is wrong."""
     if not isinstance(auth, dict) or not set(auth) >= SIGNED_FIELDS:
@@ -92,9 +113,11 @@ def verify(
         or not isinstance(sig, str)
     ):
         raise InvalidAuth(skill, "signed auth is malformed")
-    expected = _mac(key, job_id, skill, digest, claims, iat, exp)
+    expected = _mac(key, job_id, skill, digest, claims, iat, exp, grant)
     if not hmac.compare_digest(expected, sig):
-        raise InvalidAuth(skill, "auth signature does not match this job, skill and claims")
+        raise InvalidAuth(
+            skill, "auth signature does not match this job, skill, claims and workspace grant"
+        )
     if not hmac.compare_digest(args_digest(args), digest):
         raise InvalidAuth(skill, "the args do not match the signed call (changed after signing)")
     if exp < (time.time() if now is None else now):

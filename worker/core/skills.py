@@ -51,6 +51,7 @@ class Skill:
     time_limit: float | None = None
     description: str = ""
     tags: tuple[str, ...] = ()
+    workspace_access: bool = False
     result_adapter: TypeAdapter[Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -78,6 +79,7 @@ class Skill:
             "secrets": list(self.secrets),
             "time_limit": self.time_limit,
             "args_schema": self.args_schema(),
+            "workspace_access": self.workspace_access,
         }
 
 
@@ -93,8 +95,14 @@ def skill(
     time_limit: float | None = None,
     description: str = "",
     tags: Sequence[str] = (),
+    workspace_access: bool = False,
 ) -> Callable[[Handler], Skill]:
-    """Declare an async handler as a skill served by skillq workers."""
+    """Declare an async handler as a skill served by skillq workers.
+
+    ``workspace_access=True``: the skill may use ``ctx.workspace`` with a grant
+    its caller passes; without it a grant is refused, so a skill cannot be
+    handed more than it declared it would use.
+    """
     if not SKILL_NAME.match(name):
         raise ConfigurationError(
             f"invalid skill name {name!r}: use letters, digits, '_', '.', '-' (max 128)"
@@ -117,6 +125,7 @@ def skill(
             time_limit=time_limit,
             description=description or (handler.__doc__ or "").strip().split("\n")[0],
             tags=tuple(tags),
+            workspace_access=bool(workspace_access),
         )
 
     return decorate

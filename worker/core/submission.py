@@ -22,8 +22,9 @@ from pydantic import BaseModel, ConfigDict
 from .artifacts import JOB_ID
 from .celery_results import records_database
 from .envelope import nesting_depth_over
-from .errors import InvalidArgs, JobCancelled, JobFailed, UnknownSkill
+from .errors import InvalidArgs, InvalidGrant, JobCancelled, JobFailed, UnknownSkill
 from .events import dumps
+from .grants import MAX_TOKEN_BYTES
 from .jobs import JobStatus
 from .keys import Keys
 from .registry import served_within
@@ -49,6 +50,7 @@ class SkillInfo(BaseModel):
     secrets: list[str] = []
     time_limit: float | None = None
     args_schema: dict[str, Any] = {}
+    workspace_access: bool = False
     workers: list[str] = []
     last_seen: float | None = None
 
@@ -110,7 +112,20 @@ class Order:
     queue: str
 
     def send(self, app: Celery) -> None:
-        app.send_task(self.task_name, kwargs=self.kwargs, task_id=self.job_id, queue=self.queue)
+        options: dict[str, Any] = {}
+        if "grant" in self.kwargs:
+            options["kwargsrepr"] = shown_kwargs(self.kwargs)
+        app.send_task(
+            self.task_name, kwargs=self.kwargs, task_id=self.job_id, queue=self.queue, **options
+        )
+
+
+def shown_kwargs(kwargs: dict[str, Any]) -> str:
+    """The kwargs as Celery shows them (``kwargsrepr``: monitors, logs), with a
+    grant token hidden: a grant is a bearer credential."""
+    if "grant" not in kwargs:
+        return repr(kwargs)
+    return repr({**kwargs, "grant": "<workspace grant>"})
 
 
 @dataclass(frozen=True)
@@ -144,6 +159,7 @@ def draft(
     job_id: str | None,
     direct: DirectPublish | None = None,
     parent: Parent | None = None,
+    grant: str | None = None,
 ) -> Draft:
     """Check a call as the worker would (what certainly fails there fails here) and sign it."""
     skill = info.name
@@ -170,15 +186,31 @@ def draft(
     if not SKILL_NAME.match(target_queue):
         # Queue names become broker keys: nothing that could name another key.
         raise InvalidArgs(skill, f"queue name {target_queue!r} must match {SKILL_NAME.pattern}")
+    if grant is not None:
+        if not isinstance(grant, str) or not 0 < len(grant) <= MAX_TOKEN_BYTES:
+            raise InvalidGrant(f"a grant must be a token of at most {MAX_TOKEN_BYTES} bytes")
+        if not info.workspace_access:
+            raise InvalidGrant(
+                f"skill {skill!r} does not declare workspace_access=True, so it cannot be "
+                "given a workspace grant"
+            )
     kwargs: dict[str, Any] = {"args": args}
     key = settings.auth_secret
     if key is not None:
         # Sign the args as the worker will read them: after a JSON round trip.
         kwargs["auth"] = sign(
-            key, job_id, skill, json.loads(encoded), auth_value or {}, settings.auth_ttl
+            key,
+            job_id,
+            skill,
+            json.loads(encoded),
+            auth_value or {},
+            settings.auth_ttl,
+            grant=grant,
         )
     elif auth_value is not None:
         kwargs["auth"] = auth_value
+    if grant is not None:
+        kwargs["grant"] = grant
     order = Order(job_id, f"skills.{skill}", kwargs, target_queue)
     notice = (
         ""
@@ -195,8 +227,10 @@ def draft(
         kwargs_json = '{"args":' + encoded
         if "auth" in kwargs:
             kwargs_json += ',"auth":' + dumps(kwargs["auth"])
+        if "grant" in kwargs:
+            kwargs_json += ',"grant":' + dumps(kwargs["grant"])
         message = direct.message(
-            job_id, order.task_name, target_queue, kwargs_json + "}", repr(kwargs)
+            job_id, order.task_name, target_queue, kwargs_json + "}", shown_kwargs(kwargs)
         )
         submit_args += [message, direct.database, records_database(settings)]
         submit_keys[1] = target_queue

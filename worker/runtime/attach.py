@@ -1,7 +1,9 @@
 """Which capability clients a worker process attaches to its jobs' contexts.
 
 By default every worker attaches discovery (the registry) and calls (child
-jobs). ``SKILLQ_CAPABILITIES=module:factory`` names a callable that gets the
+jobs), workspaces when a grant key is configured (``SKILLQ_GRANT_KEY`` or
+``SKILLQ_GRANT_PUBLIC_KEY``), and the sandbox ``SKILLQ_SANDBOX`` selects.
+``SKILLQ_CAPABILITIES=module:factory`` names a callable that gets the
 settings and returns more clients, or replacements, as a mapping with the
 keys ``a2a`` (``ctx.call``), ``discover``, ``workspace`` and ``sandbox`` (or a
 :class:`~worker.core.capabilities.Capabilities`). It is called once at worker
@@ -20,11 +22,14 @@ from celery import Celery
 
 from ..capabilities.calls import SkillqCaller
 from ..capabilities.discovery import RegistryDiscovery
+from ..capabilities.workspace import WorkspaceProvider
 from ..core.capabilities import Capabilities
 from ..core.errors import ConfigurationError
+from ..core.grants import GrantSigner
 from ..core.settings import Settings
 from ..core.skills import SkillSet
 from ..core.submission import Order
+from ..core.workspace_store import open_workspace_store
 from .children import InlineChildren
 from .process import ProcessRuntime
 
@@ -60,7 +65,10 @@ def extra(factory: Factory | None, settings: Settings) -> Capabilities:
 
 def announced(factory: Factory | None, settings: Settings) -> list[str]:
     """The capability names a worker's agent lists in the registry."""
-    return sorted({*DEFAULT_NAMES, *extra(factory, settings).names()})
+    names = {*DEFAULT_NAMES, *extra(factory, settings).names()}
+    if GrantSigner.from_settings(settings) is not None:
+        names.add("workspace")
+    return sorted(names)
 
 
 def attach(rt: ProcessRuntime, skills: SkillSet, app: Celery, factory: Factory | None) -> None:
@@ -76,5 +84,13 @@ def attach(rt: ProcessRuntime, skills: SkillSet, app: Celery, factory: Factory |
         inline=InlineChildren(rt, skills),
         publish=publish,
     )
-    defaults = Capabilities(discover=RegistryDiscovery(rt.redis, rt.keys), a2a=caller)
+    signer = GrantSigner.from_settings(rt.settings)
+    workspace = (
+        None
+        if signer is None
+        else WorkspaceProvider(signer, open_workspace_store(rt.artifacts), rt.redis, rt.keys)
+    )
+    defaults = Capabilities(
+        discover=RegistryDiscovery(rt.redis, rt.keys), a2a=caller, workspace=workspace
+    )
     rt.capabilities = defaults.merged(extra(factory, rt.settings))

@@ -11,6 +11,7 @@ from ..core.capabilities import (
     DiscoveryClient,
     SandboxClient,
     SandboxUnavailable,
+    Unavailable,
     WorkspaceClient,
 )
 from ..core.context import AgentEvent, ArtifactRef, AuthT, CancelledByCaller, RunContext
@@ -38,6 +39,8 @@ class CeleryRunContext(RunContext[AuthT]):
         token: CancelToken,
         max_event_bytes: int,
         capabilities: Capabilities = Capabilities(),
+        workspace_access: bool = False,
+        skill: str = "",
     ) -> None:
         self.task_id = task_id
         self.auth = auth
@@ -48,6 +51,8 @@ class CeleryRunContext(RunContext[AuthT]):
         self._token = token
         self._max_event_bytes = max_event_bytes
         self._capabilities = capabilities
+        self._workspace_access = workspace_access
+        self._skill = skill
         self._held_text = ""
 
     async def emit_event(self, event: AgentEvent) -> None:
@@ -113,9 +118,22 @@ class CeleryRunContext(RunContext[AuthT]):
 
     @property
     def workspace(self) -> WorkspaceClient:
-        if self._capabilities.workspace is None:
-            raise PermissionError("no workspace is provisioned for skills on this worker")
-        return self._capabilities.workspace
+        workspace = self._capabilities.workspace
+        if not self._workspace_access:
+            raise PermissionError(
+                f"skill {self._skill!r} does not declare workspace access: "
+                "use @skill(..., workspace_access=True)"
+            )
+        if workspace is None:
+            raise PermissionError(
+                "no workspace is provisioned on this worker: set SKILLQ_GRANT_KEY (or "
+                "SKILLQ_GRANT_PUBLIC_KEY) so it can verify grants"
+            )
+        if isinstance(workspace, Unavailable):
+            raise PermissionError(workspace.reason)
+        if not isinstance(workspace, WorkspaceClient):
+            raise PermissionError("the workspace capability was not opened for this job")
+        return workspace
 
     @property
     def sandbox(self) -> SandboxClient:

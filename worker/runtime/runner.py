@@ -22,8 +22,17 @@ from ..core.capabilities import JobScope
 from ..core.celery_results import meta_json, meta_key
 from ..core.context import CancelledByCaller
 from ..core.envelope import nesting_depth_over
-from ..core.errors import HandlerAborted, InvalidArgs, InvalidAuth, InvalidResult, JobTimeout
+from ..core.errors import (
+    ConfigurationError,
+    HandlerAborted,
+    InvalidArgs,
+    InvalidAuth,
+    InvalidGrant,
+    InvalidResult,
+    JobTimeout,
+)
 from ..core.events import EventWriter, dumps
+from ..core.grants import MAX_TOKEN_BYTES
 from ..core.jobs import JobError, job_error
 from ..core.secrets import SecretScope
 from ..core.signing import SignedCall, verify
@@ -35,7 +44,7 @@ from .process import ProcessRuntime
 log = logging.getLogger(__name__)
 
 Final = Literal["succeeded", "failed", "cancelled"]
-CALL_KEYS = frozenset({"args", "auth"})
+CALL_KEYS = frozenset({"args", "auth", "grant"})
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,7 @@ class Call:
     auth: BaseModel
     signed: SignedCall | None = None
     claims: dict[str, Any] = field(default_factory=dict)  # as verified: what children inherit
+    grant: str | None = None  # a workspace grant token, verified when the context is built
 
 
 def describe_validation(error: ValidationError) -> str:
@@ -109,12 +119,15 @@ def parse_call(
     except ValidationError as exc:
         details = [dict(item) for item in exc.errors(include_url=False, include_input=False)]
         raise InvalidArgs(skill.name, describe_validation(exc), details) from exc
+    grant = kwargs.get("grant")
+    if grant is not None and not (isinstance(grant, str) and 0 < len(grant) <= MAX_TOKEN_BYTES):
+        raise InvalidGrant(f"a grant must be a token string of at most {MAX_TOKEN_BYTES} bytes")
     raw_auth = kwargs.get("auth")
     if raw_auth is not None and not isinstance(raw_auth, dict):
         raise InvalidAuth(skill.name, "auth must be a JSON object")
     signed = None
-    if auth_key is not None and (raw_auth is not None or skill.scopes):
-        signed = verify(auth_key, job_id, skill.name, raw_args, raw_auth)
+    if auth_key is not None and (raw_auth is not None or skill.scopes or grant is not None):
+        signed = verify(auth_key, job_id, skill.name, raw_args, raw_auth, grant=grant)
         raw_auth = signed.claims
     raw_auth = {} if raw_auth is None else raw_auth
     if not isinstance(raw_auth, dict):
@@ -123,7 +136,7 @@ def parse_call(
         auth = skill.auth.model_validate(raw_auth)
     except ValidationError as exc:
         raise InvalidAuth(skill.name, describe_validation(exc)) from exc
-    return Call(args, auth, signed, raw_auth)
+    return Call(args, auth, signed, raw_auth, grant)
 
 
 async def guarded(handler_call: Any) -> Any:
@@ -288,7 +301,10 @@ async def execute(
             on_cancel=token.on_cancel,
             worker=worker,
             cancelled=lambda: token.cancelled,
+            grant=call.grant,
+            workspace_access=skill.workspace_access,
         )
+        check_grant_use(rt, skill, call)
         ctx = CeleryRunContext(
             task_id=job_id,
             auth=call.auth,
@@ -298,7 +314,9 @@ async def execute(
             secrets=scope,
             token=token,
             max_event_bytes=settings.max_event_bytes,
-            capabilities=rt.capabilities.for_job(job),
+            capabilities=await rt.capabilities.for_job(job),
+            workspace_access=skill.workspace_access,
+            skill=skill.name,
         )
         ctx.require_scopes(skill.scopes)
         value = await run_handler(rt, skill, ctx, call.args, token)
@@ -336,6 +354,23 @@ async def execute(
             await ctx.flush_text()  # text held back in case it began a secret
         await writer.drain()  # a broken event stream must not hide the outcome
     return replace(outcome, signed_until=signed_until), result_text
+
+
+def check_grant_use(rt: ProcessRuntime, skill: Skill, call: Call) -> None:
+    """A grant goes only to a skill that declared workspace access, on a worker that
+    can verify it; anything else is a mistake the caller must hear about."""
+    if call.grant is None:
+        return
+    if not skill.workspace_access:
+        raise InvalidGrant(
+            f"skill {skill.name!r} does not declare workspace_access=True, so it cannot "
+            "be given a workspace grant"
+        )
+    if rt.capabilities.workspace is None:
+        raise ConfigurationError(
+            "this worker cannot verify workspace grants: set SKILLQ_GRANT_KEY (or "
+            "SKILLQ_GRANT_PUBLIC_KEY) on the worker as on the client that minted the grant"
+        )
 
 
 def stored_outcome(rt: ProcessRuntime, job_id: str) -> Outcome:
