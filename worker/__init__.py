@@ -1,7 +1,7 @@
 """skillq: run async agent skill handlers on Celery workers."""
 
 from .capabilities.http_a2a import HttpA2AClient
-from .capabilities.local import LocalCaller, LocalDiscovery, LocalWorkspaces
+from .capabilities.local import LocalCaller, LocalDiscovery, LocalWorkspaces, local_sandbox
 from .core.a2a import A2AClient, CallResult
 from .core.auth import NoAuth, ScopedAuth
 from .core.capabilities import (
@@ -54,5 +54,6 @@ __all__ = [
     "SkillqError",
     "WorkspaceClient",
     "WorkspaceDenied",
+    "local_sandbox",
     "skill",
 ]

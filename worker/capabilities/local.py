@@ -16,15 +16,23 @@ from pydantic import BaseModel, ValidationError
 
 from ..core.a2a import CallResult
 from ..core.agents import agent_name, matching
-from ..core.capabilities import AgentInfo
+from ..core.capabilities import AgentInfo, SandboxClient
 from ..core.context import CancelledByCaller, LocalRunContext, MissingScopes
 from ..core.errors import InvalidGrant, SkillqError
 from ..core.grants import Grant, GrantSigner
+from ..core.settings import Settings
 from ..core.skills import AnyArgs, Skill
 from ..core.workspace_client import GrantedWorkspace
 from ..core.workspace_store import FileWorkspaceStore, MemoryWorkspaceStore, WorkspaceStore
+from .sandbox import select_sandbox
 
 LOCAL_MAX_TTL = 7 * 86400.0
+
+
+def local_sandbox(settings: Settings | None = None) -> SandboxClient | None:
+    """The sandbox a worker with these settings attaches (by default bwrap when it
+    works on this host, else None), to pass to ``LocalRunContext(sandbox=...)``."""
+    return select_sandbox(settings or Settings(), quiet=True)
 
 
 class LocalWorkspaces:

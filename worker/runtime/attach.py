@@ -22,6 +22,7 @@ from celery import Celery
 
 from ..capabilities.calls import SkillqCaller
 from ..capabilities.discovery import RegistryDiscovery
+from ..capabilities.sandbox import select_sandbox
 from ..capabilities.workspace import WorkspaceProvider
 from ..core.capabilities import Capabilities
 from ..core.errors import ConfigurationError
@@ -68,6 +69,8 @@ def announced(factory: Factory | None, settings: Settings) -> list[str]:
     names = {*DEFAULT_NAMES, *extra(factory, settings).names()}
     if GrantSigner.from_settings(settings) is not None:
         names.add("workspace")
+    if select_sandbox(settings) is not None:
+        names.add("sandbox")
     return sorted(names)
 
 
@@ -91,6 +94,9 @@ def attach(rt: ProcessRuntime, skills: SkillSet, app: Celery, factory: Factory |
         else WorkspaceProvider(signer, open_workspace_store(rt.artifacts), rt.redis, rt.keys)
     )
     defaults = Capabilities(
-        discover=RegistryDiscovery(rt.redis, rt.keys), a2a=caller, workspace=workspace
+        discover=RegistryDiscovery(rt.redis, rt.keys),
+        a2a=caller,
+        workspace=workspace,
+        sandbox=select_sandbox(rt.settings, quiet=True),
     )
     rt.capabilities = defaults.merged(extra(factory, rt.settings))
