@@ -16,13 +16,20 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/skillq demo
 
-# The deployment tests validate docker-compose.yml with Debian's docker-compose
-# (no engine needed); install it when missing and we may.
+# System tools the tests use, installed from Debian's packages when missing and
+# we may: docker-compose validates docker-compose.yml (no engine needed);
+# bubblewrap is the sandbox the sandbox tests run.
+APT_GET := DEBIAN_FRONTEND=noninteractive apt-get
+define need
+	@command -v $(1) >/dev/null || { [ "$$(id -u)" = 0 ] && \
+		($(APT_GET) install -y -q $(2) >/dev/null 2>&1 || \
+		 ($(APT_GET) update -q >/dev/null && $(APT_GET) install -y -q $(2) >/dev/null)); } || \
+		echo "$(1) is missing: install it (apt-get install $(2))"
+endef
+
 tools:
-	@command -v docker-compose >/dev/null || { [ "$$(id -u)" = 0 ] && \
-		(apt-get install -y -q docker-compose >/dev/null 2>&1 || \
-		 (apt-get update -q >/dev/null && apt-get install -y -q docker-compose >/dev/null)); } || \
-		echo "docker-compose is missing: install it (apt-get install docker-compose)"
+	$(call need,docker-compose,docker-compose)
+	$(call need,bwrap,bubblewrap)
 
 test: $(STAMP) tools
 	$(BIN)/pytest -q

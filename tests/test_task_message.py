@@ -22,11 +22,14 @@ from worker.embedded import EmbeddedRedis
 RANDOM = {"reply_to", "delivery_tag"}  # per producer / per message in both
 
 
-def queued(settings: Settings, args: dict[str, Any], queue: str) -> dict[str, Any]:
+def queued(
+    settings: Settings, args: dict[str, Any], queue: str, grant: str | None = None
+) -> dict[str, Any]:
     """Submit one job (no worker runs) and take its message off the queue."""
     with SkillClient(settings) as client:
-        client._cache.update({"echo": SkillInfo(name="echo", queue=queue, workers=["nobody"])})
-        job_id = client.submit("echo", args, job_id=f"msg-{uuid.uuid4().hex}")
+        info = SkillInfo(name="echo", queue=queue, workers=["nobody"], workspace_access=True)
+        client._cache.update({"echo": info})
+        job_id = client.submit("echo", args, job_id=f"msg-{uuid.uuid4().hex}", grant=grant)
         assert client.status(job_id).state == "queued"
         broker = redis.Redis.from_url(settings.broker_url)
         raw = broker.rpop(queue)
@@ -45,6 +48,10 @@ def queued(settings: Settings, args: dict[str, Any], queue: str) -> dict[str, An
     # levels, skillq's is Python's repr cut to the same length.
     shown = message["headers"].pop("kwargsrepr")
     assert shown.startswith("{'args': {") and len(shown) <= 1100  # about 1 KiB in both
+    if grant is not None:
+        # A grant is a bearer credential: in the body for the worker, never shown.
+        assert grant not in shown
+        assert "'grant': '<workspace grant>'" in shown or shown.endswith("...")
     return message
 
 
@@ -67,6 +74,17 @@ def layout(request: pytest.FixtureRequest, redis_server: EmbeddedRedis) -> Itera
 def test_the_script_queues_what_celery_would(layout: Settings, args: dict[str, Any]) -> None:
     ours = queued(layout, args, "default")
     theirs = queued(layout.model_copy(update={"direct_publish": False}), args, "default")
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("args", [{"message": "hi"}, {"text": "x" * 5000}])
+def test_a_grant_travels_in_the_body_and_is_never_shown(
+    layout: Settings, args: dict[str, Any]
+) -> None:
+    grant = f"eyJhbGciOiJIUzI1NiJ9.e30.{uuid.uuid4().hex}"
+    ours = queued(layout, args, "default", grant)
+    theirs = queued(layout.model_copy(update={"direct_publish": False}), args, "default", grant)
+    assert ours["body"][1] == {"args": args, "grant": grant}
     assert ours == theirs
 
 

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated
 
 import redis
 import typer
-from rich.console import Console
 
+from .cli_support import JsonFlag, emit_json, err, fail, make_client, out, parse_json
+from .cli_workspace import workspace_cli
 from .client.sync import SkillClient
-from .core.errors import SkillqError, spec_for
+from .core.errors import SkillqError
 from .core.keys import Keys
 from .core.settings import Settings
 
@@ -28,39 +28,7 @@ cli = typer.Typer(
     no_args_is_help=True,
     help="Run agent skills on Celery workers: submit, watch, cancel, fetch artifacts.",
 )
-out = Console()
-err = Console(stderr=True)
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-
-
-def fail(exc: BaseException) -> NoReturn:
-    spec = spec_for(exc)
-    prefix = "cannot reach Redis: " if spec.code == "redis_unavailable" else ""
-    err.print(f"[red]error:[/red] {prefix}{exc}", markup=True, highlight=False)
-    raise typer.Exit(spec.exit_code)
-
-
-def parse_json(option: str, text: str | None) -> dict[str, Any] | None:
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        err.print(f"[red]error:[/red] {option} is not valid JSON: {exc}", highlight=False)
-        raise typer.Exit(2) from exc
-    if not isinstance(value, dict):
-        err.print(f"[red]error:[/red] {option} must be a JSON object", highlight=False)
-        raise typer.Exit(2)
-    return value
-
-
-def emit_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, default=str) + "\n")
-
-
-def make_client() -> SkillClient:
-    return SkillClient(Settings())
+cli.add_typer(workspace_cli, name="workspace")
 
 
 @cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -93,6 +61,9 @@ def submit(
     auth: Annotated[str | None, typer.Option("--auth", help="Auth as a JSON object.")] = None,
     queue: Annotated[str | None, typer.Option("--queue")] = None,
     job_id: Annotated[str | None, typer.Option("--job-id")] = None,
+    grant: Annotated[
+        str | None, typer.Option("--grant", help="A workspace grant token for the job.")
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait and print the result.")] = False,
     watch_: Annotated[bool, typer.Option("--watch", help="Follow events live.")] = False,
     timeout: Annotated[float | None, typer.Option("--timeout")] = None,
@@ -103,7 +74,9 @@ def submit(
     parsed_auth = parse_json("--auth", auth)
     with make_client() as client:
         try:
-            new_id = client.submit(skill, parsed_args, auth=parsed_auth, queue=queue, job_id=job_id)
+            new_id = client.submit(
+                skill, parsed_args, auth=parsed_auth, queue=queue, job_id=job_id, grant=grant
+            )
         except Exception as exc:
             fail(exc)
         if watch_:

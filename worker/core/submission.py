@@ -32,7 +32,7 @@ from .schema_check import check_args
 from .settings import Settings
 from .signing import sign
 from .skills import SKILL_NAME
-from .task_message import DirectPublish
+from .task_message import REPR_LIMIT, DirectPublish
 
 REGISTRY_CACHE_SECONDS = 2.0
 
@@ -125,7 +125,9 @@ def shown_kwargs(kwargs: dict[str, Any]) -> str:
     grant token hidden: a grant is a bearer credential."""
     if "grant" not in kwargs:
         return repr(kwargs)
-    return repr({**kwargs, "grant": "<workspace grant>"})
+    # Given explicitly, Celery sends it uncut (twice): cut it as its own would be.
+    shown = repr({**kwargs, "grant": "<workspace grant>"})
+    return shown if len(shown) <= REPR_LIMIT else shown[: REPR_LIMIT - 3] + "..."
 
 
 @dataclass(frozen=True)
@@ -230,7 +232,12 @@ def draft(
         if "grant" in kwargs:
             kwargs_json += ',"grant":' + dumps(kwargs["grant"])
         message = direct.message(
-            job_id, order.task_name, target_queue, kwargs_json + "}", shown_kwargs(kwargs)
+            job_id,
+            order.task_name,
+            target_queue,
+            kwargs_json + "}",
+            shown_kwargs(kwargs),
+            repr_given="grant" in kwargs,
         )
         submit_args += [message, direct.database, records_database(settings)]
         submit_keys[1] = target_queue

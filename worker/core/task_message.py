@@ -52,9 +52,20 @@ class DirectPublish:
         return cls(database, f"gen{os.getpid()}@{socket.gethostname()}", str(uuid.uuid4()))
 
     def message(
-        self, job_id: str, task: str, queue: str, kwargs_json: str, kwargs_repr: str
+        self,
+        job_id: str,
+        task: str,
+        queue: str,
+        kwargs_json: str,
+        kwargs_repr: str,
+        *,
+        repr_given: bool = False,
     ) -> str:
-        """The kombu Redis envelope of task protocol 2 for ``task(**kwargs)``."""
+        """The kombu Redis envelope of task protocol 2 for ``task(**kwargs)``.
+
+        ``repr_given``: the producer chose the ``kwargsrepr`` (to hide a grant);
+        ``send_task(kwargsrepr=...)`` then also copies it into the properties.
+        """
         body = "[[]," + kwargs_json + "," + CALLBACKS + "]"
         job = dumps(job_id)
         if len(kwargs_repr) > REPR_LIMIT:
@@ -70,8 +81,9 @@ class DirectPublish:
             + ',"ignore_result":null,"replaced_task_nesting":0,'
             '"stamped_headers":null,"stamps":{}}'
         )
+        given = ',"kwargsrepr":' + dumps(kwargs_repr) if repr_given else ""
         properties = (
-            '{"correlation_id":' + job + ',"reply_to":' + dumps(self.reply_to) + ","
+            '{"correlation_id":' + job + given + ',"reply_to":' + dumps(self.reply_to) + ","
             '"delivery_mode":2,"delivery_info":{"exchange":"","routing_key":'
             + dumps(queue)
             + '},"priority":0,"body_encoding":"base64","delivery_tag":'

@@ -4,9 +4,9 @@ Each run gets fresh namespaces (user, PID, network, IPC, UTS, cgroup), so it
 has no network (not even the worker's loopback), sees only its own
 processes and dies with the worker; a read-only view of ``/usr`` (and the
 Python installation) and nothing else of the host; a private, size-capped
-tmpfs as its work directory (``/work``, with the input files) and ``/tmp``; an
-empty environment; and the limits of :class:`~.limits.Limits`, applied by
-``prlimit`` inside the sandbox.
+tmpfs as its work directory (``/work``, with the input files; ``/tmp`` links
+to it), the only place it can write; an empty environment; and the limits
+of :class:`~.limits.Limits`, applied by ``prlimit`` inside the sandbox.
 
 A worker running as root starts each run as an unprivileged user id of its
 own (``200000`` and up): as root the kernel would not enforce the process
@@ -34,7 +34,7 @@ ROOT_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 UID_BASE = 200_000
 UID_SPAN = 60_000
 WORK = "/work"
-TMP = "/tmp"  # noqa: S108 - the sandbox's own tmpfs, not the host's
+TMP = "/tmp"  # noqa: S108 - inside the sandbox: a link to its work directory
 CODE_DIR = "/.skillq"
 PROBE_TIMEOUT = 20.0
 
@@ -100,18 +100,20 @@ class BwrapSandbox:
         for root in self._extra_roots:
             args += ["--ro-bind", root, root]
         args += ["--proc", "/proc", "--dev", "/dev"]
-        args += ["--size", disk, "--tmpfs", TMP, "--size", disk, "--tmpfs", WORK]
+        # One writable place: /tmp is a link to the work directory, under one size cap.
+        args += ["--size", disk, "--tmpfs", WORK, "--symlink", WORK, TMP]
         for name, fd in files.items():
             parent = str(Path(name).parent)
             if parent != ".":
                 args += ["--dir", f"{WORK}/{parent}"]
             args += ["--file", str(fd), f"{WORK}/{name}"]
         args += ["--dir", CODE_DIR, "--file", str(code_fd), f"{CODE_DIR}/{language.filename}"]
-        args += ["--remount-ro", "/", "--chdir", WORK, "--clearenv"]
+        # /dev is a tmpfs of bwrap's with no size cap: read-only too (devices still work).
+        args += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", WORK, "--clearenv"]
         for key, value in {
             "PATH": SAFE_PATH,
             "HOME": WORK,
-            "TMPDIR": TMP,
+            "TMPDIR": WORK,
             "LANG": "C.UTF-8",
         }.items():
             args += ["--setenv", key, value]
