@@ -14,11 +14,14 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
 from celery import Celery
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import SecretStr
 
 from tests.conftest import AUTH_KEY, BUCKET, wait_for
@@ -286,3 +289,69 @@ def test_the_cli_mints_inspects_uses_and_revokes_grants(
     unkeyed = {k: v for k, v in ws_env.items() if k != "SKILLQ_GRANT_KEY"}
     nokey = skillq(unkeyed, "workspace", "grant", ws, "-s", "read:")
     assert nokey.returncode == 2 and "SKILLQ_GRANT_KEY" in nokey.stderr
+
+
+def test_key_pair_grants_on_separate_databases_and_a_file_store(
+    start_worker: Callable[..., WorkerProcess],
+    stack_env: dict[str, str],
+    redis_server: Any,
+    tmp_path: Path,
+) -> None:
+    """Workers that hold only the public key verify grants and cannot delegate;
+    broker, results and skillq's records on three databases; files on disk."""
+    private = Ed25519PrivateKey.generate()
+    public_file = tmp_path / "grants.pub"
+    public_file.write_bytes(
+        private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    private_pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    base = redis_server.url.rsplit("/", 1)[0]
+    store = tmp_path / "store"
+    layout = {
+        "SKILLQ_BROKER_URL": f"{base}/5",
+        "SKILLQ_RESULT_BACKEND": f"{base}/4",
+        "SKILLQ_REDIS_URL": f"{base}/3",
+        "SKILLQ_KEY_PREFIX": "wsalt",
+        "SKILLQ_ARTIFACTS_URL": store.as_uri(),
+    }
+    verifier = start_worker(
+        pool="threads",
+        concurrency=2,
+        queues="workspace",
+        env={
+            **layout,
+            "SKILLQ_SKILLS": "workspace_skills",
+            "SKILLQ_AGENT": "keeper",
+            "SKILLQ_GRANT_PUBLIC_KEY": str(public_file),
+        },
+        ready_url=f"{base}/3",
+        ready_prefix="wsalt",
+    )
+    settings = Settings(
+        broker_url=layout["SKILLQ_BROKER_URL"],
+        result_backend=layout["SKILLQ_RESULT_BACKEND"],
+        redis_url=layout["SKILLQ_REDIS_URL"],
+        key_prefix="wsalt",
+        artifacts_url=layout["SKILLQ_ARTIFACTS_URL"],
+        auth_key=SecretStr(AUTH_KEY),
+        grant_private_key=SecretStr(private_pem),
+    )
+    try:
+        with SkillClient(settings) as client:
+            ws = new_workspace(client, {"in/data.txt": b"on disk"})
+            grant = client.workspace_grant(ws, ["read:", "write:out/"])
+            assert client.result(client.submit("ws_report", grant=grant), timeout=60)["read"] == (
+                "on disk"
+            )
+            assert (store / "workspaces" / ws / "out" / "result.txt").read_bytes() == b"ON DISK"
+            code, message = failure(client, client.submit("ws_delegate", grant=grant))
+            assert code == "configuration" and "verify grants but not mint them" in message
+            client.revoke_grant(grant)
+            code, message = failure(client, client.submit("ws_report", grant=grant))
+            assert code == "invalid_grant" and "revoked" in message
+    finally:
+        verifier.stop(timeout=10)
