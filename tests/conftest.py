@@ -27,6 +27,7 @@ HERE = Path(__file__).parent
 BUCKET = "skillq-test"
 # Like production: workers verify signed calls, with a key made for this run.
 AUTH_KEY = secrets.token_hex(32)
+GRANT_KEY = secrets.token_hex(32)  # workspace grants, shared by clients and workers
 SECRET_VALUE = "sk-test-4f9d2c7e1b"
 AWS = S3Server.CREDENTIALS
 
@@ -78,6 +79,7 @@ def stack_env(
         "SKILLQ_SKILLS": "tasks,ext_skills",
         "SKILLQ_SECRET_OPENAI_KEY": SECRET_VALUE,
         "SKILLQ_AUTH_KEY": AUTH_KEY,
+        "SKILLQ_GRANT_KEY": GRANT_KEY,
         "SKILLQ_HEARTBEAT_INTERVAL": "1",
         "SKILLQ_CANCEL_GRACE": "1",
         "SKILLQ_CANCEL_KILL_AFTER": "1",
@@ -96,6 +98,7 @@ def settings(stack_env: dict[str, str]) -> Settings:
         artifacts_url=stack_env["SKILLQ_ARTIFACTS_URL"],
         s3_endpoint_url=stack_env["SKILLQ_S3_ENDPOINT_URL"],
         auth_key=SecretStr(AUTH_KEY),
+        grant_key=SecretStr(GRANT_KEY),
     )
 
 

@@ -206,8 +206,8 @@ def test_an_operator_factory_attaches_capabilities(
     )
     try:
         assert client.result(client.submit("sandboxed", {"code": "hi"}), timeout=30) == "tooled:HI"
-        [agent] = client.agents(capability="sandbox")
-        assert agent.name == "tooled" and {"call", "discover", "sandbox"} <= set(agent.capabilities)
+        agent = {a.name: a for a in client.agents(capability="sandbox")}["tooled"]
+        assert {"call", "discover", "sandbox"} <= set(agent.capabilities)
     finally:
         tooled.stop(timeout=10)
     for spec, message in [

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.conftest import AUTH_KEY, SECRET_VALUE, held, wait_for
+from tests.conftest import AUTH_KEY, GRANT_KEY, SECRET_VALUE, held, wait_for
 from worker.client import SkillClient
 from worker.core.errors import JobFailed
 from worker.core.keys import Keys
@@ -142,8 +142,9 @@ def test_skills_and_their_subprocesses_do_not_inherit_secrets(
     for listing in (seen["environ"], seen["child"]):
         assert "SKILLQ_SECRET_OPENAI_KEY" not in listing
         assert "SKILLQ_AUTH_KEY" not in listing
+        assert "SKILLQ_GRANT_KEY" not in listing
     assert "SKILLQ_BROKER_URL" in seen["environ"]  # the rest of the environment is kept
-    assert AUTH_KEY not in json.dumps(seen)
+    assert AUTH_KEY not in json.dumps(seen) and GRANT_KEY not in json.dumps(seen)
 
 
 def test_require_auth_without_a_key_refuses_to_start(stack_env: dict[str, str]) -> None:

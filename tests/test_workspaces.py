@@ -33,12 +33,11 @@ from worker.core.settings import Settings
 from worker.core.signing import sign
 from worker.embedded import WorkerProcess
 
-GRANT_KEY = secrets.token_hex(32)
-
 
 @pytest.fixture(scope="module")
 def ws_env(stack_env: dict[str, str]) -> dict[str, str]:
-    return {**stack_env, "SKILLQ_GRANT_KEY": GRANT_KEY}
+    assert stack_env["SKILLQ_GRANT_KEY"]  # every test worker can verify grants
+    return stack_env
 
 
 @pytest.fixture(scope="module", params=["prefork", "threads"])
@@ -66,7 +65,7 @@ def keepers(
 
 @pytest.fixture(scope="module")
 def ws_client(settings: Settings) -> Iterator[SkillClient]:
-    with SkillClient(settings.model_copy(update={"grant_key": SecretStr(GRANT_KEY)})) as client:
+    with SkillClient(settings) as client:
         yield client
 
 

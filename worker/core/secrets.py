@@ -35,6 +35,8 @@ MIN_REDACTED_LENGTH = 4
 
 
 AUTH_KEY_VARIABLE = "SKILLQ_AUTH_KEY"
+# Keys read into Settings and never needed in the environment again.
+KEY_VARIABLES = (AUTH_KEY_VARIABLE, "SKILLQ_GRANT_KEY", "SKILLQ_GRANT_PRIVATE_KEY")
 
 
 def env_name(name: str) -> str:
@@ -42,13 +44,13 @@ def env_name(name: str) -> str:
 
 
 def take_from_environment(environ: MutableMapping[str, str]) -> dict[str, str]:
-    """Remove every ``SKILLQ_SECRET_*`` and the signing key from ``environ``.
+    """Remove every ``SKILLQ_SECRET_*`` and the signing and grant keys from ``environ``.
 
-    Returns the secrets, for the worker's :class:`SecretSource`; the signing
-    key was already read into :class:`~worker.settings.Settings`.
+    Returns the secrets, for the worker's :class:`SecretSource`; the keys
+    were already read into :class:`~worker.settings.Settings`.
     """
     taken = {key: value for key, value in environ.items() if key.startswith(ENV_PREFIX)}
-    for key in [*taken, AUTH_KEY_VARIABLE]:
+    for key in [*taken, *KEY_VARIABLES]:
         environ.pop(key, None)
     return taken
 
