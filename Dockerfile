@@ -8,6 +8,13 @@ RUN pip install --no-cache-dir --upgrade pip \
  && pip wheel --no-cache-dir -c constraints.txt --wheel-dir /wheels ".[flower]"
 
 FROM python:3.11-slim
+# bubblewrap for ctx.sandbox. It needs user namespaces, which container
+# runtimes often deny (Docker's default seccomp profile, Kubernetes without
+# user namespaces): then the worker starts without a sandbox and logs why
+# (SKILLQ_SANDBOX=auto), or refuses to start with SKILLQ_SANDBOX=bwrap.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends bubblewrap \
+ && rm -rf /var/lib/apt/lists/*
 RUN useradd --create-home --uid 10001 skillq
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir --no-index --find-links /wheels "skillq[flower]" \
