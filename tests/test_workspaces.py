@@ -326,6 +326,7 @@ def test_key_pair_grants_on_separate_databases_and_a_file_store(
             "SKILLQ_SKILLS": "workspace_skills",
             "SKILLQ_AGENT": "keeper",
             "SKILLQ_GRANT_PUBLIC_KEY": str(public_file),
+            "SKILLQ_GRANT_KEY": "",  # the suite's shared key: empty is unset
         },
         ready_url=f"{base}/3",
         ready_prefix="wsalt",
