@@ -16,6 +16,7 @@ from typing import Annotated
 import redis
 import typer
 
+from .cli_server import serve, token_cli
 from .cli_support import JsonFlag, emit_json, err, fail, make_client, out, parse_json
 from .cli_workspace import workspace_cli
 from .client.sync import SkillClient
@@ -29,6 +30,8 @@ cli = typer.Typer(
     help="Run agent skills on Celery workers: submit, watch, cancel, fetch artifacts.",
 )
 cli.add_typer(workspace_cli, name="workspace")
+cli.add_typer(token_cli, name="token")
+cli.command("serve")(serve)
 
 
 @cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

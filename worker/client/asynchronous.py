@@ -154,14 +154,17 @@ class AsyncSkillClient:
         queue: str | None = None,
         job_id: str | None = None,
         grant: str | None = None,
+        owner: str | None = None,
     ) -> str:
         """Enqueue a job and return its id; an existing ``job_id`` is not run twice.
 
         ``grant``: a workspace grant token (:meth:`workspace_grant`) the job's
         ``ctx.workspace`` is bound to; the skill must declare workspace access.
+        ``owner``: who the job belongs to (the HTTP server passes its caller);
+        :meth:`owned_jobs` lists them.
         """
         planned = await self.reserve(
-            skill, args, auth=auth, queue=queue, job_id=job_id, grant=grant
+            skill, args, auth=auth, queue=queue, job_id=job_id, grant=grant, owner=owner
         )
         if planned is None:
             assert job_id is not None
@@ -183,6 +186,7 @@ class AsyncSkillClient:
         queue: str | None,
         job_id: str | None,
         grant: str | None = None,
+        owner: str | None = None,
     ) -> Draft | None:
         """Check a submission and write its ``queued`` record (and queue its
         message when the script can); None if the id exists."""
@@ -197,6 +201,7 @@ class AsyncSkillClient:
             job_id=job_id,
             direct=self.direct,
             grant=grant,
+            owner=owner,
         )
         if self._submit_script is None:
             self._submit_script = self.redis.register_script(SUBMIT)
@@ -208,6 +213,28 @@ class AsyncSkillClient:
         await self.redis.delete(self.keys.job(job_id))
 
     # --- polling ---
+
+    async def owned_jobs(
+        self, owner: str, *, limit: int = 50, before: float | None = None
+    ) -> list[JobStatus]:
+        """An owner's jobs, newest first: ``limit`` of them submitted before ``before``
+        (a ``created_at`` from the previous page). O(page), never a scan."""
+        newest = "+inf" if before is None else f"({before!r}"
+        ids = cast(
+            list[str],
+            await self.redis.zrevrangebyscore(
+                self.keys.owned(owner), newest, "-inf", start=0, num=max(1, min(limit, 1000))
+            ),
+        )
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hgetall(self.keys.job(job_id))
+            records = cast(list[dict[str, str]], await pipe.execute())
+        return [
+            JobStatus.from_hash(job_id, raw)
+            for job_id, raw in zip(ids, records, strict=True)
+            if raw
+        ]
 
     async def status(self, job_id: str) -> JobStatus:
         raw = cast(dict[str, str], await self.redis.hgetall(self.keys.job(job_id)))

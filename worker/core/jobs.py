@@ -117,6 +117,7 @@ class JobStatus(BaseModel):
     last_seq: int = 0
     parent: str | None = None  # the job whose ctx.call started this one
     children: list[str] = []  # jobs this one started with ctx.call, in start order
+    owner: str | None = None  # who submitted it through the HTTP server
 
     @property
     def finished(self) -> bool:
@@ -153,6 +154,7 @@ class JobStatus(BaseModel):
             last_seq=int(raw.get("seq", "0")),
             parent=raw.get("parent") or None,
             children=[child for child in raw.get("children", "").split(",") if child],
+            owner=raw.get("owner") or None,
         )
 
 

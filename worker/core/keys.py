@@ -60,3 +60,8 @@ class Keys:
         """Marks a revoked workspace grant; lives ``SKILLQ_GRANT_MAX_TTL``, as long as
         any grant can."""
         return f"{self.prefix}:grant:revoked:{grant_id}"
+
+    def owned(self, owner: str) -> str:
+        """Sorted set of an owner's job ids scored by submit time (trimmed to the
+        record retention by ``SUBMIT``)."""
+        return f"{self.prefix}:owned:{owner}"

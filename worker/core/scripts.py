@@ -258,7 +258,8 @@ return 1
 # broker's database when it is not this one ('' if it is), 8: this database,
 # 9: the parent job ('' for a job nobody called), 10: the child's call depth,
 # 11: the cancel flag's ttl, 12: the job id, 13: '1' when the child runs
-# inline in its caller's process.
+# inline in its caller's process, 14: the job's owner ('' for none; KEYS 6 is
+# then the owner's index).
 # Returns 0 when the record exists (the job was submitted: nothing is queued
 # twice), 1 when the job is recorded (and its message queued). A child is
 # listed in its parent's ``children`` (in start order), and a child of a
@@ -282,6 +283,17 @@ if ARGV[9] ~= '' then
   if redis.call('EXISTS', KEYS[4]) == 1 then
     redis.call('SET', KEYS[5], '1', 'EX', ARGV[11])
   end
+end
+if ARGV[14] and ARGV[14] ~= '' then
+  -- Owned (the HTTP server's callers): the record names its owner, and the
+  -- owner's index lists it newest first; entries older than the retention
+  -- are trimmed here, so the index costs O(page) to read and never grows
+  -- past what Redis still holds.
+  redis.call('HSET', KEYS[1], 'owner', ARGV[14])
+  local index = KEYS[6]
+  redis.call('ZADD', index, ARGV[3], ARGV[12])
+  redis.call('ZREMRANGEBYSCORE', index, '-inf', tonumber(ARGV[3]) - tonumber(ARGV[4]))
+  redis.call('EXPIRE', index, ARGV[4])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 1

@@ -78,6 +78,14 @@ class Settings(BaseSettings):
     sandbox_processes: int = Field(default=64, ge=2)
     sandbox_output_bytes: int = Field(default=1024 * 1024, ge=1024)
     sandbox_python: str = ""
+    server_tokens: SecretStr | None = None
+    server_tokens_file: Path | None = None
+    server_jwt_key: SecretStr | None = None
+    server_jwt_public_key: SecretStr | None = None
+    server_jwt_audience: str | None = None
+    server_admin_scope: str = "skillq:admin"
+    server_public_url: str | None = None
+    server_max_wait: float = Field(default=60.0, gt=0)
 
     @field_validator("key_prefix")
     @classmethod

@@ -35,6 +35,7 @@ from .skills import SKILL_NAME
 from .task_message import REPR_LIMIT, DirectPublish
 
 REGISTRY_CACHE_SECONDS = 2.0
+MAX_OWNER = 256
 
 
 class SkillInfo(BaseModel):
@@ -162,8 +163,13 @@ def draft(
     direct: DirectPublish | None = None,
     parent: Parent | None = None,
     grant: str | None = None,
+    owner: str | None = None,
 ) -> Draft:
-    """Check a call as the worker would (what certainly fails there fails here) and sign it."""
+    """Check a call as the worker would (what certainly fails there fails here) and sign it.
+
+    ``owner``: who the job belongs to (the HTTP server's caller); recorded, and
+    indexed so the owner's jobs list in O(page).
+    """
     skill = info.name
     args = {} if args is None else args
     if not isinstance(args, dict):
@@ -242,7 +248,8 @@ def draft(
         submit_args += [message, direct.database, records_database(settings)]
         submit_keys[1] = target_queue
     if parent is None:
-        submit_args += [""]
+        submit_args += ["", "", "", job_id, ""]
+        submit_keys += ["", "", ""]
     else:
         submit_keys += [keys.job(parent.job_id), keys.cancel(parent.job_id), keys.cancel(job_id)]
         submit_args += [
@@ -252,6 +259,11 @@ def draft(
             job_id,
             "1" if parent.inline else "",
         ]
+    if owner:
+        if len(owner) > MAX_OWNER or any(ord(char) < 32 or ord(char) == 127 for char in owner):
+            raise InvalidArgs(skill, f"an owner is at most {MAX_OWNER} printable characters")
+        submit_keys.append(keys.owned(owner))
+        submit_args.append(owner)
     return Draft(order, record, submit_keys, submit_args, direct is not None)
 
 

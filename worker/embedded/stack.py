@@ -284,6 +284,63 @@ class WorkerProcess:
             self.process.wait()
 
 
+class HttpServerProcess:
+    """``python -m worker.server`` as a subprocess on a free port (tests, benchmarks);
+    :meth:`start` returns once ``/healthz`` answers."""
+
+    def __init__(self, env: dict[str, str], *, log_path: Path | None = None) -> None:
+        import os
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, **env}
+        self.log_path = log_path or Path(tempfile.mkstemp(prefix="skillq-http-", suffix=".log")[1])
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60.0) -> HttpServerProcess:
+        import sys
+        import urllib.error
+        import urllib.request
+
+        log = self.log_path.open("ab")
+        command = [sys.executable, "-m", "worker.server", "--port", str(self.port)]
+        self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+
+        def healthy() -> bool:
+            if self.process is not None and self.process.poll() is not None:
+                raise ConfigurationError(f"HTTP server exited at start:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=2) as response:  # noqa: S310
+                    return bool(response.status == 200)
+            except (urllib.error.URLError, OSError):
+                return False
+
+        wait_for(healthy, timeout, "the HTTP server to answer /healthz")
+        return self
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self) -> HttpServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 class S3Server:
     """moto's standalone S3-compatible server as a subprocess (tests, benchmarks).
 

@@ -1,0 +1,48 @@
+"""``skillq serve`` and ``skillq token``: the HTTP server and its callers' tokens."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from .cli_support import err, fail, out
+from .core.errors import SkillqError
+
+token_cli = typer.Typer(no_args_is_help=True, help="Bearer tokens for the HTTP server.")
+
+
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8000,
+    insecure: Annotated[
+        bool,
+        typer.Option("--insecure", help="Serve beyond loopback with no authentication."),
+    ] = False,
+) -> None:
+    """Serve the job API (/v1), the A2A endpoints and the live page (/) over HTTP."""
+    try:
+        from .server.app import serve as run
+    except ImportError as exc:
+        err.print(f"error: the server needs skillq[http] ({exc})", highlight=False)
+        raise typer.Exit(2) from exc
+    try:
+        run(host, port, insecure=insecure)
+    except SkillqError as exc:
+        fail(exc)
+
+
+@token_cli.command("new")
+def new(
+    subject: str,
+    scope: Annotated[list[str] | None, typer.Option("--scope", "-s")] = None,
+) -> None:
+    """Make a token for SUBJECT: prints the token (give it to the caller) and the
+    entry to add to SKILLQ_SERVER_TOKENS(_FILE), which holds only its hash."""
+    from .server.principals import new_token, token_hash
+
+    token = new_token()
+    entry = {"sha256": token_hash(token), "subject": subject, "scopes": list(scope or [])}
+    out.print(token, highlight=False)
+    err.print(json.dumps(entry), highlight=False, soft_wrap=True)

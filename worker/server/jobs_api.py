@@ -1,0 +1,264 @@
+"""The job API for applications (``/v1``): submit, poll, wait, stream, cancel,
+fetch artifacts; skills and agents. Stateless: every answer comes from Redis
+and the artifact store, so any replica serves any request.
+
+A caller sees and cancels only the jobs it submitted, unless it holds the
+admin scope; another caller's job is *not found* (404), so ids do not leak.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, cast
+from urllib.parse import urlparse
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import RedirectResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from ..client.asynchronous import AsyncSkillClient
+from ..core.context import MissingScopes
+from ..core.errors import ArtifactNotFound, JobNotFound, SkillqError, UnknownSkill
+from ..core.jobs import JobStatus
+from ..core.submission import SkillInfo
+from .principals import Authenticator, Principal
+
+SSE_PING_SECONDS = 15
+
+
+def client_of(request: Request) -> AsyncSkillClient:
+    return cast(AsyncSkillClient, request.app.state.client)
+
+
+async def principal_of(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> Principal:
+    authenticator = cast(Authenticator, request.app.state.authenticator)
+    return authenticator.principal(authorization)
+
+
+Client = Annotated[AsyncSkillClient, Depends(client_of)]
+Caller = Annotated[Principal, Depends(principal_of)]
+
+
+class SubmitRequest(BaseModel):
+    """A job to run. Identity comes from the bearer token: an ``auth`` field is ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    skill: str = Field(min_length=1, max_length=128)
+    args: dict[str, Any] = Field(default_factory=dict)
+    queue: str | None = Field(default=None, max_length=128)
+    job_id: str | None = Field(default=None, max_length=200)
+    grant: str | None = Field(default=None, max_length=8192)
+
+
+class Submitted(BaseModel):
+    job_id: str
+    status_url: str
+    events_url: str
+
+
+class Outcome(BaseModel):
+    job_id: str
+    state: str
+    finished: bool
+    result: Any = None
+    error: dict[str, Any] | None = None
+
+
+class Cancelled(BaseModel):
+    job_id: str
+    cancelled: bool  # False: it had already finished
+    state: str
+
+
+class ArtifactOut(BaseModel):
+    name: str
+    mime_type: str
+    size_bytes: int
+    url: str
+
+
+class JobPage(BaseModel):
+    jobs: list[JobStatus]
+    next_before: float | None = None
+
+
+router = APIRouter(prefix="/v1", tags=["jobs"])
+
+
+async def visible(client: AsyncSkillClient, caller: Principal, job_id: str) -> JobStatus:
+    """The job, if this caller may see it; otherwise *not found*, like a missing one."""
+    status = await client.status(job_id)
+    if not caller.may_see(status.owner):
+        raise JobNotFound(job_id)
+    return status
+
+
+@router.post("/jobs", status_code=202)
+async def submit(body: SubmitRequest, client: Client, caller: Caller) -> Submitted:
+    """Enqueue a job as the caller; 403 if the caller lacks the skill's scopes."""
+    info = await skill_info(client, body.skill)
+    missing = [scope for scope in info.scopes if scope not in caller.scopes]
+    if missing and not caller.admin:
+        raise MissingScopes(missing)
+    job_id = await client.submit(
+        body.skill,
+        body.args,
+        auth=caller.claims(),
+        queue=body.queue,
+        job_id=body.job_id,
+        grant=body.grant,
+        owner=caller.subject,
+    )
+    if body.job_id is not None:
+        await visible(client, caller, job_id)  # an existing id of someone else's job
+    return Submitted(
+        job_id=job_id,
+        status_url=f"/v1/jobs/{job_id}",
+        events_url=f"/v1/jobs/{job_id}/events",
+    )
+
+
+async def skill_info(client: AsyncSkillClient, name: str) -> SkillInfo:
+    known = await client.skills()
+    for info in known:
+        if info.name == name:
+            return info
+    raise UnknownSkill(name, [info.name for info in known])
+
+
+@router.get("/jobs")
+async def list_jobs(
+    client: Client,
+    caller: Caller,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    before: Annotated[float | None, Query(description="created_at of the last job seen")] = None,
+) -> JobPage:
+    """The caller's jobs, newest first."""
+    jobs = await client.owned_jobs(caller.subject, limit=limit, before=before)
+    last = jobs[-1].created_at if len(jobs) == limit and jobs else None
+    return JobPage(jobs=jobs, next_before=last)
+
+
+@router.get("/jobs/{job_id}")
+async def status(job_id: str, client: Client, caller: Caller) -> JobStatus:
+    return await visible(client, caller, job_id)
+
+
+@router.get("/jobs/{job_id}/result")
+async def result(
+    job_id: str,
+    client: Client,
+    caller: Caller,
+    request: Request,
+    response: Response,
+    wait: Annotated[float, Query(ge=0, description="seconds to wait for the end")] = 0,
+) -> Outcome:
+    """The outcome of a finished job (200), or its state if it is still running
+    after ``wait`` seconds (202). A failed job is a 200 with its ``error``."""
+    current = await visible(client, caller, job_id)
+    limit = min(wait, float(request.app.state.settings.server_max_wait))
+    if not current.finished and limit > 0:
+        with contextlib.suppress(TimeoutError, SkillqError):  # the record says how it ended
+            await client.result(job_id, timeout=limit)
+        current = await client.status(job_id)
+    if not current.finished:
+        response.status_code = 202
+    return Outcome(
+        job_id=job_id,
+        state=current.state,
+        finished=current.finished,
+        result=current.result if current.state == "succeeded" else None,
+        error=None if current.error is None else current.error.model_dump(exclude={"traceback"}),
+    )
+
+
+@router.get(
+    "/jobs/{job_id}/events",
+    response_class=EventSourceResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def events(
+    job_id: str,
+    client: Client,
+    caller: Caller,
+    last_event_id: Annotated[str | None, Header()] = None,
+    after: Annotated[int, Query(ge=0, description="resume after this seq")] = 0,
+) -> EventSourceResponse:
+    """The job's events as Server-Sent Events: ``id`` is the event's ``seq``,
+    ``event`` its kind, ``data`` the JSON envelope. Reconnecting with
+    ``Last-Event-ID`` resumes after that seq (on any replica), with no gap."""
+    await visible(client, caller, job_id)
+    start = after
+    if last_event_id is not None and last_event_id.strip().isdigit():
+        start = max(start, int(last_event_id.strip()))
+
+    async def stream() -> AsyncIterator[ServerSentEvent]:
+        async for envelope in client.events(job_id, after=start, follow=True):
+            yield ServerSentEvent(
+                data=json.dumps(envelope), id=str(envelope["seq"]), event=envelope["kind"]
+            )
+
+    return EventSourceResponse(stream(), ping=SSE_PING_SECONDS)
+
+
+@router.post("/jobs/{job_id}/cancel")
+async def cancel(job_id: str, client: Client, caller: Caller) -> Cancelled:
+    await visible(client, caller, job_id)
+    asked = await client.cancel(job_id)
+    return Cancelled(job_id=job_id, cancelled=asked, state=(await client.status(job_id)).state)
+
+
+@router.get("/jobs/{job_id}/artifacts")
+async def artifacts(job_id: str, client: Client, caller: Caller) -> list[ArtifactOut]:
+    current = await visible(client, caller, job_id)
+    return [
+        ArtifactOut(
+            name=item.name,
+            mime_type=item.mime_type,
+            size_bytes=item.size_bytes,
+            url=f"/v1/jobs/{job_id}/artifacts/{item.name}",
+        )
+        for item in current.artifacts
+    ]
+
+
+@router.get(
+    "/jobs/{job_id}/artifacts/{name:path}",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}, 307: {}},
+)
+async def artifact(job_id: str, name: str, client: Client, caller: Caller) -> Response:
+    """S3: a redirect to a presigned URL; a local store: the bytes."""
+    current = await visible(client, caller, job_id)
+    found = next((item for item in current.artifacts if item.name == name), None)
+    if found is None:
+        raise ArtifactNotFound(f"{job_id}/{name}")
+    if urlparse(found.uri).scheme == "s3":
+        return RedirectResponse(await client.artifact_url(found.uri, 600), status_code=307)
+    data = await client.read_artifact(found.uri)
+    return Response(data, media_type=found.mime_type or "application/octet-stream")
+
+
+@router.get("/skills", tags=["registry"])
+async def skills(client: Client, caller: Caller) -> list[SkillInfo]:
+    return await client.skills()
+
+
+@router.get("/agents", tags=["registry"])
+async def agents(client: Client, caller: Caller) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": agent.name,
+            "url": agent.url,
+            "skills": list(agent.skills),
+            "tags": list(agent.tags),
+            "capabilities": list(agent.capabilities),
+        }
+        for agent in await client.agents()
+    ]
