@@ -15,6 +15,7 @@ from ..client.asynchronous import AsyncSkillClient
 from ..core.errors import ConfigurationError
 from ..core.settings import Settings
 from . import http_errors, jobs_api
+from .a2a_app import RequireBearer, a2a_routes
 from .principals import Authenticator
 
 VERSION = "1"
@@ -43,6 +44,17 @@ def create_server(settings: Settings | None = None) -> FastAPI:
     app.state.authenticator = authenticator
     http_errors.install(app)
     app.include_router(jobs_api.router)
+    base_url: dict[str, str] = {"url": "http://localhost"}
+
+    @app.middleware("http")
+    async def remember_base(request: Request, call_next: Any) -> Any:
+        base_url["url"] = str(request.base_url)  # for the agent card's interface URL
+        return await call_next(request)
+
+    app.router.routes.extend(
+        a2a_routes(settings, lambda: app.state.client, lambda: base_url["url"])
+    )
+    app.add_middleware(RequireBearer, authenticator=authenticator)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz(request: Request) -> dict[str, Any]:
