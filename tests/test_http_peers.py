@@ -1,17 +1,14 @@
-"""Clients of HTTP peers against real local HTTP servers: S3 errors, A2A calls."""
+"""Clients of HTTP peers against real local HTTP servers: S3 errors (A2A calls are in
+tests/test_a2a_client.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 
-from worker.capabilities.http_a2a import HttpA2AClient
 from worker.client import SkillClient
 from worker.core.errors import JobFailed
 from worker.embedded import WorkerProcess, free_port
@@ -78,42 +75,3 @@ def test_s3_errors_are_retried_then_fail_the_job(
     follow_up = client.submit("echo", {"message": "serving"}, queue="s3-503")
     assert client.result(follow_up, timeout=30) == {"message": "serving"}
     worker.stop()
-
-
-@pytest.fixture
-def agent() -> Iterator[tuple[str, list[bytes]]]:
-    seen: list[bytes] = []
-
-    def respond(handler: BaseHTTPRequestHandler) -> None:
-        handler.requests_seen = seen  # type: ignore[attr-defined]
-        if handler.path == "/skills/echo":
-            reply(
-                handler,
-                200,
-                json.dumps({"ok": True, "output": {"n": 1}}).encode(),
-                "application/json",
-            )
-        else:
-            reply(handler, 500, b"boom", "text/plain")
-
-    yield from ((url, seen) for url in serve(respond))
-
-
-def test_http_a2a_client(agent: tuple[str, list[bytes]]) -> None:
-    url, seen = agent
-    a2a = HttpA2AClient(default_timeout=5)
-
-    async def calls() -> list[Any]:
-        return [
-            await a2a.call(url, "echo", args={"x": 1}, grant="g-1"),
-            await a2a.call(url, "broken"),
-            await a2a.call("ftp://elsewhere", "echo"),
-            await a2a.call(f"http://127.0.0.1:{free_port()}", "echo", timeout=2),
-        ]
-
-    ok, broken, bad_scheme, unreachable = asyncio.run(calls())
-    assert ok.ok and ok.output == {"n": 1}
-    assert json.loads(seen[0]) == {"args": {"x": 1}, "grant": "g-1"}
-    assert not broken.ok and "HTTP 500" in (broken.error or "")
-    assert not bad_scheme.ok and "http(s)" in (bad_scheme.error or "")
-    assert not unreachable.ok and "cannot reach" in (unreachable.error or "")

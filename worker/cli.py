@@ -235,8 +235,13 @@ def skills(as_json: JsonFlag = False) -> None:
     out.print(skills_table(found))
 
 
-@cli.command()
+agents_cli = typer.Typer(help="Agents: list them, register or remove remote A2A agents.")
+cli.add_typer(agents_cli, name="agents")
+
+
+@agents_cli.callback(invoke_without_command=True)
 def agents(
+    ctx: typer.Context,
     tag: Annotated[str | None, typer.Option("--tag", help="Only agents with this tag.")] = None,
     skill: Annotated[str | None, typer.Option("--skill", help="Only agents with it.")] = None,
     capability: Annotated[
@@ -244,7 +249,9 @@ def agents(
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """List the live agents (what ctx.discover finds), with their skills and tags."""
+    """List the agents ctx.discover finds: live ones, then registered remote ones."""
+    if ctx.invoked_subcommand is not None:
+        return
     with make_client() as client:
         try:
             found = client.agents(tag=tag, skill=skill, capability=capability)
@@ -256,6 +263,35 @@ def agents(
     from .client.display import agents_table
 
     out.print(agents_table(found))
+
+
+@agents_cli.command("add")
+def add_agent(
+    url: str,
+    name: Annotated[str | None, typer.Option("--name", help="Register under this name.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Register the A2A agent whose card is at URL, so ctx.discover finds it and
+    ctx.call(<its name>, ...) reaches it over A2A."""
+    with make_client() as client:
+        try:
+            added = client.add_remote_agent(url, name=name)
+        except Exception as exc:
+            fail(exc)
+    if as_json:
+        emit_json(dataclasses.asdict(added))
+    else:
+        out.print(f"added agent {added.name} at {added.url}: {', '.join(added.skills)}")
+
+
+@agents_cli.command("remove")
+def remove_agent(name: str) -> None:
+    """Forget a registered remote agent."""
+    with make_client() as client:
+        if not client.remove_remote_agent(name):
+            err.print(f"no remote agent named {name!r}", highlight=False)
+            raise typer.Exit(4)
+    out.print(f"removed agent {name}")
 
 
 @cli.command()

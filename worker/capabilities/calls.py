@@ -34,7 +34,7 @@ from redis.asyncio import Redis
 
 from ..client.subscription import RECONNECTED, Deadline, Subscription
 from ..core.a2a import A2AClient, CallResult
-from ..core.agents import agent_name, agents_from
+from ..core.agents import agent_name, agents_from, remote_agents
 from ..core.capabilities import JobScope
 from ..core.context import CancelledByCaller
 from ..core.errors import SkillqError
@@ -108,6 +108,8 @@ class JobCaller:
         if target.startswith(("http://", "https://")):
             return await self._c.http.call(target, skill, args=args, grant=grant, timeout=timeout)
         planned = await self._plan(agent_name(target), skill, args or {})
+        if isinstance(planned, str):  # a remote A2A agent registered by name
+            return await self._c.http.call(planned, skill, args=args, grant=grant, timeout=timeout)
         if isinstance(planned, CallResult):
             return planned
         info, order_args = planned
@@ -115,7 +117,7 @@ class JobCaller:
 
     async def _plan(
         self, agent: str, skill: str, args: dict[str, Any]
-    ) -> CallResult | tuple[SkillInfo, dict[str, Any]]:
+    ) -> CallResult | str | tuple[SkillInfo, dict[str, Any]]:
         """Everything that can be refused before a child job exists."""
         depth = await self._own_depth()
         limit = self._c.settings.max_call_depth
@@ -127,6 +129,10 @@ class JobCaller:
         agents = agents_from(await read_workers_async(self._c.redis, self._c.keys))
         found = agents.get(agent)
         if found is None:
+            raw = await self._c.redis.hget(self._c.keys.remote_agents(), agent)
+            remote = remote_agents({agent: str(raw)}) if raw else {}
+            if agent in remote:
+                return remote[agent].url
             return refused(f"unknown agent {agent!r}; live agents: {sorted(agents)}")
         if skill not in found.skills:
             return refused(

@@ -6,9 +6,11 @@ One read of the registry (O(live workers), never a keyspace scan) per
 
 from __future__ import annotations
 
+from typing import cast
+
 from redis.asyncio import Redis
 
-from ..core.agents import agents_from, matching
+from ..core.agents import all_agents, matching
 from ..core.capabilities import AgentInfo
 from ..core.keys import Keys
 from ..core.registry import read_workers_async
@@ -22,7 +24,10 @@ class RegistryDiscovery:
         self._keys = keys
 
     async def agents(self) -> dict[str, AgentInfo]:
-        return agents_from(await read_workers_async(self._redis, self._keys))
+        """Live agents of the deployment, and the remote A2A agents registered with
+        ``skillq agents add`` (``url`` their http(s) address)."""
+        remote = cast(dict[str, str], await self._redis.hgetall(self._keys.remote_agents()))
+        return all_agents(await read_workers_async(self._redis, self._keys), remote)
 
     async def find(
         self,

@@ -15,20 +15,20 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from ..core.agents import agents_from, matching
+from ..core.agents import all_agents, card_entry, matching, remote_agents
 from ..core.artifacts import ArtifactStore, open_store
 from ..core.capabilities import AgentInfo
 from ..core.celery_app import configured_app
 from ..core.connections import async_redis
 from ..core.context import ArtifactRef
-from ..core.errors import JobNotFound
+from ..core.errors import ConfigurationError, JobNotFound
 from ..core.grants import Grant, GrantSigner
 from ..core.jobs import TERMINAL_STATES, JobStatus, cancel_call
 from ..core.keys import Keys
 from ..core.registry import read_catalog_async, read_workers_async
 from ..core.revocations import Revocation, check_not_revoked
 from ..core.scripts import CANCEL, SUBMIT
-from ..core.settings import Settings
+from ..core.settings import AGENT_NAME, Settings
 from ..core.submission import Draft, Order, SkillCache, SkillInfo, draft, merge_skills, outcome
 from ..core.task_message import DirectPublish
 from ..core.workspace_client import GrantedWorkspace
@@ -135,8 +135,29 @@ class AsyncSkillClient:
         skill: str | None = None,
     ) -> list[AgentInfo]:
         """Live agents of this deployment matching every filter given."""
-        found = agents_from(await read_workers_async(self.redis, self.keys))
+        remote = cast(dict[str, str], await self.redis.hgetall(self.keys.remote_agents()))
+        found = all_agents(await read_workers_async(self.redis, self.keys), remote)
         return matching(found.values(), tag=tag, capability=capability, skill=skill)
+
+    async def add_remote_agent(self, url: str, *, name: str | None = None) -> AgentInfo:
+        """Read the A2A agent card at ``url`` and register the agent by its name (or
+        ``name``), so ``ctx.discover`` finds it and ``ctx.call(<name>, ...)`` reaches it."""
+        import httpx
+
+        base = url.rstrip("/").removesuffix("/.well-known/agent-card.json")
+        async with httpx.AsyncClient(timeout=30) as http:
+            response = await http.get(base + "/.well-known/agent-card.json")
+        if response.status_code != 200:
+            raise ConfigurationError(
+                f"no agent card at {base}/.well-known/agent-card.json (HTTP {response.status_code})"
+            )
+        entry = card_entry(response.json(), base, name)
+        if not AGENT_NAME.match(entry["name"]):
+            raise ConfigurationError(
+                f"agent name {entry['name']!r} must match {AGENT_NAME.pattern}"
+            )
+        await self.redis.hset(self.keys.remote_agents(), entry["name"], json.dumps(entry))
+        return remote_agents({entry["name"]: json.dumps(entry)})[entry["name"]]
 
     async def _skill(self, name: str) -> SkillInfo:
         if self._cache.stale_for(name):

@@ -12,7 +12,7 @@ from typing import Any, TypeVar, cast
 from celery import Celery
 from pydantic import BaseModel
 
-from ..core.agents import agents_from, matching
+from ..core.agents import all_agents, matching
 from ..core.capabilities import AgentInfo
 from ..core.connections import sync_redis
 from ..core.context import ArtifactRef
@@ -116,7 +116,8 @@ class SkillClient:
         skill: str | None = None,
     ) -> list[AgentInfo]:
         """Live agents of this deployment matching every filter given."""
-        found = agents_from(read_workers(self._redis, self.keys))
+        remote = cast(dict[str, str], self._redis.hgetall(self.keys.remote_agents()))
+        found = all_agents(read_workers(self._redis, self.keys), remote)
         return matching(found.values(), tag=tag, capability=capability, skill=skill)
 
     def submit(
@@ -190,6 +191,14 @@ class SkillClient:
 
     def cancel(self, job_id: str) -> bool:
         return self._run(self._client.cancel(job_id))
+
+    def add_remote_agent(self, url: str, *, name: str | None = None) -> AgentInfo:
+        """Register the A2A agent whose card is at ``url``: ``ctx.discover`` finds it and
+        ``ctx.call(<name>, ...)`` reaches it over A2A."""
+        return self._run(self._client.add_remote_agent(url, name=name))
+
+    def remove_remote_agent(self, name: str) -> bool:
+        return bool(self._redis.hdel(self.keys.remote_agents(), name))
 
     def workspace_grant(self, workspace: str, scopes: list[str], *, ttl: float = 3600.0) -> str:
         """Mint a grant for ``workspace`` with ``scopes`` (``read:<prefix>`` /

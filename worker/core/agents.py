@@ -8,6 +8,7 @@ skill shows it as soon as one new worker is up.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -88,3 +89,56 @@ def matching(
         and (capability is None or capability in agent.capabilities)
         and (skill is None or skill in agent.skills)
     ]
+
+
+REMOTE_CAPABILITY = "a2a"
+
+
+def card_entry(card: Mapping[str, Any], url: str, name: str | None = None) -> dict[str, Any]:
+    """What the registry keeps of a remote agent's card (its JSON form)."""
+    skills = {
+        str(item.get("id") or item.get("name")): {
+            "name": str(item.get("id") or item.get("name")),
+            "description": str(item.get("description") or ""),
+            "tags": [str(tag) for tag in item.get("tags") or ()],
+        }
+        for item in card.get("skills") or ()
+    }
+    return {
+        "name": name or str(card.get("name") or ""),
+        "url": url.rstrip("/"),
+        "description": str(card.get("description") or ""),
+        "skills": skills,
+    }
+
+
+def remote_agents(raw: Mapping[str, str]) -> dict[str, AgentInfo]:
+    """Remote A2A agents by name, from the ``remote-agents`` hash."""
+    found = {}
+    for name, text in sorted(raw.items()):
+        try:
+            entry = json.loads(text)
+        except ValueError:
+            continue
+        skills = entry.get("skills") or {}
+        tags = sorted({tag for skill in skills.values() for tag in skill.get("tags") or ()})
+        found[name] = AgentInfo(
+            name=name,
+            url=str(entry.get("url", "")),
+            skills=tuple(sorted(skills)),
+            tags=tuple(tags),
+            capabilities=(REMOTE_CAPABILITY,),
+            metadata={
+                "description": entry.get("description", ""),
+                "remote": True,
+                "skills": skills,
+            },
+        )
+    return found
+
+
+def all_agents(
+    workers: Iterable[Mapping[str, Any]], remote: Mapping[str, str]
+) -> dict[str, AgentInfo]:
+    """This deployment's live agents, then remote ones (a live agent's name wins)."""
+    return {**remote_agents(remote), **agents_from(workers)}

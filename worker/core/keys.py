@@ -65,3 +65,7 @@ class Keys:
         """Sorted set of an owner's job ids scored by submit time (trimmed to the
         record retention by ``SUBMIT``)."""
         return f"{self.prefix}:owned:{owner}"
+
+    def remote_agents(self) -> str:
+        """Hash: agent name → an A2A agent outside this deployment (``skillq agents add``)."""
+        return f"{self.prefix}:remote-agents"

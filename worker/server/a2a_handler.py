@@ -160,6 +160,7 @@ class SkillqRequestHandler(RequestHandler):
         message = params.message
         skill = _skill_named(params) or await self._only_skill()
         args = _args_of(message)
+        grant = _meta(params, "grant")
         # A duplicate messageId from the same caller names the same job: SUBMIT
         # never records (or queues) one id twice.
         job_id = (
@@ -175,7 +176,12 @@ class SkillqRequestHandler(RequestHandler):
 
                 raise MissingScopes(missing)
             submitted = await self.client.submit(
-                skill, args, auth=caller.claims(), job_id=job_id, owner=caller.subject
+                skill,
+                args,
+                auth=caller.claims(),
+                job_id=job_id,
+                owner=caller.subject,
+                grant=grant,
             )
         except SkillqError as exc:
             raise a2a_error(exc) from exc
@@ -265,12 +271,17 @@ class SkillqRequestHandler(RequestHandler):
         raise a2a_errors.ExtendedAgentCardNotConfiguredError()
 
 
-def _skill_named(params: SendMessageRequest) -> str | None:
+def _meta(params: SendMessageRequest, key: str) -> str | None:
+    """A string in the message's metadata, or the request's."""
     for holder in (params.message.metadata, params.metadata):
-        value = convert.plain(holder).get("skill") if holder.fields else None
+        value = convert.plain(holder).get(key) if holder.fields else None
         if isinstance(value, str) and value:
             return value
     return None
+
+
+def _skill_named(params: SendMessageRequest) -> str | None:
+    return _meta(params, "skill")
 
 
 def _args_of(message: Message) -> dict[str, Any]:
