@@ -5,7 +5,7 @@ COPY pyproject.toml constraints.txt README.md ./
 COPY worker ./worker
 COPY tasks ./tasks
 RUN pip install --no-cache-dir --upgrade pip \
- && pip wheel --no-cache-dir -c constraints.txt --wheel-dir /wheels ".[flower]"
+ && pip wheel --no-cache-dir -c constraints.txt --wheel-dir /wheels ".[flower,http]"
 
 FROM python:3.11-slim
 # bubblewrap for ctx.sandbox. It needs user namespaces, which container
@@ -17,7 +17,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 RUN useradd --create-home --uid 10001 skillq
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir --no-index --find-links /wheels "skillq[flower]" \
+RUN pip install --no-cache-dir --no-index --find-links /wheels "skillq[flower,http]" \
  && rm -rf /wheels
 USER skillq
 WORKDIR /home/skillq

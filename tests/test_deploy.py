@@ -42,15 +42,27 @@ def test_compose_file_validates_and_wires_the_topology() -> None:
         )
 
     plain = {k: v for k, v in os.environ.items() if k != "SKILLQ_AUTH_KEY"}
-    refused = config(plain)
+    tokens = '[{"sha256": "' + "0" * 64 + '", "subject": "ops", "scopes": []}]'
+    refused = config({**plain, "SKILLQ_SERVER_TOKENS": tokens})
     assert refused.returncode != 0 and "SKILLQ_AUTH_KEY" in refused.stderr
-    done = config({**plain, "SKILLQ_AUTH_KEY": "compose-test-key"})
+    untokened = config({**plain, "SKILLQ_AUTH_KEY": "compose-test-key"})
+    assert untokened.returncode != 0 and "SKILLQ_SERVER_TOKENS" in untokened.stderr
+    done = config({**plain, "SKILLQ_AUTH_KEY": "compose-test-key", "SKILLQ_SERVER_TOKENS": tokens})
     assert done.returncode == 0, done.stderr
     config_text = yaml.safe_load(done.stdout)
     services = config_text["services"]
-    assert {"redis", "minio", "create-bucket", "worker", "flower", "exporter", "demo"} <= set(
-        services
-    )
+    assert {
+        "redis",
+        "minio",
+        "create-bucket",
+        "worker",
+        "server",
+        "flower",
+        "exporter",
+        "demo",
+    } <= set(services)
+    assert services["server"]["command"][:2] == ["skillq", "serve"]
+    assert services["server"]["environment"]["SKILLQ_SERVER_TOKENS"] == tokens
     assert "--appendonly" in services["redis"]["command"]
     assert services["worker"]["environment"]["SKILLQ_BROKER_URL"] == "redis://redis:6379/0"
     assert services["worker"]["environment"]["SKILLQ_S3_ENDPOINT_URL"] == "http://minio:9000"
@@ -134,6 +146,16 @@ def test_kubernetes_manifests_name_real_fields() -> None:
     assert trigger["metadata"]["valueLocation"] == "total"
     assert "skillq-exporter" in trigger["metadata"]["url"]
     assert ("Service", "skillq-exporter") in docs
+    server = docs[("Deployment", "skillq-server")]
+    assert set(server["spec"]) <= KNOWN["Deployment.spec"]
+    server_pod = server["spec"]["template"]["spec"]
+    assert set(server_pod) <= KNOWN["PodSpec"]
+    [serving] = server_pod["containers"]
+    assert set(serving) <= KNOWN["Container"]
+    assert serving["command"][:2] == ["skillq", "serve"]
+    assert serving["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    service = docs[("Service", "skillq-server")]
+    assert service["spec"]["selector"] == server["spec"]["selector"]["matchLabels"]
 
 
 def test_three_workers_share_a_queue_and_survive_losing_one(
