@@ -18,7 +18,8 @@ demo: $(STAMP)
 
 # System tools the tests use, installed from Debian's packages when missing and
 # we may: docker-compose validates docker-compose.yml (no engine needed);
-# bubblewrap is the sandbox the sandbox tests run.
+# bubblewrap is the sandbox the sandbox tests run; chromium renders the live page
+# in its browser test.
 APT_GET := DEBIAN_FRONTEND=noninteractive apt-get
 define need
 	@command -v $(1) >/dev/null || { [ "$$(id -u)" = 0 ] && \
@@ -30,6 +31,7 @@ endef
 tools:
 	$(call need,docker-compose,docker-compose)
 	$(call need,bwrap,bubblewrap)
+	$(call need,chromium,chromium)
 
 test: $(STAMP) tools
 	$(BIN)/pytest -q

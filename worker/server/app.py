@@ -7,9 +7,11 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
 
 from ..client.asynchronous import AsyncSkillClient
 from ..core.errors import ConfigurationError
@@ -55,6 +57,13 @@ def create_server(settings: Settings | None = None) -> FastAPI:
         a2a_routes(settings, lambda: app.state.client, lambda: base_url["url"])
     )
     app.add_middleware(RequireBearer, authenticator=authenticator)
+
+    page = (Path(__file__).parent / "static" / "index.html").read_text()
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> HTMLResponse:
+        """The live page: pick a skill, fill its args, watch it run, cancel, download."""
+        return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
 
     @app.get("/healthz", tags=["ops"])
     async def healthz(request: Request) -> dict[str, Any]:

@@ -1,0 +1,105 @@
+"""The live page in headless Chromium (Debian's, driven by Playwright): submit a
+streaming skill and watch its text and status arrive, cancel another job."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from worker.embedded import HttpServerProcess, WorkerProcess
+from worker.server.principals import new_token, token_hash
+
+TOKEN = new_token()
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def server_url(
+    stack_env: dict[str, str], start_worker: Callable[..., WorkerProcess]
+) -> Iterator[str]:
+    tokens = [{"sha256": token_hash(TOKEN), "subject": "viewer", "scopes": []}]
+    env = {**stack_env, "SKILLQ_SERVER_TOKENS": json.dumps(tokens)}
+    worker = start_worker(pool="threads", concurrency=2, queues="default", env=env)
+    with HttpServerProcess(env) as server:
+        yield server.url
+    worker.stop(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    chromium = shutil.which("chromium")
+    assert chromium, "chromium is required (make test installs Debian's package)"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        yield launched
+        launched.close()
+
+
+def open_page(browser: Browser, url: str) -> Page:
+    page = browser.new_page()
+    page.goto(url)
+    page.fill("#token", TOKEN)
+    page.click("#load")
+    page.wait_for_function("document.querySelectorAll('#skill option').length > 0")
+    return page
+
+
+def status_is(page: Page, state: str, timeout: float = 60_000) -> None:
+    page.wait_for_function(
+        f"document.getElementById('status').dataset.state === {json.dumps(state)}",
+        timeout=timeout,
+    )
+
+
+def result_shown(page: Page) -> str:
+    page.wait_for_function("document.getElementById('result').textContent.length > 0")
+    return page.inner_text("#result")
+
+
+def test_a_streaming_skill_shows_its_text_and_status(browser: Browser, server_url: str) -> None:
+    page = open_page(browser, server_url)
+    page.select_option("#skill", "story")
+    page.fill("#arg-words", "24")
+    page.fill("#arg-delay", "0.05")
+    page.click("#submit")
+    page.wait_for_function("document.getElementById('text').textContent.split(' ').length > 3")
+    status_is(page, "succeeded")
+    text = page.inner_text("#text").split()
+    assert len(text) == 24 and text[:4] == ["once", "upon", "a", "time"]
+    assert '"words":24' in result_shown(page)
+    page.close()
+
+
+def test_a_job_is_cancelled_from_the_page(browser: Browser, server_url: str) -> None:
+    page = open_page(browser, server_url)
+    page.select_option("#skill", "sleepy")
+    page.fill("#arg-seconds", "60")
+    page.click("#submit")
+    status_is(page, "running")
+    page.click("#cancel")
+    status_is(page, "cancelled")
+    assert result_shown(page) == "The job was cancelled."
+    page.close()
+
+
+def test_a_wrong_token_is_shown(browser: Browser, server_url: str) -> None:
+    page = browser.new_page()
+    page.goto(server_url)
+    page.fill("#token", "sq_wrong")
+    page.click("#load")
+    page.wait_for_function("document.getElementById('connection').className === 'error'")
+    assert "invalid_auth" in page.inner_text("#connection")
+    page.close()
