@@ -107,6 +107,11 @@ def test_send_message_runs_a_job_and_returns_its_result(servers: tuple[str, str]
         assert fetched.status.state == TaskState.TASK_STATE_COMPLETED
         listed = await client.list_tasks(ListTasksRequest(page_size=10))
         assert task.id in [item.id for item in listed.tasks]
+        report = [item async for item in client.send_message(message("report", {}))][-1].task
+        [file] = [a for a in report.artifacts if a.name == "report.md"]
+        assert file.parts[0].media_type == "text/markdown"
+        assert "Signature=" in file.parts[0].url  # presigned on S3
+        assert httpx.get(file.parts[0].url).text.startswith("# report")
         stranger = await connect(servers[0], streaming=False, token=OTHER)
         with pytest.raises(Exception, match="not found"):
             await stranger.get_task(GetTaskRequest(id=task.id))
