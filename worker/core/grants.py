@@ -27,8 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import jwt
-
 from .artifacts import validate_name
 from .errors import (
     ConfigurationError,
@@ -303,6 +301,8 @@ class GrantSigner:
             chain = parent.lineage
             if len(chain) > MAX_CHAIN:
                 raise WorkspaceDenied(f"grants delegate at most {MAX_CHAIN} levels deep")
+        import jwt  # here, not at import: PyJWT loads cryptography (~10 MiB per process)
+
         claims = {
             "iss": ISSUER,
             "aud": AUDIENCE,
@@ -321,6 +321,7 @@ class GrantSigner:
             raise InvalidGrant("a grant must be a non-empty string (a token from workspace_grant)")
         if len(token) > MAX_TOKEN_BYTES:
             raise InvalidGrant(f"a grant token is at most {MAX_TOKEN_BYTES} bytes")
+        import jwt
         try:
             claims = jwt.decode(
                 token,
@@ -376,6 +377,7 @@ def grant_id_of(text: str) -> str:
     text = text.strip()
     if GRANT_ID.match(text):
         return text
+    import jwt
     try:
         claims = jwt.decode(text, options={"verify_signature": False})
     except jwt.PyJWTError as exc:
