@@ -159,7 +159,9 @@ class AsyncSkillClient:
         await self.redis.hset(self.keys.remote_agents(), entry["name"], json.dumps(entry))
         return remote_agents({entry["name"]: json.dumps(entry)})[entry["name"]]
 
-    async def _skill(self, name: str) -> SkillInfo:
+    async def skill(self, name: str) -> SkillInfo:
+        """One skill as the registry describes it (cached for a couple of seconds, as
+        submits use it); :class:`UnknownSkill` naming the known ones if there is none."""
         if self._cache.stale_for(name):
             await self.skills()
         return self._cache.get(name)
@@ -211,7 +213,7 @@ class AsyncSkillClient:
     ) -> Draft | None:
         """Check a submission and write its ``queued`` record (and queue its
         message when the script can); None if the id exists."""
-        info = await self._skill(skill)
+        info = await self.skill(skill)
         planned = draft(
             self.settings,
             self.keys,

@@ -322,6 +322,7 @@ class GrantSigner:
         if len(token) > MAX_TOKEN_BYTES:
             raise InvalidGrant(f"a grant token is at most {MAX_TOKEN_BYTES} bytes")
         import jwt
+
         try:
             claims = jwt.decode(
                 token,
@@ -378,6 +379,7 @@ def grant_id_of(text: str) -> str:
     if GRANT_ID.match(text):
         return text
     import jwt
+
     try:
         claims = jwt.decode(text, options={"verify_signature": False})
     except jwt.PyJWTError as exc:

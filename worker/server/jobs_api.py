@@ -21,7 +21,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from ..client.asynchronous import AsyncSkillClient
 from ..core.context import MissingScopes
-from ..core.errors import ArtifactNotFound, JobNotFound, SkillqError, UnknownSkill
+from ..core.errors import ArtifactNotFound, JobNotFound, SkillqError
 from ..core.jobs import JobStatus
 from ..core.submission import SkillInfo
 from .principals import Authenticator, Principal
@@ -125,11 +125,7 @@ async def submit(body: SubmitRequest, client: Client, caller: Caller) -> Submitt
 
 
 async def skill_info(client: AsyncSkillClient, name: str) -> SkillInfo:
-    known = await client.skills()
-    for info in known:
-        if info.name == name:
-            return info
-    raise UnknownSkill(name, [info.name for info in known])
+    return await client.skill(name)
 
 
 @router.get("/jobs")
