@@ -157,6 +157,15 @@ def test_authentication_and_ownership(api: httpx.Client) -> None:
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "missing_scopes"
 
 
+def test_an_idempotency_key_is_the_callers_own(api: httpx.Client) -> None:
+    body = {"skill": "echo", "args": {"message": "once"}, "idempotency_key": "order-7"}
+    first = api.post("/v1/jobs", json=body, headers=auth(ALICE)).json()["job_id"]
+    again = api.post("/v1/jobs", json=body, headers=auth(ALICE)).json()["job_id"]
+    theirs = api.post("/v1/jobs", json=body, headers=auth(BOB)).json()["job_id"]
+    assert first == again and theirs != first
+    assert outcome(api, BOB, theirs)["result"] == {"message": "once"}
+
+
 def test_errors_come_from_the_error_table(api: httpx.Client) -> None:
     cases = [
         ({"skill": "no_such_skill"}, 404, "unknown_skill"),

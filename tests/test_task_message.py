@@ -109,6 +109,7 @@ def test_a_queue_the_broker_refuses_leaves_no_record(layout: Settings, direct: b
             client.submit("echo", {}, job_id=job_id)
         with pytest.raises(JobNotFound):
             client.status(job_id)
+        assert job_id not in [job.id for job in client.jobs(limit=1000).jobs]
 
 
 def test_queue_names_cannot_name_other_keys(layout: Settings) -> None:

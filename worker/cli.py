@@ -16,6 +16,7 @@ from typing import Annotated
 import redis
 import typer
 
+from .cli_jobs import jobs
 from .cli_server import serve, token_cli
 from .cli_support import JsonFlag, emit_json, err, fail, make_client, out, parse_json
 from .cli_workspace import workspace_cli
@@ -32,6 +33,7 @@ cli = typer.Typer(
 cli.add_typer(workspace_cli, name="workspace")
 cli.add_typer(token_cli, name="token")
 cli.command("serve")(serve)
+cli.command("jobs")(jobs)
 
 
 @cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -67,6 +69,10 @@ def submit(
     grant: Annotated[
         str | None, typer.Option("--grant", help="A workspace grant token for the job.")
     ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option("--idempotency-key", help="Submitting the same key again returns its job."),
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait and print the result.")] = False,
     watch_: Annotated[bool, typer.Option("--watch", help="Follow events live.")] = False,
     timeout: Annotated[float | None, typer.Option("--timeout")] = None,
@@ -78,7 +84,13 @@ def submit(
     with make_client() as client:
         try:
             new_id = client.submit(
-                skill, parsed_args, auth=parsed_auth, queue=queue, job_id=job_id, grant=grant
+                skill,
+                parsed_args,
+                auth=parsed_auth,
+                queue=queue,
+                job_id=job_id,
+                grant=grant,
+                idempotency_key=idempotency_key,
             )
         except Exception as exc:
             fail(exc)

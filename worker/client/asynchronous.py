@@ -27,12 +27,22 @@ from ..core.jobs import TERMINAL_STATES, JobStatus, cancel_call
 from ..core.keys import Keys
 from ..core.registry import read_catalog_async, read_workers_async
 from ..core.revocations import Revocation, check_not_revoked
-from ..core.scripts import CANCEL, SUBMIT
+from ..core.scripts import CANCEL, SUBMIT, UNSUBMIT
 from ..core.settings import AGENT_NAME, Settings
-from ..core.submission import Draft, Order, SkillCache, SkillInfo, draft, merge_skills, outcome
+from ..core.submission import (
+    Draft,
+    Order,
+    SkillCache,
+    SkillInfo,
+    draft,
+    merge_skills,
+    outcome,
+    submitted_id,
+)
 from ..core.task_message import DirectPublish
 from ..core.workspace_client import GrantedWorkspace
 from ..core.workspace_store import open_workspace_store
+from .listing import JobPage, list_jobs
 from .subscription import IDLE, RECONNECTED, Deadline, Subscription
 
 __all__ = ["AsyncSkillClient", "Order", "SkillInfo"]
@@ -178,27 +188,38 @@ class AsyncSkillClient:
         job_id: str | None = None,
         grant: str | None = None,
         owner: str | None = None,
+        idempotency_key: str | None = None,
     ) -> str:
-        """Enqueue a job and return its id; an existing ``job_id`` is not run twice.
+        """Enqueue a job and return its id; an existing ``job_id`` is not run twice,
+        nor is a second job made for an ``idempotency_key`` seen within the
+        record retention (its first job's id is returned).
 
         ``grant``: a workspace grant token (:meth:`workspace_grant`) the job's
         ``ctx.workspace`` is bound to; the skill must declare workspace access.
         ``owner``: who the job belongs to (the HTTP server passes its caller);
         :meth:`owned_jobs` lists them.
         """
-        planned = await self.reserve(
-            skill, args, auth=auth, queue=queue, job_id=job_id, grant=grant, owner=owner
+        submitted, planned = await self.reserve(
+            skill,
+            args,
+            auth=auth,
+            queue=queue,
+            job_id=job_id,
+            grant=grant,
+            owner=owner,
+            idempotency_key=idempotency_key,
         )
         if planned is None:
-            assert job_id is not None
-            return job_id  # already submitted: never a second job
+            return submitted  # already submitted: never a second job
         if not planned.queued_by_script:
             try:
                 await asyncio.to_thread(planned.order.send, self.app)
             except BaseException:
-                await self.forget(planned.order.job_id)
+                await self.redis.eval(
+                    UNSUBMIT, len(planned.submit_keys), *planned.submit_keys, submitted
+                )
                 raise
-        return planned.order.job_id
+        return submitted
 
     async def reserve(
         self,
@@ -210,9 +231,11 @@ class AsyncSkillClient:
         job_id: str | None,
         grant: str | None = None,
         owner: str | None = None,
-    ) -> Draft | None:
+        idempotency_key: str | None = None,
+    ) -> tuple[str, Draft | None]:
         """Check a submission and write its ``queued`` record (and queue its
-        message when the script can); None if the id exists."""
+        message when the script can): the job id, and the draft if this call
+        created the job (None: the id, or the idempotency key's job, exists)."""
         info = await self.skill(skill)
         planned = draft(
             self.settings,
@@ -225,17 +248,37 @@ class AsyncSkillClient:
             direct=self.direct,
             grant=grant,
             owner=owner,
+            idempotency_key=idempotency_key,
         )
         if self._submit_script is None:
             self._submit_script = self.redis.register_script(SUBMIT)
-        created = await self._submit_script(keys=planned.submit_keys, args=planned.submit_args)
-        return planned if int(created) else None
-
-    async def forget(self, job_id: str) -> None:
-        """Drop the record of a submission Celery did not accept."""
-        await self.redis.delete(self.keys.job(job_id))
+        reply = await self._submit_script(keys=planned.submit_keys, args=planned.submit_args)
+        submitted, created = submitted_id(reply, planned)
+        return submitted, planned if created else None
 
     # --- polling ---
+
+    async def jobs(
+        self,
+        *,
+        skill: str | None = None,
+        state: str | None = None,
+        since: float | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> JobPage:
+        """Jobs newest first, filtered by skill, state and creation time (Unix
+        seconds; for ``state="running"``, start time), a page at a time: pass the
+        page's ``cursor`` back for the next one."""
+        return await list_jobs(
+            self.redis,
+            self.keys,
+            skill=skill,
+            state=state,
+            since=since,
+            limit=limit,
+            cursor=cursor,
+        )
 
     async def owned_jobs(
         self, owner: str, *, limit: int = 50, before: float | None = None

@@ -20,11 +20,20 @@ from ..core.errors import JobNotFound
 from ..core.jobs import JobStatus
 from ..core.registry import read_catalog, read_workers
 from ..core.revocations import Revocation
-from ..core.scripts import SUBMIT
+from ..core.scripts import SUBMIT, UNSUBMIT
 from ..core.settings import Settings
-from ..core.submission import Order, SkillCache, SkillInfo, draft, merge_skills, outcome
+from ..core.submission import (
+    Order,
+    SkillCache,
+    SkillInfo,
+    draft,
+    merge_skills,
+    outcome,
+    submitted_id,
+)
 from ..core.workspace_client import GrantedWorkspace
 from .asynchronous import AsyncSkillClient, Envelope, anext_of
+from .listing import JobPage
 from .subscription import Deadline
 from .waiting import FinishWaiter
 
@@ -129,8 +138,11 @@ class SkillClient:
         queue: str | None = None,
         job_id: str | None = None,
         grant: str | None = None,
+        idempotency_key: str | None = None,
     ) -> str:
-        """Enqueue a job and return its id; an existing ``job_id`` is not run twice.
+        """Enqueue a job and return its id; an existing ``job_id`` is not run twice,
+        nor is a second job made for an ``idempotency_key`` seen within the
+        record retention (its first job's id is returned).
 
         ``grant``: a workspace grant token (:meth:`workspace_grant`) the job's
         ``ctx.workspace`` is bound to; the skill must declare workspace access.
@@ -148,16 +160,33 @@ class SkillClient:
             job_id=job_id,
             direct=self._client.direct,
             grant=grant,
+            idempotency_key=idempotency_key,
         )
-        created = self._submit_script(keys=planned.submit_keys, args=planned.submit_args)
-        if not int(created) or planned.queued_by_script:
-            return planned.order.job_id  # already submitted: never a second job
+        reply = self._submit_script(keys=planned.submit_keys, args=planned.submit_args)
+        submitted, created = submitted_id(reply, planned)
+        if not created or planned.queued_by_script:
+            return submitted  # already submitted: never a second job
         try:
             planned.order.send(self.app)
         except BaseException:
-            self._redis.delete(planned.record_key)  # Celery did not take it
+            # Celery did not take it: no record, no index entries, no key marker.
+            self._redis.eval(UNSUBMIT, len(planned.submit_keys), *planned.submit_keys, submitted)
             raise
-        return planned.order.job_id
+        return submitted
+
+    def jobs(
+        self,
+        *,
+        skill: str | None = None,
+        state: str | None = None,
+        since: float | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> JobPage:
+        """See :meth:`AsyncSkillClient.jobs`."""
+        return self._run(
+            self._client.jobs(skill=skill, state=state, since=since, limit=limit, cursor=cursor)
+        )
 
     def status(self, job_id: str) -> JobStatus:
         raw = cast(dict[str, str], self._redis.hgetall(self.keys.job(job_id)))

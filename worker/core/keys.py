@@ -69,3 +69,19 @@ class Keys:
     def remote_agents(self) -> str:
         """Hash: agent name → an A2A agent outside this deployment (``skillq agents add``)."""
         return f"{self.prefix}:remote-agents"
+
+    def jobs_index(self) -> str:
+        """Sorted set of job ids by creation time (``SUBMIT``, or ``START`` for jobs a
+        producer queued without a record), trimmed to the record retention."""
+        return f"{self.prefix}:jobs"
+
+    def skill_index(self, skill: str) -> str:
+        return f"{self.prefix}:jobs:skill:{skill}"
+
+    def running_index(self) -> str:
+        """Sorted set of running job ids by start time (``START`` adds, ends remove)."""
+        return f"{self.prefix}:running"
+
+    def idempotency(self, key: str) -> str:
+        """The job an idempotency key made; lives as long as a record."""
+        return f"{self.prefix}:idem:{key}"

@@ -26,6 +26,23 @@ local function emit_tail(seq, tail, untrimmed)
   end
   redis.call('PUBLISH', channel, env)
 end
+-- The listing indexes (see ``worker.core.listing``): every job by creation
+-- time, by skill, and the running ones by start time.
+local function job_id_of(prefix) return string.sub(job, #prefix + 6) end
+local function index_new(prefix, skill)
+  local id = job_id_of(prefix)
+  for _, index in ipairs({prefix .. ':jobs', prefix .. ':jobs:skill:' .. skill}) do
+    redis.call('ZADD', index, now, id)
+    redis.call('EXPIRE', index, record_ttl)
+  end
+end
+local function index_running(prefix, on)
+  if on then
+    redis.call('ZADD', prefix .. ':running', now, job_id_of(prefix))
+  else
+    redis.call('ZREM', prefix .. ':running', job_id_of(prefix))
+  end
+end
 local function emit(ts, kind, payload)
   local seq = redis.call('HINCRBY', job, 'seq', 1)
   emit_tail(seq, ',"ts":' .. ts .. ',"kind":' .. kind .. ',"payload":' .. payload .. '}')
@@ -75,6 +92,7 @@ local function end_children(prefix, ttl, orphaned)
           redis.call('HINCRBY', prefix .. ':taken', queue, -1)
         end
         redis.call('HSET', job, 'state', 'failed', 'finished_at', now, 'error', orphaned)
+        redis.call('ZREM', prefix .. ':running', id)
         status('failed', ',"error":' .. orphaned)
         touch()
       else
@@ -111,10 +129,14 @@ end
 if redis.call('EXISTS', KEYS[5]) == 1 then
   return {'replayed', tonumber(redis.call('HGET', job, 'attempts') or '0'), state or ''}
 end
+if not state then index_new(ARGV[12], ARGV[6]) end  -- from a producer that wrote no record
 redis.call('HSETNX', job, 'created_at', now)
 redis.call('HSET', job, 'skill', ARGV[6], 'queue', ARGV[8])
 local function untake()
-  if state == 'running' then redis.call('HINCRBY', KEYS[6], ARGV[8], -1) end
+  if state == 'running' then
+    redis.call('HINCRBY', KEYS[6], ARGV[8], -1)
+    index_running(ARGV[12], false)
+  end
 end
 if redis.call('EXISTS', KEYS[4]) == 1 then
   untake()
@@ -140,6 +162,7 @@ if attempts > 1 then
   end_children(ARGV[12], ARGV[13], ARGV[14])
 end
 if state ~= 'running' then redis.call('HINCRBY', KEYS[6], ARGV[8], 1) end
+index_running(ARGV[12], true)
 redis.call('HSET', job, 'state', 'running', 'started_at', now, 'worker', ARGV[7],
            'delivery', ARGV[9], 'emitted', 0)
 redis.call('HDEL', job, 'finished_at', 'result', 'error', 'notice')
@@ -213,6 +236,7 @@ if current == 'running' then
   local queue = redis.call('HGET', job, 'queue')
   if queue then redis.call('HINCRBY', KEYS[4], queue, -1) end
 end
+index_running(ARGV[17], false)
 redis.call('HSETNX', job, 'created_at', now)
 redis.call('HSET', job, 'state', state, 'finished_at', now, 'worker', ARGV[9])
 local extra = ''
@@ -259,12 +283,18 @@ return 1
 # 9: the parent job ('' for a job nobody called), 10: the child's call depth,
 # 11: the cancel flag's ttl, 12: the job id, 13: '1' when the child runs
 # inline in its caller's process, 14: the job's owner ('' for none; KEYS 6 is
-# then the owner's index).
+# then the owner's index). KEYS 7: the index of all jobs, 8: the skill's
+# index, 9: the idempotency key's marker ('' for none).
+# Returns the existing job's id when the idempotency key already made one.
 # Returns 0 when the record exists (the job was submitted: nothing is queued
 # twice), 1 when the job is recorded (and its message queued). A child is
 # listed in its parent's ``children`` (in start order), and a child of a
 # parent being cancelled is cancelled before it starts.
 SUBMIT = r"""
+if KEYS[9] and KEYS[9] ~= '' then
+  local existing = redis.call('GET', KEYS[9])
+  if existing then return existing end  -- the job this idempotency key made
+end
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 if ARGV[6] ~= '' then
   -- First: a script stops at an error without undoing what it wrote, and a
@@ -284,7 +314,7 @@ if ARGV[9] ~= '' then
     redis.call('SET', KEYS[5], '1', 'EX', ARGV[11])
   end
 end
-if ARGV[14] and ARGV[14] ~= '' then
+if ARGV[14] ~= '' then
   -- Owned (the HTTP server's callers): the record names its owner, and the
   -- owner's index lists it newest first; entries older than the retention
   -- are trimmed here, so the index costs O(page) to read and never grows
@@ -295,6 +325,13 @@ if ARGV[14] and ARGV[14] ~= '' then
   redis.call('ZREMRANGEBYSCORE', index, '-inf', tonumber(ARGV[3]) - tonumber(ARGV[4]))
   redis.call('EXPIRE', index, ARGV[4])
 end
+local oldest = tonumber(ARGV[3]) - tonumber(ARGV[4])
+for _, index in ipairs({KEYS[7], KEYS[8]}) do
+  redis.call('ZADD', index, ARGV[3], ARGV[12])
+  redis.call('ZREMRANGEBYSCORE', index, '-inf', oldest)  -- records that have expired
+  redis.call('EXPIRE', index, ARGV[4])
+end
+if KEYS[9] and KEYS[9] ~= '' then redis.call('SET', KEYS[9], ARGV[12], 'EX', ARGV[4]) end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 1
 """
@@ -325,3 +362,15 @@ redis.call('PUBLISH', ARGV[6], ARGV[7])
 return 'cancelling'
 """
 )
+
+# Undo a SUBMIT whose Celery message was refused: the same KEYS as SUBMIT.
+# ARGV 1: the job id. Removes the record, its index entries and its
+# idempotency marker, so a retry of the submission starts afresh.
+UNSUBMIT = r"""
+redis.call('DEL', KEYS[1])
+for i = 6, 8 do
+  if KEYS[i] and KEYS[i] ~= '' then redis.call('ZREM', KEYS[i], ARGV[1]) end
+end
+if KEYS[9] and KEYS[9] ~= '' then redis.call('DEL', KEYS[9]) end
+return 1
+"""

@@ -164,6 +164,7 @@ def draft(
     parent: Parent | None = None,
     grant: str | None = None,
     owner: str | None = None,
+    idempotency_key: str | None = None,
 ) -> Draft:
     """Check a call as the worker would (what certainly fails there fails here) and sign it.
 
@@ -259,12 +260,31 @@ def draft(
             job_id,
             "1" if parent.inline else "",
         ]
-    if owner:
-        if len(owner) > MAX_OWNER or any(ord(char) < 32 or ord(char) == 127 for char in owner):
-            raise InvalidArgs(skill, f"an owner is at most {MAX_OWNER} printable characters")
-        submit_keys.append(keys.owned(owner))
-        submit_args.append(owner)
+    for name, value in (("an owner", owner), ("an idempotency key", idempotency_key)):
+        if value is not None and not printable(value, MAX_OWNER):
+            raise InvalidArgs(skill, f"{name} is 1 to {MAX_OWNER} printable characters")
+    submit_keys += [
+        keys.owned(owner) if owner else "",
+        keys.jobs_index(),
+        keys.skill_index(skill),
+        keys.idempotency(idempotency_key) if idempotency_key else "",
+    ]
+    submit_args.append(owner or "")
     return Draft(order, record, submit_keys, submit_args, direct is not None)
+
+
+def printable(value: str, limit: int) -> bool:
+    return 0 < len(value) <= limit and all(32 <= ord(char) != 127 for char in value)
+
+
+def submitted_id(reply: Any, draft: Draft) -> tuple[str, bool]:
+    """What ``SUBMIT`` answered: the job's id, and whether this call created it
+    (``1``); ``0`` is an existing job id, a string the job an idempotency key made."""
+    if isinstance(reply, bytes):
+        reply = reply.decode()
+    if isinstance(reply, str) and not reply.isdigit():
+        return reply, False
+    return draft.order.job_id, bool(int(reply))
 
 
 def outcome(status: JobStatus) -> Any:

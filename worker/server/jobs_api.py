@@ -9,6 +9,7 @@ admin scope; another caller's job is *not found* (404), so ids do not leak.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, cast
@@ -54,6 +55,7 @@ class SubmitRequest(BaseModel):
     queue: str | None = Field(default=None, max_length=128)
     job_id: str | None = Field(default=None, max_length=200)
     grant: str | None = Field(default=None, max_length=8192)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=256)
 
 
 class Submitted(BaseModel):
@@ -114,8 +116,13 @@ async def submit(body: SubmitRequest, client: Client, caller: Caller) -> Submitt
         job_id=body.job_id,
         grant=body.grant,
         owner=caller.subject,
+        # Scoped to the caller: one caller's key never returns another's job.
+        idempotency_key=None
+        if body.idempotency_key is None
+        else "http:"
+        + hashlib.sha256(f"{caller.subject}\0{body.idempotency_key}".encode()).hexdigest(),
     )
-    if body.job_id is not None:
+    if body.job_id is not None or body.idempotency_key is not None:
         await visible(client, caller, job_id)  # an existing id of someone else's job
     return Submitted(
         job_id=job_id,
