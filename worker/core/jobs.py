@@ -34,7 +34,7 @@ from .keys import Keys
 from .outage import outlast, outlast_async
 from .settings import Settings
 
-JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+JobState = Literal["queued", "running", "retrying", "succeeded", "failed", "cancelled"]
 TERMINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 ARTIFACT_FIELD = "artifact:"
 
@@ -118,6 +118,9 @@ class JobStatus(BaseModel):
     parent: str | None = None  # the job whose ctx.call started this one
     children: list[str] = []  # jobs this one started with ctx.call, in start order
     owner: str | None = None  # who submitted it through the HTTP server
+    retries: int = 0  # retries scheduled (the skill's ``retries``); attempt = retries + 1
+    next_run_at: float | None = None  # when a ``retrying`` job runs again
+    errors: list[JobError] = []  # each earlier attempt's error, in order
 
     @property
     def finished(self) -> bool:
@@ -155,6 +158,9 @@ class JobStatus(BaseModel):
             parent=raw.get("parent") or None,
             children=[child for child in raw.get("children", "").split(",") if child],
             owner=raw.get("owner") or None,
+            retries=int(raw.get("retries", "0")),
+            next_run_at=number("next_run_at"),
+            errors=[JobError.model_validate(item) for item in json.loads(raw.get("errors", "[]"))],
         )
 
 
@@ -163,6 +169,7 @@ class StartDecision:
     action: Literal["run", "cancelled", "done", "failed", "replayed"]
     attempts: int
     state: str
+    retries: int = 0  # retries scheduled before this delivery (a skill's ``retries``)
 
 
 def envelope_head(job_id: str) -> str:
@@ -262,6 +269,7 @@ class JobRecords:
         self.settings = settings
         self._start = client.register_script(scripts.START)
         self._finish = client.register_script(scripts.FINISH)
+        self._retry = client.register_script(scripts.RETRY)
         self._over_limit = job_error(
             DeliveryLimitExceeded(settings.max_deliveries), with_traceback=False
         ).model_dump_json()
@@ -300,12 +308,31 @@ class JobRecords:
             self._over_limit,
             *self._children_args,
         ]
-        action, attempts, state = outlast(
+        reply = outlast(
             self.settings.redis_outage_budget,
             f"starting job {job_id}",
             lambda: self._start(keys=keys, args=args),
         )
-        return StartDecision(_text(action), int(attempts), _text(state))  # type: ignore[arg-type]
+        action, attempts, state = reply[:3]
+        retries = int(reply[3]) if len(reply) > 3 else 0
+        return StartDecision(_text(action), int(attempts), _text(state), retries)  # type: ignore[arg-type]
+
+    def retry(self, job_id: str, error: JobError, next_run_at: float, retries: int) -> str:
+        """Mark a failed attempt ``retrying`` (its error kept); the state it is in."""
+        keys = [*job_keys(self.keys, job_id), self.keys.taken]
+        args = [
+            *job_argv(self.settings, job_id),
+            error.model_dump_json(),
+            repr(next_run_at),
+            str(retries),
+            *self._children_args,
+        ]
+        state = outlast(
+            self.settings.redis_outage_budget,
+            f"scheduling a retry of job {job_id}",
+            lambda: self._retry(keys=keys, args=args),
+        )
+        return _text(state)
 
     def finish(
         self,

@@ -82,7 +82,7 @@ local function end_children(prefix, ttl, orphaned)
       -- emit() and touch() write to the job these name: point them at this one
       job, stream = key, prefix .. ':stream:' .. id
       channel, head = prefix .. ':events:' .. id, '{"job_id":' .. cjson.encode(id) .. ',"seq":'
-      if state == 'queued' then
+      if state == 'queued' or state == 'retrying' then
         redis.call('HSET', job, 'state', 'cancelled', 'finished_at', now)
         status('cancelled')
         touch()
@@ -124,7 +124,8 @@ if terminal(state) then
   return {'done', tonumber(redis.call('HGET', job, 'attempts') or '0'), state}
 end
 if state == 'running' and redis.call('HGET', job, 'delivery') == ARGV[9] then
-  return {'run', tonumber(redis.call('HGET', job, 'attempts')), 'running'}
+  return {'run', tonumber(redis.call('HGET', job, 'attempts')), 'running',
+          tonumber(redis.call('HGET', job, 'retries') or '0')}
 end
 if redis.call('EXISTS', KEYS[5]) == 1 then
   return {'replayed', tonumber(redis.call('HGET', job, 'attempts') or '0'), state or ''}
@@ -147,16 +148,18 @@ if redis.call('EXISTS', KEYS[4]) == 1 then
   return {'cancelled', tonumber(redis.call('HGET', job, 'attempts') or '0'), 'cancelled'}
 end
 local attempts = redis.call('HINCRBY', job, 'attempts', 1)
-if attempts > tonumber(ARGV[10]) then
+local retries = tonumber(redis.call('HGET', job, 'retries') or '0')
+-- Deliveries beyond the scheduled retries are the ones whose worker died.
+if attempts - retries > tonumber(ARGV[10]) then
   untake()
   redis.call('HSET', job, 'state', 'failed', 'finished_at', now, 'error', ARGV[11])
   redis.call('HDEL', job, 'notice')
   status('failed', ',"error":' .. ARGV[11])
   touch()
   end_children(ARGV[12], ARGV[13], ARGV[14])
-  return {'failed', attempts, 'failed'}
+  return {'failed', attempts, 'failed', retries}
 end
-if attempts > 1 then
+if attempts - retries > 1 then
   status('retrying', ',"attempt":' .. attempts)
   -- The last delivery's children: its inline ones died with its process.
   end_children(ARGV[12], ARGV[13], ARGV[14])
@@ -165,10 +168,10 @@ if state ~= 'running' then redis.call('HINCRBY', KEYS[6], ARGV[8], 1) end
 index_running(ARGV[12], true)
 redis.call('HSET', job, 'state', 'running', 'started_at', now, 'worker', ARGV[7],
            'delivery', ARGV[9], 'emitted', 0)
-redis.call('HDEL', job, 'finished_at', 'result', 'error', 'notice')
+redis.call('HDEL', job, 'finished_at', 'result', 'error', 'notice', 'next_run_at')
 status('running', ',"attempt":' .. attempts .. ',"worker":' .. cjson.encode(ARGV[7]))
 touch()
-return {'run', attempts, 'running'}
+return {'run', attempts, 'running', retries}
 """
 )
 
@@ -352,8 +355,11 @@ if not state and ARGV[9] ~= '1' then return 'missing' end
 if terminal(state) then return 'finished' end
 redis.call('SET', KEYS[4], '1', 'EX', ARGV[8])
 end_children(ARGV[10], ARGV[8], nil)
-if state == 'queued' then
+if state == 'queued' or state == 'retrying' then
+  -- Waiting (to start, or for its retry): no worker holds it, so it ends here;
+  -- a delivery that comes later finds it finished and runs nothing.
   redis.call('HSET', job, 'state', 'cancelled', 'finished_at', now)
+  redis.call('HDEL', job, 'next_run_at')
   status('cancelled')
   touch()
   return 'cancelled'
@@ -374,3 +380,34 @@ end
 if KEYS[9] and KEYS[9] ~= '' then redis.call('DEL', KEYS[9]) end
 return 1
 """
+
+# A failed attempt that will run again. KEYS 1-3 as every job script, 4: the
+# per-queue count of running jobs. ARGV 6: the attempt's error JSON, 7: when
+# the next attempt runs (Unix seconds), 8: retries scheduled so far, this one
+# included, 9: the key prefix, 10: the cancel flag's ttl, 11: the error JSON
+# of children it leaves behind. Appends the error to ``errors`` (every
+# attempt's, in order) and emits a ``retrying`` status. Returns the state the
+# record is in: ``retrying``, or the terminal state another process set.
+RETRY = (
+    _PRELUDE
+    + r"""
+local current = redis.call('HGET', job, 'state')
+if current ~= 'running' then return current or 'missing' end
+local queue = redis.call('HGET', job, 'queue')
+if queue then redis.call('HINCRBY', KEYS[4], queue, -1) end
+index_running(ARGV[9], false)
+local errors = redis.call('HGET', job, 'errors')
+if errors and errors ~= '[]' then
+  errors = string.sub(errors, 1, -2) .. ',' .. ARGV[6] .. ']'
+else
+  errors = '[' .. ARGV[6] .. ']'
+end
+redis.call('HSET', job, 'state', 'retrying', 'retries', ARGV[8], 'next_run_at', ARGV[7],
+           'errors', errors)
+status('retrying', ',"attempt":' .. (tonumber(ARGV[8]) + 1) .. ',"next_run_at":' .. ARGV[7]
+       .. ',"error":' .. ARGV[6])
+touch()
+end_children(ARGV[9], ARGV[10], ARGV[11])
+return 'retrying'
+"""
+)

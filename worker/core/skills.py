@@ -52,6 +52,11 @@ class Skill:
     description: str = ""
     tags: tuple[str, ...] = ()
     workspace_access: bool = False
+    retries: int = 0
+    retry_on: tuple[type[BaseException], ...] = (Exception,)
+    backoff: float = 1.0
+    backoff_max: float = 60.0
+    jitter: bool = True
     result_adapter: TypeAdapter[Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -80,6 +85,7 @@ class Skill:
             "time_limit": self.time_limit,
             "args_schema": self.args_schema(),
             "workspace_access": self.workspace_access,
+            "retries": self.retries,
         }
 
 
@@ -96,12 +102,22 @@ def skill(
     description: str = "",
     tags: Sequence[str] = (),
     workspace_access: bool = False,
+    retries: int = 0,
+    retry_on: Sequence[type[BaseException]] = (Exception,),
+    backoff: float = 1.0,
+    backoff_max: float = 60.0,
+    jitter: bool = True,
 ) -> Callable[[Handler], Skill]:
     """Declare an async handler as a skill served by skillq workers.
 
     ``workspace_access=True``: the skill may use ``ctx.workspace`` with a grant
     its caller passes; without it a grant is refused, so a skill cannot be
     handed more than it declared it would use.
+
+    ``retries=N``: an attempt that fails with one of ``retry_on`` runs again,
+    up to N more times, after ``backoff * 2**k`` seconds (at most
+    ``backoff_max``; with ``jitter``, between half and all of it). Invalid
+    args or auth, missing scopes, refused grants and cancels never retry.
     """
     if not SKILL_NAME.match(name):
         raise ConfigurationError(
@@ -111,6 +127,12 @@ def skill(
         raise ConfigurationError(f"invalid queue name {queue!r} for skill {name!r}")
     if time_limit is not None and time_limit <= 0:
         raise ConfigurationError(f"time_limit of skill {name!r} must be positive")
+    if retries < 0 or not 0 < backoff <= backoff_max:
+        raise ConfigurationError(
+            f"skill {name!r}: retries must be >= 0 and 0 < backoff <= backoff_max"
+        )
+    if not all(isinstance(kind, type) and issubclass(kind, BaseException) for kind in retry_on):
+        raise ConfigurationError(f"skill {name!r}: retry_on takes exception classes")
 
     def decorate(handler: Handler) -> Skill:
         return Skill(
@@ -126,6 +148,11 @@ def skill(
             description=description or (handler.__doc__ or "").strip().split("\n")[0],
             tags=tuple(tags),
             workspace_access=bool(workspace_access),
+            retries=int(retries),
+            retry_on=tuple(retry_on),
+            backoff=float(backoff),
+            backoff_max=float(backoff_max),
+            jitter=bool(jitter),
         )
 
     return decorate

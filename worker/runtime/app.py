@@ -18,13 +18,14 @@ from typing import Any
 
 import redis
 from celery import Celery, Task, signals
-from celery.exceptions import Ignore, Reject
+from celery.exceptions import Ignore, Reject, Retry
 
 from ..core.agents import describe_agent
 from ..core.artifacts import open_store
 from ..core.celery_app import configured_app
 from ..core.celery_results import fused
 from ..core.errors import ConfigurationError, JobFailed, RedisMisconfigured, spec_for
+from ..core.jobs import job_error
 from ..core.keys import Keys
 from ..core.outage import UNREACHABLE
 from ..core.redis_config import check_redis
@@ -35,7 +36,7 @@ from ..core.skills import Skill, SkillSet, describe_sources, load_skills
 from . import supervision
 from .attach import announced, attach, load_factory
 from .process import Engine, ProcessRuntime
-from .runner import run_job
+from .runner import Outcome, finish, run_job
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,16 @@ def register_skill(app: Celery, engine: Engine, skill: Skill) -> None:
         except (asyncio.CancelledError, concurrent.futures.CancelledError) as exc:
             log.warning("job %s left for redelivery: the worker process is shutting down", job_id)
             raise Reject(str(exc) or "shutdown", requeue=True) from exc
+        if outcome.state == "retrying":
+            try:
+                # The same job id, args and queue, after the backoff; Celery acks this one.
+                raise self.retry(countdown=outcome.delay, max_retries=None)
+            except Retry:
+                raise
+            except Exception as exc:  # the retry could not be queued: the job fails
+                log.error("job %s: cannot queue its retry: %s", job_id, exc)
+                lost = Outcome("failed", error=job_error(exc))
+                outcome = finish(runtime, job_id, hostname, lost, "")
         if outcome.state == "succeeded":
             return outcome.result
         if outcome.state == "cancelled":

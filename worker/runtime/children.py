@@ -14,9 +14,9 @@ import contextlib
 import logging
 from typing import Any
 
-from ..core.skills import SkillSet
+from ..core.skills import Skill, SkillSet
 from .process import ProcessRuntime
-from .runner import Outcome, execute, finish
+from .runner import Outcome, execute, finish, schedule_retry
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +29,34 @@ class InlineChildren:
         self._skills = skills
 
     async def run(self, child_id: str, skill: str, kwargs: dict[str, Any], worker: str) -> None:
-        rt, target = self._rt, self._skills[skill]
+        """Run the child to its end, its retries included (each after its backoff,
+        on this loop: a child that runs inline also retries inline)."""
+        while True:
+            delay = await self._attempt(child_id, self._skills[skill], kwargs, worker)
+            if delay is None:
+                return
+            try:
+                await asyncio.sleep(delay)  # the backoff before the next attempt
+            except asyncio.CancelledError:
+                # The caller ends: so does its child, still waiting for its retry.
+                outcome = Outcome("cancelled")
+                await asyncio.shield(
+                    asyncio.to_thread(finish, self._rt, child_id, worker, outcome, "")
+                )
+                raise
+
+    async def _attempt(
+        self, child_id: str, target: Skill, kwargs: dict[str, Any], worker: str
+    ) -> float | None:
+        """One attempt; the seconds until the next one, or None when the child ended."""
+        rt = self._rt
         token = rt.cancels.register(child_id)
         try:
             decision = await asyncio.to_thread(
                 rt.records.start, child_id, target.name, worker, target.queue
             )
             if decision.action != "run":
-                return  # cancelled before it started: START finalised it
+                return None  # cancelled before it started (or ended): START finalised it
             task = asyncio.ensure_future(
                 execute(rt, target, child_id, (), kwargs, token, worker=worker)
             )
@@ -51,6 +71,12 @@ class InlineChildren:
                     outcome, text = await asyncio.wait_for(task, rt.settings.cancel_grace + 1.0)
                 await asyncio.shield(asyncio.to_thread(finish, rt, child_id, worker, outcome, text))
                 raise
+            retried = await asyncio.to_thread(
+                schedule_retry, rt, target, child_id, outcome, decision.retries
+            )
+            if retried is not None:
+                return retried.delay if retried.state == "retrying" else None
             await asyncio.to_thread(finish, rt, child_id, worker, outcome, text)
+            return None
         finally:
             rt.cancels.unregister(child_id)

@@ -34,6 +34,7 @@ from ..core.errors import (
 from ..core.events import EventWriter, dumps
 from ..core.grants import MAX_TOKEN_BYTES
 from ..core.jobs import JobError, job_error
+from ..core.retries import retry_delay
 from ..core.secrets import SecretScope
 from ..core.signing import SignedCall, verify
 from ..core.skills import AnyArgs, Skill
@@ -43,7 +44,7 @@ from .process import ProcessRuntime
 
 log = logging.getLogger(__name__)
 
-Final = Literal["succeeded", "failed", "cancelled"]
+Final = Literal["succeeded", "failed", "cancelled", "retrying"]
 CALL_KEYS = frozenset({"args", "auth", "grant"})
 
 
@@ -54,6 +55,8 @@ class Outcome:
     error: JobError | None = None
     celery_stored: bool = False  # Celery's result meta is already written
     signed_until: int | None = None  # a signed call: refuse replays until then
+    exception: BaseException | None = field(default=None, compare=False, repr=False)
+    delay: float | None = None  # "retrying": seconds until the next attempt
 
 
 @dataclass(frozen=True)
@@ -239,9 +242,35 @@ def run_job(
         outcome, result_text = rt.call(
             execute(rt, skill, job_id, positional, kwargs, token, worker=worker)
         )
+        retried = schedule_retry(rt, skill, job_id, outcome, decision.retries)
+        if retried is not None:
+            return retried
         return finish(rt, job_id, worker, outcome, result_text)
     finally:
         rt.cancels.unregister(job_id)
+
+
+def schedule_retry(
+    rt: ProcessRuntime, skill: Skill, job_id: str, outcome: Outcome, retries: int
+) -> Outcome | None:
+    """A ``retrying`` outcome if this failure runs again (the record says so), else None."""
+    if outcome.state != "failed" or outcome.error is None:
+        return None
+    delay = retry_delay(skill, outcome.exception, retries)
+    if delay is None:
+        return None
+    state = rt.records.retry(job_id, outcome.error, time.time() + delay, retries + 1)
+    if state != "retrying":
+        return stored_outcome(rt, job_id)  # cancelled (or ended) meanwhile: that stands
+    log.warning(
+        "job %s (%s) attempt %d failed (%s); retrying in %.1f s",
+        job_id,
+        skill.name,
+        retries + 1,
+        outcome.error.type,
+        delay,
+    )
+    return replace(outcome, state="retrying", delay=delay)
 
 
 def finish(rt: ProcessRuntime, job_id: str, worker: str, outcome: Outcome, result: str) -> Outcome:
@@ -335,11 +364,11 @@ async def execute(
                 "that something else cancelled?)",
             )
             aborted.__traceback__ = exc.__traceback__
-            outcome = Outcome("failed", error=job_error(aborted, scope.redact))
+            outcome = Outcome("failed", error=job_error(aborted, scope.redact), exception=aborted)
         else:
-            outcome = Outcome("failed", error=job_error(exc, scope.redact))
+            outcome = Outcome("failed", error=job_error(exc, scope.redact), exception=exc)
     except Exception as exc:
-        outcome = Outcome("failed", error=job_error(exc, scope.redact))
+        outcome = Outcome("failed", error=job_error(exc, scope.redact), exception=exc)
     if outcome.error is not None:
         log.warning(
             "job %s (%s) failed: %s: %s%s",

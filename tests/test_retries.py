@@ -1,0 +1,113 @@
+"""Retries with backoff on real workers: a flaky handler succeeds on a later
+attempt, a hopeless one ends failed with every attempt's error, a cancel during
+the backoff ends the job at once, and what cannot be fixed is never retried."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from celery import Celery
+
+from tests.conftest import held, wait_for
+from worker.client import SkillClient
+from worker.core.errors import JobFailed
+from worker.embedded import WorkerProcess
+
+
+@pytest.fixture(scope="module", params=["prefork", "threads"])
+def retrier(
+    request: pytest.FixtureRequest, start_worker: Callable[..., WorkerProcess]
+) -> Iterator[WorkerProcess]:
+    process = start_worker(
+        pool=request.param, concurrency=2, queues="retry", env={"SKILLQ_SKILLS": "retry_skills"}
+    )
+    yield process
+    process.stop(timeout=10)
+
+
+def marker(tmp_path: Path) -> str:
+    return str(tmp_path / f"attempts-{uuid.uuid4().hex}")
+
+
+def times(path: str) -> list[float]:
+    return [float(line) for line in Path(path).read_text().splitlines()]
+
+
+def test_a_flaky_handler_succeeds_on_its_third_attempt(
+    retrier: WorkerProcess, client: SkillClient, tmp_path: Path
+) -> None:
+    path = marker(tmp_path)
+    job = client.submit("flaky", {"marker": path, "fail_times": 2})
+    assert client.result(job, timeout=60) == 3
+    started = times(path)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(started)]
+    assert len(gaps) == 2
+    assert 0.45 <= gaps[0] < 3.0 and 0.95 <= gaps[1] < 4.0, gaps  # backoff 0.5 s, then 1 s
+    status = client.status(job)
+    assert status.state == "succeeded" and status.retries == 2 and status.error is None
+    assert [error.message for error in status.errors] == [
+        "attempt 1 failed on purpose",
+        "attempt 2 failed on purpose",
+    ]
+    retrying = [e["payload"] for e in client.events(job) if e["payload"].get("state") == "retrying"]
+    assert [item["attempt"] for item in retrying] == [2, 3]
+    assert all(
+        item["next_run_at"] > 0 and "failed on purpose" in item["error"]["message"]
+        for item in retrying
+    )
+
+
+def test_a_hopeless_handler_fails_after_every_attempt_with_every_error(
+    retrier: WorkerProcess, client: SkillClient, tmp_path: Path
+) -> None:
+    path = marker(tmp_path)
+    job = client.submit("hopeless", {"marker": path})
+    with pytest.raises(JobFailed, match="attempt 4 failed"):
+        client.result(job, timeout=60)
+    status = client.status(job)
+    assert status.state == "failed" and status.retries == 3 and len(times(path)) == 4
+    assert [error.message for error in status.errors] == [
+        f"attempt {n} failed, as they all do" for n in (1, 2, 3)
+    ]
+
+
+def test_cancelling_during_the_backoff_ends_the_job_and_it_never_runs_again(
+    retrier: WorkerProcess, client: SkillClient, tmp_path: Path, raw: redis.Redis
+) -> None:
+    path = marker(tmp_path)
+    job = client.submit("patient", {"marker": path})
+    wait_for(lambda: client.status(job).state == "retrying", timeout=30, what="the backoff")
+    assert client.status(job).next_run_at is not None
+    assert client.cancel(job)
+    assert client.status(job).state == "cancelled"  # at once, not at the next attempt
+    # The retry's message comes due 3 s later and is taken off the queue: nothing runs.
+    wait_for(lambda: not held(raw, job), timeout=30, what="the retry message to be handled")
+    assert len(times(path)) == 1 and client.status(job).state == "cancelled"
+
+
+def test_what_no_attempt_can_fix_is_never_retried(
+    retrier: WorkerProcess,
+    client: SkillClient,
+    tmp_path: Path,
+    producer: Celery,
+    raw: redis.Redis,
+) -> None:
+    path = marker(tmp_path)
+    job = client.submit("picky", {"marker": path})
+    with pytest.raises(JobFailed, match="never retried"):
+        client.result(job, timeout=60)
+    assert len(times(path)) == 1 and client.status(job).retries == 0
+    # Invalid args reach a worker only from a producer that skips the client's checks.
+    invalid = str(uuid.uuid4())
+    producer.send_task(
+        "skills.flaky", kwargs={"args": {"marker": 5}}, task_id=invalid, queue="retry"
+    )
+    wait_for(lambda: raw.exists(f"skillq:job:{invalid}") and client.status(invalid).finished, 30)
+    status = client.status(invalid)
+    assert status.error is not None and status.error.code == "invalid_args"
+    assert status.retries == 0 and status.attempts == 1
