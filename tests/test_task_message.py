@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -23,13 +25,19 @@ RANDOM = {"reply_to", "delivery_tag"}  # per producer / per message in both
 
 
 def queued(
-    settings: Settings, args: dict[str, Any], queue: str, grant: str | None = None
+    settings: Settings,
+    args: dict[str, Any],
+    queue: str,
+    grant: str | None = None,
+    countdown: float | None = None,
 ) -> dict[str, Any]:
     """Submit one job (no worker runs) and take its message off the queue."""
     with SkillClient(settings) as client:
         info = SkillInfo(name="echo", queue=queue, workers=["nobody"], workspace_access=True)
         client._cache.update({"echo": info})
-        job_id = client.submit("echo", args, job_id=f"msg-{uuid.uuid4().hex}", grant=grant)
+        job_id = client.submit(
+            "echo", args, job_id=f"msg-{uuid.uuid4().hex}", grant=grant, countdown=countdown
+        )
         assert client.status(job_id).state == "queued"
         broker = redis.Redis.from_url(settings.broker_url)
         raw = broker.rpop(queue)
@@ -37,6 +45,11 @@ def queued(
     assert isinstance(raw, bytes)
     message: dict[str, Any] = json.loads(raw)
     message["body"] = json.loads(base64.b64decode(message["body"]))
+    if countdown is not None:
+        # Computed from each producer's clock: the same moment within a second.
+        due = datetime.fromisoformat(message["headers"].pop("eta")).timestamp()
+        assert abs(due - (time.time() + countdown)) < 1.0
+        message["headers"]["eta"] = "<eta>"
     for key in ("id", "root_id"):
         assert message["headers"][key] == job_id
         message["headers"][key] = "<job>"
@@ -85,6 +98,17 @@ def test_a_grant_travels_in_the_body_and_is_never_shown(
     ours = queued(layout, args, "default", grant)
     theirs = queued(layout.model_copy(update={"direct_publish": False}), args, "default", grant)
     assert ours["body"][1] == {"args": args, "grant": grant}
+    assert ours == theirs
+
+
+def test_a_delayed_message_is_what_celery_would_queue(layout: Settings) -> None:
+    ours = queued(layout, {"message": "later"}, "default", countdown=600)
+    theirs = queued(
+        layout.model_copy(update={"direct_publish": False}),
+        {"message": "later"},
+        "default",
+        countdown=600,
+    )
     assert ours == theirs
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -73,6 +74,12 @@ def submit(
         str | None,
         typer.Option("--idempotency-key", help="Submitting the same key again returns its job."),
     ] = None,
+    countdown: Annotated[
+        float | None, typer.Option("--countdown", help="Start no sooner than S seconds from now.")
+    ] = None,
+    eta: Annotated[
+        str | None, typer.Option("--eta", help="Start no sooner than this ISO 8601 time.")
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait and print the result.")] = False,
     watch_: Annotated[bool, typer.Option("--watch", help="Follow events live.")] = False,
     timeout: Annotated[float | None, typer.Option("--timeout")] = None,
@@ -91,6 +98,8 @@ def submit(
                 job_id=job_id,
                 grant=grant,
                 idempotency_key=idempotency_key,
+                countdown=countdown,
+                eta=None if eta is None else parse_eta(eta),
             )
         except Exception as exc:
             fail(exc)
@@ -102,6 +111,15 @@ def submit(
             emit_json({"job_id": new_id})
         else:
             out.print(new_id, highlight=False)
+
+
+def parse_eta(text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        err.print(f"error: --eta takes an ISO 8601 time, not {text!r}", highlight=False)
+        raise typer.Exit(2) from None
+    return when if when.tzinfo else when.astimezone()  # a local time, as written
 
 
 @cli.command()

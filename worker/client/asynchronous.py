@@ -8,6 +8,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
+from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from celery import Celery
@@ -35,6 +36,7 @@ from ..core.submission import (
     SkillCache,
     SkillInfo,
     draft,
+    eta_of,
     merge_skills,
     outcome,
     submitted_id,
@@ -189,10 +191,15 @@ class AsyncSkillClient:
         grant: str | None = None,
         owner: str | None = None,
         idempotency_key: str | None = None,
+        countdown: float | None = None,
+        eta: datetime | float | None = None,
     ) -> str:
         """Enqueue a job and return its id; an existing ``job_id`` is not run twice,
         nor is a second job made for an ``idempotency_key`` seen within the
         record retention (its first job's id is returned).
+
+        ``countdown`` (seconds) or ``eta`` (an aware datetime, or Unix seconds):
+        the job is ``queued`` (with its ``eta``) until then.
 
         ``grant``: a workspace grant token (:meth:`workspace_grant`) the job's
         ``ctx.workspace`` is bound to; the skill must declare workspace access.
@@ -208,6 +215,7 @@ class AsyncSkillClient:
             grant=grant,
             owner=owner,
             idempotency_key=idempotency_key,
+            eta=eta_of(countdown, eta),
         )
         if planned is None:
             return submitted  # already submitted: never a second job
@@ -232,6 +240,7 @@ class AsyncSkillClient:
         grant: str | None = None,
         owner: str | None = None,
         idempotency_key: str | None = None,
+        eta: float | None = None,
     ) -> tuple[str, Draft | None]:
         """Check a submission and write its ``queued`` record (and queue its
         message when the script can): the job id, and the draft if this call
@@ -249,6 +258,7 @@ class AsyncSkillClient:
             grant=grant,
             owner=owner,
             idempotency_key=idempotency_key,
+            eta=eta,
         )
         if self._submit_script is None:
             self._submit_script = self.redis.register_script(SUBMIT)

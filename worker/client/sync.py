@@ -7,6 +7,7 @@ import asyncio
 import builtins
 import threading
 from collections.abc import AsyncGenerator, Callable, Coroutine, Iterator
+from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from celery import Celery
@@ -27,6 +28,7 @@ from ..core.submission import (
     SkillCache,
     SkillInfo,
     draft,
+    eta_of,
     merge_skills,
     outcome,
     submitted_id,
@@ -139,10 +141,15 @@ class SkillClient:
         job_id: str | None = None,
         grant: str | None = None,
         idempotency_key: str | None = None,
+        countdown: float | None = None,
+        eta: datetime | float | None = None,
     ) -> str:
         """Enqueue a job and return its id; an existing ``job_id`` is not run twice,
         nor is a second job made for an ``idempotency_key`` seen within the
         record retention (its first job's id is returned).
+
+        ``countdown`` (seconds) or ``eta`` (an aware datetime, or Unix seconds):
+        the job is ``queued`` (with its ``eta``) until then.
 
         ``grant``: a workspace grant token (:meth:`workspace_grant`) the job's
         ``ctx.workspace`` is bound to; the skill must declare workspace access.
@@ -161,6 +168,7 @@ class SkillClient:
             direct=self._client.direct,
             grant=grant,
             idempotency_key=idempotency_key,
+            eta=eta_of(countdown, eta),
         )
         reply = self._submit_script(keys=planned.submit_keys, args=planned.submit_args)
         submitted, created = submitted_id(reply, planned)

@@ -120,6 +120,7 @@ class JobStatus(BaseModel):
     owner: str | None = None  # who submitted it through the HTTP server
     retries: int = 0  # retries scheduled (the skill's ``retries``); attempt = retries + 1
     next_run_at: float | None = None  # when a ``retrying`` job runs again
+    eta: float | None = None  # when a delayed job may start
     errors: list[JobError] = []  # each earlier attempt's error, in order
 
     @property
@@ -160,6 +161,7 @@ class JobStatus(BaseModel):
             owner=raw.get("owner") or None,
             retries=int(raw.get("retries", "0")),
             next_run_at=number("next_run_at"),
+            eta=number("eta"),
             errors=[JobError.model_validate(item) for item in json.loads(raw.get("errors", "[]"))],
         )
 
@@ -270,6 +272,7 @@ class JobRecords:
         self._start = client.register_script(scripts.START)
         self._finish = client.register_script(scripts.FINISH)
         self._retry = client.register_script(scripts.RETRY)
+        self._received = client.register_script(scripts.RECEIVED)
         self._over_limit = job_error(
             DeliveryLimitExceeded(settings.max_deliveries), with_traceback=False
         ).model_dump_json()
@@ -316,6 +319,12 @@ class JobRecords:
         action, attempts, state = reply[:3]
         retries = int(reply[3]) if len(reply) > 3 else 0
         return StartDecision(_text(action), int(attempts), _text(state), retries)  # type: ignore[arg-type]
+
+    def received(self, job_id: str, skill: str, queue: str, eta: float) -> bool:
+        """Record a delayed job from a plain producer as ``queued`` until its eta."""
+        keys = [self.keys.job(job_id), self.keys.jobs_index(), self.keys.skill_index(skill)]
+        args = [skill, queue, now_json(), str(self.settings.job_retention), repr(eta), job_id]
+        return bool(self._received(keys=keys, args=args))
 
     def retry(self, job_id: str, error: JobError, next_run_at: float, retries: int) -> str:
         """Mark a failed attempt ``retrying`` (its error kept); the state it is in."""

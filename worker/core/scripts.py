@@ -287,7 +287,8 @@ return 1
 # 11: the cancel flag's ttl, 12: the job id, 13: '1' when the child runs
 # inline in its caller's process, 14: the job's owner ('' for none; KEYS 6 is
 # then the owner's index). KEYS 7: the index of all jobs, 8: the skill's
-# index, 9: the idempotency key's marker ('' for none).
+# index, 9: the idempotency key's marker ('' for none). ARGV 15: when the job
+# may start (Unix seconds; '' to start at once).
 # Returns the existing job's id when the idempotency key already made one.
 # Returns 0 when the record exists (the job was submitted: nothing is queued
 # twice), 1 when the job is recorded (and its message queued). A child is
@@ -308,6 +309,7 @@ if ARGV[6] ~= '' then
 end
 redis.call('HSET', KEYS[1], 'state', 'queued', 'skill', ARGV[1], 'queue', ARGV[2],
            'created_at', ARGV[3], 'attempts', 0, 'seq', 0)
+if ARGV[15] and ARGV[15] ~= '' then redis.call('HSET', KEYS[1], 'eta', ARGV[15]) end
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'notice', ARGV[5]) end
 if ARGV[9] ~= '' then
   redis.call('HSET', KEYS[1], 'parent', ARGV[9], 'depth', ARGV[10], 'inline', ARGV[13])
@@ -411,3 +413,21 @@ end_children(ARGV[9], ARGV[10], ARGV[11])
 return 'retrying'
 """
 )
+
+# A delayed job a plain Celery producer sent (``countdown``/``eta``), as the
+# worker receives it: the worker holds it until its eta, and until then the
+# job is ``queued`` with its ``eta``, so status, events and cancel work.
+# KEYS 1: the record, 2: the index of all jobs, 3: the skill's index.
+# ARGV 1: skill, 2: queue, 3: now, 4: record ttl, 5: eta, 6: the job id.
+# Returns 1 if the record was written, 0 if one existed.
+RECEIVED = r"""
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'queued', 'skill', ARGV[1], 'queue', ARGV[2],
+           'created_at', ARGV[3], 'attempts', 0, 'seq', 0, 'eta', ARGV[5])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+for _, index in ipairs({KEYS[2], KEYS[3]}) do
+  redis.call('ZADD', index, ARGV[3], ARGV[6])
+  redis.call('EXPIRE', index, ARGV[4])
+end
+return 1
+"""

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from celery import Celery
@@ -111,11 +112,14 @@ class Order:
     task_name: str
     kwargs: dict[str, Any]
     queue: str
+    eta: float | None = None  # Unix seconds; None to start at once
 
     def send(self, app: Celery) -> None:
         options: dict[str, Any] = {}
         if "grant" in self.kwargs:
             options["kwargsrepr"] = shown_kwargs(self.kwargs)
+        if self.eta is not None:
+            options["eta"] = datetime.fromtimestamp(self.eta, UTC)
         app.send_task(
             self.task_name, kwargs=self.kwargs, task_id=self.job_id, queue=self.queue, **options
         )
@@ -165,6 +169,7 @@ def draft(
     grant: str | None = None,
     owner: str | None = None,
     idempotency_key: str | None = None,
+    eta: float | None = None,
 ) -> Draft:
     """Check a call as the worker would (what certainly fails there fails here) and sign it.
 
@@ -220,7 +225,9 @@ def draft(
         kwargs["auth"] = auth_value
     if grant is not None:
         kwargs["grant"] = grant
-    order = Order(job_id, f"skills.{skill}", kwargs, target_queue)
+    if eta is not None:
+        check_delay(settings, skill, eta)
+    order = Order(job_id, f"skills.{skill}", kwargs, target_queue, eta)
     notice = (
         ""
         if info.live
@@ -245,6 +252,7 @@ def draft(
             kwargs_json + "}",
             shown_kwargs(kwargs),
             repr_given="grant" in kwargs,
+            eta=None if eta is None else datetime.fromtimestamp(eta, UTC).isoformat(),
         )
         submit_args += [message, direct.database, records_database(settings)]
         submit_keys[1] = target_queue
@@ -269,8 +277,42 @@ def draft(
         keys.skill_index(skill),
         keys.idempotency(idempotency_key) if idempotency_key else "",
     ]
-    submit_args.append(owner or "")
+    submit_args += [owner or "", "" if eta is None else repr(eta)]
     return Draft(order, record, submit_keys, submit_args, direct is not None)
+
+
+DELAY_MARGIN = 60.0  # seconds a delay stays under the visibility timeout
+
+
+def check_delay(settings: Settings, skill: str, eta: float) -> None:
+    """Refuse a delay the broker cannot hold: Redis redelivers a message a worker
+    has held (unacknowledged, waiting for its eta) longer than the visibility
+    timeout, so a longer delay would run the job twice."""
+    delay = eta - time.time()
+    longest = settings.visibility_timeout - DELAY_MARGIN
+    if delay > longest:
+        raise InvalidArgs(
+            skill,
+            f"a delay of {delay:.0f} s is over the {longest:.0f} s SKILLQ_VISIBILITY_TIMEOUT "
+            f"({settings.visibility_timeout} s) allows: Redis would deliver the job twice; "
+            "raise the timeout or schedule it later",
+        )
+
+
+def eta_of(countdown: float | None, eta: datetime | float | None) -> float | None:
+    """When a job may start, from a countdown (seconds) or an eta (a datetime, or Unix
+    seconds); None for at once."""
+    if countdown is not None and eta is not None:
+        raise InvalidArgs("submit", "give countdown or eta, not both")
+    if countdown is not None:
+        if not countdown >= 0:
+            raise InvalidArgs("submit", f"countdown must be >= 0 seconds, not {countdown!r}")
+        return time.time() + float(countdown)
+    if isinstance(eta, datetime):
+        if eta.tzinfo is None:
+            raise InvalidArgs("submit", "eta must be timezone-aware (e.g. datetime.now(UTC))")
+        return eta.timestamp()
+    return None if eta is None else float(eta)
 
 
 def printable(value: str, limit: int) -> bool:

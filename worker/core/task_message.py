@@ -60,6 +60,7 @@ class DirectPublish:
         kwargs_repr: str,
         *,
         repr_given: bool = False,
+        eta: str | None = None,
     ) -> str:
         """The kombu Redis envelope of task protocol 2 for ``task(**kwargs)``.
 
@@ -72,7 +73,8 @@ class DirectPublish:
             kwargs_repr = kwargs_repr[: REPR_LIMIT - 3] + "..."
         headers = (
             '{"lang":"py","task":' + dumps(task) + ',"id":' + job + ',"shadow":null,'
-            '"eta":null,"expires":null,"group":null,"group_index":null,"retries":0,'
+            '"eta":' + (dumps(eta) if eta else "null") + ',"expires":null,"group":null,'
+            '"group_index":null,"retries":0,'
             '"timelimit":[null,null],"root_id":' + job + ',"parent_id":null,'
             '"argsrepr":"()","kwargsrepr":'
             + dumps(kwargs_repr)

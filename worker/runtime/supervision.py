@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 import redis
@@ -157,6 +158,21 @@ class Supervisor:
             ]
             self.fail(job_id, UnknownSkill(name.removeprefix(TASK_PREFIX), known), hostname)
 
+    def on_received(self, request: Any) -> None:
+        """A delayed job (``countdown``/``eta``) is held here until its eta: from a
+        plain producer it has no record yet, so write one (``queued``, with the
+        eta) now, and status, events and cancel work before it runs."""
+        eta, name = getattr(request, "eta", None), str(getattr(request, "name", "") or "")
+        job_id = str(getattr(request, "id", "") or "")
+        if not eta or not job_id or not name.startswith(TASK_PREFIX):
+            return
+        try:
+            when = eta if isinstance(eta, datetime) else datetime.fromisoformat(str(eta))
+            queue = (getattr(request, "delivery_info", None) or {}).get("routing_key") or ""
+            self.records.received(job_id, name.removeprefix(TASK_PREFIX), queue, when.timestamp())
+        except (ValueError, redis.RedisError) as exc:
+            log.error("cannot record the delayed job %s: %s", job_id, exc)
+
     def on_hard_time_limit(self, job_id: str, limit: float, hostname: str) -> None:
         self.fail(job_id, JobTimeout(job_id, limit), hostname)
 
@@ -185,6 +201,11 @@ def install(app: Celery, settings: Settings) -> Supervisor:
             limit = float(exception.args[0]) if exception.args else 0.0
             handler.on_hard_time_limit(task_id, limit, socket.gethostname())
 
+    def on_task_received(sender: Any = None, request: Any = None, **_: Any) -> None:
+        if request is not None:
+            handler.on_received(request)
+
+    signals.task_received.connect(on_task_received, weak=False)
     signals.task_revoked.connect(on_task_revoked, weak=False)
     signals.task_unknown.connect(on_task_unknown, weak=False)
     signals.task_failure.connect(on_task_failure, weak=False)

@@ -56,6 +56,7 @@ class SubmitRequest(BaseModel):
     job_id: str | None = Field(default=None, max_length=200)
     grant: str | None = Field(default=None, max_length=8192)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=256)
+    countdown: float | None = Field(default=None, ge=0, description="start no sooner (seconds)")
 
 
 class Submitted(BaseModel):
@@ -116,6 +117,7 @@ async def submit(body: SubmitRequest, client: Client, caller: Caller) -> Submitt
         job_id=body.job_id,
         grant=body.grant,
         owner=caller.subject,
+        countdown=body.countdown,
         # Scoped to the caller: one caller's key never returns another's job.
         idempotency_key=None
         if body.idempotency_key is None

@@ -1,0 +1,93 @@
+"""Delayed jobs on real workers: ``queued`` with their eta from the moment they
+are submitted (also from a plain Celery producer's countdown), cancellable
+before they run, run on time otherwise; delays the broker cannot hold are
+refused."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+from celery import Celery
+
+from tests.conftest import held, wait_for
+from tests.test_cli import skillq
+from worker.client import SkillClient
+from worker.core.errors import InvalidArgs, JobNotFound
+from worker.embedded import WorkerProcess
+
+
+@pytest.fixture(scope="module")
+def delayer(start_worker: Callable[..., WorkerProcess]) -> Iterator[WorkerProcess]:
+    process = start_worker(pool="prefork", concurrency=2, queues="default")
+    yield process
+    process.stop(timeout=10)
+
+
+def test_a_countdown_job_is_queued_with_its_eta_and_runs_on_time(
+    delayer: WorkerProcess, client: SkillClient
+) -> None:
+    before = time.time()
+    job = client.submit("echo", {"message": "later"}, countdown=2)
+    status = client.status(job)
+    assert status.state == "queued" and status.eta is not None
+    assert before + 1.9 <= status.eta <= time.time() + 2.1
+    assert list(client.events(job, follow=False)) == []  # events work before it runs
+    assert client.result(job, timeout=60) == {"message": "later"}
+    started = client.status(job).started_at
+    assert started is not None and started >= status.eta - 0.05
+
+
+def test_an_eta_job_is_cancelled_before_it_runs_and_never_runs(
+    delayer: WorkerProcess, client: SkillClient, raw: redis.Redis
+) -> None:
+    job = client.submit("echo", {"message": "never"}, eta=datetime.now(UTC) + timedelta(seconds=3))
+    assert client.status(job).state == "queued"
+    assert client.cancel(job)
+    assert client.status(job).state == "cancelled"
+    wait_for(lambda: not held(raw, job), timeout=30, what="the delayed message to be handled")
+    status = client.status(job)
+    assert status.state == "cancelled" and status.started_at is None and status.attempts == 0
+
+
+def test_a_plain_producers_countdown_is_recorded_when_a_worker_receives_it(
+    delayer: WorkerProcess, client: SkillClient, producer: Celery
+) -> None:
+    job = str(uuid.uuid4())
+    producer.send_task("skills.echo", kwargs={"args": {"message": "raw"}}, task_id=job, countdown=3)
+
+    def recorded() -> bool:
+        try:
+            return client.status(job).state == "queued"
+        except JobNotFound:
+            return False
+
+    wait_for(recorded, timeout=10, what="the worker to record the delayed job")
+    status = client.status(job)
+    assert status.eta is not None and status.eta > time.time()  # well before it runs
+    assert client.result(job, timeout=60) == {"message": "raw"}
+
+
+def test_delays_the_broker_cannot_hold_are_refused(
+    delayer: WorkerProcess, client: SkillClient, stack_env: dict[str, str]
+) -> None:
+    with pytest.raises(InvalidArgs, match="SKILLQ_VISIBILITY_TIMEOUT"):
+        client.submit("echo", {"message": "x"}, countdown=4000)
+    with pytest.raises(InvalidArgs, match="not both"):
+        client.submit("echo", {}, countdown=1, eta=time.time() + 1)
+    done = skillq(
+        stack_env,
+        "submit",
+        "echo",
+        "--args",
+        '{"message": "cli"}',
+        "--countdown",
+        "1",
+        "--wait",
+        "--json",
+    )
+    assert done.returncode == 0, done.stderr
