@@ -27,7 +27,7 @@ from typing import IO
 
 from ...core.capabilities import SandboxResult
 from ...core.errors import ConfigurationError
-from .execution import SAFE_PATH, Language, check_files, execute, languages, spooled
+from .execution import SAFE_PATH, Language, checked_run, execute, languages, spooled
 from .limits import Limits
 
 ROOT_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
@@ -128,13 +128,9 @@ class BwrapSandbox:
         timeout: float | None = None,
         files: Mapping[str, bytes] | None = None,
     ) -> SandboxResult:
-        chosen = self.languages.get(language)
-        if chosen is None:
-            raise ValueError(f"the sandbox runs {sorted(self.languages)}, not {language!r}")
-        if not isinstance(code, str):
-            raise TypeError(f"code must be a str, not {type(code).__name__}")
-        wall = self.limits.timeout_for(timeout)
-        inputs = check_files(files, self.limits.disk_bytes)
+        chosen, wall, inputs = checked_run(
+            self.languages, self.limits, code, language, timeout, files
+        )
         handles: list[IO[bytes]] = []
         try:
             code_file = spooled(code.encode("utf-8", "surrogatepass"))

@@ -103,6 +103,24 @@ def check_files(files: Mapping[str, bytes] | None, limit: int) -> dict[str, byte
     return checked
 
 
+def checked_run(
+    known: Mapping[str, Language],
+    limits: Limits,
+    code: str,
+    language: str,
+    timeout: float | None,
+    files: Mapping[str, bytes] | None,
+) -> tuple[Language, float, dict[str, bytes]]:
+    """A run's arguments, checked alike by every backend: its language, its
+    wall-clock timeout and its input files."""
+    chosen = known.get(language)
+    if chosen is None:
+        raise ValueError(f"the sandbox runs {sorted(known)}, not {language!r}")
+    if not isinstance(code, str):
+        raise TypeError(f"code must be a str, not {type(code).__name__}")
+    return chosen, limits.timeout_for(timeout), check_files(files, limits.disk_bytes)
+
+
 def spooled(data: bytes) -> IO[bytes]:
     """An unlinked temporary file holding ``data``, rewound, to hand over by descriptor."""
     handle = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the caller

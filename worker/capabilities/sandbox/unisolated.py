@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ...core.capabilities import SandboxResult
 from ...core.errors import ConfigurationError
-from .execution import SAFE_PATH, check_files, execute, languages
+from .execution import SAFE_PATH, checked_run, execute, languages
 from .limits import Limits
 
 
@@ -40,13 +40,9 @@ class SubprocessSandbox:
         timeout: float | None = None,
         files: Mapping[str, bytes] | None = None,
     ) -> SandboxResult:
-        chosen = self.languages.get(language)
-        if chosen is None:
-            raise ValueError(f"the sandbox runs {sorted(self.languages)}, not {language!r}")
-        if not isinstance(code, str):
-            raise TypeError(f"code must be a str, not {type(code).__name__}")
-        wall = self.limits.timeout_for(timeout)
-        inputs = check_files(files, self.limits.disk_bytes)
+        chosen, wall, inputs = checked_run(
+            self.languages, self.limits, code, language, timeout, files
+        )
         with tempfile.TemporaryDirectory(prefix="skillq-sandbox-") as work:
             script = Path(work) / f".skillq-{chosen.filename}"
             await asyncio.to_thread(_stage, Path(work), inputs, script, code)
