@@ -14,6 +14,8 @@ import httpx
 import jwt
 import pytest
 
+from worker.client import SkillClient
+from worker.core.settings import Settings
 from worker.embedded import HttpServerProcess, WorkerProcess, free_port, wait_for
 from worker.server.principals import new_token, token_hash
 
@@ -44,14 +46,20 @@ def api_env(stack_env: dict[str, str]) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def api(
-    api_env: dict[str, str], start_worker: Callable[..., WorkerProcess]
+    api_env: dict[str, str], start_worker: Callable[..., WorkerProcess], settings: Settings
 ) -> Iterator[httpx.Client]:
+    began = time.time()
     worker = start_worker(pool="threads", concurrency=4, queues="default,ext,http", env=api_env)
     with (
         HttpServerProcess(api_env) as server,
         httpx.Client(base_url=server.url, timeout=60) as http,
     ):
         yield http
+    with SkillClient(settings) as client:
+        # What the fuzzer submitted must not run on the next module's workers.
+        for job in client.jobs(since=began, limit=1000).jobs:
+            if not job.finished:
+                client.cancel(job.id)
     worker.stop(timeout=10)
 
 

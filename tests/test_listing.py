@@ -18,10 +18,13 @@ from tests.test_cli import skillq
 from worker.client import SkillClient
 from worker.embedded import WorkerProcess
 
+QUEUE = "listing"
+
 
 @pytest.fixture(scope="module")
 def lister(start_worker: Callable[..., WorkerProcess]) -> Iterator[WorkerProcess]:
-    process = start_worker(pool="threads", concurrency=3, queues="default")
+    # A queue of its own: whatever other modules left queued cannot occupy it.
+    process = start_worker(pool="threads", concurrency=3, queues=QUEUE)
     yield process
     process.stop(timeout=10)
 
@@ -37,10 +40,10 @@ def running_now(raw: redis.Redis) -> set[str]:
 
 def test_the_same_idempotency_key_makes_one_job(lister: WorkerProcess, client: SkillClient) -> None:
     key = f"order-{uuid.uuid4().hex}"
-    first = client.submit("echo", {"message": "once"}, idempotency_key=key)
-    second = client.submit("echo", {"message": "twice?"}, idempotency_key=key)
+    first = client.submit("echo", {"message": "once"}, idempotency_key=key, queue=QUEUE)
+    second = client.submit("echo", {"message": "twice?"}, idempotency_key=key, queue=QUEUE)
     assert first == second
-    other = client.submit("echo", {"message": "other"}, idempotency_key=key + "-b")
+    other = client.submit("echo", {"message": "other"}, idempotency_key=key + "-b", queue=QUEUE)
     assert other != first
     assert client.result(first, timeout=30) == {"message": "once"}
     since = client.status(first).created_at
@@ -48,16 +51,18 @@ def test_the_same_idempotency_key_makes_one_job(lister: WorkerProcess, client: S
     listed = [job.id for job in client.jobs(skill="echo", since=since - 0.001, limit=100).jobs]
     assert listed.count(first) == 1 and other in listed
     with pytest.raises(Exception, match="idempotency key"):
-        client.submit("echo", {}, idempotency_key="bad\nkey")
+        client.submit("echo", {}, idempotency_key="bad\nkey", queue=QUEUE)
 
 
 def test_jobs_list_newest_first_in_pages(
     lister: WorkerProcess, client: SkillClient, producer: Celery
 ) -> None:
     since = time.time()
-    made = [client.submit("echo", {"message": str(n)}) for n in range(7)]
+    made = [client.submit("echo", {"message": str(n)}, queue=QUEUE) for n in range(7)]
     raw_id = str(uuid.uuid4())
-    producer.send_task("skills.echo", kwargs={"args": {"message": "raw"}}, task_id=raw_id)
+    producer.send_task(
+        "skills.echo", kwargs={"args": {"message": "raw"}}, task_id=raw_id, queue=QUEUE
+    )
     wait_for(lambda: client.status(raw_id).finished if _exists(client, raw_id) else False, 30)
     for job in made:
         client.result(job, timeout=30)
@@ -92,8 +97,8 @@ def _exists(client: SkillClient, job_id: str) -> bool:
 def test_jobs_state_running_lists_exactly_the_running_jobs(
     lister: WorkerProcess, client: SkillClient, stack_env: dict[str, str], raw: redis.Redis
 ) -> None:
-    sleepers = [client.submit("sleepy", {"seconds": 60}) for _ in range(3)]
-    waiting = client.submit("sleepy", {"seconds": 60})  # -c 3: this one stays queued
+    sleepers = [client.submit("sleepy", {"seconds": 60}, queue=QUEUE) for _ in range(3)]
+    waiting = client.submit("sleepy", {"seconds": 60}, queue=QUEUE)  # -c 3: this one stays queued
     wait_for(lambda: all(client.status(job).state == "running" for job in sleepers), 30)
     try:
         done = skillq(stack_env, "jobs", "--state", "running", "--json", "--limit", "1000")
@@ -102,7 +107,8 @@ def test_jobs_state_running_lists_exactly_the_running_jobs(
         assert listed == running_now(raw)
         assert set(sleepers) <= listed and waiting not in listed
     finally:
-        for job in [*sleepers, waiting]:
+        # The queued one first: a cancelled sleeper frees the slot it would take.
+        for job in [waiting, *sleepers]:
             client.cancel(job)
     wait_for(lambda: not (set(sleepers) & {j.id for j in client.jobs(state="running").jobs}), 30)
     assert client.status(waiting).state == "cancelled"

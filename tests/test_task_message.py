@@ -19,6 +19,7 @@ from worker.client import SkillClient
 from worker.core.errors import InvalidArgs, JobNotFound
 from worker.core.settings import Settings
 from worker.core.submission import SkillInfo
+from worker.core.task_message import priority_list
 from worker.embedded import EmbeddedRedis
 
 RANDOM = {"reply_to", "delivery_tag"}  # per producer / per message in both
@@ -30,18 +31,28 @@ def queued(
     queue: str,
     grant: str | None = None,
     countdown: float | None = None,
+    priority: int | None = None,
+    concurrency_key: str | None = None,
 ) -> dict[str, Any]:
     """Submit one job (no worker runs) and take its message off the queue."""
     with SkillClient(settings) as client:
-        info = SkillInfo(name="echo", queue=queue, workers=["nobody"], workspace_access=True)
+        info = SkillInfo(
+            name="echo", queue=queue, workers=["nobody"], workspace_access=True, key_concurrency=1
+        )
         client._cache.update({"echo": info})
         job_id = client.submit(
-            "echo", args, job_id=f"msg-{uuid.uuid4().hex}", grant=grant, countdown=countdown
+            "echo",
+            args,
+            job_id=f"msg-{uuid.uuid4().hex}",
+            grant=grant,
+            countdown=countdown,
+            priority=priority,
+            concurrency_key=concurrency_key,
         )
         assert client.status(job_id).state == "queued"
         broker = redis.Redis.from_url(settings.broker_url)
-        raw = broker.rpop(queue)
-        assert broker.llen(queue) == 0
+        raw = broker.rpop(priority_list(queue, priority or 0))
+        assert all(broker.llen(priority_list(queue, p)) == 0 for p in range(10))
     assert isinstance(raw, bytes)
     message: dict[str, Any] = json.loads(raw)
     message["body"] = json.loads(base64.b64decode(message["body"]))
@@ -109,6 +120,33 @@ def test_a_delayed_message_is_what_celery_would_queue(layout: Settings) -> None:
         "default",
         countdown=600,
     )
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("priority", [1, 5, 9])
+def test_a_prioritised_message_is_what_celery_would_queue(layout: Settings, priority: int) -> None:
+    ours = queued(layout, {"message": "soon"}, "default", priority=priority)
+    theirs = queued(
+        layout.model_copy(update={"direct_publish": False}),
+        {"message": "soon"},
+        "default",
+        priority=priority,
+    )
+    assert ours["properties"]["priority"] == priority
+    assert ours == theirs
+
+
+def test_a_concurrency_key_travels_in_the_body(layout: Settings) -> None:
+    grant = f"eyJhbGciOiJIUzI1NiJ9.e30.{uuid.uuid4().hex}"
+    ours = queued(layout, {"n": 1}, "default", grant, concurrency_key="customer-42")
+    theirs = queued(
+        layout.model_copy(update={"direct_publish": False}),
+        {"n": 1},
+        "default",
+        grant,
+        concurrency_key="customer-42",
+    )
+    assert ours["body"][1] == {"args": {"n": 1}, "grant": grant, "concurrency_key": "customer-42"}
     assert ours == theirs
 
 

@@ -80,6 +80,14 @@ def submit(
     eta: Annotated[
         str | None, typer.Option("--eta", help="Start no sooner than this ISO 8601 time.")
     ] = None,
+    priority: Annotated[
+        int | None,
+        typer.Option("--priority", min=0, max=9, help="0 (default) to 9, the most urgent."),
+    ] = None,
+    concurrency_key: Annotated[
+        str | None,
+        typer.Option("--concurrency-key", help="Counts toward the skill's key_concurrency."),
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait and print the result.")] = False,
     watch_: Annotated[bool, typer.Option("--watch", help="Follow events live.")] = False,
     timeout: Annotated[float | None, typer.Option("--timeout")] = None,
@@ -100,6 +108,8 @@ def submit(
                 idempotency_key=idempotency_key,
                 countdown=countdown,
                 eta=None if eta is None else parse_eta(eta),
+                priority=priority,
+                concurrency_key=concurrency_key,
             )
         except Exception as exc:
             fail(exc)

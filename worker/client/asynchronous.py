@@ -193,13 +193,18 @@ class AsyncSkillClient:
         idempotency_key: str | None = None,
         countdown: float | None = None,
         eta: datetime | float | None = None,
+        priority: int | None = None,
+        concurrency_key: str | None = None,
     ) -> str:
         """Enqueue a job and return its id; an existing ``job_id`` is not run twice,
         nor is a second job made for an ``idempotency_key`` seen within the
         record retention (its first job's id is returned).
 
         ``countdown`` (seconds) or ``eta`` (an aware datetime, or Unix seconds):
-        the job is ``queued`` (with its ``eta``) until then.
+        the job is ``queued`` (with its ``eta``) until then. ``priority``: 0 (the
+        default) to 9, the most urgent; a queue's workers take higher ones first.
+        ``concurrency_key``: the jobs of a skill with ``key_concurrency=M`` that
+        share a key run at most M at a time across all workers.
 
         ``grant``: a workspace grant token (:meth:`workspace_grant`) the job's
         ``ctx.workspace`` is bound to; the skill must declare workspace access.
@@ -216,6 +221,8 @@ class AsyncSkillClient:
             owner=owner,
             idempotency_key=idempotency_key,
             eta=eta_of(countdown, eta),
+            priority=priority,
+            concurrency_key=concurrency_key,
         )
         if planned is None:
             return submitted  # already submitted: never a second job
@@ -241,6 +248,8 @@ class AsyncSkillClient:
         owner: str | None = None,
         idempotency_key: str | None = None,
         eta: float | None = None,
+        priority: int | None = None,
+        concurrency_key: str | None = None,
     ) -> tuple[str, Draft | None]:
         """Check a submission and write its ``queued`` record (and queue its
         message when the script can): the job id, and the draft if this call
@@ -259,6 +268,8 @@ class AsyncSkillClient:
             owner=owner,
             idempotency_key=idempotency_key,
             eta=eta,
+            priority=priority,
+            concurrency_key=concurrency_key,
         )
         if self._submit_script is None:
             self._submit_script = self.redis.register_script(SUBMIT)

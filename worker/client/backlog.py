@@ -2,7 +2,7 @@
 
 The length of a queue's Redis list alone misleads an autoscaler: jobs a
 worker has taken are no longer in the list, and kombu splits a queue into
-one list per priority step. The backlog of a queue is its lists plus the
+one list per priority. The backlog of a queue is its lists plus the
 jobs running from it, which skillq's ``START`` and ``FINISH`` scripts count
 per queue in ``<prefix>:taken``.
 
@@ -20,11 +20,12 @@ from typing import Any
 
 import redis
 
+from ..core.celery_app import PRIORITIES
 from ..core.keys import Keys
 from ..core.registry import read_catalog, read_workers
+from ..core.task_message import priority_list
 
-PRIORITY_SEP = "\x06\x16"
-PRIORITY_STEPS = (0, 3, 6, 9)
+PRIORITY_STEPS = tuple(PRIORITIES)
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class QueueDepth:
 
 def priority_lists(queue: str) -> list[str]:
     """The Redis lists kombu uses for one queue (priority 0 is the bare name)."""
-    return [queue if step == 0 else f"{queue}{PRIORITY_SEP}{step}" for step in PRIORITY_STEPS]
+    return [priority_list(queue, step) for step in PRIORITY_STEPS]
 
 
 def taken_per_queue(records: redis.Redis, keys: Keys) -> dict[str, int]:

@@ -47,6 +47,12 @@ def status_table(status: JobStatus) -> Table:
         ("progress", status.progress or "-"),
         ("artifacts", ", ".join(a.name for a in status.artifacts) or "-"),
     ]
+    if status.priority:
+        rows.append(("priority", str(status.priority)))
+    if status.eta is not None and status.state == "queued":
+        rows.append(("eta", when(status.eta)))
+    if status.next_run_at is not None and status.state == "retrying":
+        rows.append(("next run", when(status.next_run_at)))
     if status.parent:
         rows.append(("parent", status.parent))
     if status.children:

@@ -143,13 +143,18 @@ class SkillClient:
         idempotency_key: str | None = None,
         countdown: float | None = None,
         eta: datetime | float | None = None,
+        priority: int | None = None,
+        concurrency_key: str | None = None,
     ) -> str:
         """Enqueue a job and return its id; an existing ``job_id`` is not run twice,
         nor is a second job made for an ``idempotency_key`` seen within the
         record retention (its first job's id is returned).
 
         ``countdown`` (seconds) or ``eta`` (an aware datetime, or Unix seconds):
-        the job is ``queued`` (with its ``eta``) until then.
+        the job is ``queued`` (with its ``eta``) until then. ``priority``: 0 (the
+        default) to 9, the most urgent; a queue's workers take higher ones first.
+        ``concurrency_key``: the jobs of a skill with ``key_concurrency=M`` that
+        share a key run at most M at a time across all workers.
 
         ``grant``: a workspace grant token (:meth:`workspace_grant`) the job's
         ``ctx.workspace`` is bound to; the skill must declare workspace access.
@@ -169,6 +174,8 @@ class SkillClient:
             grant=grant,
             idempotency_key=idempotency_key,
             eta=eta_of(countdown, eta),
+            priority=priority,
+            concurrency_key=concurrency_key,
         )
         reply = self._submit_script(keys=planned.submit_keys, args=planned.submit_args)
         submitted, created = submitted_id(reply, planned)

@@ -20,6 +20,11 @@ DEFAULT_QUEUE = "default"
 TRANSPORT = "worker.runtime.transport:Transport"
 # broker_transport_options[OPTIONS_KEY] is what skillq's transport is told.
 OPTIONS_KEY = "skillq"
+# Job priorities, 9 the most urgent (AMQP's order; a message without one is 0).
+# kombu's Redis transport keeps one list per priority and its own worker reads
+# 0 first; skillq's transport reads 9 first, so a priority means the same from
+# skillq's client and from any Celery producer.
+PRIORITIES = range(10)
 
 
 def skillq_transport_options(settings: Settings, task_names: list[str]) -> dict[str, Any]:
@@ -54,6 +59,9 @@ def configured_app(
         "unacked_restore_interval": max(1, min(10, settings.visibility_timeout // 10)),
         "unacked_restore_throttle": 1,
     }
+    # One Redis list per priority (kombu's default keeps four steps, so 1 and
+    # 2 would rank as 0); skillq's transport reads 9 first (see PRIORITIES).
+    broker_options = {**transport_options, "priority_steps": list(PRIORITIES)}
     queues = sorted({DEFAULT_QUEUE, *skills.queues})
     app.conf.update(
         task_serializer="json",
@@ -67,7 +75,7 @@ def configured_app(
         task_track_started=False,
         result_expires=settings.result_expires,
         broker_transport_options={
-            **transport_options,
+            **broker_options,
             OPTIONS_KEY: skillq_transport_options(
                 settings, [skills[name].task_name for name in skills]
             ),

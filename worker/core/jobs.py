@@ -121,6 +121,7 @@ class JobStatus(BaseModel):
     retries: int = 0  # retries scheduled (the skill's ``retries``); attempt = retries + 1
     next_run_at: float | None = None  # when a ``retrying`` job runs again
     eta: float | None = None  # when a delayed job may start
+    priority: int = 0  # 0-9, 9 the most urgent (as submitted through skillq)
     errors: list[JobError] = []  # each earlier attempt's error, in order
 
     @property
@@ -162,6 +163,7 @@ class JobStatus(BaseModel):
             retries=int(raw.get("retries", "0")),
             next_run_at=number("next_run_at"),
             eta=number("eta"),
+            priority=int(raw.get("priority") or 0),
             errors=[JobError.model_validate(item) for item in json.loads(raw.get("errors", "[]"))],
         )
 

@@ -85,3 +85,17 @@ class Keys:
     def idempotency(self, key: str) -> str:
         """The job an idempotency key made; lives as long as a record."""
         return f"{self.prefix}:idem:{key}"
+
+    def limit_slots(self, skill: str) -> str:
+        """Sorted set: jobs running under the skill's ``concurrency``, scored by
+        when their leases end."""
+        return f"{self.prefix}:limit:skill:{skill}"
+
+    def limit_key_slots(self, skill: str, key: str) -> str:
+        """The same for one ``concurrency_key`` (skill names hold no ':')."""
+        return f"{self.prefix}:limit:key:{skill}:{key}"
+
+    def limit_rate(self, skill: str) -> str:
+        """The skill's rate limit: when its next start is due (GCRA's TAT); its
+        ``:held`` sorted set books the starts of jobs told to come back."""
+        return f"{self.prefix}:limit:rate:{skill}"

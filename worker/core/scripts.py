@@ -288,7 +288,7 @@ return 1
 # inline in its caller's process, 14: the job's owner ('' for none; KEYS 6 is
 # then the owner's index). KEYS 7: the index of all jobs, 8: the skill's
 # index, 9: the idempotency key's marker ('' for none). ARGV 15: when the job
-# may start (Unix seconds; '' to start at once).
+# may start (Unix seconds; '' to start at once), 16: its priority ('' for 0).
 # Returns the existing job's id when the idempotency key already made one.
 # Returns 0 when the record exists (the job was submitted: nothing is queued
 # twice), 1 when the job is recorded (and its message queued). A child is
@@ -310,6 +310,7 @@ end
 redis.call('HSET', KEYS[1], 'state', 'queued', 'skill', ARGV[1], 'queue', ARGV[2],
            'created_at', ARGV[3], 'attempts', 0, 'seq', 0)
 if ARGV[15] and ARGV[15] ~= '' then redis.call('HSET', KEYS[1], 'eta', ARGV[15]) end
+if ARGV[16] and ARGV[16] ~= '' then redis.call('HSET', KEYS[1], 'priority', ARGV[16]) end
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'notice', ARGV[5]) end
 if ARGV[9] ~= '' then
   redis.call('HSET', KEYS[1], 'parent', ARGV[9], 'depth', ARGV[10], 'inline', ARGV[13])

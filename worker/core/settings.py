@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     capabilities: str = ""
     max_call_depth: int = Field(default=8, ge=1)
     call_timeout: float = Field(default=3600.0, gt=0)
+    limit_lease: float = Field(default=30.0, ge=1)
+    limit_wait_max: float = Field(default=5.0, gt=0)
     grant_key: SecretStr | None = None
     grant_private_key: SecretStr | None = None
     grant_public_key: SecretStr | None = None

@@ -8,7 +8,8 @@ With ``SKILLQ_AUTH_KEY`` set, clients send ``auth`` as::
 The signature covers the job id, the skill, a SHA-256 digest of the
 canonical args, the claims, the issue time and the expiry, and, when the call
 carries a workspace grant, a SHA-256 digest of the grant token (so a grant
-cannot be added to, removed from or swapped in a signed call). Canonical args
+cannot be added to, removed from or swapped in a signed call), and its
+concurrency key (so a job cannot slip out of its per-key limit). Canonical args
 are ``json.dumps(args, sort_keys=True, separators=(",", ":"),
 ensure_ascii=True)``; a producer in another language must reproduce that
 encoding. A worker verifies all of it before anything runs: args replaced on
@@ -52,11 +53,14 @@ def _mac(
     iat: int,
     exp: int,
     grant: str | None = None,
+    concurrency_key: str | None = None,
 ) -> str:
     signed: list[Any] = [VERSION, job_id, skill, digest, claims, iat, exp]
     if grant is not None:
         # Appended only when present: calls without a grant sign as before.
         signed.append(hashlib.sha256(grant.encode()).hexdigest())
+    if concurrency_key is not None:
+        signed.append({"concurrency_key": concurrency_key})
     return hmac.new(key.encode(), canonical(signed), hashlib.sha256).hexdigest()
 
 
@@ -77,6 +81,7 @@ def sign(
     ttl: float,
     now: float | None = None,
     grant: str | None = None,
+    concurrency_key: str | None = None,
 ) -> dict[str, Any]:
     issued = int(time.time() if now is None else now)
     expires = int(issued + ttl)
@@ -87,7 +92,7 @@ def sign(
         "iat": issued,
         "exp": expires,
         "args_sha256": digest,
-        "sig": _mac(key, job_id, skill, digest, claims, issued, expires, grant),
+        "sig": _mac(key, job_id, skill, digest, claims, issued, expires, grant, concurrency_key),
     }
 
 
@@ -99,6 +104,7 @@ def verify(
     auth: Any,
     now: float | None = None,
     grant: str | None = None,
+    concurrency_key: str | None = None,
 ) -> SignedCall:
     """What the signature vouches for, or :class:`InvalidAuth` saying what is wrong."""
     if not isinstance(auth, dict) or not set(auth) >= SIGNED_FIELDS:
@@ -113,10 +119,12 @@ def verify(
         or not isinstance(sig, str)
     ):
         raise InvalidAuth(skill, "signed auth is malformed")
-    expected = _mac(key, job_id, skill, digest, claims, iat, exp, grant)
+    expected = _mac(key, job_id, skill, digest, claims, iat, exp, grant, concurrency_key)
     if not hmac.compare_digest(expected, sig):
         raise InvalidAuth(
-            skill, "auth signature does not match this job, skill, claims and workspace grant"
+            skill,
+            "auth signature does not match this job, skill, claims, workspace grant and "
+            "concurrency key",
         )
     if not hmac.compare_digest(args_digest(args), digest):
         raise InvalidAuth(skill, "the args do not match the signed call (changed after signing)")

@@ -36,6 +36,35 @@ class AnyArgs(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smh])\s*\Z")
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
+
+
+@dataclass(frozen=True)
+class Rate:
+    """Starts allowed per period, e.g. ``100/m``."""
+
+    count: int
+    period: float  # seconds
+    text: str
+
+    @classmethod
+    def parse(cls, skill: str, text: str) -> Rate:
+        found = RATE.match(text) if isinstance(text, str) else None
+        if found is None or int(found[1]) < 1 or found[2] == "0":
+            raise ConfigurationError(
+                f"skill {skill!r}: rate_limit {text!r} must look like '100/m' "
+                "(a positive count per s, m or h, or per e.g. 10s)"
+            )
+        period = int(found[2] or 1) * UNIT_SECONDS[found[3]]
+        return cls(int(found[1]), float(period), text.strip())
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two starts."""
+        return self.period / self.count
+
+
 @dataclass(frozen=True)
 class Skill:
     """A handler plus everything the runtime needs to call it safely."""
@@ -57,6 +86,9 @@ class Skill:
     backoff: float = 1.0
     backoff_max: float = 60.0
     jitter: bool = True
+    concurrency: int | None = None
+    key_concurrency: int | None = None
+    rate_limit: Rate | None = None
     result_adapter: TypeAdapter[Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -86,7 +118,15 @@ class Skill:
             "args_schema": self.args_schema(),
             "workspace_access": self.workspace_access,
             "retries": self.retries,
+            "concurrency": self.concurrency,
+            "key_concurrency": self.key_concurrency,
+            "rate_limit": None if self.rate_limit is None else self.rate_limit.text,
         }
+
+    @property
+    def limited(self) -> bool:
+        """Whether starting a job must first ask the deployment-wide limits."""
+        return bool(self.concurrency or self.key_concurrency or self.rate_limit)
 
 
 def skill(
@@ -107,6 +147,9 @@ def skill(
     backoff: float = 1.0,
     backoff_max: float = 60.0,
     jitter: bool = True,
+    concurrency: int | None = None,
+    key_concurrency: int | None = None,
+    rate_limit: str | None = None,
 ) -> Callable[[Handler], Skill]:
     """Declare an async handler as a skill served by skillq workers.
 
@@ -118,6 +161,13 @@ def skill(
     up to N more times, after ``backoff * 2**k`` seconds (at most
     ``backoff_max``; with ``jitter``, between half and all of it). Invalid
     args or auth, missing scopes, refused grants and cancels never retry.
+
+    Limits hold across every worker of the deployment (see
+    :mod:`worker.core.limits`): ``concurrency=N`` runs at most N jobs of the
+    skill at once; ``key_concurrency=M`` at most M per ``concurrency_key``
+    given at submit; ``rate_limit="100/m"`` (``/s``, ``/m``, ``/h``, or e.g.
+    ``"5/10s"``) spaces starts evenly at that rate. A job over a limit waits
+    in its queue (re-queued with a delay), never in a pool slot.
     """
     if not SKILL_NAME.match(name):
         raise ConfigurationError(
@@ -133,6 +183,10 @@ def skill(
         )
     if not all(isinstance(kind, type) and issubclass(kind, BaseException) for kind in retry_on):
         raise ConfigurationError(f"skill {name!r}: retry_on takes exception classes")
+    for label, cap in (("concurrency", concurrency), ("key_concurrency", key_concurrency)):
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+            raise ConfigurationError(f"skill {name!r}: {label} must be a positive integer")
+    rate = None if rate_limit is None else Rate.parse(name, rate_limit)
 
     def decorate(handler: Handler) -> Skill:
         return Skill(
@@ -153,6 +207,9 @@ def skill(
             backoff=float(backoff),
             backoff_max=float(backoff_max),
             jitter=bool(jitter),
+            concurrency=concurrency,
+            key_concurrency=key_concurrency,
+            rate_limit=rate,
         )
 
     return decorate

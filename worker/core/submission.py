@@ -33,7 +33,7 @@ from .schema_check import check_args
 from .settings import Settings
 from .signing import sign
 from .skills import SKILL_NAME
-from .task_message import REPR_LIMIT, DirectPublish
+from .task_message import REPR_LIMIT, DirectPublish, priority_list
 
 REGISTRY_CACHE_SECONDS = 2.0
 MAX_OWNER = 256
@@ -53,6 +53,9 @@ class SkillInfo(BaseModel):
     time_limit: float | None = None
     args_schema: dict[str, Any] = {}
     workspace_access: bool = False
+    concurrency: int | None = None
+    key_concurrency: int | None = None
+    rate_limit: str | None = None
     workers: list[str] = []
     last_seen: float | None = None
 
@@ -113,9 +116,12 @@ class Order:
     kwargs: dict[str, Any]
     queue: str
     eta: float | None = None  # Unix seconds; None to start at once
+    priority: int = 0  # 0-9, 9 the most urgent
 
     def send(self, app: Celery) -> None:
         options: dict[str, Any] = {}
+        if self.priority:
+            options["priority"] = self.priority
         if "grant" in self.kwargs:
             options["kwargsrepr"] = shown_kwargs(self.kwargs)
         if self.eta is not None:
@@ -170,6 +176,8 @@ def draft(
     owner: str | None = None,
     idempotency_key: str | None = None,
     eta: float | None = None,
+    priority: int | None = None,
+    concurrency_key: str | None = None,
 ) -> Draft:
     """Check a call as the worker would (what certainly fails there fails here) and sign it.
 
@@ -192,6 +200,19 @@ def draft(
     found = check_args(args, info.args_schema)
     if found:
         raise InvalidArgs(skill, "; ".join(found))
+    for name, value in (
+        ("an owner", owner),
+        ("an idempotency key", idempotency_key),
+        ("a concurrency key", concurrency_key),
+    ):
+        if value is not None and not printable(value, MAX_OWNER):
+            raise InvalidArgs(skill, f"{name} is 1 to {MAX_OWNER} printable characters")
+    if concurrency_key is not None and not info.key_concurrency:
+        raise InvalidArgs(
+            skill,
+            f"skill {skill!r} declares no key_concurrency, so a concurrency key would limit "
+            "nothing",
+        )
     auth_value = auth.model_dump(mode="json") if isinstance(auth, BaseModel) else auth
     job_id = job_id or str(uuid.uuid4())
     if not JOB_ID.match(job_id):
@@ -220,14 +241,18 @@ def draft(
             auth_value or {},
             settings.auth_ttl,
             grant=grant,
+            concurrency_key=concurrency_key,
         )
     elif auth_value is not None:
         kwargs["auth"] = auth_value
     if grant is not None:
         kwargs["grant"] = grant
+    if concurrency_key is not None:
+        kwargs["concurrency_key"] = concurrency_key
     if eta is not None:
         check_delay(settings, skill, eta)
-    order = Order(job_id, f"skills.{skill}", kwargs, target_queue, eta)
+    priority = checked_priority(skill, priority)
+    order = Order(job_id, f"skills.{skill}", kwargs, target_queue, eta, priority)
     notice = (
         ""
         if info.live
@@ -245,6 +270,8 @@ def draft(
             kwargs_json += ',"auth":' + dumps(kwargs["auth"])
         if "grant" in kwargs:
             kwargs_json += ',"grant":' + dumps(kwargs["grant"])
+        if concurrency_key is not None:
+            kwargs_json += ',"concurrency_key":' + dumps(concurrency_key)
         message = direct.message(
             job_id,
             order.task_name,
@@ -253,9 +280,10 @@ def draft(
             shown_kwargs(kwargs),
             repr_given="grant" in kwargs,
             eta=None if eta is None else datetime.fromtimestamp(eta, UTC).isoformat(),
+            priority=priority,
         )
         submit_args += [message, direct.database, records_database(settings)]
-        submit_keys[1] = target_queue
+        submit_keys[1] = priority_list(target_queue, priority)
     if parent is None:
         submit_args += ["", "", "", job_id, ""]
         submit_keys += ["", "", ""]
@@ -268,17 +296,23 @@ def draft(
             job_id,
             "1" if parent.inline else "",
         ]
-    for name, value in (("an owner", owner), ("an idempotency key", idempotency_key)):
-        if value is not None and not printable(value, MAX_OWNER):
-            raise InvalidArgs(skill, f"{name} is 1 to {MAX_OWNER} printable characters")
     submit_keys += [
         keys.owned(owner) if owner else "",
         keys.jobs_index(),
         keys.skill_index(skill),
         keys.idempotency(idempotency_key) if idempotency_key else "",
     ]
-    submit_args += [owner or "", "" if eta is None else repr(eta)]
+    submit_args += [owner or "", "" if eta is None else repr(eta), str(priority or "")]
     return Draft(order, record, submit_keys, submit_args, direct is not None)
+
+
+def checked_priority(skill: str, priority: int | None) -> int:
+    """A job priority: an integer from 0 (the default) to 9, the most urgent."""
+    if priority is None:
+        return 0
+    if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9:
+        raise InvalidArgs(skill, f"priority must be an integer from 0 to 9, not {priority!r}")
+    return priority
 
 
 DELAY_MARGIN = 60.0  # seconds a delay stays under the visibility timeout

@@ -31,6 +31,12 @@ from .settings import Settings
 CALLBACKS = '{"callbacks":null,"errbacks":null,"chain":null,"chord":null}'
 # Celery's saferepr limit for argsrepr/kwargsrepr (task_protocol 2).
 REPR_LIMIT = 1024
+PRIORITY_SEP = "\x06\x16"  # kombu's Redis transport: <queue><sep><priority>
+
+
+def priority_list(queue: str, priority: int) -> str:
+    """The Redis list kombu keeps a queue's messages of this priority in."""
+    return f"{queue}{PRIORITY_SEP}{priority}" if priority else queue
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,7 @@ class DirectPublish:
         *,
         repr_given: bool = False,
         eta: str | None = None,
+        priority: int = 0,
     ) -> str:
         """The kombu Redis envelope of task protocol 2 for ``task(**kwargs)``.
 
@@ -88,7 +95,9 @@ class DirectPublish:
             '{"correlation_id":' + job + given + ',"reply_to":' + dumps(self.reply_to) + ","
             '"delivery_mode":2,"delivery_info":{"exchange":"","routing_key":'
             + dumps(queue)
-            + '},"priority":0,"body_encoding":"base64","delivery_tag":'
+            + '},"priority":'
+            + str(priority)
+            + ',"body_encoding":"base64","delivery_tag":'
             + dumps(str(uuid.uuid4()))
             + "}"
         )

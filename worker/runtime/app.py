@@ -33,6 +33,7 @@ from ..core.registry import WorkerAnnouncer
 from ..core.secrets import SecretSource, take_from_environment
 from ..core.settings import Settings
 from ..core.skills import Skill, SkillSet, describe_sources, load_skills
+from ..core.submission import shown_kwargs
 from . import supervision
 from .attach import announced, attach, load_factory
 from .process import Engine, ProcessRuntime
@@ -94,10 +95,20 @@ def register_skill(app: Celery, engine: Engine, skill: Skill) -> None:
         except (asyncio.CancelledError, concurrent.futures.CancelledError) as exc:
             log.warning("job %s left for redelivery: the worker process is shutting down", job_id)
             raise Reject(str(exc) or "shutdown", requeue=True) from exc
+        if outcome.state == "waiting":
+            # Over a limit: the same message again after the delay (ETA); this one is acked.
+            try:
+                self.signature_from_request(
+                    self.request, args, kwargs, countdown=outcome.delay, **hidden(kwargs)
+                ).apply_async()
+            except Exception as exc:
+                log.error("job %s: cannot put it back to wait for its limit: %s", job_id, exc)
+                raise Reject(exc, requeue=True) from exc
+            raise Ignore()
         if outcome.state == "retrying":
             try:
                 # The same job id, args and queue, after the backoff; Celery acks this one.
-                raise self.retry(countdown=outcome.delay, max_retries=None)
+                raise self.retry(countdown=outcome.delay, max_retries=None, **hidden(kwargs))
             except Retry:
                 raise
             except Exception as exc:  # the retry could not be queued: the job fails
@@ -140,6 +151,11 @@ def register_skill(app: Celery, engine: Engine, skill: Skill) -> None:
         acks_late=True,
         reject_on_worker_lost=True,
     )(run)
+
+
+def hidden(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Options that keep a grant out of a re-sent message's ``kwargsrepr``."""
+    return {"kwargsrepr": shown_kwargs(kwargs)} if "grant" in kwargs else {}
 
 
 class HandlerTraceback(Exception):

@@ -12,13 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
+from ..core.limits import Admission
 from ..core.skills import Skill, SkillSet
+from .limiter import concurrency_key_of
 from .process import ProcessRuntime
 from .runner import Outcome, execute, finish, schedule_retry
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class InlineChildren:
@@ -30,20 +34,42 @@ class InlineChildren:
 
     async def run(self, child_id: str, skill: str, kwargs: dict[str, Any], worker: str) -> None:
         """Run the child to its end, its retries included (each after its backoff,
-        on this loop: a child that runs inline also retries inline)."""
+        on this loop: a child that runs inline also retries inline, and waits
+        for its skill's limits here, holding no pool slot)."""
+        target = self._skills[skill]
         while True:
-            delay = await self._attempt(child_id, self._skills[skill], kwargs, worker)
+            admitted = await self._ended_if_cancelled(
+                child_id, worker, self._admit(child_id, target, kwargs)
+            )
+            try:
+                delay = await self._attempt(child_id, target, kwargs, worker)
+            finally:
+                if admitted.took:
+                    await asyncio.to_thread(self._rt.limiter.release, child_id)
             if delay is None:
                 return
-            try:
-                await asyncio.sleep(delay)  # the backoff before the next attempt
-            except asyncio.CancelledError:
-                # The caller ends: so does its child, still waiting for its retry.
-                outcome = Outcome("cancelled")
-                await asyncio.shield(
-                    asyncio.to_thread(finish, self._rt, child_id, worker, outcome, "")
-                )
-                raise
+            # The backoff before the next attempt.
+            await self._ended_if_cancelled(child_id, worker, asyncio.sleep(delay))
+
+    async def _ended_if_cancelled(self, child_id: str, worker: str, waiting: Awaitable[T]) -> T:
+        """Wait outside an attempt; if the caller ends meanwhile, so does its child."""
+        try:
+            return await waiting
+        except asyncio.CancelledError:
+            outcome = Outcome("cancelled")
+            await asyncio.shield(asyncio.to_thread(finish, self._rt, child_id, worker, outcome, ""))
+            raise
+
+    async def _admit(self, child_id: str, target: Skill, kwargs: dict[str, Any]) -> Admission:
+        """Wait (on this loop) until the skill's limits let the child start."""
+        if not target.limited:
+            return Admission(True)
+        key = concurrency_key_of(kwargs)
+        while True:
+            admitted = await asyncio.to_thread(self._rt.limiter.admit, target, child_id, key)
+            if admitted.run:
+                return admitted
+            await asyncio.sleep(admitted.delay)  # over a limit: ask again then
 
     async def _attempt(
         self, child_id: str, target: Skill, kwargs: dict[str, Any], worker: str

@@ -31,6 +31,7 @@ from ..core.keys import Keys
 from ..core.secrets import LogRedactor, SecretSource, redact_standard_streams
 from ..core.settings import Settings
 from .cancellation import CancelWatcher
+from .limiter import Limiter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -73,6 +74,7 @@ class ProcessRuntime:
         redact_standard_streams(self.log_redactor)
         self.artifacts: ArtifactStore = open_store(settings)
         self.records = JobRecords(sync_redis(settings), self.keys, settings)
+        self.limiter = Limiter(self.records.client, self.keys, settings)
         self.fused_results = fused(settings)
         self.redis: Redis
         self.jobs: JobStore
@@ -138,6 +140,7 @@ class ProcessRuntime:
                     self._thread.join(timeout=5)
         except Exception as exc:  # closing is best effort
             log.debug("runtime shutdown: %s", exc)
+        self.limiter.close()
         self.records.client.close()
 
 

@@ -34,18 +34,21 @@ from ..core.errors import (
 from ..core.events import EventWriter, dumps
 from ..core.grants import MAX_TOKEN_BYTES
 from ..core.jobs import JobError, job_error
+from ..core.limits import Admission
 from ..core.retries import retry_delay
 from ..core.secrets import SecretScope
 from ..core.signing import SignedCall, verify
 from ..core.skills import AnyArgs, Skill
+from ..core.submission import printable
 from .cancellation import CancelToken
 from .celery_context import CeleryRunContext
+from .limiter import concurrency_key_of
 from .process import ProcessRuntime
 
 log = logging.getLogger(__name__)
 
-Final = Literal["succeeded", "failed", "cancelled", "retrying"]
-CALL_KEYS = frozenset({"args", "auth", "grant"})
+Final = Literal["succeeded", "failed", "cancelled", "retrying", "waiting"]
+CALL_KEYS = frozenset({"args", "auth", "grant", "concurrency_key"})
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ class Outcome:
     celery_stored: bool = False  # Celery's result meta is already written
     signed_until: int | None = None  # a signed call: refuse replays until then
     exception: BaseException | None = field(default=None, compare=False, repr=False)
-    delay: float | None = None  # "retrying": seconds until the next attempt
+    delay: float | None = None  # "retrying"/"waiting": seconds until the next attempt
 
 
 @dataclass(frozen=True)
@@ -125,12 +128,18 @@ def parse_call(
     grant = kwargs.get("grant")
     if grant is not None and not (isinstance(grant, str) and 0 < len(grant) <= MAX_TOKEN_BYTES):
         raise InvalidGrant(f"a grant must be a token string of at most {MAX_TOKEN_BYTES} bytes")
+    key = kwargs.get("concurrency_key")
+    if key is not None and (key != concurrency_key_of(kwargs) or not printable(key, 256)):
+        raise InvalidArgs(skill.name, "a concurrency key is 1 to 256 printable characters")
     raw_auth = kwargs.get("auth")
     if raw_auth is not None and not isinstance(raw_auth, dict):
         raise InvalidAuth(skill.name, "auth must be a JSON object")
     signed = None
-    if auth_key is not None and (raw_auth is not None or skill.scopes or grant is not None):
-        signed = verify(auth_key, job_id, skill.name, raw_args, raw_auth, grant=grant)
+    bound = grant is not None or key is not None
+    if auth_key is not None and (raw_auth is not None or skill.scopes or bound):
+        signed = verify(
+            auth_key, job_id, skill.name, raw_args, raw_auth, grant=grant, concurrency_key=key
+        )
         raw_auth = signed.claims
     raw_auth = {} if raw_auth is None else raw_auth
     if not isinstance(raw_auth, dict):
@@ -215,7 +224,37 @@ def run_job(
     """Run one delivery of a job, in the pool's thread.
 
     ``queue``: the queue the message came from (the skill's own by default).
+    A skill with limits first asks for its slots: over a limit, the outcome
+    is ``waiting`` and the caller puts the message back with its delay.
     """
+    admitted = Admission(True)
+    if skill.limited:
+        admitted = rt.limiter.admit(skill, job_id, concurrency_key_of(kwargs))
+        if not admitted.run:
+            log.info(
+                "job %s (%s) waits %.2f s for %s",
+                job_id,
+                skill.name,
+                admitted.delay,
+                admitted.reason,
+            )
+            return Outcome("waiting", delay=admitted.delay)
+    try:
+        return run_admitted(rt, skill, job_id, positional, kwargs, worker, queue)
+    finally:
+        if admitted.took:
+            rt.limiter.release(job_id)
+
+
+def run_admitted(
+    rt: ProcessRuntime,
+    skill: Skill,
+    job_id: str,
+    positional: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    worker: str,
+    queue: str | None,
+) -> Outcome:
     token = rt.cancels.register(job_id)
     try:
         decision = rt.records.start(job_id, skill.name, worker, queue or skill.queue)

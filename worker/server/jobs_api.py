@@ -57,6 +57,10 @@ class SubmitRequest(BaseModel):
     grant: str | None = Field(default=None, max_length=8192)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=256)
     countdown: float | None = Field(default=None, ge=0, description="start no sooner (seconds)")
+    priority: int | None = Field(default=None, ge=0, le=9, description="9 is the most urgent")
+    concurrency_key: str | None = Field(
+        default=None, min_length=1, max_length=256, description="see @skill(key_concurrency=)"
+    )
 
 
 class Submitted(BaseModel):
@@ -118,6 +122,8 @@ async def submit(body: SubmitRequest, client: Client, caller: Caller) -> Submitt
         grant=body.grant,
         owner=caller.subject,
         countdown=body.countdown,
+        priority=body.priority,
+        concurrency_key=body.concurrency_key,
         # Scoped to the caller: one caller's key never returns another's job.
         idempotency_key=None
         if body.idempotency_key is None
