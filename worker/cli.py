@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -199,6 +200,31 @@ def watch(
     """Follow a job's events live: progress, streamed text, artifacts, status."""
     with make_client() as client:
         follow(client, job_id, timeout, as_json)
+
+
+@cli.command()
+def logs(
+    job_id: str,
+    follow_: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing until the job ends.")
+    ] = False,
+    timeout: Annotated[float | None, typer.Option("--timeout")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Print the lines a job's handler logged (one JSON object per line with --json)."""
+    import datetime
+
+    with make_client() as client:
+        try:
+            for line in client.logs(job_id, follow=follow_, timeout=timeout):
+                if as_json:
+                    emit_json(line.model_dump())
+                    continue
+                when = datetime.datetime.fromtimestamp(line.ts, datetime.UTC)
+                stamp = when.isoformat(timespec="milliseconds")
+                sys.stdout.write(f"{stamp} {line}\n")
+        except Exception as exc:
+            fail(exc)
 
 
 @cli.command()

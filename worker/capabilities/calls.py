@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, cast
 
 from pydantic import ValidationError
@@ -46,6 +46,7 @@ from ..core.settings import Settings
 from ..core.skills import AnyArgs, SkillSet
 from ..core.submission import Order, Parent, SkillInfo, draft
 from ..core.task_message import DirectPublish
+from ..core.tracing import tracing_for
 from .http_a2a import HttpA2AClient
 
 SETTLE_MARGIN = 5.0  # after a cancel, how much longer than the grace a call waits for the end
@@ -54,7 +55,14 @@ SETTLE_MARGIN = 5.0  # after a cancel, how much longer than the grace a call wai
 class InlineRunner(Protocol):
     """Runs a child job of a skill loaded in this process, on this loop."""
 
-    async def run(self, child_id: str, skill: str, kwargs: dict[str, Any], worker: str) -> None:
+    async def run(
+        self,
+        child_id: str,
+        skill: str,
+        kwargs: dict[str, Any],
+        worker: str,
+        trace: Mapping[str, str] | None = None,
+    ) -> None:
         """Start, run and finish the child (its record ends terminal)."""
         ...
 
@@ -166,29 +174,35 @@ class JobCaller:
     ) -> CallResult:
         c, scope = self._c, self._scope
         inline = c.inline is not None and info.name in c.skills
-        try:
-            planned = draft(
-                c.settings,
-                c.keys,
-                info,
-                args,
-                auth=scope.claims,
-                queue=None,
-                job_id=None,
-                direct=None if inline else c.direct,
-                parent=Parent(scope.job_id, await self._own_depth(), inline),
-                grant=grant,
-            )
-        except SkillqError as exc:
-            return refused(f"{type(exc).__name__}: {exc}")
-        child = planned.order.job_id
-        await c._submit(keys=planned.submit_keys, args=planned.submit_args)
-        if not inline and not planned.queued_by_script:
+        tracing = tracing_for(c.settings)
+        name = f"skillq.submit {info.name}"
+        with tracing.span(name, {"skillq.skill": info.name}, kind="PRODUCER") as span:
             try:
-                await c.publish(planned.order)
-            except Exception as exc:
-                await self._cancel_child(child)
-                return refused(f"cannot queue the call: {type(exc).__name__}: {exc}", child)
+                planned = draft(
+                    c.settings,
+                    c.keys,
+                    info,
+                    args,
+                    auth=scope.claims,
+                    queue=None,
+                    job_id=None,
+                    direct=None if inline else c.direct,
+                    parent=Parent(scope.job_id, await self._own_depth(), inline),
+                    grant=grant,
+                    headers=tracing.headers(),
+                )
+            except SkillqError as exc:
+                return refused(f"{type(exc).__name__}: {exc}")
+            child = planned.order.job_id
+            if span is not None:
+                span.set_attribute("skillq.job_id", child)
+            await c._submit(keys=planned.submit_keys, args=planned.submit_args)
+            if not inline and not planned.queued_by_script:
+                try:
+                    await c.publish(planned.order)
+                except Exception as exc:
+                    await self._cancel_child(child)
+                    return refused(f"cannot queue the call: {type(exc).__name__}: {exc}", child)
         budget = self._budget(timeout)
         expired = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -204,7 +218,9 @@ class JobCaller:
         try:
             if inline:
                 assert c.inline is not None
-                await c.inline.run(child, info.name, planned.order.kwargs, scope.worker)
+                await c.inline.run(
+                    child, info.name, planned.order.kwargs, scope.worker, planned.order.headers
+                )
                 status = await self._status(child)
             else:
                 status = await self._wait_end(child, expired)

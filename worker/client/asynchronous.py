@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
@@ -42,9 +42,11 @@ from ..core.submission import (
     submitted_id,
 )
 from ..core.task_message import DirectPublish
+from ..core.tracing import tracing_for
 from ..core.workspace_client import GrantedWorkspace
 from ..core.workspace_store import open_workspace_store
 from .listing import JobPage, list_jobs
+from .logs import LogLine, alog_lines
 from .subscription import IDLE, RECONNECTED, Deadline, Subscription
 
 __all__ = ["AsyncSkillClient", "Order", "SkillInfo"]
@@ -86,6 +88,7 @@ class AsyncSkillClient:
     def __init__(self, settings: Settings | None = None, *, app: Celery | None = None) -> None:
         self.settings = settings or Settings()
         self.keys = Keys(self.settings.key_prefix)
+        self.tracing = tracing_for(self.settings)
         self._app = app
         # A caller's own Celery app may route or sign differently: let it publish.
         self.direct = None if app is not None else DirectPublish.for_settings(self.settings)
@@ -211,30 +214,35 @@ class AsyncSkillClient:
         ``owner``: who the job belongs to (the HTTP server passes its caller);
         :meth:`owned_jobs` lists them.
         """
-        submitted, planned = await self.reserve(
-            skill,
-            args,
-            auth=auth,
-            queue=queue,
-            job_id=job_id,
-            grant=grant,
-            owner=owner,
-            idempotency_key=idempotency_key,
-            eta=eta_of(countdown, eta),
-            priority=priority,
-            concurrency_key=concurrency_key,
-        )
-        if planned is None:
-            return submitted  # already submitted: never a second job
-        if not planned.queued_by_script:
-            try:
-                await asyncio.to_thread(planned.order.send, self.app)
-            except BaseException:
-                await self.redis.eval(
-                    UNSUBMIT, len(planned.submit_keys), *planned.submit_keys, submitted
-                )
-                raise
-        return submitted
+        name = f"skillq.submit {skill}"
+        with self.tracing.span(name, {"skillq.skill": skill}, kind="PRODUCER") as span:
+            submitted, planned = await self.reserve(
+                skill,
+                args,
+                auth=auth,
+                queue=queue,
+                job_id=job_id,
+                grant=grant,
+                owner=owner,
+                idempotency_key=idempotency_key,
+                eta=eta_of(countdown, eta),
+                priority=priority,
+                concurrency_key=concurrency_key,
+                headers=self.tracing.headers(),
+            )
+            if span is not None:
+                span.set_attribute("skillq.job_id", submitted)
+            if planned is None:
+                return submitted  # already submitted: never a second job
+            if not planned.queued_by_script:
+                try:
+                    await asyncio.to_thread(planned.order.send, self.app)
+                except BaseException:
+                    await self.redis.eval(
+                        UNSUBMIT, len(planned.submit_keys), *planned.submit_keys, submitted
+                    )
+                    raise
+            return submitted
 
     async def reserve(
         self,
@@ -250,6 +258,7 @@ class AsyncSkillClient:
         eta: float | None = None,
         priority: int | None = None,
         concurrency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> tuple[str, Draft | None]:
         """Check a submission and write its ``queued`` record (and queue its
         message when the script can): the job id, and the draft if this call
@@ -270,6 +279,7 @@ class AsyncSkillClient:
             eta=eta,
             priority=priority,
             concurrency_key=concurrency_key,
+            headers=headers,
         )
         if self._submit_script is None:
             self._submit_script = self.redis.register_script(SUBMIT)
@@ -346,6 +356,12 @@ class AsyncSkillClient:
                 if kind == RECONNECTED or (envelope is not None and is_terminal(envelope)):
                     status = await self.status(job_id)
             return status
+
+    def logs(
+        self, job_id: str, *, follow: bool = False, timeout: float | None = None
+    ) -> AsyncIterator[LogLine]:
+        """The lines the job's handler logged, in order (``follow``: until it ends)."""
+        return alog_lines(self.events(job_id, follow=follow, timeout=timeout))
 
     async def events(
         self,

@@ -36,6 +36,7 @@ from ..core.submission import (
 from ..core.workspace_client import GrantedWorkspace
 from .asynchronous import AsyncSkillClient, Envelope, anext_of
 from .listing import JobPage
+from .logs import LogLine, log_lines
 from .subscription import Deadline
 from .waiting import FinishWaiter
 
@@ -159,35 +160,44 @@ class SkillClient:
         ``grant``: a workspace grant token (:meth:`workspace_grant`) the job's
         ``ctx.workspace`` is bound to; the skill must declare workspace access.
         """
-        if self._cache.stale_for(skill):
-            self.skills()
-        info = self._cache.get(skill)
-        planned = draft(
-            self.settings,
-            self.keys,
-            info,
-            args,
-            auth=auth,
-            queue=queue,
-            job_id=job_id,
-            direct=self._client.direct,
-            grant=grant,
-            idempotency_key=idempotency_key,
-            eta=eta_of(countdown, eta),
-            priority=priority,
-            concurrency_key=concurrency_key,
-        )
-        reply = self._submit_script(keys=planned.submit_keys, args=planned.submit_args)
-        submitted, created = submitted_id(reply, planned)
-        if not created or planned.queued_by_script:
-            return submitted  # already submitted: never a second job
-        try:
-            planned.order.send(self.app)
-        except BaseException:
-            # Celery did not take it: no record, no index entries, no key marker.
-            self._redis.eval(UNSUBMIT, len(planned.submit_keys), *planned.submit_keys, submitted)
-            raise
-        return submitted
+        tracing = self._client.tracing
+        with tracing.span(
+            f"skillq.submit {skill}", {"skillq.skill": skill}, kind="PRODUCER"
+        ) as span:
+            if self._cache.stale_for(skill):
+                self.skills()
+            info = self._cache.get(skill)
+            planned = draft(
+                self.settings,
+                self.keys,
+                info,
+                args,
+                auth=auth,
+                queue=queue,
+                job_id=job_id,
+                direct=self._client.direct,
+                grant=grant,
+                idempotency_key=idempotency_key,
+                eta=eta_of(countdown, eta),
+                priority=priority,
+                concurrency_key=concurrency_key,
+                headers=tracing.headers(),
+            )
+            if span is not None:
+                span.set_attribute("skillq.job_id", planned.order.job_id)
+            reply = self._submit_script(keys=planned.submit_keys, args=planned.submit_args)
+            submitted, created = submitted_id(reply, planned)
+            if not created or planned.queued_by_script:
+                return submitted  # already submitted: never a second job
+            try:
+                planned.order.send(self.app)
+            except BaseException:
+                # Celery did not take it: no record, no index entries, no key marker.
+                self._redis.eval(
+                    UNSUBMIT, len(planned.submit_keys), *planned.submit_keys, submitted
+                )
+                raise
+            return submitted
 
     def jobs(
         self,
@@ -232,6 +242,12 @@ class SkillClient:
                     return
         finally:
             self._run(stream.aclose())
+
+    def logs(
+        self, job_id: str, *, follow: bool = False, timeout: float | None = None
+    ) -> Iterator[LogLine]:
+        """The lines the job's handler logged, in order (``follow``: until it ends)."""
+        return log_lines(self.events(job_id, follow=follow, timeout=timeout))
 
     def cancel(self, job_id: str) -> bool:
         return self._run(self._client.cancel(job_id))

@@ -99,6 +99,21 @@ class EventWriter:
         if len(self._pending) >= HIGH_WATER:
             await self._make_room()
 
+    def push(self, event: Encoded) -> None:
+        """Queue an event without waiting for room (on the writer's loop): for
+        producers that cannot await, such as a logging handler; they bound
+        their own volume."""
+        if self._failure is not None:
+            return
+        self._pending.append(event)
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush())
+
+    @property
+    def written(self) -> int:
+        """Events of this delivery already in Redis."""
+        return self._written
+
     async def _make_room(self) -> None:
         """Wait only until the flusher takes the next batch, not until Redis has
         it all: the handler then encodes more while Redis runs that batch."""

@@ -174,6 +174,7 @@ class StartDecision:
     attempts: int
     state: str
     retries: int = 0  # retries scheduled before this delivery (a skill's ``retries``)
+    ready_at: float | None = None  # "run": when the job could first start (eta or submit)
 
 
 def envelope_head(job_id: str) -> str:
@@ -320,7 +321,14 @@ class JobRecords:
         )
         action, attempts, state = reply[:3]
         retries = int(reply[3]) if len(reply) > 3 else 0
-        return StartDecision(_text(action), int(attempts), _text(state), retries)  # type: ignore[arg-type]
+        ready = _text(reply[4]) if len(reply) > 4 else ""
+        return StartDecision(
+            _text(action),  # type: ignore[arg-type]
+            int(attempts),
+            _text(state),
+            retries,
+            float(ready) if ready else None,
+        )
 
     def received(self, job_id: str, skill: str, queue: str, eta: float) -> bool:
         """Record a delayed job from a plain producer as ``queued`` until its eta."""

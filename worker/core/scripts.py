@@ -123,9 +123,13 @@ local state = redis.call('HGET', job, 'state')
 if terminal(state) then
   return {'done', tonumber(redis.call('HGET', job, 'attempts') or '0'), state}
 end
+-- When the job could first have started: its eta, else its submit.
+local function ready_at()
+  return redis.call('HGET', job, 'eta') or redis.call('HGET', job, 'created_at') or ''
+end
 if state == 'running' and redis.call('HGET', job, 'delivery') == ARGV[9] then
   return {'run', tonumber(redis.call('HGET', job, 'attempts')), 'running',
-          tonumber(redis.call('HGET', job, 'retries') or '0')}
+          tonumber(redis.call('HGET', job, 'retries') or '0'), ready_at()}
 end
 if redis.call('EXISTS', KEYS[5]) == 1 then
   return {'replayed', tonumber(redis.call('HGET', job, 'attempts') or '0'), state or ''}
@@ -171,7 +175,7 @@ redis.call('HSET', job, 'state', 'running', 'started_at', now, 'worker', ARGV[7]
 redis.call('HDEL', job, 'finished_at', 'result', 'error', 'notice', 'next_run_at')
 status('running', ',"attempt":' .. attempts .. ',"worker":' .. cjson.encode(ARGV[7]))
 touch()
-return {'run', attempts, 'running', retries}
+return {'run', attempts, 'running', retries, ready_at()}
 """
 )
 

@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     capabilities: str = ""
     max_call_depth: int = Field(default=8, ge=1)
     call_timeout: float = Field(default=3600.0, gt=0)
+    job_log_lines: int = Field(default=1000, ge=0)
+    log_format: str = Field(default="text", pattern="^(text|json)$")
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = "0.0.0.0"  # noqa: S104 - scraped from outside the pod
+    metrics_dir: Path | None = None
+    tracing: str = ""
     limit_lease: float = Field(default=30.0, ge=1)
     limit_wait_max: float = Field(default=5.0, gt=0)
     grant_key: SecretStr | None = None

@@ -117,9 +117,12 @@ class Order:
     queue: str
     eta: float | None = None  # Unix seconds; None to start at once
     priority: int = 0  # 0-9, 9 the most urgent
+    headers: Mapping[str, str] | None = None  # extra message headers (trace context)
 
     def send(self, app: Celery) -> None:
         options: dict[str, Any] = {}
+        if self.headers:
+            options["headers"] = dict(self.headers)
         if self.priority:
             options["priority"] = self.priority
         if "grant" in self.kwargs:
@@ -178,6 +181,7 @@ def draft(
     eta: float | None = None,
     priority: int | None = None,
     concurrency_key: str | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Draft:
     """Check a call as the worker would (what certainly fails there fails here) and sign it.
 
@@ -252,7 +256,7 @@ def draft(
     if eta is not None:
         check_delay(settings, skill, eta)
     priority = checked_priority(skill, priority)
-    order = Order(job_id, f"skills.{skill}", kwargs, target_queue, eta, priority)
+    order = Order(job_id, f"skills.{skill}", kwargs, target_queue, eta, priority, headers)
     notice = (
         ""
         if info.live
@@ -281,6 +285,7 @@ def draft(
             repr_given="grant" in kwargs,
             eta=None if eta is None else datetime.fromtimestamp(eta, UTC).isoformat(),
             priority=priority,
+            extra_headers=headers,
         )
         submit_args += [message, direct.database, records_database(settings)]
         submit_keys[1] = priority_list(target_queue, priority)

@@ -22,6 +22,7 @@ import base64
 import os
 import socket
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .connections import database_beside
@@ -68,6 +69,7 @@ class DirectPublish:
         repr_given: bool = False,
         eta: str | None = None,
         priority: int = 0,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> str:
         """The kombu Redis envelope of task protocol 2 for ``task(**kwargs)``.
 
@@ -88,7 +90,12 @@ class DirectPublish:
             + ',"origin":'
             + dumps(self.origin)
             + ',"ignore_result":null,"replaced_task_nesting":0,'
-            '"stamped_headers":null,"stamps":{}}'
+            '"stamped_headers":null,"stamps":{}'
+            + "".join(
+                "," + dumps(name) + ":" + dumps(value)
+                for name, value in (extra_headers or {}).items()
+            )
+            + "}"
         )
         given = ',"kwargsrepr":' + dumps(kwargs_repr) if repr_given else ""
         properties = (

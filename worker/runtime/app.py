@@ -34,8 +34,10 @@ from ..core.secrets import SecretSource, take_from_environment
 from ..core.settings import Settings
 from ..core.skills import Skill, SkillSet, describe_sources, load_skills
 from ..core.submission import shown_kwargs
-from . import supervision
+from ..core.tracing import HEADER, STATE_HEADER
+from . import metrics, supervision
 from .attach import announced, attach, load_factory
+from .joblogs import shape_worker_logs
 from .process import Engine, ProcessRuntime
 from .runner import Outcome, finish, run_job
 
@@ -86,7 +88,8 @@ def register_skill(app: Celery, engine: Engine, skill: Skill) -> None:
         try:
             delivery = self.request.delivery_info or {}
             queue = delivery.get("routing_key") or skill.queue
-            outcome = run_job(runtime, skill, job_id, args, kwargs, hostname, queue)
+            trace = trace_headers(self.request) if runtime.observed.tracing.enabled else None
+            outcome = run_job(runtime, skill, job_id, args, kwargs, hostname, queue, trace)
         except UNREACHABLE as exc:
             # Redis stayed away longer than SKILLQ_REDIS_OUTAGE_BUDGET: keep the
             # message (not acknowledged) so the job is delivered again.
@@ -153,6 +156,16 @@ def register_skill(app: Celery, engine: Engine, skill: Skill) -> None:
     )(run)
 
 
+def trace_headers(request: Any) -> dict[str, str]:
+    """The trace context the producer put in the message's headers."""
+    found = {}
+    for name in (HEADER, STATE_HEADER):
+        value = getattr(request, name, None)
+        if isinstance(value, str) and len(value) <= 512:
+            found[name] = value
+    return found
+
+
 def hidden(kwargs: dict[str, Any]) -> dict[str, Any]:
     """Options that keep a grant out of a re-sent message's ``kwargsrepr``."""
     return {"kwargsrepr": shown_kwargs(kwargs)} if "grant" in kwargs else {}
@@ -185,6 +198,7 @@ def connect_worker_signals(
 ) -> None:
     """Worker lifecycle hooks, filtered to this app so other apps are unaffected."""
     announcers: list[WorkerAnnouncer] = []
+    servers: list[Any] = []
 
     def on_init(sender: Any = None, **_: Any) -> None:
         if getattr(sender, "app", None) is app:
@@ -233,28 +247,39 @@ def connect_worker_signals(
         )
         announcer.start()
         announcers.append(announcer)
+        if settings.metrics_port is not None:
+            servers.append(metrics.serve(settings))
 
     def on_shutdown(sender: Any = None, **_: Any) -> None:
         if getattr(sender, "app", None) is not app:
             return
         for announcer in announcers:
             announcer.stop()
+        for server in servers:
+            server.shutdown()
         engine.close()
 
     def on_process_shutdown(**_: Any) -> None:
         engine.close()
+        metrics.process_ended(settings)
+
+    def on_logging(**_: Any) -> None:
+        # In the main process and again in each pool process Celery sets up.
+        shape_worker_logs(settings.log_format)
 
     signals.worker_init.connect(on_init, weak=False)
     signals.celeryd_after_setup.connect(on_setup, weak=False)
     signals.worker_ready.connect(on_ready, weak=False)
     signals.worker_shutdown.connect(on_shutdown, weak=False)
     signals.worker_process_shutdown.connect(on_process_shutdown, weak=False)
+    signals.after_setup_logger.connect(on_logging, weak=False)
 
 
 def create_worker_app(settings: Settings | None = None) -> Celery:
     """The app a worker runs; bad configuration fails here, before any job is taken."""
     settings = settings or Settings()
     open_store(settings)  # an unusable SKILLQ_ARTIFACTS_URL is refused at start
+    metrics.prepare(settings)  # before anything imports prometheus_client
     # Skills and the processes they start must not inherit the secrets or the
     # signing key: take them out of the environment before any job runs.
     secrets = SecretSource(take_from_environment(os.environ), settings.secrets_dir)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from redis.asyncio import Redis
@@ -24,17 +25,19 @@ log = logging.getLogger(__name__)
 class CancelToken:
     """Set once a job is cancelled; callbacks run on the worker's loop."""
 
-    __slots__ = ("_callbacks", "cancelled", "job_id")
+    __slots__ = ("_callbacks", "cancelled", "cancelled_at", "job_id")
 
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
         self.cancelled = False
+        self.cancelled_at: float | None = None  # time.monotonic() when the cancel arrived
         self._callbacks: list[Callable[[], None]] = []
 
     def cancel(self) -> None:
         if self.cancelled:
             return
         self.cancelled = True
+        self.cancelled_at = time.monotonic()
         for callback in self._callbacks:
             callback()
 

@@ -20,6 +20,7 @@ from ..core.events import EventWriter, encode_event, encode_text_delta
 from ..core.jobs import ArtifactInfo, JobStore
 from ..core.secrets import SecretScope
 from .cancellation import CancelToken
+from .observed import Observed, TracedSandbox
 
 TEXT_DELTA = "text_delta"
 
@@ -41,6 +42,7 @@ class CeleryRunContext(RunContext[AuthT]):
         capabilities: Capabilities = Capabilities(),
         workspace_access: bool = False,
         skill: str = "",
+        observed: Observed | None = None,
     ) -> None:
         self.task_id = task_id
         self.auth = auth
@@ -54,6 +56,7 @@ class CeleryRunContext(RunContext[AuthT]):
         self._workspace_access = workspace_access
         self._skill = skill
         self._held_text = ""
+        self._observed = observed or Observed()
 
     async def emit_event(self, event: AgentEvent) -> None:
         if isinstance(event.kind, str) and self._secrets.redact(event.kind) != event.kind:
@@ -98,7 +101,9 @@ class CeleryRunContext(RunContext[AuthT]):
             raise TypeError(f"artifact data must be bytes, not {type(data).__name__}")
         if isinstance(name, str) and self._secrets.redact(name) != name:
             raise InvalidArtifactName(self._secrets.redact(name), "it contains a secret")
-        ref = await self._artifacts.put(self.task_id, name, bytes(data), mime_type)
+        with self._observed.span("skillq.artifact", {"skillq.artifact": name, "size": len(data)}):
+            ref = await self._artifacts.put(self.task_id, name, bytes(data), mime_type)
+        self._observed.metrics.artifact_written(self._skill, ref.size_bytes)
         info = ArtifactInfo(
             name=ref.name,
             uri=ref.uri,
@@ -108,6 +113,10 @@ class CeleryRunContext(RunContext[AuthT]):
         )
         await self._jobs.record_artifact(self.task_id, info)
         return ref
+
+    def redact_text(self, text: str) -> str:
+        """``text`` with every secret this job has read replaced (its log lines)."""
+        return self._secrets.redact(text)
 
     async def check_cancelled(self) -> None:
         if self._token.cancelled:
@@ -139,7 +148,9 @@ class CeleryRunContext(RunContext[AuthT]):
     def sandbox(self) -> SandboxClient:
         if self._capabilities.sandbox is None:
             raise SandboxUnavailable("no sandbox client is attached to skills on this worker")
-        return self._capabilities.sandbox
+        if not self._observed.tracing.enabled:
+            return self._capabilities.sandbox
+        return TracedSandbox(self._capabilities.sandbox, self._observed)
 
     @property
     def discover(self) -> DiscoveryClient:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from typing import Any, TypeVar
 
 from ..core.limits import Admission
@@ -32,7 +32,14 @@ class InlineChildren:
         self._rt = rt
         self._skills = skills
 
-    async def run(self, child_id: str, skill: str, kwargs: dict[str, Any], worker: str) -> None:
+    async def run(
+        self,
+        child_id: str,
+        skill: str,
+        kwargs: dict[str, Any],
+        worker: str,
+        trace: Mapping[str, str] | None = None,
+    ) -> None:
         """Run the child to its end, its retries included (each after its backoff,
         on this loop: a child that runs inline also retries inline, and waits
         for its skill's limits here, holding no pool slot)."""
@@ -42,7 +49,7 @@ class InlineChildren:
                 child_id, worker, self._admit(child_id, target, kwargs)
             )
             try:
-                delay = await self._attempt(child_id, target, kwargs, worker)
+                delay = await self._attempt(child_id, target, kwargs, worker, trace)
             finally:
                 if admitted.took:
                     await asyncio.to_thread(self._rt.limiter.release, child_id)
@@ -72,7 +79,12 @@ class InlineChildren:
             await asyncio.sleep(admitted.delay)  # over a limit: ask again then
 
     async def _attempt(
-        self, child_id: str, target: Skill, kwargs: dict[str, Any], worker: str
+        self,
+        child_id: str,
+        target: Skill,
+        kwargs: dict[str, Any],
+        worker: str,
+        trace: Mapping[str, str] | None = None,
     ) -> float | None:
         """One attempt; the seconds until the next one, or None when the child ended."""
         rt = self._rt
@@ -84,7 +96,18 @@ class InlineChildren:
             if decision.action != "run":
                 return None  # cancelled before it started (or ended): START finalised it
             task = asyncio.ensure_future(
-                execute(rt, target, child_id, (), kwargs, token, worker=worker)
+                execute(
+                    rt,
+                    target,
+                    child_id,
+                    (),
+                    kwargs,
+                    token,
+                    worker=worker,
+                    queue=target.queue,
+                    attempt=decision.attempts,
+                    trace=trace,
+                )
             )
             try:
                 outcome, text = await asyncio.shield(task)

@@ -30,8 +30,12 @@ from ..core.jobs import JobRecords, JobStore
 from ..core.keys import Keys
 from ..core.secrets import LogRedactor, SecretSource, redact_standard_streams
 from ..core.settings import Settings
+from ..core.tracing import tracing_for
 from .cancellation import CancelWatcher
+from .joblogs import install_capture
 from .limiter import Limiter
+from .metrics import for_process as metrics_for
+from .observed import Observed
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -75,6 +79,9 @@ class ProcessRuntime:
         self.artifacts: ArtifactStore = open_store(settings)
         self.records = JobRecords(sync_redis(settings), self.keys, settings)
         self.limiter = Limiter(self.records.client, self.keys, settings)
+        self.metrics = metrics_for(settings)
+        self.observed = Observed(self.metrics, tracing_for(settings))
+        install_capture()
         self.fused_results = fused(settings)
         self.redis: Redis
         self.jobs: JobStore

@@ -33,7 +33,7 @@ from ..core.errors import (
 )
 from ..core.events import EventWriter, dumps
 from ..core.grants import MAX_TOKEN_BYTES
-from ..core.jobs import JobError, job_error
+from ..core.jobs import JobError, StartDecision, job_error
 from ..core.limits import Admission
 from ..core.retries import retry_delay
 from ..core.secrets import SecretScope
@@ -42,6 +42,7 @@ from ..core.skills import AnyArgs, Skill
 from ..core.submission import printable
 from .cancellation import CancelToken
 from .celery_context import CeleryRunContext
+from .joblogs import CURRENT, JobLog
 from .limiter import concurrency_key_of
 from .process import ProcessRuntime
 
@@ -191,10 +192,20 @@ async def run_handler(
     ctx: CeleryRunContext[Any],
     args: BaseModel | dict[str, Any],
     token: CancelToken,
+    writer: EventWriter,
 ) -> Any:
     """Run the handler under its time limit; after a cancel, give it a grace period."""
     loop = asyncio.get_running_loop()
-    task: asyncio.Future[Any] = asyncio.ensure_future(guarded(skill.handler(ctx, args)))
+    capture = JobLog(
+        ctx.task_id, skill.name, writer, loop, ctx.redact_text, rt.settings.job_log_lines
+    )
+    # The handler's task (and what it starts) copies this context: its log
+    # records go to this job alone.
+    entered = CURRENT.set(capture)
+    try:
+        task: asyncio.Future[Any] = asyncio.ensure_future(guarded(skill.handler(ctx, args)))
+    finally:
+        CURRENT.reset(entered)
     timers: list[asyncio.TimerHandle] = []
     token.on_cancel(lambda: timers.append(loop.call_later(rt.settings.cancel_grace, task.cancel)))
     try:
@@ -220,6 +231,7 @@ def run_job(
     kwargs: Mapping[str, Any],
     worker: str,
     queue: str | None = None,
+    trace: Mapping[str, str] | None = None,
 ) -> Outcome:
     """Run one delivery of a job, in the pool's thread.
 
@@ -240,7 +252,7 @@ def run_job(
             )
             return Outcome("waiting", delay=admitted.delay)
     try:
-        return run_admitted(rt, skill, job_id, positional, kwargs, worker, queue)
+        return run_admitted(rt, skill, job_id, positional, kwargs, worker, queue, trace)
     finally:
         if admitted.took:
             rt.limiter.release(job_id)
@@ -254,10 +266,12 @@ def run_admitted(
     kwargs: Mapping[str, Any],
     worker: str,
     queue: str | None,
+    trace: Mapping[str, str] | None = None,
 ) -> Outcome:
     token = rt.cancels.register(job_id)
+    queue = queue or skill.queue
     try:
-        decision = rt.records.start(job_id, skill.name, worker, queue or skill.queue)
+        decision = rt.records.start(job_id, skill.name, worker, queue)
         if decision.action == "cancelled":
             return Outcome("cancelled")
         if decision.action == "replayed":
@@ -278,15 +292,50 @@ def run_admitted(
                     rt.settings.max_deliveries,
                 )
             return stored_outcome(rt, job_id)
+        began = time.monotonic()
+        observe_start(rt, skill.name, queue, decision)
         outcome, result_text = rt.call(
-            execute(rt, skill, job_id, positional, kwargs, token, worker=worker)
+            execute(
+                rt,
+                skill,
+                job_id,
+                positional,
+                kwargs,
+                token,
+                worker=worker,
+                queue=queue,
+                attempt=decision.attempts,
+                trace=trace,
+            )
         )
         retried = schedule_retry(rt, skill, job_id, outcome, decision.retries)
         if retried is not None:
+            observe_end(rt, skill.name, queue, retried, token, began)
             return retried
-        return finish(rt, job_id, worker, outcome, result_text)
+        ended = finish(rt, job_id, worker, outcome, result_text)
+        observe_end(rt, skill.name, queue, ended, token, began)
+        return ended
     finally:
         rt.cancels.unregister(job_id)
+
+
+def observe_start(rt: ProcessRuntime, skill: str, queue: str, decision: StartDecision) -> None:
+    ready = decision.ready_at
+    first = decision.attempts - decision.retries == 1 and decision.retries == 0
+    rt.metrics.job_started(skill, queue, time.time() - ready if first and ready else None)
+
+
+def observe_end(
+    rt: ProcessRuntime, skill: str, queue: str, outcome: Outcome, token: CancelToken, began: float
+) -> None:
+    now = time.monotonic()
+    if outcome.state == "retrying":
+        rt.metrics.job_retried(skill, queue)
+        return
+    code = outcome.error.code if outcome.error is not None else None
+    rt.metrics.job_ended(skill, queue, outcome.state, code, now - began)
+    if outcome.state == "cancelled" and token.cancelled_at is not None:
+        rt.metrics.cancel_latency(skill, now - token.cancelled_at)
 
 
 def schedule_retry(
@@ -341,8 +390,41 @@ async def execute(
     token: CancelToken,
     *,
     worker: str = "",
+    queue: str = "",
+    attempt: int = 1,
+    trace: Mapping[str, str] | None = None,
 ) -> tuple[Outcome, str]:
-    """Validate, build the context, run the handler; the outcome and result text."""
+    """Validate, build the context, run the handler; the outcome and result text.
+
+    Traced, the run is one span (a child of the submit span whose context the
+    message carries, or of the current span for an inline child)."""
+    attributes = {
+        "skillq.job_id": job_id,
+        "skillq.skill": skill.name,
+        "messaging.destination.name": queue or skill.queue,
+        "skillq.attempt": attempt,
+        "skillq.worker": worker,
+    }
+    with rt.observed.span(
+        f"skillq.job {skill.name}", attributes, kind="CONSUMER", carrier=trace
+    ) as span:
+        outcome, text = await _execute(rt, skill, job_id, positional, kwargs, token, worker)
+        if span is not None:
+            span.set_attribute("skillq.outcome", outcome.state)
+            if outcome.error is not None:
+                span.set_attribute("skillq.error_code", outcome.error.code)
+        return outcome, text
+
+
+async def _execute(
+    rt: ProcessRuntime,
+    skill: Skill,
+    job_id: str,
+    positional: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    token: CancelToken,
+    worker: str,
+) -> tuple[Outcome, str]:
     settings = rt.settings
     scope = SecretScope(rt.secrets, skill.name, skill.secrets, rt.log_redactor)
     writer = EventWriter(rt.jobs, job_id)
@@ -385,9 +467,10 @@ async def execute(
             capabilities=await rt.capabilities.for_job(job),
             workspace_access=skill.workspace_access,
             skill=skill.name,
+            observed=rt.observed,
         )
         ctx.require_scopes(skill.scopes)
-        value = await run_handler(rt, skill, ctx, call.args, token)
+        value = await run_handler(rt, skill, ctx, call.args, token, writer)
         plain, result_text = encode_result(skill, value, scope, settings.max_result_bytes)
         outcome = Outcome("succeeded", result=plain)
     except (CancelledByCaller, asyncio.CancelledError) as exc:
@@ -421,6 +504,7 @@ async def execute(
         if ctx is not None:
             await ctx.flush_text()  # text held back in case it began a secret
         await writer.drain()  # a broken event stream must not hide the outcome
+    rt.metrics.events_written(skill.name, writer.written)
     return replace(outcome, signed_until=signed_until), result_text
 
 
