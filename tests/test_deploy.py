@@ -252,3 +252,33 @@ def test_health_command(
         [SKILLQ, "health", "--hostname", worker.hostname], env=env, capture_output=True, check=False
     )
     assert gone.returncode == 1
+
+
+def test_the_grafana_dashboard_uses_only_metrics_skillq_exports(redis_server: Any) -> None:
+    import re
+
+    from worker.core.keys import Keys
+    from worker.runtime.metrics import PrometheusMetrics
+    from worker.server.exporter import DeploymentCollector
+
+    exported: set[str] = set()
+    for metric in vars(PrometheusMetrics()).values():
+        kind, name = metric._type, metric._name
+        if kind == "counter":
+            exported.add(name + "_total")
+        elif kind == "histogram":
+            exported |= {name + "_bucket", name + "_count", name + "_sum"}
+        else:
+            exported.add(name)
+    client = redis.Redis.from_url(redis_server.url)
+    collector = DeploymentCollector([], client, client, Keys())
+    exported |= {family.name for family in collector.collect()}
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "skillq-dashboard.json").read_text())
+    used = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"skillq_[a-z_]+", target["expr"])
+    }
+    assert used and used <= exported, used - exported
+    assert {"skillq_jobs_finished_total", "skillq_queue_backlog"} <= used

@@ -178,3 +178,33 @@ def test_one_trace_runs_from_submit_through_a_child_on_another_worker(
     finally:
         parent_worker.stop(timeout=10)
         child_worker.stop(timeout=10)
+
+
+def test_json_worker_logs_name_the_job_and_skill(
+    start_worker: Callable[..., WorkerProcess], client: SkillClient
+) -> None:
+    worker = start_worker(
+        pool="prefork", concurrency=1, queues="json-logs", env={"SKILLQ_LOG_FORMAT": "json"}
+    )
+    try:
+        job = client.submit("boom", {}, queue="json-logs")
+        wait_for(lambda: client.status(job).finished, timeout=60, what="the failing job")
+
+        def about_the_job() -> list[dict[str, Any]]:
+            found = []
+            for text in worker.log_tail(400).splitlines():
+                try:
+                    line = json.loads(text)
+                except ValueError:
+                    continue  # Celery's start banner is printed, not logged
+                if isinstance(line, dict) and line.get("job_id") == job:
+                    found.append(line)
+            return found
+
+        wait_for(lambda: bool(about_the_job()), timeout=30, what="a JSON log line of the job")
+        lines = about_the_job()
+        assert all(line["skill"] == "boom" for line in lines)
+        assert any(line["level"] == "WARNING" and "failed" in line["message"] for line in lines)
+        assert {"ts", "logger", "process"} <= set(lines[0])
+    finally:
+        worker.stop(timeout=10)

@@ -79,22 +79,3 @@ def queue_depths(
         QueueDepth(name, sum(lengths[i * steps : (i + 1) * steps]), taken.get(name, 0))
         for i, name in enumerate(names)
     ]
-
-
-def prometheus(depths: list[QueueDepth]) -> str:
-    lines = [
-        "# HELP skillq_queue_backlog Jobs queued or taken (prefetched or running) per queue.",
-        "# TYPE skillq_queue_backlog gauge",
-    ]
-    lines += [f'skillq_queue_backlog{{queue="{d.queue}"}} {d.backlog}' for d in depths]
-    lines += [
-        "# HELP skillq_queue_queued Jobs waiting in the queue's Redis lists.",
-        "# TYPE skillq_queue_queued gauge",
-    ]
-    lines += [f'skillq_queue_queued{{queue="{d.queue}"}} {d.queued}' for d in depths]
-    lines += [
-        "# HELP skillq_queue_taken Jobs a worker holds (prefetched or running).",
-        "# TYPE skillq_queue_taken gauge",
-    ]
-    lines += [f'skillq_queue_taken{{queue="{d.queue}"}} {d.taken}' for d in depths]
-    return "\n".join(lines) + "\n"

@@ -114,10 +114,6 @@ class CeleryRunContext(RunContext[AuthT]):
         await self._jobs.record_artifact(self.task_id, info)
         return ref
 
-    def redact_text(self, text: str) -> str:
-        """``text`` with every secret this job has read replaced (its log lines)."""
-        return self._secrets.redact(text)
-
     async def check_cancelled(self) -> None:
         if self._token.cancelled:
             raise CancelledByCaller(self.task_id)

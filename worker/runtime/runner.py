@@ -192,20 +192,12 @@ async def run_handler(
     ctx: CeleryRunContext[Any],
     args: BaseModel | dict[str, Any],
     token: CancelToken,
-    writer: EventWriter,
 ) -> Any:
     """Run the handler under its time limit; after a cancel, give it a grace period."""
     loop = asyncio.get_running_loop()
-    capture = JobLog(
-        ctx.task_id, skill.name, writer, loop, ctx.redact_text, rt.settings.job_log_lines
-    )
-    # The handler's task (and what it starts) copies this context: its log
-    # records go to this job alone.
-    entered = CURRENT.set(capture)
-    try:
-        task: asyncio.Future[Any] = asyncio.ensure_future(guarded(skill.handler(ctx, args)))
-    finally:
-        CURRENT.reset(entered)
+    # The handler's task (and what it starts) copies the context, whose job log
+    # (set by execute) sends its records to this job alone.
+    task: asyncio.Future[Any] = asyncio.ensure_future(guarded(skill.handler(ctx, args)))
     timers: list[asyncio.TimerHandle] = []
     token.on_cancel(lambda: timers.append(loop.call_later(rt.settings.cancel_grace, task.cancel)))
     try:
@@ -428,6 +420,11 @@ async def _execute(
     settings = rt.settings
     scope = SecretScope(rt.secrets, skill.name, skill.secrets, rt.log_redactor)
     writer = EventWriter(rt.jobs, job_id)
+    loop = asyncio.get_running_loop()
+    # From here on this task's log records name the job (the worker's own
+    # lines through the job filter, the handler's as its log events). execute
+    # always runs as a task of its own, so this ends with it.
+    CURRENT.set(JobLog(job_id, skill.name, writer, loop, scope.redact, settings.job_log_lines))
     result_text = ""
     signed_until = None
     ctx: CeleryRunContext[Any] | None = None
@@ -470,7 +467,7 @@ async def _execute(
             observed=rt.observed,
         )
         ctx.require_scopes(skill.scopes)
-        value = await run_handler(rt, skill, ctx, call.args, token, writer)
+        value = await run_handler(rt, skill, ctx, call.args, token)
         plain, result_text = encode_result(skill, value, scope, settings.max_result_bytes)
         outcome = Outcome("succeeded", result=plain)
     except (CancelledByCaller, asyncio.CancelledError) as exc:
