@@ -196,3 +196,13 @@ def test_bad_limits_are_refused_at_declaration(text: str) -> None:
         skill("x", rate_limit=text)
     with pytest.raises(ConfigurationError, match="concurrency"):
         skill("x", concurrency=0)
+
+
+def test_inline_children_wait_for_their_skills_limit(
+    three: list[WorkerProcess], client: SkillClient
+) -> None:
+    parent = client.submit("fan_out", {"children": 5, "seconds": 0.3})
+    children = client.result(parent, timeout=120)
+    statuses = finish_all(client, children)
+    assert all(status.state == "succeeded" and status.parent == parent for status in statuses)
+    assert most_at_once(statuses) <= 2

@@ -156,22 +156,36 @@ def test_one_trace_runs_from_submit_through_a_child_on_another_worker(
             what="both job spans",
         )
         spans = spans_in(spans_file)
-        by_name: dict[str, list[dict[str, Any]]] = {}
-        for span in spans:
-            by_name.setdefault(span["name"], []).append(span)
-        submit = next(
+
+        def one(name: str, job_id: str) -> dict[str, Any]:
+            # By job id: the child's worker may also run other tests' echo jobs.
+            return next(
+                s for s in spans if s["name"] == name and s["attributes"]["skillq.job_id"] == job_id
+            )
+
+        submit = one("skillq.submit relay", job)
+        parent = one("skillq.job relay", job)
+        call = next(
             s
             for s in spans
-            if s["attributes"].get("skillq.job_id") == job and s["name"].startswith("skillq.submit")
+            if s["name"] == "skillq.submit echo" and s["parent_id"] == parent["span_id"]
         )
-        parent = by_name["skillq.job relay"][0]
-        child = by_name["skillq.job echo"][0]
+        wait_for(
+            lambda: any(
+                s["attributes"].get("skillq.job_id") == call["attributes"]["skillq.job_id"]
+                and s["name"] == "skillq.job echo"
+                for s in spans_in(spans_file)
+            ),
+            timeout=30,
+            what="the child's job span",
+        )
+        spans = spans_in(spans_file)
+        child = one("skillq.job echo", call["attributes"]["skillq.job_id"])
         assert {submit["trace_id"], parent["trace_id"], child["trace_id"]} == {submit["trace_id"]}
         assert parent["parent_id"] == submit["span_id"]
         assert parent["attributes"]["skillq.outcome"] == "succeeded"
         assert parent["pid"] != child["pid"]  # two workers, one trace
-        call = next(s for s in spans if s["name"] == "skillq.submit echo")
-        assert call["parent_id"] == parent["span_id"] and child["parent_id"] == call["span_id"]
+        assert child["parent_id"] == call["span_id"]
         assert any(
             s["name"] == "skillq.artifact" and s["parent_id"] == parent["span_id"] for s in spans
         )
@@ -206,5 +220,56 @@ def test_json_worker_logs_name_the_job_and_skill(
         assert all(line["skill"] == "boom" for line in lines)
         assert any(line["level"] == "WARNING" and "failed" in line["message"] for line in lines)
         assert {"ts", "logger", "process"} <= set(lines[0])
+    finally:
+        worker.stop(timeout=10)
+
+
+def test_a_request_with_trace_context_continues_the_callers_trace(
+    start_worker: Callable[..., WorkerProcess], stack_env: dict[str, str], tmp_path: Path
+) -> None:
+    import httpx
+
+    from worker.embedded import HttpServerProcess
+
+    spans_file = tmp_path / "spans.jsonl"
+    traced = {
+        **stack_env,
+        "SKILLQ_TRACING": "observed_skills:provider",
+        "SKILLQ_TEST_SPANS": str(spans_file),
+    }
+    worker = start_worker(pool="threads", concurrency=1, queues="traced-http", env=traced)
+    caller_trace, caller_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    try:
+        with HttpServerProcess(traced) as server, httpx.Client(base_url=server.url) as http:
+            response = http.post(
+                "/v1/jobs",
+                json={"skill": "echo", "args": {"message": "traced"}, "queue": "traced-http"},
+                headers={"traceparent": f"00-{caller_trace}-{caller_span}-01"},
+            )
+            assert response.status_code == 202, response.text
+            job = response.json()["job_id"]
+            done = http.get(f"/v1/jobs/{job}/result", params={"wait": 30}).json()
+            assert done["result"] == {"message": "traced"}
+        wait_for(
+            lambda: any(
+                s["name"] == "skillq.job echo" and s["attributes"].get("skillq.job_id") == job
+                for s in spans_in(spans_file)
+            ),
+            timeout=30,
+            what="the job span",
+        )
+        spans = spans_in(spans_file)
+        submit = next(
+            s
+            for s in spans
+            if s["name"] == "skillq.submit echo" and s["attributes"].get("skillq.job_id") == job
+        )
+        run = next(
+            s
+            for s in spans
+            if s["name"] == "skillq.job echo" and s["attributes"].get("skillq.job_id") == job
+        )
+        assert submit["trace_id"] == run["trace_id"] == caller_trace
+        assert submit["parent_id"] == caller_span and run["parent_id"] == submit["span_id"]
     finally:
         worker.stop(timeout=10)

@@ -111,3 +111,18 @@ def test_what_no_attempt_can_fix_is_never_retried(
     status = client.status(invalid)
     assert status.error is not None and status.error.code == "invalid_args"
     assert status.retries == 0 and status.attempts == 1
+
+
+def test_an_inline_child_retries_inline(
+    retrier: WorkerProcess, client: SkillClient, tmp_path: Path
+) -> None:
+    path = marker(tmp_path)
+    job = client.submit("calls_flaky", {"marker": path, "fail_times": 2})
+    outcome = client.result(job, timeout=60)
+    assert outcome["ok"] is True and outcome["output"] == 3
+    child = client.status(outcome["child"])
+    assert child.parent == job and child.state == "succeeded"
+    assert child.retries == 2 and len(child.errors) == 2
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times(path))]
+    assert gaps[0] >= 0.45 and gaps[1] >= 0.95, gaps  # the backoff, waited on the loop
+    assert client.status(job).worker == child.worker  # the caller's process ran it

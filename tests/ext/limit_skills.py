@@ -63,3 +63,21 @@ async def per_customer(ctx: RunContext[Any], args: Work) -> float:
 @skill("metered", queue="limits", rate_limit="20/s", description="At most 20 starts a second.")
 async def metered(ctx: RunContext[Any], args: dict[str, Any]) -> float:
     return time.time()
+
+
+class Fan(BaseModel):
+    children: int = 4
+    seconds: float = 0.3
+
+
+@skill("fan_out", args=Fan, queue="limits", description="Calls capped children, inline.")
+async def fan_out(ctx: RunContext[Any], args: Fan) -> list[str]:
+    """``capped`` is served here too, so each call runs inline on this loop and
+    waits there for a slot."""
+    calls = [
+        ctx.call("skillq", "capped", args={"seconds": args.seconds}, timeout=60)
+        for _ in range(args.children)
+    ]
+    results = await asyncio.gather(*calls)
+    assert all(result.ok for result in results), [result.error for result in results]
+    return [str(result.task_id) for result in results]

@@ -54,3 +54,10 @@ async def patient(ctx: RunContext[Any], args: Flaky) -> int:
 @skill("picky", args=Flaky, queue=QUEUE, retries=3, retry_on=(ValueError,), backoff=0.2)
 async def picky(ctx: RunContext[Any], args: Flaky) -> int:
     raise KeyError(f"attempt {attempt(args.marker)}: not a ValueError, so never retried")
+
+
+@skill("calls_flaky", args=Flaky, queue=QUEUE)
+async def calls_flaky(ctx: RunContext[Any], args: Flaky) -> dict[str, Any]:
+    """Calls ``flaky``, which this worker serves, so the child runs (and retries) inline."""
+    result = await ctx.call("skillq", "flaky", args=args.model_dump(), timeout=60)
+    return {"ok": result.ok, "output": result.output, "child": result.task_id}

@@ -34,6 +34,16 @@ TERMINAL = {
 POLL_SECONDS = 0.5
 
 
+async def with_trace_context(request: Any) -> None:
+    """Carry the calling job's trace to the agent (W3C ``traceparent``); nothing
+    is added when no span is recording."""
+    from opentelemetry import propagate
+
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    request.headers.update(carrier)
+
+
 class HttpA2AClient:
     """Calls A2A agents at ``http(s)://`` URLs (their agent card's base URL)."""
 
@@ -61,7 +71,11 @@ class HttpA2AClient:
             return CallResult(ok=False, error=f"calling A2A agents needs a2a-sdk: {exc}")
         budget = self._default_timeout if timeout is None else max(0.0, timeout)
         deadline = time.monotonic() + budget
-        http = httpx.AsyncClient(headers=self._headers, timeout=min(60.0, max(budget, 1.0)))
+        http = httpx.AsyncClient(
+            headers=self._headers,
+            timeout=min(60.0, max(budget, 1.0)),
+            event_hooks={"request": [with_trace_context]},
+        )
         task_id: str | None = None
         client: Any = None
         try:

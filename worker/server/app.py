@@ -19,6 +19,7 @@ from ..core.settings import Settings
 from . import http_errors, jobs_api
 from .a2a_app import RequireBearer, a2a_routes
 from .principals import Authenticator
+from .trace_context import TraceContextMiddleware
 
 VERSION = "1"
 
@@ -57,6 +58,8 @@ def create_server(settings: Settings | None = None) -> FastAPI:
         a2a_routes(settings, lambda: app.state.client, lambda: base_url["url"])
     )
     app.add_middleware(RequireBearer, authenticator=authenticator)
+    if settings.tracing:
+        app.add_middleware(TraceContextMiddleware)
 
     page = (Path(__file__).parent / "static" / "index.html").read_text()
 
