@@ -5,6 +5,7 @@ lease ends, and a job waiting for a slot can be cancelled."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import wait_for
+from tests.test_cli import skillq
 from worker.client import SkillClient
 from worker.core.errors import ConfigurationError, InvalidArgs, InvalidAuth
 from worker.core.jobs import JobStatus
@@ -206,3 +208,16 @@ def test_inline_children_wait_for_their_skills_limit(
     statuses = finish_all(client, children)
     assert all(status.state == "succeeded" and status.parent == parent for status in statuses)
     assert most_at_once(statuses) <= 2
+
+
+def test_the_cli_submits_with_a_concurrency_key(
+    three: list[WorkerProcess], client: SkillClient, stack_env: dict[str, str]
+) -> None:
+    done = skillq(
+        stack_env, "submit", "per_customer", "--concurrency-key", "cli-customer", "--json"
+    )
+    assert done.returncode == 0, done.stderr
+    job = json.loads(done.stdout)["job_id"]
+    assert isinstance(client.result(job, timeout=60), float)
+    refused = skillq(stack_env, "submit", "capped", "--concurrency-key", "k")
+    assert refused.returncode == 2 and "key_concurrency" in refused.stderr

@@ -4,6 +4,7 @@ Celery producer sent it, and the backlog counts every priority's list."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ import redis
 from celery import Celery
 
 from tests.conftest import wait_for
+from tests.test_cli import skillq
 from worker.client import SkillClient
 from worker.client.backlog import queue_depths
 from worker.core.errors import InvalidArgs, JobNotFound
@@ -89,3 +91,17 @@ def test_priorities_outside_0_to_9_are_refused(
 ) -> None:
     with pytest.raises(InvalidArgs, match="priority must be an integer from 0 to 9"):
         client.submit("note", {}, priority=priority)  # type: ignore[arg-type]
+
+
+def test_the_cli_submits_with_a_priority(
+    single: WorkerProcess, client: SkillClient, stack_env: dict[str, str]
+) -> None:
+    done = skillq(stack_env, "submit", "note", "--priority", "7", "--json")
+    assert done.returncode == 0, done.stderr
+    job = json.loads(done.stdout)["job_id"]
+    assert client.status(job).priority == 7
+    wait_for(lambda: finished(client, job), timeout=60, what="the job")
+    shown = skillq(stack_env, "status", job)
+    assert "priority" in shown.stdout and "7" in shown.stdout
+    refused = skillq(stack_env, "submit", "note", "--priority", "10")
+    assert refused.returncode == 2
