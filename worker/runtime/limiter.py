@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import redis
@@ -65,6 +67,19 @@ class Limiter:
                     )
                     self._thread.start()
         return decision
+
+    @contextmanager
+    def holding(
+        self, skill: Skill, job_id: str, concurrency_key: str | None
+    ) -> Iterator[Admission]:
+        """Admission for one attempt; slots taken are released when it ends.
+        A skill without limits costs nothing here."""
+        admitted = self.admit(skill, job_id, concurrency_key) if skill.limited else Admission(True)
+        try:
+            yield admitted
+        finally:
+            if admitted.took:
+                self.release(job_id)
 
     def release(self, job_id: str) -> None:
         with self._lock:

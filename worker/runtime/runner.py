@@ -34,7 +34,6 @@ from ..core.errors import (
 from ..core.events import EventWriter, dumps
 from ..core.grants import MAX_TOKEN_BYTES
 from ..core.jobs import JobError, StartDecision, job_error
-from ..core.limits import Admission
 from ..core.retries import retry_delay
 from ..core.secrets import SecretScope
 from ..core.signing import SignedCall, verify
@@ -231,23 +230,14 @@ def run_job(
     A skill with limits first asks for its slots: over a limit, the outcome
     is ``waiting`` and the caller puts the message back with its delay.
     """
-    admitted = Admission(True)
-    if skill.limited:
-        admitted = rt.limiter.admit(skill, job_id, concurrency_key_of(kwargs))
+    with rt.limiter.holding(skill, job_id, concurrency_key_of(kwargs)) as admitted:
         if not admitted.run:
-            log.info(
-                "job %s (%s) waits %.2f s for %s",
-                job_id,
-                skill.name,
-                admitted.delay,
-                admitted.reason,
-            )
-            return Outcome("waiting", delay=admitted.delay)
-    try:
-        return run_admitted(rt, skill, job_id, positional, kwargs, worker, queue, trace)
-    finally:
-        if admitted.took:
-            rt.limiter.release(job_id)
+            delay, reason = admitted.delay, admitted.reason
+            log.info("job %s (%s) waits %.2f s for %s", job_id, skill.name, delay, reason)
+            return Outcome("waiting", delay=delay)
+        return run_admitted(
+            rt, skill, job_id, positional, kwargs, worker, queue or skill.queue, trace
+        )
 
 
 def run_admitted(
@@ -257,11 +247,11 @@ def run_admitted(
     positional: tuple[Any, ...],
     kwargs: Mapping[str, Any],
     worker: str,
-    queue: str | None,
-    trace: Mapping[str, str] | None = None,
+    queue: str,
+    trace: Mapping[str, str] | None,
 ) -> Outcome:
+    """The delivery, once the skill's limits (if any) let it start."""
     token = rt.cancels.register(job_id)
-    queue = queue or skill.queue
     try:
         decision = rt.records.start(job_id, skill.name, worker, queue)
         if decision.action == "cancelled":
