@@ -19,6 +19,11 @@ Redis's clock (``TIME``), so worker clocks never matter:
   time. A job over the rate *reserves* the next free start time and comes
   back exactly then, instead of polling with everyone else waiting; the
   reservation (``:held``) makes its return count as the start it booked.
+  Booked jobs come back a little late (the broker's delivery), so late
+  arrivals could bunch up; a log of the last period's starts (``:starts``,
+  a sliding window of at most ``count`` entries) turns away a start that
+  would make ``count + 1`` in one period, and the job asks again when the
+  oldest start leaves the window, its booking kept.
   Reservations reach at most :data:`HORIZON` seconds ahead; further than
   that a job comes back at the horizon and books then, so a long backlog
   costs one message per job per horizon, not a stampede.
@@ -59,6 +64,8 @@ class Plan:
     rate_key: str = ""
     held_key: str = ""
     interval: float = 0.0
+    count: int = 0
+    period: float = 0.0
 
     @property
     def empty(self) -> bool:
@@ -95,14 +102,17 @@ def plan_for(keys: Keys, skill: Skill, concurrency_key: str | None) -> Plan:
         keys.limit_rate(skill.name),
         keys.limit_rate(skill.name) + ":held",
         skill.rate_limit.interval,
+        skill.rate_limit.count,
+        skill.rate_limit.period,
     )
 
 
-# KEYS 1: the job record, 2..n+1: the concurrency sets, then the rate key and
-# its reservations (with a rate limit).
+# KEYS 1: the job record, 2..n+1: the concurrency sets, then (with a rate
+# limit) the rate key, its reservations and the log of its recent starts.
 # ARGV 1: job id, 2: lease seconds, 3: n, 4..n+3: the caps, n+4: the rate's
 # interval ('' for none), n+5: the reservation horizon, n+6: the record's
-# notice while it waits for its turn, n+7..2n+6: its notice while limit i is full.
+# notice while it waits for its turn, n+7..2n+6: its notice while limit i is
+# full, 2n+7 and 2n+8: the rate's count and period (with a rate limit).
 # Returns {'run'} (slots taken), {'proceed'} (the job has ended: take nothing
 # and let START say so), {'full', i, waits} (concurrency limit i is full; the
 # job has now waited waits times), {'rate', seconds} (come back then).
@@ -130,17 +140,32 @@ local interval = ARGV[n + 4]
 if interval ~= '' then
   interval = tonumber(interval)
   local rate, held, reach = KEYS[n + 2], KEYS[n + 3], tonumber(ARGV[n + 5])
+  -- The starts of the last period, by Redis time: however late booked jobs
+  -- arrive, no period ever holds more than count of them.
+  local starts, count, period = KEYS[n + 4], tonumber(ARGV[2 * n + 7]), tonumber(ARGV[2 * n + 8])
+  redis.call('ZREMRANGEBYSCORE', starts, '-inf', now - period)
+  local function until_room()
+    if redis.call('ZCARD', starts) < count then return nil end
+    local oldest = redis.call('ZRANGE', starts, 0, 0, 'WITHSCORES')
+    return tostring(math.max(0.001, tonumber(oldest[2]) + period - now))
+  end
   redis.call('ZREMRANGEBYSCORE', held, '-inf', now - reach)
   local booked = redis.call('ZSCORE', held, job)
   if booked and tonumber(booked) > now + 0.001 then
     return {'rate', tostring(tonumber(booked) - now)}  -- early: its time is still to come
   elseif booked then
+    local wait = until_room()
+    if wait then return {'rate', wait} end  -- late arrivals bunched up: keep the booking
     redis.call('ZREM', held, job)
   else
     local start = math.max(tonumber(redis.call('GET', rate) or '0'), now)
     if start - now > reach then
       if state then redis.call('HSET', KEYS[1], 'notice', ARGV[n + 6]) end
       return {'rate', tostring(reach)}  -- too far ahead to book: ask again then
+    end
+    if start <= now then
+      local wait = until_room()
+      if wait then return {'rate', wait} end
     end
     redis.call('SET', rate, tostring(start + interval), 'PX',
                math.ceil((start + interval - now) * 1000) + 1000)
@@ -151,12 +176,17 @@ if interval ~= '' then
       return {'rate', tostring(start - now)}
     end
   end
+  redis.call('ZADD', starts, now, job .. ':' .. tostring(now))
+  redis.call('PEXPIRE', starts, math.ceil(period * 1000) + 1000)
 end
 for i = 1, n do
   redis.call('ZADD', KEYS[1 + i], now + lease, job)
   redis.call('PEXPIRE', KEYS[1 + i], math.ceil(lease * 2000) + 1000)
 end
-if state then redis.call('HDEL', KEYS[1], 'limit_waits') end
+if state then
+  redis.call('HDEL', KEYS[1], 'limit_waits')
+  redis.call('HSET', KEYS[1], 'admitted_at', tostring(now))
+end
 return {'run'}
 """
 
@@ -195,7 +225,7 @@ def admit_args(
     """``ADMIT``'s keys and arguments for one job."""
     keys = [record, *plan.slot_keys]
     if plan.rate_key:
-        keys += [plan.rate_key, plan.held_key]
+        keys += [plan.rate_key, plan.held_key, plan.rate_key + ":starts"]
     args = [
         job_id,
         repr(settings.limit_lease),
@@ -206,6 +236,8 @@ def admit_args(
         "waiting for its turn under the skill's rate limit",
         *(f"waiting for a slot: {what}" for _, _, what in plan.slots),
     ]
+    if plan.rate_key:
+        args += [str(plan.count), repr(plan.period)]
     return keys, args
 
 
