@@ -179,7 +179,7 @@ def test_errors_come_from_the_error_table(api: httpx.Client) -> None:
         ({"skill": "no_such_skill"}, 404, "unknown_skill"),
         ({"skill": "echo", "args": {"message": 5}}, 422, "invalid_args"),
         ({"skill": "echo", "args": [1]}, 422, "invalid_request"),
-        ({"skill": "echo", "job_id": "bad id with spaces"}, 422, "invalid_args"),
+        ({"skill": "echo", "job_id": "a name\nwith a newline"}, 422, "invalid_request"),
         ({"skill": "echo", "queue": "skillq:job:x"}, 422, "invalid_args"),
     ]
     for body, status, code in cases:

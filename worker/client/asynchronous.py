@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
@@ -22,7 +22,7 @@ from ..core.capabilities import AgentInfo
 from ..core.celery_app import configured_app
 from ..core.connections import async_redis
 from ..core.context import ArtifactRef
-from ..core.errors import ConfigurationError, JobNotFound
+from ..core.errors import ConfigurationError, InvalidArgs, JobNotFound
 from ..core.grants import Grant, GrantSigner
 from ..core.jobs import TERMINAL_STATES, JobStatus, cancel_call
 from ..core.keys import Keys
@@ -37,6 +37,7 @@ from ..core.submission import (
     SkillInfo,
     draft,
     eta_of,
+    finite_number,
     merge_skills,
     outcome,
     submitted_id,
@@ -45,6 +46,7 @@ from ..core.task_message import DirectPublish
 from ..core.tracing import tracing_for
 from ..core.workspace_client import GrantedWorkspace
 from ..core.workspace_store import open_workspace_store
+from .fanout import Fanout, Follower
 from .listing import JobPage, list_jobs
 from .logs import LogLine, alog_lines
 from .subscription import IDLE, RECONNECTED, Deadline, Subscription
@@ -52,6 +54,7 @@ from .subscription import IDLE, RECONNECTED, Deadline, Subscription
 __all__ = ["AsyncSkillClient", "Order", "SkillInfo"]
 
 T = TypeVar("T")
+CATCH_UP_CHUNK = 500
 Envelope = dict[str, Any]
 
 
@@ -98,6 +101,8 @@ class AsyncSkillClient:
         self._submit_script: AsyncScript | None = None
         self._cancel_script: AsyncScript | None = None
         self._grants: GrantSigner | None = None
+        # A server shares one pub/sub connection among all its followers (use_fanout).
+        self.fanout: Fanout | None = None
 
     @property
     def redis(self) -> Redis:
@@ -119,7 +124,21 @@ class AsyncSkillClient:
             self._store = open_store(self.settings)
         return self._store
 
+    def use_fanout(self, buffer: int) -> None:
+        """Follow every job of this client on one shared pub/sub connection (a
+        server's many streams), each follower buffering at most ``buffer`` events."""
+        self.fanout = Fanout(self.redis, buffer=buffer)
+
+    def _follow(self, job_id: str, deadline: Deadline) -> Subscription | Follower:
+        channel = self.keys.events(job_id)
+        if self.fanout is not None:
+            return self.fanout.follower(channel, deadline)
+        return Subscription(self.redis, channel, deadline)
+
     async def aclose(self) -> None:
+        if self.fanout is not None:
+            await self.fanout.aclose()
+            self.fanout = None
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
@@ -316,7 +335,9 @@ class AsyncSkillClient:
     ) -> list[JobStatus]:
         """An owner's jobs, newest first: ``limit`` of them submitted before ``before``
         (a ``created_at`` from the previous page). O(page), never a scan."""
-        newest = "+inf" if before is None else f"({before!r}"
+        if before is not None and not finite_number(before):
+            raise InvalidArgs("jobs", f"before must be a created_at (Unix seconds), not {before!r}")
+        newest = "+inf" if before is None else f"({float(before)!r}"
         ids = cast(
             list[str],
             await self.redis.zrevrangebyscore(
@@ -349,7 +370,7 @@ class AsyncSkillClient:
     async def _wait_finished(self, job_id: str, timeout: float | None) -> JobStatus:
         """Subscribe, then re-read the record, then wait for the terminal event."""
         deadline = Deadline(timeout)
-        async with Subscription(self.redis, self.keys.events(job_id), deadline) as channel:
+        async with self._follow(job_id, deadline) as channel:
             status = await self.status(job_id)
             while not status.finished:
                 kind, envelope = await channel.get(deadline.wait(f"job {job_id} to finish"))
@@ -382,11 +403,11 @@ class AsyncSkillClient:
         silently.
         """
         deadline = Deadline(timeout)
-        channel = Subscription(self.redis, self.keys.events(job_id), deadline)
+        channel = self._follow(job_id, deadline)
         try:
             if follow:
                 await channel.open()
-            batch, finished = await self._catch_up(job_id, after, first=True)
+            batch, finished = await self._catch_up(job_id, after)
             last = after
             while True:
                 for envelope in batch:
@@ -397,6 +418,9 @@ class AsyncSkillClient:
                     last = envelope["seq"]
                     if is_terminal(envelope):
                         return
+                if len(batch) >= CATCH_UP_CHUNK:  # more is waiting in the stream
+                    batch, finished = await self._catch_up(job_id, last)
+                    continue
                 if finished or not follow:
                     return
                 kind, incoming = await channel.get(deadline.wait(f"job {job_id}'s last event"))
@@ -409,9 +433,7 @@ class AsyncSkillClient:
         finally:
             await channel.close()
 
-    async def _catch_up(
-        self, job_id: str, last: int, *, first: bool = False
-    ) -> tuple[list[Envelope], bool]:
+    async def _catch_up(self, job_id: str, last: int) -> tuple[list[Envelope], bool]:
         """Events after ``last`` from the stream, and whether the job has finished.
 
         Events the record counted but the stream no longer holds come back
@@ -422,9 +444,9 @@ class AsyncSkillClient:
             return batch, False
         raw = cast(dict[str, str], await self.redis.hgetall(self.keys.job(job_id)))
         if not raw:
-            if first:
-                raise JobNotFound(job_id)
-            return [], True  # the record expired: nothing more will come
+            # Before the first event: no such job. Later: its record is gone (it
+            # expired, or Redis lost its data), so no event will ever come.
+            raise JobNotFound(job_id)
         status = JobStatus.from_hash(job_id, raw)
         if status.last_seq > last:
             # Written between the two reads, or trimmed away: the stream says which.
@@ -434,9 +456,13 @@ class AsyncSkillClient:
         return batch, status.finished
 
     async def _read_stream(self, job_id: str, after: int) -> list[Envelope]:
+        """At most :data:`CATCH_UP_CHUNK` events after ``after``: a follower far
+        behind reads on in chunks, never the whole stream at once."""
         entries = cast(
             list[tuple[str, dict[str, str]]],
-            await self.redis.xrange(self.keys.stream(job_id), f"0-{after + 1}", "+"),
+            await self.redis.xrange(
+                self.keys.stream(job_id), f"0-{after + 1}", "+", count=CATCH_UP_CHUNK
+            ),
         )
         return [json.loads(fields["e"]) for _, fields in entries]
 
@@ -499,7 +525,3 @@ class AsyncSkillClient:
 
     async def artifact_url(self, ref: ArtifactRef | str, expires: int = 3600) -> str:
         return await self.store.url(ref.uri if isinstance(ref, ArtifactRef) else ref, expires)
-
-
-async def anext_of(stream: AsyncGenerator[Envelope, None]) -> Envelope:
-    return await stream.__anext__()

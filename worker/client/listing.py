@@ -12,6 +12,7 @@ with a cursor to go on from.
 
 from __future__ import annotations
 
+import math
 from typing import cast
 
 from pydantic import BaseModel
@@ -31,6 +32,12 @@ class JobPage(BaseModel):
 
     jobs: list[JobStatus]
     cursor: str | None = None
+
+
+def finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError(value)
+    return value
 
 
 async def list_jobs(
@@ -56,10 +63,13 @@ async def list_jobs(
     upper = "+inf"
     if cursor:
         try:
-            upper = f"({float(cursor)!r}"
+            upper = f"({finite(float(cursor))!r}"
         except ValueError:
-            raise InvalidArgs("jobs", f"invalid cursor {cursor!r}") from None
-    lower = "-inf" if since is None else repr(float(since))
+            raise InvalidArgs("jobs", f"invalid cursor {cursor[:40]!r}") from None
+    try:
+        lower = "-inf" if since is None else repr(finite(float(since)))
+    except (TypeError, ValueError):
+        raise InvalidArgs("jobs", f"since must be Unix seconds, not {since!r}") from None
     found: list[JobStatus] = []
     scanned, budget, last = 0, limit * SCAN_FACTOR, None
     while len(found) < limit and scanned < budget:

@@ -34,7 +34,7 @@ from ..core.submission import (
     submitted_id,
 )
 from ..core.workspace_client import GrantedWorkspace
-from .asynchronous import AsyncSkillClient, Envelope, anext_of
+from .asynchronous import AsyncSkillClient, Envelope
 from .listing import JobPage
 from .logs import LogLine, log_lines
 from .subscription import Deadline
@@ -237,7 +237,7 @@ class SkillClient:
         try:
             while True:
                 try:
-                    yield self._run(anext_of(stream))
+                    yield self._run(next_of(stream))
                 except StopAsyncIteration:
                     return
         finally:
@@ -283,3 +283,8 @@ class SkillClient:
 
     def artifact_url(self, ref: ArtifactRef | str, expires: int = 3600) -> str:
         return self._run(self._client.artifact_url(ref, expires))
+
+
+async def next_of(stream: AsyncGenerator[Envelope, None]) -> Envelope:
+    """A coroutine (what the loop thread accepts) for the stream's next item."""
+    return await anext(stream)

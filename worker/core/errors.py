@@ -201,6 +201,31 @@ class RedisMisconfigured(ConfigurationError):
     """Redis is set up to drop data that skillq keeps there (queues, records)."""
 
 
+class InvalidRequest(SkillqError):
+    """A request the server cannot read: a malformed header, parameter or body."""
+
+
+class RequestTooLarge(InvalidRequest):
+    """A request body over ``SKILLQ_SERVER_MAX_BODY``, refused before it is read whole."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(
+            f"the request body is over the {limit}-byte limit (SKILLQ_SERVER_MAX_BODY)"
+        )
+
+
+class TooManyStreams(SkillqError):
+    """A caller holds as many event streams open as one caller may."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(
+            f"you already hold {limit} open event streams on this server "
+            "(SKILLQ_SERVER_MAX_STREAMS_PER_CALLER): close one, or wait for a job to end"
+        )
+
+
 class JobCancelled(SkillqError):
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
@@ -254,6 +279,9 @@ ERROR_TABLE: dict[type[BaseException], ErrorSpec] = {
     MessageRefused: ErrorSpec("message_refused", 2, 422, A2A_INVALID_PARAMS),
     RedisMisconfigured: ErrorSpec("redis_misconfigured", 2, 500),
     JobFailed: ErrorSpec("failed", 1, 500),
+    InvalidRequest: ErrorSpec("invalid_request", 2, 400, A2A_INVALID_REQUEST),
+    RequestTooLarge: ErrorSpec("too_large", 2, 413, A2A_INVALID_REQUEST),
+    TooManyStreams: ErrorSpec("too_many_streams", 7, 429, A2A_INVALID_REQUEST),
     JobCancelled: ErrorSpec("cancelled", 3, 409, A2A_TASK_NOT_CANCELABLE),
     CancelledByCaller: ErrorSpec("cancelled", 3, 409, A2A_TASK_NOT_CANCELABLE),
     JobNotFound: ErrorSpec("not_found", 4, 404, A2A_TASK_NOT_FOUND),

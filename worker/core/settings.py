@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     server_admin_scope: str = "skillq:admin"
     server_public_url: str | None = None
     server_max_wait: float = Field(default=60.0, gt=0)
+    server_max_body: int | None = Field(default=None, ge=1024)
+    server_max_streams_per_caller: int = Field(default=32, ge=1)
+    server_stream_buffer: int = Field(default=1000, ge=10)
 
     @field_validator("key_prefix")
     @classmethod
@@ -132,6 +135,12 @@ class Settings(BaseSettings):
     @property
     def effective_redis_url(self) -> str:
         return self.redis_url or self.broker_url
+
+    @property
+    def effective_server_max_body(self) -> int:
+        """Largest request body the server reads: room for the largest args a worker
+        accepts plus the request around them."""
+        return self.server_max_body or self.max_args_bytes + 64 * 1024
 
     @property
     def skill_modules(self) -> list[str]:

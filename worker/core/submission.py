@@ -10,6 +10,7 @@ skillq's Redis server, queues its Celery message too (see
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -197,9 +198,16 @@ def draft(
         raise InvalidArgs(skill, f"args nest deeper than {limit} levels (SKILLQ_MAX_ARGS_DEPTH)")
     try:
         encoded = dumps(args)
+        size = len(encoded.encode())
+    except UnicodeEncodeError as exc:
+        raise InvalidArgs(
+            skill,
+            f"args hold a lone surrogate ({exc.object[exc.start : exc.end]!r}), which is not "
+            "Unicode text and has no UTF-8 encoding",
+        ) from None
     except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidArgs(skill, f"args are not JSON: {exc}") from exc
-    if len(encoded.encode()) > settings.max_args_bytes:
+    if size > settings.max_args_bytes:
         raise InvalidArgs(skill, f"args are over the {settings.max_args_bytes}-byte limit")
     found = check_args(args, info.args_schema)
     if found:
@@ -344,14 +352,28 @@ def eta_of(countdown: float | None, eta: datetime | float | None) -> float | Non
     if countdown is not None and eta is not None:
         raise InvalidArgs("submit", "give countdown or eta, not both")
     if countdown is not None:
-        if not countdown >= 0:
+        if not finite_number(countdown) or not countdown >= 0:
             raise InvalidArgs("submit", f"countdown must be >= 0 seconds, not {countdown!r}")
         return time.time() + float(countdown)
     if isinstance(eta, datetime):
         if eta.tzinfo is None:
             raise InvalidArgs("submit", "eta must be timezone-aware (e.g. datetime.now(UTC))")
         return eta.timestamp()
-    return None if eta is None else float(eta)
+    if eta is None:
+        return None
+    if not finite_number(eta):
+        raise InvalidArgs("submit", f"eta must be an aware datetime or Unix seconds, not {eta!r}")
+    return float(eta)
+
+
+def finite_number(value: object) -> bool:
+    """A real number a float holds (not NaN, not infinite, not a 400-digit int)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def printable(value: str, limit: int) -> bool:

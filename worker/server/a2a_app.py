@@ -10,16 +10,14 @@ routes only ever see authenticated callers.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from typing import Any
 
 from a2a.server.context import ServerCallContext
-from a2a.server.routes import (
-    DefaultServerCallContextBuilder,
-    create_agent_card_routes,
-    create_jsonrpc_routes,
-)
+from a2a.server.request_handlers.response_helpers import agent_card_to_dict
+from a2a.server.routes import DefaultServerCallContextBuilder, create_jsonrpc_routes
 from a2a.types.a2a_pb2 import (
     AgentCapabilities,
     AgentCard,
@@ -31,9 +29,10 @@ from a2a.types.a2a_pb2 import (
     SecurityScheme,
     StringList,
 )
-from a2a.utils.constants import PROTOCOL_VERSION_CURRENT
+from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH, PROTOCOL_VERSION_CURRENT
 from starlette.requests import Request
-from starlette.routing import BaseRoute
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..core.errors import SkillqError
@@ -42,6 +41,7 @@ from .a2a_convert import struct
 from .a2a_handler import SkillqRequestHandler
 from .http_errors import error_response
 from .principals import Authenticator, Principal
+from .streams import StreamLimits
 
 RPC_PATH = "/a2a/jsonrpc"
 SCHEMAS_EXTENSION = "https://github.com/skillq/skillq/a2a/skill-schemas/v1"
@@ -63,7 +63,12 @@ class RequireBearer:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and str(scope.get("path", "")).startswith("/a2a"):
-            headers = {key.decode(): value.decode() for key, value in scope.get("headers", [])}
+            # latin-1, as Starlette reads headers: any byte is some character, so a
+            # hostile header is a wrong token (401), never an exception (500).
+            headers = {
+                bytes(key).decode("latin-1").lower(): bytes(value).decode("latin-1")
+                for key, value in scope.get("headers", [])
+            }
             try:
                 principal: Principal = self.authenticator.principal(headers.get("authorization"))
             except SkillqError as exc:
@@ -90,20 +95,26 @@ def card_base(settings: Settings) -> AgentCard:
     )
 
 
-def a2a_routes(
-    settings: Settings, client_of: Callable[[], Any], public_url: Callable[[], str]
-) -> list[BaseRoute]:
-    handler = SkillqRequestHandler(client_of, settings)
+def public_base(settings: Settings, request: Request) -> str:
+    """The URL this server is reached at: ``SKILLQ_SERVER_PUBLIC_URL``, else the one
+    the request being answered was sent to, and nothing any other request said."""
+    return (settings.server_public_url or str(request.base_url)).rstrip("/")
 
-    async def fresh_card(card: AgentCard) -> AgentCard:
+
+def a2a_routes(
+    settings: Settings, client_of: Callable[[], Any], streams: StreamLimits
+) -> list[BaseRoute]:
+    handler = SkillqRequestHandler(client_of, settings, streams)
+    base_card = card_base(settings)
+
+    async def fresh_card(base: str) -> AgentCard:
         skills = await client_of().skills()
         current = AgentCard()
-        current.CopyFrom(card)
-        base = settings.server_public_url or public_url()
+        current.CopyFrom(base_card)
         del current.supported_interfaces[:]
         current.supported_interfaces.append(
             AgentInterface(
-                url=base.rstrip("/") + RPC_PATH,
+                url=base + RPC_PATH,
                 protocol_binding="JSONRPC",
                 protocol_version=PROTOCOL_VERSION_CURRENT,
             )
@@ -131,7 +142,18 @@ def a2a_routes(
         )
         return current
 
+    async def agent_card(request: Request) -> Response:
+        """The card, built for this request alone (the SDK's card route cannot see
+        the request, so a base URL would have to be shared between requests)."""
+        card = agent_card_to_dict(await fresh_card(public_base(settings, request)))
+        body = json.dumps(card, sort_keys=True, separators=(",", ":"))
+        etag = f'W/"{hashlib.sha256(body.encode()).hexdigest()}"'
+        headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Host"}
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type="application/json", headers=headers)
+
     return [
-        *create_agent_card_routes(card_base(settings), card_modifier=fresh_card),
+        Route(AGENT_CARD_WELL_KNOWN_PATH, agent_card, methods=["GET"]),
         *create_jsonrpc_routes(handler, RPC_PATH, context_builder=PrincipalContextBuilder()),
     ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
+import math
 from collections.abc import AsyncGenerator
 from typing import Any, cast
 
@@ -45,9 +45,9 @@ from ..core.jobs import ArtifactInfo, JobStatus
 from ..core.settings import Settings
 from . import a2a_convert as convert
 from .jobs_api import skill_info
-from .principals import Principal
+from .principals import MESSAGE_IDS, Principal
+from .streams import StreamLimits
 
-MESSAGE_NAMESPACE = uuid.UUID("3f5d1c2e-8b7a-4d6e-9c1f-2a3b4c5d6e7f")
 ERRORS_BY_CODE = {code: cls for cls, code in a2a_errors.JSON_RPC_ERROR_CODE_MAP.items()}
 
 
@@ -59,9 +59,10 @@ def a2a_error(exc: BaseException) -> a2a_errors.A2AError:
 
 
 class SkillqRequestHandler(RequestHandler):
-    def __init__(self, client: Any, settings: Settings) -> None:
+    def __init__(self, client: Any, settings: Settings, streams: StreamLimits) -> None:
         self._client_of = client  # a callable: the app's client, made in its lifespan
         self._settings = settings
+        self._streams = streams
 
     @property
     def client(self) -> AsyncSkillClient:
@@ -123,6 +124,10 @@ class SkillqRequestHandler(RequestHandler):
     async def on_message_send_stream(
         self, params: SendMessageRequest, context: ServerCallContext
     ) -> AsyncGenerator[Event]:
+        try:
+            self._streams.check(self._caller(context).subject)  # before a job is made
+        except SkillqError as exc:
+            raise a2a_error(exc) from exc
         job_id = await self._submit(params, context)
         async for event in self._follow(job_id, context):
             yield event
@@ -135,7 +140,24 @@ class SkillqRequestHandler(RequestHandler):
 
     async def _follow(self, job_id: str, context: ServerCallContext) -> AsyncGenerator[Event]:
         """A snapshot, then every event after it, to the end of the job."""
-        job = await self._visible(job_id, self._caller(context))
+        caller = self._caller(context)
+        job = await self._visible(job_id, caller)
+        try:
+            lease = self._streams.take(caller.subject)
+        except SkillqError as exc:
+            raise a2a_error(exc) from exc
+        try:
+            async for event in self._events(job, context):
+                yield event
+        except JobNotFound:
+            raise a2a_errors.TaskNotFoundError(
+                message=f"task {job_id} is gone: its record expired or Redis lost it"
+            ) from None
+        finally:
+            lease.release()
+
+    async def _events(self, job: JobStatus, context: ServerCallContext) -> AsyncGenerator[Event]:
+        job_id = job.id
         snapshot = await self._snapshot(job, context)
         yield snapshot
         if job.finished:
@@ -163,11 +185,7 @@ class SkillqRequestHandler(RequestHandler):
         grant = _meta(params, "grant")
         # A duplicate messageId from the same caller names the same job: SUBMIT
         # never records (or queues) one id twice.
-        job_id = (
-            str(uuid.uuid5(MESSAGE_NAMESPACE, f"{caller.subject}\n{message.message_id}"))
-            if message.message_id
-            else None
-        )
+        job_id = caller.job_id(MESSAGE_IDS, message.message_id) if message.message_id else None
         try:
             info = await skill_info(self.client, skill)
             missing = [scope for scope in info.scopes if scope not in caller.scopes]
@@ -215,16 +233,27 @@ class SkillqRequestHandler(RequestHandler):
             try:
                 before = float(params.page_token)
             except ValueError:
-                raise a2a_errors.InvalidParamsError(message="invalid page_token") from None
-        jobs = await self.client.owned_jobs(caller.subject, limit=size, before=before)
+                before = math.nan
+            if not math.isfinite(before):
+                raise a2a_errors.InvalidParamsError(
+                    message="page_token must be the next_page_token of the page before"
+                )
+        if caller.admin:  # every caller's tasks, as the job API lists them for admin
+            page = await self.client.jobs(
+                limit=size, cursor=None if before is None else repr(before)
+            )
+            jobs = page.jobs
+        else:
+            jobs = await self.client.owned_jobs(caller.subject, limit=size, before=before)
+        # The page goes on from the last job read, whatever the status filter kept.
+        last = jobs[-1].created_at if len(jobs) == size else None
         if params.status:
             wanted = convert.JOB_STATES.get(params.status)
             jobs = [job for job in jobs if job.state == wanted]
         tasks = [await convert.snapshot(job, "", self._url_of(job.id, context)) for job in jobs]
-        more = len(jobs) == size and jobs[-1].created_at is not None
         return ListTasksResponse(
             tasks=tasks,
-            next_page_token=repr(jobs[-1].created_at) if more else "",
+            next_page_token="" if last is None else repr(last),
             page_size=size,
             total_size=len(tasks),
         )

@@ -18,7 +18,9 @@ from ..core.errors import ConfigurationError
 from ..core.settings import Settings
 from . import http_errors, jobs_api
 from .a2a_app import RequireBearer, a2a_routes
+from .guards import RequestGuard
 from .principals import Authenticator
+from .streams import StreamLimits
 from .trace_context import TraceContextMiddleware
 
 VERSION = "1"
@@ -31,6 +33,7 @@ def create_server(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = AsyncSkillClient(settings)
+        client.use_fanout(settings.server_stream_buffer)  # every stream on one connection
         app.state.client = client
         try:
             yield
@@ -45,21 +48,19 @@ def create_server(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.authenticator = authenticator
+    app.state.streams = StreamLimits(settings.server_max_streams_per_caller)
     http_errors.install(app)
     app.include_router(jobs_api.router)
-    base_url: dict[str, str] = {"url": "http://localhost"}
-
-    @app.middleware("http")
-    async def remember_base(request: Request, call_next: Any) -> Any:
-        base_url["url"] = str(request.base_url)  # for the agent card's interface URL
-        return await call_next(request)
-
-    app.router.routes.extend(
-        a2a_routes(settings, lambda: app.state.client, lambda: base_url["url"])
-    )
+    app.router.routes.extend(a2a_routes(settings, lambda: app.state.client, app.state.streams))
     app.add_middleware(RequireBearer, authenticator=authenticator)
     if settings.tracing:
         app.add_middleware(TraceContextMiddleware)
+    # Outermost: an oversized or unreadable body is refused before anything reads it.
+    app.add_middleware(
+        RequestGuard,
+        max_body=settings.effective_server_max_body,
+        max_depth=settings.max_args_depth,
+    )
 
     page = (Path(__file__).parent / "static" / "index.html").read_text()
 

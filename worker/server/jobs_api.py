@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, cast
 from urllib.parse import urlparse
@@ -19,15 +20,32 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.background import BackgroundTask
 
 from ..client.asynchronous import AsyncSkillClient
 from ..core.context import MissingScopes
-from ..core.errors import ArtifactNotFound, JobNotFound, SkillqError
+from ..core.errors import ArtifactNotFound, InvalidRequest, JobNotFound, SkillqError
 from ..core.jobs import JobStatus
 from ..core.submission import SkillInfo
-from .principals import Authenticator, Principal
+from .http_errors import error_body
+from .principals import JOB_NAMES, Authenticator, Principal
+from .streams import StreamLimits
 
 SSE_PING_SECONDS = 15
+MAX_SEQ = 2**53  # past any job's events, and within what a stream id can hold
+SEQ = re.compile(r"[0-9]{1,16}")
+
+
+def seq_of(last_event_id: str | None) -> int:
+    """The seq a ``Last-Event-ID`` names (0 when absent or empty)."""
+    if last_event_id is None or not last_event_id.strip():
+        return 0
+    text = last_event_id.strip()
+    if not SEQ.fullmatch(text) or int(text) > MAX_SEQ:
+        raise InvalidRequest(
+            f"Last-Event-ID must be the seq of an event (0 to {MAX_SEQ}), not {text[:40]!r}"
+        )
+    return int(text)
 
 
 def client_of(request: Request) -> AsyncSkillClient:
@@ -53,10 +71,19 @@ class SubmitRequest(BaseModel):
     skill: str = Field(min_length=1, max_length=128)
     args: dict[str, Any] = Field(default_factory=dict)
     queue: str | None = Field(default=None, max_length=128)
-    job_id: str | None = Field(default=None, max_length=200)
+    job_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="your name for the job: the same name is the same job for you, never "
+        "anyone else's; the job's id (derived from it) comes back as job_id",
+    )
     grant: str | None = Field(default=None, max_length=8192)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=256)
-    countdown: float | None = Field(default=None, ge=0, description="start no sooner (seconds)")
+    countdown: float | None = Field(
+        default=None, ge=0, allow_inf_nan=False, description="start no sooner (seconds)"
+    )
     priority: int | None = Field(default=None, ge=0, le=9, description="9 is the most urgent")
     concurrency_key: str | None = Field(
         default=None, min_length=1, max_length=256, description="see @skill(key_concurrency=)"
@@ -118,7 +145,7 @@ async def submit(body: SubmitRequest, client: Client, caller: Caller) -> Submitt
         body.args,
         auth=caller.claims(),
         queue=body.queue,
-        job_id=body.job_id,
+        job_id=None if body.job_id is None else caller.job_id(JOB_NAMES, body.job_id),
         grant=body.grant,
         owner=caller.subject,
         countdown=body.countdown,
@@ -148,9 +175,17 @@ async def list_jobs(
     client: Client,
     caller: Caller,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    before: Annotated[float | None, Query(description="created_at of the last job seen")] = None,
+    before: Annotated[
+        float | None,
+        Query(allow_inf_nan=False, description="created_at of the last job seen"),
+    ] = None,
 ) -> JobPage:
-    """The caller's jobs, newest first."""
+    """The caller's jobs, newest first; every caller's for the admin scope."""
+    if caller.admin:
+        page = await client.jobs(limit=limit, cursor=None if before is None else repr(before))
+        return JobPage(
+            jobs=page.jobs, next_before=None if page.cursor is None else float(page.cursor)
+        )
     jobs = await client.owned_jobs(caller.subject, limit=limit, before=before)
     last = jobs[-1].created_at if len(jobs) == limit and jobs else None
     return JobPage(jobs=jobs, next_before=last)
@@ -198,24 +233,33 @@ async def events(
     job_id: str,
     client: Client,
     caller: Caller,
+    request: Request,
     last_event_id: Annotated[str | None, Header()] = None,
-    after: Annotated[int, Query(ge=0, description="resume after this seq")] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_SEQ, description="resume after this seq")] = 0,
 ) -> EventSourceResponse:
     """The job's events as Server-Sent Events: ``id`` is the event's ``seq``,
     ``event`` its kind, ``data`` the JSON envelope. Reconnecting with
     ``Last-Event-ID`` resumes after that seq (on any replica), with no gap."""
+    start = max(after, seq_of(last_event_id))
     await visible(client, caller, job_id)
-    start = after
-    if last_event_id is not None and last_event_id.strip().isdigit():
-        start = max(start, int(last_event_id.strip()))
+    lease = cast(StreamLimits, request.app.state.streams).take(caller.subject)
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
-        async for envelope in client.events(job_id, after=start, follow=True):
-            yield ServerSentEvent(
-                data=json.dumps(envelope), id=str(envelope["seq"]), event=envelope["kind"]
-            )
+        try:
+            async for envelope in client.events(job_id, after=start, follow=True):
+                yield ServerSentEvent(
+                    data=json.dumps(envelope), id=str(envelope["seq"]), event=envelope["kind"]
+                )
+        except JobNotFound as exc:  # the record vanished mid-stream: say so, then end
+            body = error_body("not_found", type(exc).__name__, f"{exc}: its record is gone")
+            yield ServerSentEvent(data=json.dumps(body), event="error")
+        finally:
+            lease.release()
 
-    return EventSourceResponse(stream(), ping=SSE_PING_SECONDS)
+    # The lease goes back when the stream ends, and also if it never started.
+    return EventSourceResponse(
+        stream(), ping=SSE_PING_SECONDS, background=BackgroundTask(lease.release)
+    )
 
 
 @router.post("/jobs/{job_id}/cancel")

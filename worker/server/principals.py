@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,9 @@ from ..core.errors import ConfigurationError, InvalidAuth, SkillqError
 from ..core.settings import Settings
 
 ANONYMOUS = "anonymous"
+# Namespaces of the job ids callers name: a job API ``job_id``, an A2A ``messageId``.
+JOB_NAMES = uuid.UUID("9d1b7f0e-4c3a-4e55-8f2b-6a1e0c7d9b31")
+MESSAGE_IDS = uuid.UUID("3f5d1c2e-8b7a-4d6e-9c1f-2a3b4c5d6e7f")
 
 
 class Unauthenticated(InvalidAuth):
@@ -52,6 +56,18 @@ class Principal:
 
     def may_see(self, owner: str | None) -> bool:
         return self.admin or owner == self.subject
+
+    def job_id(self, namespace: uuid.UUID, name: str) -> str:
+        """The job id a name this caller chose stands for.
+
+        Job ids are global, so a caller who could pick one could take the id
+        another caller's submission will use (making it fail) or probe which
+        ids exist. A name is the caller's own instead: the id is derived from
+        it and the subject, so the same name is the same job for its caller
+        and a different job for anyone else. JSON keeps the pair unambiguous
+        (and encodable, lone surrogates included).
+        """
+        return str(uuid.uuid5(namespace, json.dumps([self.subject, name])))
 
 
 def token_hash(token: str) -> str:
