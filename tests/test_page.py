@@ -8,7 +8,7 @@ import shutil
 from collections.abc import Callable, Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, Response, sync_playwright
 
 from worker.embedded import HttpServerProcess, WorkerProcess
 from worker.server.principals import new_token, token_hash
@@ -102,4 +102,42 @@ def test_a_wrong_token_is_shown(browser: Browser, server_url: str) -> None:
     page.click("#load")
     page.wait_for_function("document.getElementById('connection').className === 'error'")
     assert "invalid_auth" in page.inner_text("#connection")
+    page.close()
+
+
+def test_artifact_names_that_mean_something_in_a_url_download(
+    browser: Browser, server_url: str
+) -> None:
+    """Before: a name with ``?``, ``#`` or ``%2F`` linked to a 404 whose body was saved
+    as the file."""
+    page = open_page(browser, server_url)
+    page.select_option("#skill", "odd_names")
+    page.click("#submit")
+    status_is(page, "succeeded")
+    page.wait_for_function("document.querySelectorAll('#artifacts a').length === 4")
+    statuses: dict[str, int] = {}
+
+    def ours(response: Response) -> bool:
+        return response.url.startswith(server_url + "/v1/jobs/") and "/artifacts/" in response.url
+
+    links = page.locator("#artifacts a")
+    for index in range(4):
+        with page.expect_response(ours) as download:
+            links.nth(index).click()
+        statuses[download.value.url] = download.value.status
+    assert len(statuses) == 4 and all(code in (200, 307) for code in statuses.values()), statuses
+    page.close()
+
+
+def test_a_stream_that_cannot_be_followed_is_not_retried(browser: Browser, server_url: str) -> None:
+    """Before: a 404 event stream was asked for again 277 times in 3 s."""
+    page = open_page(browser, server_url)
+    asked: list[str] = []
+    page.on(
+        "request", lambda request: asked.append(request.url) if "/events" in request.url else None
+    )
+    page.evaluate("follow('no-such-job')")
+    page.wait_for_function("document.getElementById('result').textContent.length > 0")
+    assert "not found" in page.inner_text("#result")
+    assert len(asked) == 1, asked
     page.close()

@@ -275,3 +275,11 @@ async def environment(ctx: RunContext[Any], args: Any) -> dict[str, Any]:
         "child": child.stdout,
         "secret_readable": ctx.secret("OPENAI_KEY") != "",
     }
+
+
+@skill("odd_names", description="Writes artifacts whose names mean something in a URL.")
+async def odd_names(ctx: RunContext[Any], args: Any) -> list[str]:
+    names = ["what?.txt", "a#b.txt", "x%2Fy.txt", "dir/plain.txt"]
+    for name in names:
+        await ctx.emit_artifact(await ctx.write_artifact(name, name.encode(), "text/plain"))
+    return names

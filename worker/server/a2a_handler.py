@@ -16,6 +16,7 @@ import contextlib
 import math
 from collections.abc import AsyncGenerator
 from typing import Any, cast
+from urllib.parse import quote
 
 from a2a.server.context import ServerCallContext
 from a2a.server.events.event_queue import Event
@@ -96,7 +97,8 @@ class SkillqRequestHandler(RequestHandler):
         async def url(info: ArtifactInfo) -> str:
             if info.uri.startswith("s3://"):
                 return await self.client.artifact_url(info.uri, 3600)
-            return f"{self._base_url(context)}/v1/jobs/{job_id}/artifacts/{info.name}"
+            name = quote(info.name, safe="/")
+            return f"{self._base_url(context)}/v1/jobs/{job_id}/artifacts/{name}"
 
         return url
 

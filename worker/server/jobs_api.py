@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, cast
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import RedirectResponse
@@ -277,7 +277,7 @@ async def artifacts(job_id: str, client: Client, caller: Caller) -> list[Artifac
             name=item.name,
             mime_type=item.mime_type,
             size_bytes=item.size_bytes,
-            url=f"/v1/jobs/{job_id}/artifacts/{item.name}",
+            url=f"/v1/jobs/{job_id}/artifacts/{quote(item.name, safe='/')}",
         )
         for item in current.artifacts
     ]
