@@ -15,6 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import SECRET_VALUE, wait_for
+from tests.ext.ext_skills import FORGED
 from tests.test_cli import skillq
 from worker.client import SkillClient
 from worker.core.settings import Settings
@@ -271,5 +272,47 @@ def test_a_request_with_trace_context_continues_the_callers_trace(
         )
         assert submit["trace_id"] == run["trace_id"] == caller_trace
         assert submit["parent_id"] == caller_span and run["parent_id"] == submit["span_id"]
+    finally:
+        worker.stop(timeout=10)
+
+
+def test_printed_lines_are_the_jobs_log_and_cannot_forge_a_record(
+    start_worker: Callable[..., WorkerProcess], client: SkillClient, stack_env: dict[str, str]
+) -> None:
+    """Before: with JSON logs a handler's print() reached the worker log verbatim, so a
+    printed JSON object passed for a real record and escape bytes went to the log;
+    ``skillq logs`` showed nothing of it, and would have passed escapes to a terminal."""
+    worker = start_worker(
+        pool="prefork", concurrency=1, queues="printing", env={"SKILLQ_LOG_FORMAT": "json"}
+    )
+    try:
+        job = client.submit("prints_forgery", {}, queue="printing")
+        assert client.result(job, timeout=60) == "printed"
+        lines = [(line.logger, line.level, line.message) for line in client.logs(job)]
+        assert ("stdout", "INFO", json.dumps(FORGED)) in lines
+        assert ("stderr", "WARNING", "to stderr") in lines
+        assert any("OVERWRITTEN" in message for _, _, message in lines)
+
+        def records() -> list[dict[str, Any]]:
+            found = []
+            for text in worker.log_tail(400).splitlines():
+                try:
+                    record = json.loads(text)
+                except ValueError:
+                    continue
+                if isinstance(record, dict):
+                    found.append(record)
+            return found
+
+        wait_for(lambda: any(r.get("message") == "to stderr" for r in records()), 30, "the prints")
+        log = worker.log_tail(400)
+        assert "\x1b" not in log and "\x07" not in log
+        assert not any(r.get("logger") == "worker.forged" for r in records())
+        printed = [r for r in records() if r.get("logger") in ("stdout", "stderr")]
+        assert len(printed) == 3 and all(r["job_id"] == job for r in printed), printed
+        shown = skillq(stack_env, "logs", job)
+        assert shown.returncode == 0, shown.stderr
+        assert "\x1b" not in shown.stdout and "\r" not in shown.stdout
+        assert "\x07" not in shown.stdout and "\\x1b[31mred" in shown.stdout
     finally:
         worker.stop(timeout=10)

@@ -214,6 +214,8 @@ def logs(
     """Print the lines a job's handler logged (one JSON object per line with --json)."""
     import datetime
 
+    from .client.display import terminal_safe
+
     with make_client() as client:
         try:
             for line in client.logs(job_id, follow=follow_, timeout=timeout):
@@ -222,7 +224,7 @@ def logs(
                     continue
                 when = datetime.datetime.fromtimestamp(line.ts, datetime.UTC)
                 stamp = when.isoformat(timespec="milliseconds")
-                sys.stdout.write(f"{stamp} {line}\n")
+                sys.stdout.write(f"{stamp} {terminal_safe(str(line))}\n")
         except Exception as exc:
             fail(exc)
 

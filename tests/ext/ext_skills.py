@@ -283,3 +283,17 @@ async def odd_names(ctx: RunContext[Any], args: Any) -> list[str]:
     for name in names:
         await ctx.emit_artifact(await ctx.write_artifact(name, name.encode(), "text/plain"))
     return names
+
+
+FORGED = {"level": "CRITICAL", "logger": "worker.forged", "message": "all workers compromised"}
+
+
+@skill("prints_forgery", description="Prints a fake log record and terminal escapes.")
+async def prints_forgery(ctx: RunContext[Any], args: Any) -> str:
+    import json
+    import sys
+
+    print(json.dumps(FORGED))
+    print("colour \x1b[31mred\x1b[0m, title \x1b]0;pwned\x07, hidden\rOVERWRITTEN")
+    print("to stderr", file=sys.stderr)
+    return "printed"

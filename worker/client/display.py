@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,6 +25,17 @@ STATE_STYLE = {
     "failed": "red",
     "cancelled": "magenta",
 }
+
+
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def terminal_safe(text: str) -> str:
+    """Text a job wrote, made harmless for a terminal: escape sequences (ESC, OSC,
+    CSI), carriage returns and other control characters are shown as ``\\xNN``
+    instead of moving the cursor, retitling the window or hiding what came before.
+    Newlines and tabs stay."""
+    return CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
 
 
 def when(value: float | None) -> str:
@@ -112,9 +124,10 @@ def watch_events(console: Console, job_id: str, events: Iterable[dict[str, Any]]
             kind = envelope.get("kind")
             payload = envelope.get("payload", {})
             if kind == "text_delta":
-                console.out(str(payload.get("text", "")), end="", highlight=False)
+                console.out(terminal_safe(str(payload.get("text", ""))), end="", highlight=False)
             elif kind == "progress":
-                progress.update(line, description=str(payload.get("message", "")))
+                message = terminal_safe(str(payload.get("message", "")))
+                progress.update(line, description=escape(message))
             elif kind == "status":
                 state = str(payload.get("state", ""))
                 style = STATE_STYLE.get(state, "")
@@ -124,15 +137,16 @@ def watch_events(console: Console, job_id: str, events: Iterable[dict[str, Any]]
                     message = f"[{style}]{job_id} {state}[/{style}]"
                     if "error" in payload:
                         error = payload["error"]
-                        message += f": {error.get('type')}: {error.get('message')}"
+                        said = terminal_safe(f"{error.get('type')}: {error.get('message')}")
+                        message += f": {escape(said)}"
                     console.print(message, highlight=False)
             elif kind == "artifact":
-                console.print(
-                    f"\n[blue]artifact[/blue] {payload.get('name')} "
-                    f"({payload.get('size_bytes')} bytes) {payload.get('uri')}",
-                    highlight=False,
-                )
+                size = payload.get("size_bytes")
+                said = terminal_safe(f"{payload.get('name')} ({size} bytes) {payload.get('uri')}")
+                console.print(f"\n[blue]artifact[/blue] {escape(said)}", highlight=False)
             elif kind == "error":
-                console.print(f"\n[red]error event[/red] {payload.get('message')}", highlight=False)
+                said = terminal_safe(str(payload.get("message")))
+                console.print(f"\n[red]error event[/red] {escape(said)}", highlight=False)
             else:
-                console.print(f"\n[dim]{kind}[/dim] {payload}", highlight=False)
+                said = terminal_safe(f"{payload}")
+                console.print(f"\n[dim]{escape(str(kind))}[/dim] {escape(said)}", highlight=False)

@@ -22,7 +22,7 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -188,12 +188,16 @@ class RedactingStream(io.TextIOBase):
     process's jobs have read replaced.
     """
 
-    def __init__(self, target: Any, redactor: LogRedactor) -> None:
+    def __init__(self, target: Any, redactor: LogRedactor, name: str = "stdout") -> None:
         super().__init__()
         self._target = target
         self._redactor = redactor
         self._pending = ""
-        self._lock = threading.Lock()
+        self.stream_name = name
+        # Set by the worker runtime: takes a scrubbed line (True: it became a log record).
+        self.on_line: Callable[[str, str], bool] | None = None
+        # Reentrant: a line handed to logging may come back here from a handler.
+        self._lock = threading.RLock()
 
     @property
     def target(self) -> Any:
@@ -204,15 +208,21 @@ class RedactingStream(io.TextIOBase):
             self._pending += text
             if "\n" in self._pending:
                 complete, _, self._pending = self._pending.rpartition("\n")
-                self._target.write(self._redactor.scrub(complete + "\n"))
+                self._emit(complete + "\n")
         return len(text)
 
     def flush(self) -> None:
         with self._lock:
             if self._pending:
-                self._target.write(self._redactor.scrub(self._pending))
+                self._emit(self._pending)
                 self._pending = ""
         self._target.flush()
+
+    def _emit(self, text: str) -> None:
+        scrubbed = self._redactor.scrub(text)
+        if self.on_line is not None and self.on_line(self.stream_name, scrubbed):
+            return
+        self._target.write(scrubbed)
 
     def fileno(self) -> int:
         return int(self._target.fileno())
@@ -233,4 +243,4 @@ def redact_standard_streams(redactor: LogRedactor) -> None:
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
         if stream is not None and not isinstance(stream, RedactingStream):
-            setattr(sys, name, RedactingStream(stream, redactor))
+            setattr(sys, name, RedactingStream(stream, redactor, name))

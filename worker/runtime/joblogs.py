@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.events import EventWriter, dumps, envelope_tail
+from ..core.secrets import RedactingStream
 
 LINE_BYTES = 8192
 LOG_KIND = '"log"'
@@ -118,13 +120,54 @@ class JobLogHandler(logging.Handler):
 _install_lock = threading.Lock()
 
 
-def install_capture() -> None:
-    """Add the handler to the root logger once per process."""
+def install_capture(log_format: str = "text") -> None:
+    """Add the handler to the root logger once per process, and turn what a
+    handler prints into log records (see :class:`PrintedLines`)."""
     root = logging.getLogger()
     with _install_lock:
-        if any(isinstance(handler, JobLogHandler) for handler in root.handlers):
-            return
-        root.addHandler(JobLogHandler())
+        if not any(isinstance(handler, JobLogHandler) for handler in root.handlers):
+            root.addHandler(JobLogHandler())
+        printed = PrintedLines(json_logs=log_format == "json")
+        for name in ("stdout", "stderr"):
+            stream = getattr(sys, name, None)
+            if isinstance(stream, RedactingStream):
+                stream.on_line = printed
+
+
+class PrintedLines:
+    """What a handler prints, as log records of its job.
+
+    A handler's ``print()`` would otherwise go to the worker's log as raw
+    text: absent from the job's own lines (``skillq logs``), and, with JSON
+    logs, able to forge a record (print a JSON object) or put escape bytes in
+    the log. Inside a job each printed line becomes a record of the logger
+    ``stdout`` (INFO) or ``stderr`` (WARNING): a ``log`` event of the job and
+    a properly encoded line of the worker log. Outside a job only JSON logs
+    need it; text logs keep the line as printed.
+    """
+
+    LEVELS = {"stdout": logging.INFO, "stderr": logging.WARNING}
+
+    def __init__(self, *, json_logs: bool) -> None:
+        self.json_logs = json_logs
+        self._inside = threading.local()
+        for name, level in self.LEVELS.items():
+            # Printed lines are kept whatever level the worker logs at, as before.
+            logging.getLogger(name).setLevel(level)
+
+    def __call__(self, stream: str, text: str) -> bool:
+        if getattr(self._inside, "active", False):
+            return False  # a logging handler writing to this stream: let it through
+        if CURRENT.get() is None and not self.json_logs:
+            return False
+        self._inside.active = True
+        try:
+            logger = logging.getLogger(stream)
+            for line in text.rstrip("\n").split("\n"):
+                logger.log(self.LEVELS.get(stream, logging.INFO), "%s", line)
+        finally:
+            self._inside.active = False
+        return True
 
 
 class JobFilter(logging.Filter):

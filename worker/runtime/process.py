@@ -81,7 +81,7 @@ class ProcessRuntime:
         self.limiter = Limiter(self.records.client, self.keys, settings)
         self.metrics = metrics_for(settings)
         self.observed = Observed(self.metrics, tracing_for(settings))
-        install_capture()
+        install_capture(settings.log_format)
         self.fused_results = fused(settings)
         self.redis: Redis
         self.jobs: JobStore
