@@ -60,6 +60,23 @@ def test_a_worker_without_the_skill_gives_the_job_back_during_a_rolling_deploy(
     new.stop()
 
 
+def test_jobs_put_back_for_other_workers_do_not_delay_the_next_one(
+    start_worker: Callable[..., WorkerProcess], client: SkillClient
+) -> None:
+    """Before: each put-back slept in the consumer's read, doubling to 1 s, so a job
+    queued behind 60 jobs for another worker waited about a minute."""
+    start_worker(pool="threads", queues="backlog-seed").stop()  # the catalog knows echo_any
+    old = start_worker(pool="threads", queues="backlog", env={"SKILLQ_SKILLS": "tasks"})
+    client.skills()
+    theirs = [client.submit("echo_any", {"n": n}, queue="backlog") for n in range(60)]
+    ours = client.submit("echo", {"message": "mine"}, queue="backlog")
+    assert client.result(ours, timeout=15) == {"message": "mine"}
+    assert all(client.status(job_id).state == "queued" for job_id in theirs)
+    for job_id in theirs:
+        client.cancel(job_id)
+    old.stop()
+
+
 @pytest.fixture
 def fleet(tmp_path: Path, stack_env: dict[str, str]) -> tuple[EmbeddedRedis, dict[str, str]]:
     """A Redis of its own, so "no worker is up" is true for it."""

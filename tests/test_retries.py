@@ -126,3 +126,22 @@ def test_an_inline_child_retries_inline(
     gaps = [later - earlier for earlier, later in itertools.pairwise(times(path))]
     assert gaps[0] >= 0.45 and gaps[1] >= 0.95, gaps  # the backoff, waited on the loop
     assert client.status(job).worker == child.worker  # the caller's process ran it
+
+
+def test_a_worker_refuses_a_backoff_longer_than_the_visibility_timeout(
+    stack_env: dict[str, str],
+) -> None:
+    """Before: a retry waiting longer than the visibility timeout was delivered to a
+    second worker as well, so every retry ran twice at once and jobs ended with a
+    false delivery_limit. ``patient`` waits up to 12 s; 70 s less the 60 s margin
+    leaves 10."""
+    process = WorkerProcess(
+        {**stack_env, "SKILLQ_SKILLS": "retry_skills", "SKILLQ_VISIBILITY_TIMEOUT": "70"},
+        pool="threads",
+        queues="nothing",
+    ).start()
+    assert process.process is not None
+    assert process.process.wait(60) != 0
+    log = process.log_path.read_text()
+    assert "skill 'patient' may wait 12 s before a retry" in log, process.log_tail(20)
+    assert "SKILLQ_VISIBILITY_TIMEOUT" in log

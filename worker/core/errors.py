@@ -281,7 +281,7 @@ ERROR_TABLE: dict[type[BaseException], ErrorSpec] = {
     JobFailed: ErrorSpec("failed", 1, 500),
     InvalidRequest: ErrorSpec("invalid_request", 2, 400, A2A_INVALID_REQUEST),
     RequestTooLarge: ErrorSpec("too_large", 2, 413, A2A_INVALID_REQUEST),
-    TooManyStreams: ErrorSpec("too_many_streams", 7, 429, A2A_INVALID_REQUEST),
+    TooManyStreams: ErrorSpec("too_many_streams", 2, 429, A2A_INVALID_REQUEST),
     JobCancelled: ErrorSpec("cancelled", 3, 409, A2A_TASK_NOT_CANCELABLE),
     CancelledByCaller: ErrorSpec("cancelled", 3, 409, A2A_TASK_NOT_CANCELABLE),
     JobNotFound: ErrorSpec("not_found", 4, 404, A2A_TASK_NOT_FOUND),

@@ -54,7 +54,8 @@ OVERRIDDEN_KOMBU_SOURCES = {
     "QoS.restore_unacked": "8954efef014d546e",
 }
 RAW_KEPT_BYTES = 64 * 1024
-REQUEUE_PAUSE_FIRST, REQUEUE_PAUSE_MAX = 0.05, 1.0
+REQUEUE_PAUSE_FIRST, REQUEUE_PAUSE_MAX = 0.05, 0.5
+FOREIGN_STREAK_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -212,6 +213,7 @@ class Channel(kombu_redis.Channel):
         if self._belongs_elsewhere(found, item, queue):
             return None
         self.__dict__["_requeue_pause"] = REQUEUE_PAUSE_FIRST
+        self.__dict__.pop("_foreign_streak", None)
         return found.message
 
     def _belongs_elsewhere(self, found: Inspection, item: bytes, queue: str) -> bool:
@@ -233,8 +235,6 @@ class Channel(kombu_redis.Channel):
         priority = self._get_message_priority(found.message)
         with self.conn_or_acquire() as client:
             client.lpush(self._q_for_pri(queue, priority), item)  # type: ignore[attr-defined]
-        pause: float = self.__dict__.get("_requeue_pause", REQUEUE_PAUSE_FIRST)
-        self.__dict__["_requeue_pause"] = min(pause * 2, REQUEUE_PAUSE_MAX)
         log.info(
             "job %s is for skill %r, which this worker does not serve; put back on queue %r "
             "for a worker that does",
@@ -242,8 +242,18 @@ class Channel(kombu_redis.Channel):
             skill,
             queue,
         )
-        # An idle worker would otherwise pop the same item straight back.
-        time.sleep(pause)
+        # Put back at the far end, so the next read is the next job in the queue,
+        # at once: a backlog of jobs for others never delays ours. Only when the
+        # same job comes round again (every job queued here is someone else's)
+        # does the worker pause, so an idle one does not spin through them.
+        streak: set[str] = self.__dict__.setdefault("_foreign_streak", set())
+        key = found.job_id or str(hash(item))
+        if key in streak or len(streak) >= FOREIGN_STREAK_MAX:
+            streak.clear()
+            pause: float = self.__dict__.get("_requeue_pause", REQUEUE_PAUSE_FIRST)
+            self.__dict__["_requeue_pause"] = min(pause * 2, REQUEUE_PAUSE_MAX)
+            time.sleep(pause)
+        streak.add(key)
         return True
 
     def _skillq_redis(self) -> Any:
