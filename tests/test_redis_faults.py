@@ -176,3 +176,74 @@ def test_workers_and_health_refuse_a_redis_that_evicts(
             assert "has no persistence" in accepted.log_path.read_text()
         finally:
             accepted.stop()
+
+
+def pubsub_ids(admin: redis.Redis) -> set[str]:
+    return {str(item["id"]) for item in admin.client_list(_type="pubsub")}
+
+
+def sse_seqs(url: str, job_id: str) -> list[tuple[int, str]]:
+    """(seq, kind) of a job's SSE stream over HTTP, to its end."""
+    import httpx
+
+    found: list[tuple[int, str]] = []
+    with (
+        httpx.Client(base_url=url, timeout=90) as http,
+        http.stream("GET", f"/v1/jobs/{job_id}/events") as response,
+    ):
+        assert response.status_code == 200
+        seq, kind = 0, ""
+        for line in response.iter_lines():
+            if line.startswith("id:"):
+                seq = int(line[3:])
+            elif line.startswith("event:"):
+                kind = line[6:].strip()
+            elif line.startswith("data:"):
+                found.append((seq, kind))
+    return found
+
+
+def test_a_servers_shared_subscription_survives_being_cut(
+    own_redis: EmbeddedRedis,
+    start_worker: Callable[..., WorkerProcess],
+    stack_env: dict[str, str],
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    """All of a server's streams share one pub/sub connection: when Redis cuts it
+    (output buffer limit, CLIENT KILL) every stream catches up from the job's
+    stream and ends with the terminal event, in order, with no gap."""
+    from worker.embedded import HttpServerProcess
+
+    env = {**stack_env, "SKILLQ_BROKER_URL": own_redis.url}
+    worker = start_worker(pool="threads", queues="default", env=env, ready_url=own_redis.url)
+    admin = redis.Redis.from_url(own_redis.url)
+    local = settings.model_copy(update={"broker_url": own_redis.url})
+    gates = [tmp_path / "first", tmp_path / "second"]
+    with (
+        SkillClient(local) as client,
+        HttpServerProcess(env) as server,
+        ThreadPoolExecutor(6) as pool,
+    ):
+        shouting = client.submit("shouts", {"size": 40_000, "gate": str(gates[0])})
+        working = client.submit("fragile", {"seconds": 0, "gate": str(gates[1])})
+        streams = [pool.submit(sse_seqs, server.url, job) for job in (shouting, working) * 3]
+        channels = [Keys().events(job) for job in (shouting, working)]
+        wait_for(
+            lambda: all(subscribers(admin, channel) == 1 for channel in channels),
+            20,
+            "the server's one follower of each job",
+        )
+        before = pubsub_ids(admin)
+        admin.config_set("client-output-buffer-limit", "pubsub 1024 1024 0")
+        gates[0].touch()  # 40 kB of error cut the shared connection
+        wait_for(lambda: client.status(shouting).finished, 30, "the shouting job")
+        wait_for(lambda: pubsub_ids(admin) - before, 30, "the server to subscribe anew")
+        admin.config_set("client-output-buffer-limit", "pubsub 32mb 8mb 60")
+        admin.client_kill_filter(_type="pubsub")
+        gates[1].touch()
+        for stream in streams:
+            seqs = stream.result(timeout=90)
+            assert [seq for seq, _ in seqs] == list(range(1, len(seqs) + 1)), seqs
+            assert seqs[-1][1] == "status"
+    worker.stop()
