@@ -9,6 +9,7 @@ import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -37,7 +38,7 @@ def auth(token: str) -> dict[str, str]:
 def probe_env(stack_env: dict[str, str]) -> dict[str, str]:
     return {
         **stack_env,
-        "SKILLQ_SKILLS": "tasks",
+        "SKILLQ_SKILLS": "tasks,ext_skills",
         "SKILLQ_SERVER_TOKENS": json.dumps(TOKENS),
         "SKILLQ_SERVER_MAX_WAIT": "20",
         "SKILLQ_SERVER_MAX_STREAMS_PER_CALLER": str(STREAM_CAP),
@@ -364,3 +365,58 @@ def test_events_of_a_job_whose_record_vanished_say_so(
         follower.join(timeout=30)
     assert "event: error" in rest and any("not_found" in line for line in rest), rest[-5:]
     assert len(caught) == 1 and isinstance(caught[0], JobNotFound), caught
+
+
+def rss(pid: int) -> int:
+    """Resident memory of a process in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for process {pid}")
+
+
+def test_readers_that_read_nothing_do_not_grow_the_server(
+    probe_env: dict[str, str], server: HttpServerProcess, api: httpx.Client
+) -> None:
+    """Before: 50 readers of a busy job that read nothing took the server from 119 to
+    471 MiB. Now each stream holds at most SKILLQ_SERVER_STREAM_BUFFER events; a
+    reader further behind catches up from Redis when it reads again."""
+    import socket
+
+    env = {
+        **probe_env,
+        "SKILLQ_SERVER_STREAM_BUFFER": "50",
+        "SKILLQ_SERVER_MAX_STREAMS_PER_CALLER": "64",
+    }
+    with HttpServerProcess(env) as quiet:
+        assert quiet.process is not None
+        pid = quiet.process.pid
+        job = submit(api, ALICE, "floods", {"events": 3000, "size": 8192}, queue="default")
+        host, port = "127.0.0.1", int(quiet.url.rsplit(":", 1)[1])
+        readers = []
+        request = (
+            f"GET /v1/jobs/{job}/events HTTP/1.1\r\nHost: {host}\r\n"
+            f"Authorization: Bearer {ALICE}\r\nAccept: text/event-stream\r\n\r\n"
+        ).encode()
+        before = rss(pid)
+        for _ in range(40):
+            reader = socket.socket()
+            reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            reader.connect((host, port))
+            reader.sendall(request)
+            readers.append(reader)
+        try:
+            assert finished(api, ALICE, job)["result"] == 3000  # 24 MB of events
+            grown = (rss(pid) - before) / 2**20
+            print(f"server RSS grew {grown:.1f} MiB for 40 readers reading nothing")
+            assert grown < 60, f"the server grew {grown:.0f} MiB for 40 readers reading nothing"
+            # A reader that reads again still gets every event, in order.
+            with (
+                httpx.Client(base_url=quiet.url, timeout=60) as http,
+                http.stream("GET", f"/v1/jobs/{job}/events", headers=auth(ALICE)) as response,
+            ):
+                ids = [int(line[3:]) for line in response.iter_lines() if line.startswith("id:")]
+            assert ids == list(range(1, len(ids) + 1)) and len(ids) >= 3002
+        finally:
+            for reader in readers:
+                reader.close()

@@ -297,3 +297,16 @@ async def prints_forgery(ctx: RunContext[Any], args: Any) -> str:
     print("colour \x1b[31mred\x1b[0m, title \x1b]0;pwned\x07, hidden\rOVERWRITTEN")
     print("to stderr", file=sys.stderr)
     return "printed"
+
+
+class FloodArgs(BaseModel):
+    events: int = 1000
+    size: int = 4096
+
+
+@skill("floods", args=FloodArgs, description="Emits many large events as fast as it can.")
+async def floods(ctx: RunContext[Any], args: FloodArgs) -> int:
+    filler = "x" * args.size
+    for number in range(args.events):
+        await ctx.emit_progress(f"{number} {filler}")
+    return args.events

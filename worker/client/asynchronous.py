@@ -129,6 +129,10 @@ class AsyncSkillClient:
         server's many streams), each follower buffering at most ``buffer`` events."""
         self.fanout = Fanout(self.redis, buffer=buffer)
 
+    @property
+    def _chunk(self) -> int:
+        return CATCH_UP_CHUNK if self.fanout is None else min(CATCH_UP_CHUNK, self.fanout.buffer)
+
     def _follow(self, job_id: str, deadline: Deadline) -> Subscription | Follower:
         channel = self.keys.events(job_id)
         if self.fanout is not None:
@@ -418,7 +422,7 @@ class AsyncSkillClient:
                     last = envelope["seq"]
                     if is_terminal(envelope):
                         return
-                if len(batch) >= CATCH_UP_CHUNK:  # more is waiting in the stream
+                if len(batch) >= self._chunk:  # more is waiting in the stream
                     batch, finished = await self._catch_up(job_id, last)
                     continue
                 if finished or not follow:
@@ -456,12 +460,13 @@ class AsyncSkillClient:
         return batch, status.finished
 
     async def _read_stream(self, job_id: str, after: int) -> list[Envelope]:
-        """At most :data:`CATCH_UP_CHUNK` events after ``after``: a follower far
-        behind reads on in chunks, never the whole stream at once."""
+        """At most a chunk of events after ``after`` (:data:`CATCH_UP_CHUNK`, or the
+        fan-out's buffer): a follower far behind reads on in chunks, never holding
+        more than that, let alone the whole stream."""
         entries = cast(
             list[tuple[str, dict[str, str]]],
             await self.redis.xrange(
-                self.keys.stream(job_id), f"0-{after + 1}", "+", count=CATCH_UP_CHUNK
+                self.keys.stream(job_id), f"0-{after + 1}", "+", count=self._chunk
             ),
         )
         return [json.loads(fields["e"]) for _, fields in entries]
