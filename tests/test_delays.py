@@ -79,6 +79,14 @@ def test_delays_the_broker_cannot_hold_are_refused(
         client.submit("echo", {"message": "x"}, countdown=4000)
     with pytest.raises(InvalidArgs, match="not both"):
         client.submit("echo", {}, countdown=1, eta=time.time() + 1)
+    # Not numbers a delay can be: before, NaN reached Redis as a plain ValueError.
+    for bad in (float("nan"), float("inf"), 10**400):
+        with pytest.raises(InvalidArgs, match="eta must be"):
+            client.submit("echo", {"message": "x"}, eta=bad)
+        with pytest.raises(InvalidArgs, match="countdown must be"):
+            client.submit("echo", {"message": "x"}, countdown=bad)
+    with pytest.raises(InvalidArgs, match="lone surrogate"):
+        client.submit("echo", {"message": "\ud800"})
     done = skillq(
         stack_env,
         "submit",
