@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from tests.conftest import BUCKET, wait_for
 from worker.app import create_app
 from worker.client import SkillClient
-from worker.core.errors import JobFailed, JobNotFound
+from worker.core.errors import InvalidArgs, JobFailed, JobNotFound
 from worker.core.settings import Settings
 from worker.core.signing import sign
 from worker.embedded import EmbeddedRedis, S3Server, WorkerProcess
@@ -196,6 +196,42 @@ def test_hard_time_limit_stops_a_handler_that_blocks_its_loop(
     assert caught.value.error_type == "JobTimeout"
     follow_up = client.submit("echo", {"message": "recovered"}, queue="hard-limit")
     assert client.result(follow_up, timeout=30) == {"message": "recovered"}
+    worker.stop()
+
+
+@pytest.mark.parametrize("pool", ["prefork", "threads"])
+def test_a_time_limit_given_at_submit_ends_the_job_and_never_lifts_the_skills(
+    start_worker: Callable[..., WorkerProcess], client: SkillClient, pool: str
+) -> None:
+    queue = f"submit-limits-{pool}"
+    worker = start_worker(pool=pool, queues=queue)
+    job_id = client.submit("sleepy", {"seconds": 60}, queue=queue, time_limit=0.5)
+    with pytest.raises(JobFailed) as caught:
+        client.result(job_id, timeout=30)
+    assert caught.value.error_type == "JobTimeout" and caught.value.code == "timeout"
+    assert "time limit of 0.5 s" in caught.value.error_message
+    # A longer one does not lift the skill's own 0.5 s.
+    capped = client.submit("limited", {"seconds": 30}, queue=queue, time_limit=120)
+    with pytest.raises(JobFailed, match=r"time limit of 0\.5 s"):
+        client.result(capped, timeout=30)
+    # A limit the job stays within changes nothing.
+    fine = client.submit("sleepy", {"seconds": 0.1}, queue=queue, time_limit=30)
+    assert client.result(fine, timeout=30)["slept"] >= 0.1
+    for bad in (0, -1, float("nan"), float("inf")):
+        with pytest.raises(InvalidArgs, match="time_limit"):
+            client.submit("sleepy", {"seconds": 1}, queue=queue, time_limit=bad)
+    worker.stop()
+
+
+def test_a_time_limit_given_at_submit_blocks_no_loop_past_the_hard_limit(
+    start_worker: Callable[..., WorkerProcess], client: SkillClient
+) -> None:
+    """A handler that blocks its loop: Celery's hard limit, set on the message, ends it."""
+    worker = start_worker(pool="prefork", queues="submit-hard-limit")
+    job_id = client.submit("blocker", {"seconds": 60}, queue="submit-hard-limit", time_limit=0.5)
+    with pytest.raises(JobFailed) as caught:
+        client.result(job_id, timeout=60)
+    assert caught.value.error_type == "JobTimeout"
     worker.stop()
 
 

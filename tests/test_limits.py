@@ -179,12 +179,18 @@ def test_a_concurrency_key_needs_a_skill_that_uses_it(
         client.submit("per_customer", {}, concurrency_key="")
 
 
-def test_the_signature_binds_the_concurrency_key() -> None:
-    signed = sign("k", "job", "per_customer", {}, {}, 60, concurrency_key="a")
-    assert verify("k", "job", "per_customer", {}, signed, concurrency_key="a").claims == {}
-    for other in ("b", None):
-        with pytest.raises(InvalidAuth, match="concurrency key"):
-            verify("k", "job", "per_customer", {}, signed, concurrency_key=other)
+def test_the_signature_binds_the_concurrency_key_and_time_limit() -> None:
+    given = {"concurrency_key": "a", "time_limit": 5.0}
+    signed = sign("k", "job", "per_customer", {}, {}, 60, options=given)
+    assert verify("k", "job", "per_customer", {}, signed, options=given).claims == {}
+    for other in (
+        {"concurrency_key": "b", "time_limit": 5.0},
+        {"concurrency_key": "a"},
+        {"concurrency_key": "a", "time_limit": 500.0},
+        None,
+    ):
+        with pytest.raises(InvalidAuth, match="concurrency key and time limit"):
+            verify("k", "job", "per_customer", {}, signed, options=other)
 
 
 @pytest.mark.parametrize(

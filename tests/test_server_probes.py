@@ -174,6 +174,14 @@ def test_no_caller_can_take_or_probe_the_job_ids_of_another(api: httpx.Client) -
         assert api.post(f"/v1/jobs/{job}/cancel", headers=auth(BOB)).status_code == 404
 
 
+def test_a_time_limit_over_http_ends_the_job(api: httpx.Client) -> None:
+    job = submit(api, ALICE, "sleepy", {"seconds": 60}, time_limit=0.5)
+    ended = finished(api, ALICE, job)
+    assert ended["state"] == "failed" and ended["error"]["code"] == "timeout", ended
+    refused = api.post("/v1/jobs", json={"skill": "sleepy", "time_limit": 0}, headers=auth(ALICE))
+    assert refused.status_code == 422
+
+
 def test_admin_lists_every_callers_jobs_and_callers_only_their_own(api: httpx.Client) -> None:
     mine = submit(api, ALICE, "echo", {"message": "a"})
     theirs = submit(api, BOB, "echo", {"message": "b"})

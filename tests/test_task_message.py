@@ -33,6 +33,7 @@ def queued(
     countdown: float | None = None,
     priority: int | None = None,
     concurrency_key: str | None = None,
+    time_limit: float | None = None,
 ) -> dict[str, Any]:
     """Submit one job (no worker runs) and take its message off the queue."""
     with SkillClient(settings) as client:
@@ -48,6 +49,7 @@ def queued(
             countdown=countdown,
             priority=priority,
             concurrency_key=concurrency_key,
+            time_limit=time_limit,
         )
         assert client.status(job_id).state == "queued"
         broker = redis.Redis.from_url(settings.broker_url)
@@ -147,6 +149,17 @@ def test_a_concurrency_key_travels_in_the_body(layout: Settings) -> None:
         concurrency_key="customer-42",
     )
     assert ours["body"][1] == {"args": {"n": 1}, "grant": grant, "concurrency_key": "customer-42"}
+    assert ours == theirs
+
+
+def test_a_time_limit_travels_in_the_body_and_as_celerys_hard_limit(layout: Settings) -> None:
+    ours = queued(layout, {"n": 1}, "default", time_limit=2.5)
+    theirs = queued(
+        layout.model_copy(update={"direct_publish": False}), {"n": 1}, "default", time_limit=2.5
+    )
+    assert ours["body"][1] == {"args": {"n": 1}, "time_limit": 2.5}
+    hard = 2.5 + layout.cancel_grace + layout.hard_time_limit_margin
+    assert ours["headers"]["timelimit"] == [hard, None]
     assert ours == theirs
 
 

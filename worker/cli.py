@@ -89,9 +89,20 @@ def submit(
         str | None,
         typer.Option("--concurrency-key", help="Counts toward the skill's key_concurrency."),
     ] = None,
+    time_limit: Annotated[
+        float | None,
+        typer.Option(
+            "--time-limit", help="Seconds the job may run (at most the skill's own limit)."
+        ),
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait and print the result.")] = False,
     watch_: Annotated[bool, typer.Option("--watch", help="Follow events live.")] = False,
-    timeout: Annotated[float | None, typer.Option("--timeout")] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout", help="With --wait/--watch: seconds to wait (the job goes on after)."
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Enqueue a job and print its id (or, with --wait/--watch, its outcome)."""
@@ -111,6 +122,7 @@ def submit(
                 eta=None if eta is None else parse_eta(eta),
                 priority=priority,
                 concurrency_key=concurrency_key,
+                time_limit=time_limit,
             )
         except Exception as exc:
             fail(exc)

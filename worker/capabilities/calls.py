@@ -44,7 +44,7 @@ from ..core.registry import read_workers_async
 from ..core.scripts import CANCEL, SUBMIT
 from ..core.settings import Settings
 from ..core.skills import AnyArgs, SkillSet
-from ..core.submission import Order, Parent, SkillInfo, draft
+from ..core.submission import Order, Parent, SkillInfo, SubmitOptions, draft
 from ..core.task_message import DirectPublish
 from ..core.tracing import tracing_for
 from .http_a2a import HttpA2AClient
@@ -178,18 +178,16 @@ class JobCaller:
         name = f"skillq.submit {info.name}"
         with tracing.span(name, {"skillq.skill": info.name}, kind="PRODUCER") as span:
             try:
-                planned = draft(
-                    c.settings,
-                    c.keys,
-                    info,
+                options = SubmitOptions(
+                    info.name,
                     args,
                     auth=scope.claims,
-                    queue=None,
-                    job_id=None,
-                    direct=None if inline else c.direct,
                     parent=Parent(scope.job_id, await self._own_depth(), inline),
                     grant=grant,
                     headers=tracing.headers(),
+                )
+                planned = draft(
+                    c.settings, c.keys, info, options, direct=None if inline else c.direct
                 )
             except SkillqError as exc:
                 return refused(f"{type(exc).__name__}: {exc}")

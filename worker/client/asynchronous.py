@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
@@ -35,6 +36,7 @@ from ..core.submission import (
     Order,
     SkillCache,
     SkillInfo,
+    SubmitOptions,
     draft,
     eta_of,
     finite_number,
@@ -197,6 +199,10 @@ class AsyncSkillClient:
         await self.redis.hset(self.keys.remote_agents(), entry["name"], json.dumps(entry))
         return remote_agents({entry["name"]: json.dumps(entry)})[entry["name"]]
 
+    async def remove_remote_agent(self, name: str) -> bool:
+        """Forget a remote agent; False if none had that name."""
+        return bool(await self.redis.hdel(self.keys.remote_agents(), name))
+
     async def skill(self, name: str) -> SkillInfo:
         """One skill as the registry describes it (cached for a couple of seconds, as
         submits use it); :class:`UnknownSkill` naming the known ones if there is none."""
@@ -221,6 +227,7 @@ class AsyncSkillClient:
         eta: datetime | float | None = None,
         priority: int | None = None,
         concurrency_key: str | None = None,
+        time_limit: float | None = None,
     ) -> str:
         """Enqueue a job and return its id; an existing ``job_id`` is not run twice,
         nor is a second job made for an ``idempotency_key`` seen within the
@@ -235,24 +242,34 @@ class AsyncSkillClient:
         ``grant``: a workspace grant token (:meth:`workspace_grant`) the job's
         ``ctx.workspace`` is bound to; the skill must declare workspace access.
         ``owner``: who the job belongs to (the HTTP server passes its caller);
-        :meth:`owned_jobs` lists them.
+        :meth:`owned_jobs` lists them. ``time_limit``: seconds this job may run
+        (at most the skill's own limit); past it the job fails ``JobTimeout``.
         """
-        name = f"skillq.submit {skill}"
-        with self.tracing.span(name, {"skillq.skill": skill}, kind="PRODUCER") as span:
-            submitted, planned = await self.reserve(
-                skill,
-                args,
-                auth=auth,
-                queue=queue,
-                job_id=job_id,
-                grant=grant,
-                owner=owner,
-                idempotency_key=idempotency_key,
-                eta=eta_of(countdown, eta),
-                priority=priority,
-                concurrency_key=concurrency_key,
-                headers=self.tracing.headers(),
+        options = SubmitOptions(
+            skill,
+            args,
+            auth=auth,
+            queue=queue,
+            job_id=job_id,
+            grant=grant,
+            owner=owner,
+            idempotency_key=idempotency_key,
+            eta=eta_of(countdown, eta),
+            priority=priority,
+            concurrency_key=concurrency_key,
+            time_limit=time_limit,
+        )
+        return await self.submit_options(options)
+
+    async def submit_options(self, options: SubmitOptions) -> str:
+        """Submit what :class:`SubmitOptions` describes: the one path every
+        submission takes (both clients, the CLI, the HTTP server, A2A)."""
+        name = f"skillq.submit {options.skill}"
+        with self.tracing.span(name, {"skillq.skill": options.skill}, kind="PRODUCER") as span:
+            options = replace(
+                options, headers={**self.tracing.headers(), **(options.headers or {})}
             )
+            submitted, planned = await self._reserve(options)
             if span is not None:
                 span.set_attribute("skillq.job_id", submitted)
             if planned is None:
@@ -267,43 +284,12 @@ class AsyncSkillClient:
                     raise
             return submitted
 
-    async def reserve(
-        self,
-        skill: str,
-        args: dict[str, Any] | None,
-        *,
-        auth: dict[str, Any] | BaseModel | None,
-        queue: str | None,
-        job_id: str | None,
-        grant: str | None = None,
-        owner: str | None = None,
-        idempotency_key: str | None = None,
-        eta: float | None = None,
-        priority: int | None = None,
-        concurrency_key: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> tuple[str, Draft | None]:
+    async def _reserve(self, options: SubmitOptions) -> tuple[str, Draft | None]:
         """Check a submission and write its ``queued`` record (and queue its
         message when the script can): the job id, and the draft if this call
         created the job (None: the id, or the idempotency key's job, exists)."""
-        info = await self.skill(skill)
-        planned = draft(
-            self.settings,
-            self.keys,
-            info,
-            args,
-            auth=auth,
-            queue=queue,
-            job_id=job_id,
-            direct=self.direct,
-            grant=grant,
-            owner=owner,
-            idempotency_key=idempotency_key,
-            eta=eta,
-            priority=priority,
-            concurrency_key=concurrency_key,
-            headers=headers,
-        )
+        info = await self.skill(options.skill)
+        planned = draft(self.settings, self.keys, info, options, direct=self.direct)
         if self._submit_script is None:
             self._submit_script = self.redis.register_script(SUBMIT)
         reply = await self._submit_script(keys=planned.submit_keys, args=planned.submit_args)

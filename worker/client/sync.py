@@ -7,17 +7,21 @@ import asyncio
 import builtins
 import threading
 from collections.abc import AsyncGenerator, Callable, Coroutine, Iterator
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
+import redis
 from celery import Celery
 from pydantic import BaseModel
 
 from ..core.agents import all_agents, matching
+from ..core.artifacts import ArtifactStore
 from ..core.capabilities import AgentInfo
 from ..core.connections import sync_redis
 from ..core.context import ArtifactRef
 from ..core.errors import JobNotFound
+from ..core.grants import GrantSigner
 from ..core.jobs import JobStatus
 from ..core.registry import read_catalog, read_workers
 from ..core.revocations import Revocation
@@ -27,6 +31,7 @@ from ..core.submission import (
     Order,
     SkillCache,
     SkillInfo,
+    SubmitOptions,
     draft,
     eta_of,
     merge_skills,
@@ -98,6 +103,20 @@ class SkillClient:
     def app(self) -> Celery:
         return self._client.app
 
+    @property
+    def redis(self) -> redis.Redis:
+        """The blocking Redis client this client reads records with."""
+        return self._redis
+
+    @property
+    def store(self) -> ArtifactStore:
+        return self._client.store
+
+    @property
+    def grants(self) -> GrantSigner:
+        """The grant key from the settings (:class:`ConfigurationError` if none)."""
+        return self._client.grants
+
     def close(self) -> None:
         if self._loop.is_running():
             self._run(self._client.aclose())
@@ -120,6 +139,12 @@ class SkillClient:
         )
         return self._cache.update(found)
 
+    def skill(self, name: str) -> SkillInfo:
+        """See :meth:`AsyncSkillClient.skill`."""
+        if self._cache.stale_for(name):
+            self.skills()
+        return self._cache.get(name)
+
     def agents(
         self,
         *,
@@ -141,11 +166,13 @@ class SkillClient:
         queue: str | None = None,
         job_id: str | None = None,
         grant: str | None = None,
+        owner: str | None = None,
         idempotency_key: str | None = None,
         countdown: float | None = None,
         eta: datetime | float | None = None,
         priority: int | None = None,
         concurrency_key: str | None = None,
+        time_limit: float | None = None,
     ) -> str:
         """Enqueue a job and return its id; an existing ``job_id`` is not run twice,
         nor is a second job made for an ``idempotency_key`` seen within the
@@ -159,29 +186,37 @@ class SkillClient:
 
         ``grant``: a workspace grant token (:meth:`workspace_grant`) the job's
         ``ctx.workspace`` is bound to; the skill must declare workspace access.
+        ``owner``: who the job belongs to; :meth:`owned_jobs` lists them.
+        ``time_limit``: seconds this job may run (at most the skill's own limit);
+        past it the job fails ``JobTimeout``.
         """
+        options = SubmitOptions(
+            skill,
+            args,
+            auth=auth,
+            queue=queue,
+            job_id=job_id,
+            grant=grant,
+            owner=owner,
+            idempotency_key=idempotency_key,
+            eta=eta_of(countdown, eta),
+            priority=priority,
+            concurrency_key=concurrency_key,
+            time_limit=time_limit,
+        )
+        return self.submit_options(options)
+
+    def submit_options(self, options: SubmitOptions) -> str:
+        """See :meth:`AsyncSkillClient.submit_options`; on this thread, with the
+        blocking Redis client (a hop to the loop would cost more than the call)."""
         tracing = self._client.tracing
+        skill = options.skill
         with tracing.span(
             f"skillq.submit {skill}", {"skillq.skill": skill}, kind="PRODUCER"
         ) as span:
-            if self._cache.stale_for(skill):
-                self.skills()
-            info = self._cache.get(skill)
+            options = replace(options, headers={**tracing.headers(), **(options.headers or {})})
             planned = draft(
-                self.settings,
-                self.keys,
-                info,
-                args,
-                auth=auth,
-                queue=queue,
-                job_id=job_id,
-                direct=self._client.direct,
-                grant=grant,
-                idempotency_key=idempotency_key,
-                eta=eta_of(countdown, eta),
-                priority=priority,
-                concurrency_key=concurrency_key,
-                headers=tracing.headers(),
+                self.settings, self.keys, self.skill(skill), options, direct=self._client.direct
             )
             if span is not None:
                 span.set_attribute("skillq.job_id", planned.order.job_id)
@@ -212,6 +247,12 @@ class SkillClient:
         return self._run(
             self._client.jobs(skill=skill, state=state, since=since, limit=limit, cursor=cursor)
         )
+
+    def owned_jobs(
+        self, owner: str, *, limit: int = 50, before: float | None = None
+    ) -> list[JobStatus]:
+        """See :meth:`AsyncSkillClient.owned_jobs`."""
+        return self._run(self._client.owned_jobs(owner, limit=limit, before=before))
 
     def status(self, job_id: str) -> JobStatus:
         raw = cast(dict[str, str], self._redis.hgetall(self.keys.job(job_id)))
@@ -258,6 +299,7 @@ class SkillClient:
         return self._run(self._client.add_remote_agent(url, name=name))
 
     def remove_remote_agent(self, name: str) -> bool:
+        """Forget a remote agent; False if none had that name."""
         return bool(self._redis.hdel(self.keys.remote_agents(), name))
 
     def workspace_grant(self, workspace: str, scopes: list[str], *, ttl: float = 3600.0) -> str:

@@ -13,14 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 from .a2a import A2AClient
-
-
-class SandboxUnavailable(RuntimeError):
-    """The runtime attached no sandbox to this context.
-
-    A distinct type so a skill can degrade gracefully (skip code execution)
-    instead of treating the absence like any other failure.
-    """
+from .errors import SandboxUnavailable as SandboxUnavailable  # part of the interface
 
 
 @dataclass(frozen=True)

@@ -19,19 +19,11 @@ from .a2a import A2AClient, CallResult
 from .artifact_ref import ArtifactRef as ArtifactRef  # re-exported: part of the interface
 from .capabilities import DiscoveryClient, SandboxClient, SandboxUnavailable, WorkspaceClient
 
+# Part of the interface; defined with the other errors so that they share one base.
+from .errors import CancelledByCaller as CancelledByCaller
+from .errors import MissingScopes as MissingScopes
+
 AuthT = TypeVar("AuthT", bound=BaseModel)
-
-
-class CancelledByCaller(RuntimeError):
-    """Raised by :meth:`RunContext.check_cancelled` once the caller cancelled."""
-
-
-class MissingScopes(PermissionError):
-    """Raised by :meth:`RunContext.require_scopes` when the caller lacks scopes."""
-
-    def __init__(self, missing: Sequence[str]) -> None:
-        self.missing = tuple(missing)
-        super().__init__(f"missing scopes: {sorted(self.missing)}")
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,40 @@
 One base (:class:`SkillqError`) with subclasses that carry fields, and one
 table (:data:`ERROR_TABLE`) mapping each error to the job error code stored
 in the job record, the CLI exit code, the HTTP status and the A2A (JSON-RPC)
-error code. Handlers' own
-exceptions that are not listed fall back to :data:`DEFAULT_SPEC`.
+error code. Handlers' own exceptions that are not listed fall back to
+:data:`DEFAULT_SPEC`. Where the seed's interface names a standard base, the
+error keeps it too (in brackets), so ``except PermissionError`` still works::
+
+    SkillqError
+    +-- CancelledByCaller [RuntimeError]
+    +-- MissingScopes [PermissionError]
+    +-- SandboxUnavailable [RuntimeError]
+    +-- ConfigurationError
+    |   +-- RedisMisconfigured
+    +-- UnknownSkill
+    +-- InvalidArgs
+    +-- InvalidAuth
+    +-- SecretNotFound [KeyError]
+    +-- InvalidArtifactName [ValueError]
+    |   +-- InvalidWorkspacePath
+    +-- InvalidGrant
+    +-- WorkspaceDenied [PermissionError]
+    +-- ArtifactNotFound
+    +-- ArtifactStoreUnavailable
+    +-- InvalidEvent [ValueError]
+    +-- InvalidResult
+    +-- JobTimeout
+    +-- JobNotFound
+    +-- JobFailed
+    +-- JobCancelled
+    +-- JobExpired
+    +-- HandlerAborted
+    +-- DeliveryLimitExceeded
+    +-- CallerEnded
+    +-- MessageRefused
+    +-- InvalidRequest
+    |   +-- RequestTooLarge
+    +-- TooManyStreams
 """
 
 from __future__ import annotations
@@ -16,8 +48,6 @@ from typing import Any
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .context import CancelledByCaller, MissingScopes
-
 
 class SkillqError(Exception):
     """Base of all skillq errors; ``str(err)`` is a message a person can act on."""
@@ -28,6 +58,37 @@ class SkillqError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+class CancelledByCaller(SkillqError, RuntimeError):
+    """Raised by :meth:`RunContext.check_cancelled` once the caller cancelled."""
+
+    def __init__(self, job_id: str = "") -> None:
+        self.job_id = job_id
+        super().__init__(
+            f"job {job_id} was cancelled by its caller" if job_id else "cancelled by the caller"
+        )
+        self.args = (job_id,)  # Celery rebuilds a stored exception as cls(*args)
+
+
+class MissingScopes(SkillqError, PermissionError):
+    """Raised by :meth:`RunContext.require_scopes` when the caller lacks scopes."""
+
+    def __init__(self, missing: Sequence[str]) -> None:
+        self.missing = tuple(missing)
+        super().__init__(f"missing scopes: {sorted(self.missing)}")
+        self.args = (list(self.missing),)
+
+    def __str__(self) -> str:  # PermissionError would show its args
+        return self.message
+
+
+class SandboxUnavailable(SkillqError, RuntimeError):
+    """The runtime attached no sandbox to this context.
+
+    A distinct type so a skill can degrade gracefully (skip code execution)
+    instead of treating the absence like any other failure.
+    """
 
 
 class ConfigurationError(SkillqError):
@@ -270,6 +331,7 @@ ERROR_TABLE: dict[type[BaseException], ErrorSpec] = {
     ArtifactNotFound: ErrorSpec("artifact_not_found", 4, 404, A2A_TASK_NOT_FOUND),
     ArtifactStoreUnavailable: ErrorSpec("artifact_store_unavailable", 1, 503),
     InvalidEvent: ErrorSpec("invalid_event", 1, 500),
+    SandboxUnavailable: ErrorSpec("sandbox_unavailable", 1, 500),
     InvalidResult: ErrorSpec("invalid_result", 1, 500),
     JobTimeout: ErrorSpec("timeout", 1, 504),
     JobExpired: ErrorSpec("expired", 1, 410),

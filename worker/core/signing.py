@@ -9,7 +9,8 @@ The signature covers the job id, the skill, a SHA-256 digest of the
 canonical args, the claims, the issue time and the expiry, and, when the call
 carries a workspace grant, a SHA-256 digest of the grant token (so a grant
 cannot be added to, removed from or swapped in a signed call), and its
-concurrency key (so a job cannot slip out of its per-key limit). Canonical args
+options: its concurrency key (so a job cannot slip out of its per-key limit)
+and its time limit (so it cannot be lifted on the queue). Canonical args
 are ``json.dumps(args, sort_keys=True, separators=(",", ":"),
 ensure_ascii=True)``; a producer in another language must reproduce that
 encoding. A worker verifies all of it before anything runs: args replaced on
@@ -25,6 +26,7 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,14 +55,15 @@ def _mac(
     iat: int,
     exp: int,
     grant: str | None = None,
-    concurrency_key: str | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> str:
     signed: list[Any] = [VERSION, job_id, skill, digest, claims, iat, exp]
     if grant is not None:
         # Appended only when present: calls without a grant sign as before.
         signed.append(hashlib.sha256(grant.encode()).hexdigest())
-    if concurrency_key is not None:
-        signed.append({"concurrency_key": concurrency_key})
+    if options:
+        # Likewise: a call with only a concurrency key signs as it always did.
+        signed.append(dict(options))
     return hmac.new(key.encode(), canonical(signed), hashlib.sha256).hexdigest()
 
 
@@ -81,7 +84,7 @@ def sign(
     ttl: float,
     now: float | None = None,
     grant: str | None = None,
-    concurrency_key: str | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     issued = int(time.time() if now is None else now)
     expires = int(issued + ttl)
@@ -92,7 +95,7 @@ def sign(
         "iat": issued,
         "exp": expires,
         "args_sha256": digest,
-        "sig": _mac(key, job_id, skill, digest, claims, issued, expires, grant, concurrency_key),
+        "sig": _mac(key, job_id, skill, digest, claims, issued, expires, grant, options),
     }
 
 
@@ -104,7 +107,7 @@ def verify(
     auth: Any,
     now: float | None = None,
     grant: str | None = None,
-    concurrency_key: str | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> SignedCall:
     """What the signature vouches for, or :class:`InvalidAuth` saying what is wrong."""
     if not isinstance(auth, dict) or not set(auth) >= SIGNED_FIELDS:
@@ -119,12 +122,12 @@ def verify(
         or not isinstance(sig, str)
     ):
         raise InvalidAuth(skill, "signed auth is malformed")
-    expected = _mac(key, job_id, skill, digest, claims, iat, exp, grant, concurrency_key)
+    expected = _mac(key, job_id, skill, digest, claims, iat, exp, grant, options)
     if not hmac.compare_digest(expected, sig):
         raise InvalidAuth(
             skill,
-            "auth signature does not match this job, skill, claims, workspace grant and "
-            "concurrency key",
+            "auth signature does not match this job, skill, claims, workspace grant, "
+            "concurrency key and time limit",
         )
     if not hmac.compare_digest(args_digest(args), digest):
         raise InvalidAuth(skill, "the args do not match the signed call (changed after signing)")

@@ -119,9 +119,12 @@ class Order:
     eta: float | None = None  # Unix seconds; None to start at once
     priority: int = 0  # 0-9, 9 the most urgent
     headers: Mapping[str, str] | None = None  # extra message headers (trace context)
+    hard_limit: float | None = None  # Celery's time_limit for this message
 
     def send(self, app: Celery) -> None:
         options: dict[str, Any] = {}
+        if self.hard_limit is not None:
+            options["time_limit"] = self.hard_limit
         if self.headers:
             options["headers"] = dict(self.headers)
         if self.priority:
@@ -165,30 +168,51 @@ class Draft:
     queued_by_script: bool  # False: hand the order to Celery once recorded
 
 
+@dataclass(frozen=True)
+class SubmitOptions:
+    """Everything one submission says, whichever way it came in (either client, the
+    CLI, the HTTP job API, A2A, ``ctx.call``): built once, checked once by
+    :func:`draft`, and passed down whole. A new option is one new field here.
+
+    ``eta``: Unix seconds (see :func:`eta_of` for countdowns and datetimes).
+    ``time_limit``: seconds this job may run, never more than the skill's own.
+    ``parent``: the job whose ``ctx.call`` makes this one; ``headers``: extra
+    message headers (trace context).
+    """
+
+    skill: str
+    args: dict[str, Any] | None = None
+    auth: dict[str, Any] | BaseModel | None = None
+    queue: str | None = None
+    job_id: str | None = None
+    grant: str | None = None
+    owner: str | None = None
+    idempotency_key: str | None = None
+    eta: float | None = None
+    priority: int | None = None
+    concurrency_key: str | None = None
+    time_limit: float | None = None
+    parent: Parent | None = None
+    headers: Mapping[str, str] | None = None
+
+
 def draft(
     settings: Settings,
     keys: Keys,
     info: SkillInfo,
-    args: dict[str, Any] | None,
+    options: SubmitOptions,
     *,
-    auth: dict[str, Any] | BaseModel | None,
-    queue: str | None,
-    job_id: str | None,
     direct: DirectPublish | None = None,
-    parent: Parent | None = None,
-    grant: str | None = None,
-    owner: str | None = None,
-    idempotency_key: str | None = None,
-    eta: float | None = None,
-    priority: int | None = None,
-    concurrency_key: str | None = None,
-    headers: Mapping[str, str] | None = None,
 ) -> Draft:
     """Check a call as the worker would (what certainly fails there fails here) and sign it.
 
     ``owner``: who the job belongs to (the HTTP server's caller); recorded, and
     indexed so the owner's jobs list in O(page).
     """
+    args, auth, queue, job_id = options.args, options.auth, options.queue, options.job_id
+    grant, owner, idempotency_key = options.grant, options.owner, options.idempotency_key
+    eta, priority, concurrency_key = options.eta, options.priority, options.concurrency_key
+    parent, headers, time_limit = options.parent, options.headers, options.time_limit
     skill = info.name
     args = {} if args is None else args
     if not isinstance(args, dict):
@@ -225,6 +249,10 @@ def draft(
             f"skill {skill!r} declares no key_concurrency, so a concurrency key would limit "
             "nothing",
         )
+    if time_limit is not None and (not finite_number(time_limit) or not time_limit > 0):
+        raise InvalidArgs(
+            skill, f"time_limit must be a positive number of seconds, not {time_limit!r}"
+        )
     auth_value = auth.model_dump(mode="json") if isinstance(auth, BaseModel) else auth
     job_id = job_id or str(uuid.uuid4())
     if not JOB_ID.match(job_id):
@@ -253,7 +281,7 @@ def draft(
             auth_value or {},
             settings.auth_ttl,
             grant=grant,
-            concurrency_key=concurrency_key,
+            options=signed_options(concurrency_key, time_limit),
         )
     elif auth_value is not None:
         kwargs["auth"] = auth_value
@@ -261,10 +289,18 @@ def draft(
         kwargs["grant"] = grant
     if concurrency_key is not None:
         kwargs["concurrency_key"] = concurrency_key
+    hard_limit = None
+    if time_limit is not None:
+        kwargs["time_limit"] = float(time_limit)
+        # Celery's hard limit for this message (prefork): the backstop for a handler
+        # that blocks its loop, as a skill's own time_limit has.
+        hard_limit = float(time_limit) + settings.cancel_grace + settings.hard_time_limit_margin
     if eta is not None:
         check_delay(settings, skill, eta)
     priority = checked_priority(skill, priority)
-    order = Order(job_id, f"skills.{skill}", kwargs, target_queue, eta, priority, headers)
+    order = Order(
+        job_id, f"skills.{skill}", kwargs, target_queue, eta, priority, headers, hard_limit
+    )
     notice = (
         ""
         if info.live
@@ -284,6 +320,8 @@ def draft(
             kwargs_json += ',"grant":' + dumps(kwargs["grant"])
         if concurrency_key is not None:
             kwargs_json += ',"concurrency_key":' + dumps(concurrency_key)
+        if "time_limit" in kwargs:
+            kwargs_json += ',"time_limit":' + dumps(kwargs["time_limit"])
         message = direct.message(
             job_id,
             order.task_name,
@@ -294,6 +332,7 @@ def draft(
             eta=None if eta is None else datetime.fromtimestamp(eta, UTC).isoformat(),
             priority=priority,
             extra_headers=headers,
+            hard_limit=hard_limit,
         )
         submit_args += [message, direct.database, records_database(settings)]
         submit_keys[1] = priority_list(target_queue, priority)
@@ -364,6 +403,16 @@ def eta_of(countdown: float | None, eta: datetime | float | None) -> float | Non
     if not finite_number(eta):
         raise InvalidArgs("submit", f"eta must be an aware datetime or Unix seconds, not {eta!r}")
     return float(eta)
+
+
+def signed_options(concurrency_key: str | None, time_limit: float | None) -> dict[str, Any]:
+    """The call options a signature covers besides args, claims and grant."""
+    found: dict[str, Any] = {}
+    if concurrency_key is not None:
+        found["concurrency_key"] = concurrency_key
+    if time_limit is not None:
+        found["time_limit"] = float(time_limit)
+    return found
 
 
 def finite_number(value: object) -> bool:

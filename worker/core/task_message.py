@@ -70,6 +70,7 @@ class DirectPublish:
         eta: str | None = None,
         priority: int = 0,
         extra_headers: Mapping[str, str] | None = None,
+        hard_limit: float | None = None,
     ) -> str:
         """The kombu Redis envelope of task protocol 2 for ``task(**kwargs)``.
 
@@ -84,7 +85,11 @@ class DirectPublish:
             '{"lang":"py","task":' + dumps(task) + ',"id":' + job + ',"shadow":null,'
             '"eta":' + (dumps(eta) if eta else "null") + ',"expires":null,"group":null,'
             '"group_index":null,"retries":0,'
-            '"timelimit":[null,null],"root_id":' + job + ',"parent_id":null,'
+            '"timelimit":['
+            + ("null" if hard_limit is None else dumps(hard_limit))
+            + ',null],"root_id":'
+            + job
+            + ',"parent_id":null,'
             '"argsrepr":"()","kwargsrepr":'
             + dumps(kwargs_repr)
             + ',"origin":'

@@ -38,7 +38,7 @@ from ..core.retries import retry_delay
 from ..core.secrets import SecretScope
 from ..core.signing import SignedCall, verify
 from ..core.skills import AnyArgs, Skill
-from ..core.submission import printable
+from ..core.submission import finite_number, printable, signed_options
 from .cancellation import CancelToken
 from .celery_context import CeleryRunContext
 from .joblogs import CURRENT, JobLog
@@ -48,7 +48,7 @@ from .process import ProcessRuntime
 log = logging.getLogger(__name__)
 
 Final = Literal["succeeded", "failed", "cancelled", "retrying", "waiting"]
-CALL_KEYS = frozenset({"args", "auth", "grant", "concurrency_key"})
+CALL_KEYS = frozenset({"args", "auth", "grant", "concurrency_key", "time_limit"})
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,7 @@ class Call:
     signed: SignedCall | None = None
     claims: dict[str, Any] = field(default_factory=dict)  # as verified: what children inherit
     grant: str | None = None  # a workspace grant token, verified when the context is built
+    time_limit: float | None = None  # the skill's, or the submit's when that is shorter
 
 
 def describe_validation(error: ValidationError) -> str:
@@ -131,14 +132,23 @@ def parse_call(
     key = kwargs.get("concurrency_key")
     if key is not None and (key != concurrency_key_of(kwargs) or not printable(key, 256)):
         raise InvalidArgs(skill.name, "a concurrency key is 1 to 256 printable characters")
+    given_limit = kwargs.get("time_limit")
+    if given_limit is not None and (not finite_number(given_limit) or not given_limit > 0):
+        raise InvalidArgs(skill.name, "a time limit is a positive number of seconds")
     raw_auth = kwargs.get("auth")
     if raw_auth is not None and not isinstance(raw_auth, dict):
         raise InvalidAuth(skill.name, "auth must be a JSON object")
     signed = None
-    bound = grant is not None or key is not None
+    bound = grant is not None or key is not None or given_limit is not None
     if auth_key is not None and (raw_auth is not None or skill.scopes or bound):
         signed = verify(
-            auth_key, job_id, skill.name, raw_args, raw_auth, grant=grant, concurrency_key=key
+            auth_key,
+            job_id,
+            skill.name,
+            raw_args,
+            raw_auth,
+            grant=grant,
+            options=signed_options(key, given_limit),
         )
         raw_auth = signed.claims
     raw_auth = {} if raw_auth is None else raw_auth
@@ -148,7 +158,8 @@ def parse_call(
         auth = skill.auth.model_validate(raw_auth)
     except ValidationError as exc:
         raise InvalidAuth(skill.name, describe_validation(exc)) from exc
-    return Call(args, auth, signed, raw_auth, grant)
+    limits = [float(limit) for limit in (skill.time_limit, given_limit) if limit is not None]
+    return Call(args, auth, signed, raw_auth, grant, min(limits) if limits else None)
 
 
 async def guarded(handler_call: Any) -> Any:
@@ -191,6 +202,7 @@ async def run_handler(
     ctx: CeleryRunContext[Any],
     args: BaseModel | dict[str, Any],
     token: CancelToken,
+    time_limit: float | None,
 ) -> Any:
     """Run the handler under its time limit; after a cancel, give it a grace period."""
     loop = asyncio.get_running_loop()
@@ -200,14 +212,14 @@ async def run_handler(
     timers: list[asyncio.TimerHandle] = []
     token.on_cancel(lambda: timers.append(loop.call_later(rt.settings.cancel_grace, task.cancel)))
     try:
-        if skill.time_limit is None:
+        if time_limit is None:
             return await task
         try:
-            async with asyncio.timeout(skill.time_limit):
+            async with asyncio.timeout(time_limit):
                 return await task
         except TimeoutError as exc:
             if task.cancelled():
-                raise JobTimeout(ctx.task_id, skill.time_limit) from exc
+                raise JobTimeout(ctx.task_id, time_limit) from exc
             raise
     finally:
         for timer in timers:
@@ -429,7 +441,7 @@ async def _execute(
             auth_key=settings.auth_secret,
         )
         signed_until = call.signed.expires_at if call.signed is not None else None
-        limit = skill.time_limit
+        limit = call.time_limit
         job = JobScope(
             job_id=job_id,
             skill=skill.name,
@@ -457,7 +469,7 @@ async def _execute(
             observed=rt.observed,
         )
         ctx.require_scopes(skill.scopes)
-        value = await run_handler(rt, skill, ctx, call.args, token)
+        value = await run_handler(rt, skill, ctx, call.args, token, call.time_limit)
         plain, result_text = encode_result(skill, value, scope, settings.max_result_bytes)
         outcome = Outcome("succeeded", result=plain)
     except (CancelledByCaller, asyncio.CancelledError) as exc:

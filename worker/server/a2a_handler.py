@@ -44,6 +44,7 @@ from ..client.asynchronous import AsyncSkillClient
 from ..core.errors import JobNotFound, SkillqError, spec_for
 from ..core.jobs import ArtifactInfo, JobStatus
 from ..core.settings import Settings
+from ..core.submission import SubmitOptions
 from . import a2a_convert as convert
 from .jobs_api import skill_info
 from .principals import MESSAGE_IDS, Principal
@@ -195,14 +196,10 @@ class SkillqRequestHandler(RequestHandler):
                 from ..core.context import MissingScopes
 
                 raise MissingScopes(missing)
-            submitted = await self.client.submit(
-                skill,
-                args,
-                auth=caller.claims(),
-                job_id=job_id,
-                owner=caller.subject,
-                grant=grant,
+            options = SubmitOptions(
+                skill, args, auth=caller.claims(), job_id=job_id, owner=caller.subject, grant=grant
             )
+            submitted = await self.client.submit_options(options)
         except SkillqError as exc:
             raise a2a_error(exc) from exc
         except PermissionError as exc:

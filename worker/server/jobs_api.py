@@ -26,7 +26,7 @@ from ..client.asynchronous import AsyncSkillClient
 from ..core.context import MissingScopes
 from ..core.errors import ArtifactNotFound, InvalidRequest, JobNotFound, SkillqError
 from ..core.jobs import JobStatus
-from ..core.submission import SkillInfo
+from ..core.submission import SkillInfo, SubmitOptions, eta_of
 from .http_errors import error_body
 from .principals import JOB_NAMES, Authenticator, Principal
 from .streams import StreamLimits
@@ -88,6 +88,12 @@ class SubmitRequest(BaseModel):
     concurrency_key: str | None = Field(
         default=None, min_length=1, max_length=256, description="see @skill(key_concurrency=)"
     )
+    time_limit: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="seconds the job may run (at most the skill's own limit)",
+    )
 
 
 class Submitted(BaseModel):
@@ -140,7 +146,7 @@ async def submit(body: SubmitRequest, client: Client, caller: Caller) -> Submitt
     missing = [scope for scope in info.scopes if scope not in caller.scopes]
     if missing and not caller.admin:
         raise MissingScopes(missing)
-    job_id = await client.submit(
+    options = SubmitOptions(
         body.skill,
         body.args,
         auth=caller.claims(),
@@ -148,15 +154,17 @@ async def submit(body: SubmitRequest, client: Client, caller: Caller) -> Submitt
         job_id=None if body.job_id is None else caller.job_id(JOB_NAMES, body.job_id),
         grant=body.grant,
         owner=caller.subject,
-        countdown=body.countdown,
+        eta=eta_of(body.countdown, None),
         priority=body.priority,
         concurrency_key=body.concurrency_key,
+        time_limit=body.time_limit,
         # Scoped to the caller: one caller's key never returns another's job.
         idempotency_key=None
         if body.idempotency_key is None
         else "http:"
         + hashlib.sha256(f"{caller.subject}\0{body.idempotency_key}".encode()).hexdigest(),
     )
+    job_id = await client.submit_options(options)
     if body.job_id is not None or body.idempotency_key is not None:
         await visible(client, caller, job_id)  # an existing id of someone else's job
     return Submitted(
