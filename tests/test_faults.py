@@ -224,14 +224,20 @@ def test_a_time_limit_given_at_submit_ends_the_job_and_never_lifts_the_skills(
 
 
 def test_a_time_limit_given_at_submit_blocks_no_loop_past_the_hard_limit(
-    start_worker: Callable[..., WorkerProcess], client: SkillClient
+    start_worker: Callable[..., WorkerProcess], settings: Settings
 ) -> None:
-    """A handler that blocks its loop: Celery's hard limit, set on the message, ends it."""
+    """A handler that blocks its loop: Celery's hard limit, set on the message by the
+    submitting side (time_limit + its SKILLQ_CANCEL_GRACE + margin), ends it."""
     worker = start_worker(pool="prefork", queues="submit-hard-limit")
-    job_id = client.submit("blocker", {"seconds": 60}, queue="submit-hard-limit", time_limit=0.5)
-    with pytest.raises(JobFailed) as caught:
-        client.result(job_id, timeout=60)
+    margins = {"cancel_grace": 1.0, "hard_time_limit_margin": 2.0}  # as the workers'
+    with SkillClient(settings.model_copy(update=margins)) as client:
+        job_id = client.submit(
+            "blocker", {"seconds": 60}, queue="submit-hard-limit", time_limit=0.5
+        )
+        with pytest.raises(JobFailed) as caught:
+            client.result(job_id, timeout=60)
     assert caught.value.error_type == "JobTimeout"
+    assert "time limit of 3.5 s" in caught.value.error_message
     worker.stop()
 
 
