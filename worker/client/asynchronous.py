@@ -278,8 +278,8 @@ class AsyncSkillClient:
                 try:
                     await asyncio.to_thread(planned.order.send, self.app)
                 except BaseException:
-                    await self.redis.eval(
-                        UNSUBMIT, len(planned.submit_keys), *planned.submit_keys, submitted
+                    await self.redis.register_script(UNSUBMIT)(
+                        keys=planned.submit_keys, args=[submitted]
                     )
                     raise
             return submitted

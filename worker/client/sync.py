@@ -228,9 +228,7 @@ class SkillClient:
                 planned.order.send(self.app)
             except BaseException:
                 # Celery did not take it: no record, no index entries, no key marker.
-                self._redis.eval(
-                    UNSUBMIT, len(planned.submit_keys), *planned.submit_keys, submitted
-                )
+                self._redis.register_script(UNSUBMIT)(keys=planned.submit_keys, args=[submitted])
                 raise
             return submitted
 

@@ -401,13 +401,14 @@ class JobRecords:
             if self._meta_client is None:
                 self._meta_client = redis.Redis.from_url(self.settings.effective_result_backend)
             client = self._meta_client
-        client.eval(
-            scripts.CELERY_META,
-            0,
-            key,
-            meta,
-            str(self.settings.result_expires),
-            *(("", "") if self._meta_elsewhere else self._meta_db),
+        client.register_script(scripts.CELERY_META)(
+            keys=[],
+            args=[
+                key,
+                meta,
+                str(self.settings.result_expires),
+                *(("", "") if self._meta_elsewhere else self._meta_db),
+            ],
         )
 
     def read(self, job_id: str) -> JobStatus | None:

@@ -26,28 +26,13 @@ import redis
 from redis.asyncio import Redis as AsyncRedis
 
 from .keys import Keys
+from .scriptfiles import load
 from .skills import SkillSet
 
 log = logging.getLogger(__name__)
 
-# KEYS 1 workers, 2 heartbeats, 3 catalog. ARGV 1 hostname, 2 entry, 3 expires
-# at, 4 now, then (skill, catalog entry) pairs.
-ANNOUNCE = r"""
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4])
-for _, name in ipairs(gone) do redis.call('HDEL', KEYS[1], name) end
-if #gone > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4]) end
-for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1]) end
-return #gone
-"""
-
-# KEYS 1 workers, 2 heartbeats. ARGV 1 now. The entries of live workers.
-LIVE = r"""
-local names = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[1], '+inf')
-if #names == 0 then return {} end
-return redis.call('HMGET', KEYS[1], unpack(names))
-"""
+ANNOUNCE = load("announce")
+LIVE = load("live")
 
 HEARTBEATS_TO_EXPIRY = 3
 
@@ -130,12 +115,16 @@ def _entries(values: Any) -> list[dict[str, Any]]:
 
 def read_workers(client: redis.Redis, keys: Keys) -> list[dict[str, Any]]:
     """Every live worker's registry entry."""
-    values = client.eval(LIVE, 2, keys.workers, keys.heartbeats, repr(time.time()))
+    values = client.register_script(LIVE)(
+        keys=[keys.workers, keys.heartbeats], args=[repr(time.time())]
+    )
     return _entries(values)
 
 
 async def read_workers_async(client: AsyncRedis, keys: Keys) -> list[dict[str, Any]]:
-    values = await client.eval(LIVE, 2, keys.workers, keys.heartbeats, repr(time.time()))
+    values = await client.register_script(LIVE)(
+        keys=[keys.workers, keys.heartbeats], args=[repr(time.time())]
+    )
     return _entries(values)
 
 

@@ -76,7 +76,7 @@ class Supervisor:
         for job_id in job_ids:
             try:
                 keys, argv = cancel_call(self.keys, self.settings, job_id, force=True)
-                self.client.eval(CANCEL, len(keys), *keys, *argv)
+                self.client.register_script(CANCEL)(keys=keys, args=argv)
             except redis.RedisError as exc:
                 log.error("cannot record the cancel of %s in Redis: %s", job_id, exc)
             if not terminate:

@@ -1,0 +1,43 @@
+"""The Lua scripts are files with documented headers, each loaded into a real
+Redis, and called by SHA only: no script text travels with a call."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import redis
+
+from worker.core.scriptfiles import INCLUDE, load, names
+from worker.embedded import EmbeddedRedis
+
+PACKAGE = Path(__file__).resolve().parent.parent / "worker"
+
+
+def test_every_script_is_a_documented_file_that_redis_accepts(
+    redis_server: EmbeddedRedis,
+) -> None:
+    client = redis.Redis.from_url(redis_server.url)
+    shipped = names()
+    assert {"prelude", "start", "emit", "finish", "submit", "cancel", "admit", "live"} <= set(
+        shipped
+    )
+    for name in shipped:
+        raw = (PACKAGE / "core" / "lua" / f"{name}.lua").read_text()
+        header = raw.split("\n\n", 1)[0]
+        assert header.startswith("-- ") and re.search(r"KEYS|ARGV", header), name
+        text = load(name)
+        assert INCLUDE not in text, name  # the prelude is in, not the directive
+        sha = client.script_load(text)
+        assert client.script_exists(sha) == [True], name
+
+
+def test_no_script_is_sent_in_full_with_a_call() -> None:
+    """EVAL sends the whole text each time; registered scripts use EVALSHA."""
+    found = [
+        f"{path.relative_to(PACKAGE)}:{number}"
+        for path in PACKAGE.rglob("*.py")
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"\.eval\(", line)
+    ]
+    assert found == []

@@ -1,0 +1,71 @@
+-- KEYS 4: cancel flag, 5: the job's consumed-signature marker, 6: the
+-- per-queue count of running jobs (the backlog's "taken"). ARGV 6: skill,
+-- 7: worker hostname, 8: queue, 9: a token unique to this delivery, so a call
+-- retried after a lost reply does not count the attempt twice; 10: the most
+-- deliveries a job may have, 11: the error JSON recorded when a delivery is
+-- over that limit, 12: the key prefix, 13: the cancel flag's ttl, 14: the
+-- error JSON of children orphaned by the last delivery (see end_children).
+-- Returns {decision, attempts, state}: decision is "run", "cancelled" (the
+-- cancel flag was set: the job is finalised here), "done" (a duplicate
+-- delivery of a finished job), "replayed" (a signed call of this job already
+-- finished, though its record is gone: not run again) or "failed" (over the
+-- delivery limit: every earlier delivery ended with its worker dying).
+-- include: prelude
+
+local state = redis.call('HGET', job, 'state')
+if terminal(state) then
+  return {'done', tonumber(redis.call('HGET', job, 'attempts') or '0'), state}
+end
+-- When the job could first have started: its eta, else its submit.
+local function ready_at()
+  return redis.call('HGET', job, 'eta') or redis.call('HGET', job, 'created_at') or ''
+end
+if state == 'running' and redis.call('HGET', job, 'delivery') == ARGV[9] then
+  return {'run', tonumber(redis.call('HGET', job, 'attempts')), 'running',
+          tonumber(redis.call('HGET', job, 'retries') or '0'), ready_at()}
+end
+if redis.call('EXISTS', KEYS[5]) == 1 then
+  return {'replayed', tonumber(redis.call('HGET', job, 'attempts') or '0'), state or ''}
+end
+if not state then index_new(ARGV[12], ARGV[6]) end  -- from a producer that wrote no record
+redis.call('HSETNX', job, 'created_at', now)
+redis.call('HSET', job, 'skill', ARGV[6], 'queue', ARGV[8])
+local function untake()
+  if state == 'running' then
+    redis.call('HINCRBY', KEYS[6], ARGV[8], -1)
+    index_running(ARGV[12], false)
+  end
+end
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  untake()
+  redis.call('HSET', job, 'state', 'cancelled', 'finished_at', now, 'worker', ARGV[7])
+  status('cancelled')
+  touch()
+  end_children(ARGV[12], ARGV[13], ARGV[14])
+  return {'cancelled', tonumber(redis.call('HGET', job, 'attempts') or '0'), 'cancelled'}
+end
+local attempts = redis.call('HINCRBY', job, 'attempts', 1)
+local retries = tonumber(redis.call('HGET', job, 'retries') or '0')
+-- Deliveries beyond the scheduled retries are the ones whose worker died.
+if attempts - retries > tonumber(ARGV[10]) then
+  untake()
+  redis.call('HSET', job, 'state', 'failed', 'finished_at', now, 'error', ARGV[11])
+  redis.call('HDEL', job, 'notice')
+  status('failed', ',"error":' .. ARGV[11])
+  touch()
+  end_children(ARGV[12], ARGV[13], ARGV[14])
+  return {'failed', attempts, 'failed', retries}
+end
+if attempts - retries > 1 then
+  status('retrying', ',"attempt":' .. attempts)
+  -- The last delivery's children: its inline ones died with its process.
+  end_children(ARGV[12], ARGV[13], ARGV[14])
+end
+if state ~= 'running' then redis.call('HINCRBY', KEYS[6], ARGV[8], 1) end
+index_running(ARGV[12], true)
+redis.call('HSET', job, 'state', 'running', 'started_at', now, 'worker', ARGV[7],
+           'delivery', ARGV[9], 'emitted', 0)
+redis.call('HDEL', job, 'finished_at', 'result', 'error', 'notice', 'next_run_at')
+status('running', ',"attempt":' .. attempts .. ',"worker":' .. cjson.encode(ARGV[7]))
+touch()
+return {'run', attempts, 'running', retries, ready_at()}

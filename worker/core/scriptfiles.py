@@ -1,0 +1,33 @@
+"""skillq's Lua scripts, read from the ``.lua`` files shipped beside this module.
+
+Each file's header documents its KEYS and ARGV and what it returns. A line
+``-- include: prelude`` stands for ``prelude.lua``: the helpers every job
+script shares (``emit``, ``status``, ``touch``, ``end_children``) and the
+locals naming the common KEYS and ARGV. A script is read once per process;
+callers register it (``register_script``) and call it by its SHA (EVALSHA),
+so its text reaches Redis once per connection, never with every call.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib.resources import files
+
+INCLUDE = "-- include: prelude\n"
+
+
+@cache
+def load(name: str) -> str:
+    """The text of ``lua/<name>.lua``, with the prelude included where it asks."""
+    text = (files(__package__ or "worker.core") / "lua" / f"{name}.lua").read_text("utf-8")
+    if INCLUDE in text:
+        text = text.replace(INCLUDE, load("prelude"), 1)
+    return text
+
+
+def names() -> list[str]:
+    """Every script shipped (the prelude too), for checks."""
+    folder = files(__package__ or "worker.core") / "lua"
+    return sorted(
+        item.name.removesuffix(".lua") for item in folder.iterdir() if item.name.endswith(".lua")
+    )
