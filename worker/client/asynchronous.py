@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import datetime
@@ -17,20 +16,20 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from ..core.agents import all_agents, card_entry, matching, remote_agents
+from ..core.agents import all_agents, matching, read_card_entry, remote_agents
 from ..core.artifacts import ArtifactStore, open_store
 from ..core.capabilities import AgentInfo
 from ..core.celery_app import configured_app
 from ..core.connections import async_redis
 from ..core.context import ArtifactRef
-from ..core.errors import ConfigurationError, InvalidArgs, JobNotFound
+from ..core.errors import JobNotFound
 from ..core.grants import Grant, GrantSigner
-from ..core.jobs import TERMINAL_STATES, JobStatus, cancel_call
+from ..core.jobs import JobStatus, cancel_call
 from ..core.keys import Keys
 from ..core.registry import read_catalog_async, read_workers_async
 from ..core.revocations import Revocation, check_not_revoked
 from ..core.scripts import CANCEL, SUBMIT, UNSUBMIT
-from ..core.settings import AGENT_NAME, Settings
+from ..core.settings import Settings
 from ..core.submission import (
     Draft,
     Order,
@@ -39,7 +38,6 @@ from ..core.submission import (
     SubmitOptions,
     draft,
     eta_of,
-    finite_number,
     merge_skills,
     outcome,
     submitted_id,
@@ -49,42 +47,14 @@ from ..core.tracing import tracing_for
 from ..core.workspace_client import GrantedWorkspace
 from ..core.workspace_store import open_workspace_store
 from .fanout import Fanout, Follower
-from .listing import JobPage, list_jobs
+from .following import CATCH_UP_CHUNK, Envelope, JobFollower
+from .listing import JobPage, list_jobs, owned_jobs
 from .logs import LogLine, alog_lines
-from .subscription import IDLE, RECONNECTED, Deadline, Subscription
+from .subscription import Deadline, Subscription
 
 __all__ = ["AsyncSkillClient", "Order", "SkillInfo"]
 
 T = TypeVar("T")
-CATCH_UP_CHUNK = 500
-Envelope = dict[str, Any]
-
-
-def gap_marker(job_id: str, last: int, next_seq: int) -> Envelope:
-    """Stands for events ``last+1 .. next_seq-1`` that the stream no longer holds."""
-    return {
-        "job_id": job_id,
-        "seq": next_seq - 1,
-        "ts": time.time(),
-        "kind": "gap",
-        "payload": {
-            "from_seq": last + 1,
-            "to_seq": next_seq - 1,
-            "reason": "no longer in the job's stream (trimmed to SKILLQ_STREAM_MAXLEN, or expired)",
-        },
-    }
-
-
-def with_gap(job_id: str, last: int, envelope: Envelope) -> list[Envelope]:
-    if envelope["seq"] > last + 1:
-        return [gap_marker(job_id, last, envelope["seq"]), envelope]
-    return [envelope]
-
-
-def is_terminal(envelope: Envelope) -> bool:
-    return envelope.get("kind") == "status" and (
-        envelope.get("payload", {}).get("state") in TERMINAL_STATES
-    )
 
 
 class AsyncSkillClient:
@@ -182,20 +152,7 @@ class AsyncSkillClient:
     async def add_remote_agent(self, url: str, *, name: str | None = None) -> AgentInfo:
         """Read the A2A agent card at ``url`` and register the agent by its name (or
         ``name``), so ``ctx.discover`` finds it and ``ctx.call(<name>, ...)`` reaches it."""
-        import httpx
-
-        base = url.rstrip("/").removesuffix("/.well-known/agent-card.json")
-        async with httpx.AsyncClient(timeout=30) as http:
-            response = await http.get(base + "/.well-known/agent-card.json")
-        if response.status_code != 200:
-            raise ConfigurationError(
-                f"no agent card at {base}/.well-known/agent-card.json (HTTP {response.status_code})"
-            )
-        entry = card_entry(response.json(), base, name)
-        if not AGENT_NAME.match(entry["name"]):
-            raise ConfigurationError(
-                f"agent name {entry['name']!r} must match {AGENT_NAME.pattern}"
-            )
+        entry = await read_card_entry(url, name)
         await self.redis.hset(self.keys.remote_agents(), entry["name"], json.dumps(entry))
         return remote_agents({entry["name"]: json.dumps(entry)})[entry["name"]]
 
@@ -325,24 +282,7 @@ class AsyncSkillClient:
     ) -> list[JobStatus]:
         """An owner's jobs, newest first: ``limit`` of them submitted before ``before``
         (a ``created_at`` from the previous page). O(page), never a scan."""
-        if before is not None and not finite_number(before):
-            raise InvalidArgs("jobs", f"before must be a created_at (Unix seconds), not {before!r}")
-        newest = "+inf" if before is None else f"({float(before)!r}"
-        ids = cast(
-            list[str],
-            await self.redis.zrevrangebyscore(
-                self.keys.owned(owner), newest, "-inf", start=0, num=max(1, min(limit, 1000))
-            ),
-        )
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for job_id in ids:
-                pipe.hgetall(self.keys.job(job_id))
-            records = cast(list[dict[str, str]], await pipe.execute())
-        return [
-            JobStatus.from_hash(job_id, raw)
-            for job_id, raw in zip(ids, records, strict=True)
-            if raw
-        ]
+        return await owned_jobs(self.redis, self.keys, owner, limit=limit, before=before)
 
     async def status(self, job_id: str) -> JobStatus:
         raw = cast(dict[str, str], await self.redis.hgetall(self.keys.job(job_id)))
@@ -359,14 +299,7 @@ class AsyncSkillClient:
 
     async def _wait_finished(self, job_id: str, timeout: float | None) -> JobStatus:
         """Subscribe, then re-read the record, then wait for the terminal event."""
-        deadline = Deadline(timeout)
-        async with self._follow(job_id, deadline) as channel:
-            status = await self.status(job_id)
-            while not status.finished:
-                kind, envelope = await channel.get(deadline.wait(f"job {job_id} to finish"))
-                if kind == RECONNECTED or (envelope is not None and is_terminal(envelope)):
-                    status = await self.status(job_id)
-            return status
+        return await self._following().wait_finished(job_id, timeout)
 
     def logs(
         self, job_id: str, *, follow: bool = False, timeout: float | None = None
@@ -374,7 +307,7 @@ class AsyncSkillClient:
         """The lines the job's handler logged, in order (``follow``: until it ends)."""
         return alog_lines(self.events(job_id, follow=follow, timeout=timeout))
 
-    async def events(
+    def events(
         self,
         job_id: str,
         *,
@@ -390,72 +323,13 @@ class AsyncSkillClient:
         filled from the stream. Events the stream no longer holds (trimmed to
         ``SKILLQ_STREAM_MAXLEN``, or expired) are reported by one envelope of
         kind ``gap`` whose payload names the missing seqs, never skipped
-        silently.
+        silently. A job whose record vanishes meanwhile raises
+        :class:`JobNotFound`.
         """
-        deadline = Deadline(timeout)
-        channel = self._follow(job_id, deadline)
-        try:
-            if follow:
-                await channel.open()
-            batch, finished = await self._catch_up(job_id, after)
-            last = after
-            while True:
-                for envelope in batch:
-                    if envelope["seq"] <= last:
-                        continue
-                    for item in with_gap(job_id, last, envelope):
-                        yield item
-                    last = envelope["seq"]
-                    if is_terminal(envelope):
-                        return
-                if len(batch) >= self._chunk:  # more is waiting in the stream
-                    batch, finished = await self._catch_up(job_id, last)
-                    continue
-                if finished or not follow:
-                    return
-                kind, incoming = await channel.get(deadline.wait(f"job {job_id}'s last event"))
-                if kind == IDLE or (incoming is not None and incoming["seq"] <= last):
-                    batch, finished = [], False
-                elif incoming is not None and incoming["seq"] == last + 1:
-                    batch, finished = [incoming], False
-                else:  # a gap, or a possibly missed message: catch up from the stream
-                    batch, finished = await self._catch_up(job_id, last)
-        finally:
-            await channel.close()
+        return self._following().events(job_id, after=after, follow=follow, timeout=timeout)
 
-    async def _catch_up(self, job_id: str, last: int) -> tuple[list[Envelope], bool]:
-        """Events after ``last`` from the stream, and whether the job has finished.
-
-        Events the record counted but the stream no longer holds come back
-        as one ``gap`` envelope.
-        """
-        batch = await self._read_stream(job_id, last)
-        if batch:
-            return batch, False
-        raw = cast(dict[str, str], await self.redis.hgetall(self.keys.job(job_id)))
-        if not raw:
-            # Before the first event: no such job. Later: its record is gone (it
-            # expired, or Redis lost its data), so no event will ever come.
-            raise JobNotFound(job_id)
-        status = JobStatus.from_hash(job_id, raw)
-        if status.last_seq > last:
-            # Written between the two reads, or trimmed away: the stream says which.
-            batch = await self._read_stream(job_id, last)
-            if not batch:
-                batch = [gap_marker(job_id, last, status.last_seq + 1)]
-        return batch, status.finished
-
-    async def _read_stream(self, job_id: str, after: int) -> list[Envelope]:
-        """At most a chunk of events after ``after`` (:data:`CATCH_UP_CHUNK`, or the
-        fan-out's buffer): a follower far behind reads on in chunks, never holding
-        more than that, let alone the whole stream."""
-        entries = cast(
-            list[tuple[str, dict[str, str]]],
-            await self.redis.xrange(
-                self.keys.stream(job_id), f"0-{after + 1}", "+", count=self._chunk
-            ),
-        )
-        return [json.loads(fields["e"]) for _, fields in entries]
+    def _following(self) -> JobFollower:
+        return JobFollower(self.redis, self.keys, self._follow, self._chunk)
 
     # --- cancel ---
 

@@ -106,3 +106,30 @@ async def list_jobs(
         upper = f"({last!r}"
     more = last is not None and (len(found) == limit or scanned >= budget)
     return JobPage(jobs=found, cursor=repr(last) if more else None)
+
+
+async def owned_jobs(
+    redis: Redis, keys: Keys, owner: str, *, limit: int = 50, before: float | None = None
+) -> list[JobStatus]:
+    """An owner's jobs, newest first: ``limit`` of them submitted before ``before``
+    (a ``created_at`` from the previous page), from the owner's index that SUBMIT
+    keeps. O(page), never a scan."""
+    try:
+        newest = "+inf" if before is None else f"({finite(float(before))!r}"
+    except (TypeError, ValueError):
+        raise InvalidArgs(
+            "jobs", f"before must be a created_at (Unix seconds), not {before!r}"
+        ) from None
+    ids = cast(
+        list[str],
+        await redis.zrevrangebyscore(
+            keys.owned(owner), newest, "-inf", start=0, num=max(1, min(limit, MAX_LIMIT))
+        ),
+    )
+    async with redis.pipeline(transaction=False) as pipe:
+        for job_id in ids:
+            pipe.hgetall(keys.job(job_id))
+        records = cast(list[dict[str, str]], await pipe.execute())
+    return [
+        JobStatus.from_hash(job_id, raw) for job_id, raw in zip(ids, records, strict=True) if raw
+    ]

@@ -39,7 +39,8 @@ from ..core.submission import (
     submitted_id,
 )
 from ..core.workspace_client import GrantedWorkspace
-from .asynchronous import AsyncSkillClient, Envelope
+from .asynchronous import AsyncSkillClient
+from .following import Envelope
 from .listing import JobPage
 from .logs import LogLine, log_lines
 from .subscription import Deadline

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .capabilities import AgentInfo
+from .errors import ConfigurationError
+from .settings import AGENT_NAME
 
 SCHEME = "skillq://"
 DEFAULT_AGENT = "skillq"
@@ -142,3 +144,21 @@ def all_agents(
 ) -> dict[str, AgentInfo]:
     """This deployment's live agents, then remote ones (a live agent's name wins)."""
     return {**remote_agents(remote), **agents_from(workers)}
+
+
+async def read_card_entry(url: str, name: str | None = None) -> dict[str, Any]:
+    """The registry entry for the A2A agent whose card is at ``url`` (its base URL or
+    the card's own), named by the card or by ``name``."""
+    import httpx
+
+    base = url.rstrip("/").removesuffix("/.well-known/agent-card.json")
+    async with httpx.AsyncClient(timeout=30) as http:
+        response = await http.get(base + "/.well-known/agent-card.json")
+    if response.status_code != 200:
+        raise ConfigurationError(
+            f"no agent card at {base}/.well-known/agent-card.json (HTTP {response.status_code})"
+        )
+    entry = card_entry(response.json(), base, name)
+    if not AGENT_NAME.match(entry["name"]):
+        raise ConfigurationError(f"agent name {entry['name']!r} must match {AGENT_NAME.pattern}")
+    return entry

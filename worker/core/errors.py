@@ -312,8 +312,6 @@ class ErrorSpec:
     a2a_code: int = A2A_INTERNAL
 
 
-EXIT_OK = 0
-
 DEFAULT_SPEC = ErrorSpec("handler_error", 1, 500)
 
 ERROR_TABLE: dict[type[BaseException], ErrorSpec] = {

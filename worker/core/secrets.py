@@ -47,7 +47,7 @@ def take_from_environment(environ: MutableMapping[str, str]) -> dict[str, str]:
     """Remove every ``SKILLQ_SECRET_*`` and the signing and grant keys from ``environ``.
 
     Returns the secrets, for the worker's :class:`SecretSource`; the keys
-    were already read into :class:`~worker.settings.Settings`.
+    were already read into :class:`~worker.core.settings.Settings`.
     """
     taken = {key: value for key, value in environ.items() if key.startswith(ENV_PREFIX)}
     for key in [*taken, *KEY_VARIABLES]:

@@ -238,16 +238,6 @@ class WorkerProcess:
         finally:
             client.close()
 
-    def wait_log(self, needle: str, timeout: float = 60.0) -> None:
-        """Wait for a line in the worker's log (for apps that do not announce in Redis)."""
-        deadline = time.monotonic() + timeout
-        while needle not in self.log_path.read_text(errors="replace"):
-            if self.process is None or self.process.poll() is not None:
-                raise ConfigurationError(f"worker exited at start:\n{self.log_tail()}")
-            if time.monotonic() > deadline:
-                raise ConfigurationError(f"no {needle!r} after {timeout} s:\n{self.log_tail()}")
-            time.sleep(0.05)
-
     def pids(self) -> list[int]:
         """The main process and its pool children."""
         if self.process is None:

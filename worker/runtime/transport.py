@@ -4,7 +4,7 @@ kombu's Redis transport decodes each item it pops from a queue list inside
 its polling loop, and Celery's consumer then unpacks it in the worker's main
 process; one item of the wrong shape raises there and the worker exits.
 Anyone who can write to Redis could stop every worker. This transport checks
-each item first (:mod:`worker.envelope`); anything Celery cannot unpack
+each item first (:mod:`worker.core.envelope`); anything Celery cannot unpack
 safely goes to the dead-letter list ``<prefix>:dead`` (newest first, bounded)
 with the reason, is logged, fails the job it names, and consumption goes on.
 

@@ -19,7 +19,7 @@ local function emit_tail(seq, tail, untrimmed)
   end
   redis.call('PUBLISH', channel, env)
 end
--- The listing indexes (see ``worker.core.listing``): every job by creation
+-- The listing indexes (see ``worker.client.listing``): every job by creation
 -- time, by skill, and the running ones by start time.
 local function job_id_of(prefix) return string.sub(job, #prefix + 6) end
 local function index_new(prefix, skill)
