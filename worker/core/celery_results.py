@@ -21,7 +21,7 @@ import json
 from typing import Any
 
 from .connections import database_beside, parse_url
-from .jobs import JobError
+from .job_status import JobError
 from .settings import Settings
 
 META_PREFIX = "celery-task-meta-"

@@ -9,163 +9,31 @@ from __future__ import annotations
 
 import json
 import time
-import traceback
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 import redis
-from pydantic import BaseModel, ConfigDict
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from . import scripts
-from .context import ArtifactRef, MissingScopes
+from .celery_results import meta_database, records_database
 from .errors import (
     CallerEnded,
     DeliveryLimitExceeded,
-    InvalidArgs,
-    InvalidAuth,
-    UnknownSkill,
-    spec_for,
 )
+from .job_status import ARTIFACT_FIELD as ARTIFACT_FIELD  # re-exported: their old home
+from .job_status import TERMINAL_STATES as TERMINAL_STATES
+from .job_status import ArtifactInfo as ArtifactInfo
+from .job_status import JobError as JobError
+from .job_status import JobState as JobState
+from .job_status import JobStatus as JobStatus
+from .job_status import job_error as job_error
 from .keys import Keys
 from .outage import outlast, outlast_async
 from .settings import Settings
-
-JobState = Literal["queued", "running", "retrying", "succeeded", "failed", "cancelled"]
-TERMINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
-ARTIFACT_FIELD = "artifact:"
-
-
-TRACEBACK_MAX_CHARS = 8000
-MESSAGE_MAX_CHARS = 16_000
-# Errors in what the caller sent: the traceback would show skillq, not the cause.
-CALLER_ERRORS = (InvalidArgs, InvalidAuth, MissingScopes, UnknownSkill)
-
-
-class JobError(BaseModel):
-    """Why a job failed: the exception type, a message, a stable code and, for
-    errors raised while the handler ran, its (redacted, capped) traceback."""
-
-    model_config = ConfigDict(frozen=True)
-
-    type: str
-    message: str
-    code: str
-    traceback: str | None = None
-
-
-def job_error(
-    exc: BaseException,
-    redact: Callable[[str], str] | None = None,
-    *,
-    with_traceback: bool = True,
-) -> JobError:
-    """The one way an exception becomes a job's error, wherever the job failed.
-
-    ``redact`` removes secrets from the message and traceback; the code comes
-    from the error table (:data:`worker.errors.ERROR_TABLE`).
-    """
-    clean = redact or (lambda text: text)
-    message = clean(str(exc) or type(exc).__name__)
-    if len(message) > MESSAGE_MAX_CHARS:
-        message = message[:MESSAGE_MAX_CHARS] + "...(cut)"
-    trace = None
-    if with_traceback and exc.__traceback__ is not None and not isinstance(exc, CALLER_ERRORS):
-        text = clean("".join(traceback.format_exception(exc)))
-        if len(text) > TRACEBACK_MAX_CHARS:
-            text = "...(earlier lines cut)\n" + text[-TRACEBACK_MAX_CHARS:]
-        trace = text
-    code = spec_for(exc).code
-    return JobError(type=type(exc).__name__, message=message, code=code, traceback=trace)
-
-
-class ArtifactInfo(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    uri: str
-    mime_type: str
-    size_bytes: int
-    created_at: float = 0.0
-
-    def ref(self) -> ArtifactRef:
-        return ArtifactRef(self.name, self.uri, self.mime_type, self.size_bytes)
-
-
-class JobStatus(BaseModel):
-    """A job as a poller sees it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    skill: str | None = None
-    queue: str | None = None
-    state: JobState
-    created_at: float | None = None
-    started_at: float | None = None
-    finished_at: float | None = None
-    worker: str | None = None
-    attempts: int = 0
-    progress: str | None = None
-    notice: str | None = None
-    result: Any = None
-    error: JobError | None = None
-    artifacts: list[ArtifactInfo] = []
-    last_seq: int = 0
-    parent: str | None = None  # the job whose ctx.call started this one
-    children: list[str] = []  # jobs this one started with ctx.call, in start order
-    owner: str | None = None  # who submitted it through the HTTP server
-    retries: int = 0  # retries scheduled (the skill's ``retries``); attempt = retries + 1
-    next_run_at: float | None = None  # when a ``retrying`` job runs again
-    eta: float | None = None  # when a delayed job may start
-    priority: int = 0  # 0-9, 9 the most urgent (as submitted through skillq)
-    errors: list[JobError] = []  # each earlier attempt's error, in order
-
-    @property
-    def finished(self) -> bool:
-        return self.state in TERMINAL_STATES
-
-    @classmethod
-    def from_hash(cls, job_id: str, raw: Mapping[str, str]) -> JobStatus:
-        artifacts = [
-            ArtifactInfo.model_validate_json(value)
-            for key, value in raw.items()
-            if key.startswith(ARTIFACT_FIELD)
-        ]
-        artifacts.sort(key=lambda item: (item.created_at, item.name))
-
-        def number(key: str) -> float | None:
-            value = raw.get(key)
-            return float(value) if value else None
-
-        return cls(
-            id=job_id,
-            skill=raw.get("skill"),
-            queue=raw.get("queue"),
-            state=raw.get("state", "queued"),
-            created_at=number("created_at"),
-            started_at=number("started_at"),
-            finished_at=number("finished_at"),
-            worker=raw.get("worker"),
-            attempts=int(raw.get("attempts", "0")),
-            progress=raw.get("progress"),
-            notice=raw.get("notice"),
-            result=json.loads(raw["result"]) if "result" in raw else None,
-            error=JobError.model_validate_json(raw["error"]) if "error" in raw else None,
-            artifacts=artifacts,
-            last_seq=int(raw.get("seq", "0")),
-            parent=raw.get("parent") or None,
-            children=[child for child in raw.get("children", "").split(",") if child],
-            owner=raw.get("owner") or None,
-            retries=int(raw.get("retries", "0")),
-            next_run_at=number("next_run_at"),
-            eta=number("eta"),
-            priority=int(raw.get("priority") or 0),
-            errors=[JobError.model_validate(item) for item in json.loads(raw.get("errors", "[]"))],
-        )
 
 
 @dataclass(frozen=True)
@@ -281,8 +149,6 @@ class JobRecords:
         ).model_dump_json()
         orphaned = job_error(CallerEnded(), with_traceback=False).model_dump_json()
         self._children_args = [keys.prefix, str(settings.cancel_ttl), orphaned]
-        from .celery_results import meta_database, records_database
-
         database = meta_database(settings)
         self._meta_db = (database or "", records_database(settings))
         # A Redis result backend on another server: written with a client of its own.

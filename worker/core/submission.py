@@ -13,99 +13,32 @@ import json
 import math
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from celery import Celery
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from .artifacts import JOB_ID
 from .celery_results import records_database
 from .envelope import nesting_depth_over
-from .errors import InvalidArgs, InvalidGrant, JobCancelled, JobFailed, UnknownSkill
+from .errors import InvalidArgs, InvalidGrant, JobCancelled, JobFailed
 from .events import dumps
 from .grants import MAX_TOKEN_BYTES
 from .jobs import JobStatus
 from .keys import Keys
-from .registry import served_within
 from .schema_check import check_args
 from .settings import Settings
 from .signing import sign
+from .skill_info import SkillCache as SkillCache  # re-exported: its old home
+from .skill_info import SkillInfo as SkillInfo
+from .skill_info import merge_skills as merge_skills
 from .skills import SKILL_NAME
 from .task_message import REPR_LIMIT, DirectPublish, priority_list
 
-REGISTRY_CACHE_SECONDS = 2.0
 MAX_OWNER = 256
-
-
-class SkillInfo(BaseModel):
-    """A skill as running workers (or the catalog) describe it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    description: str = ""
-    queue: str = "default"
-    tags: list[str] = []
-    scopes: list[str] = []
-    secrets: list[str] = []
-    time_limit: float | None = None
-    args_schema: dict[str, Any] = {}
-    workspace_access: bool = False
-    concurrency: int | None = None
-    key_concurrency: int | None = None
-    rate_limit: str | None = None
-    workers: list[str] = []
-    last_seen: float | None = None
-
-    @property
-    def live(self) -> bool:
-        """Whether a running worker serves the skill now (else it is known from the catalog)."""
-        return bool(self.workers)
-
-
-def merge_skills(
-    workers: Iterable[Mapping[str, Any]], catalog: Mapping[str, Mapping[str, Any]], grace: float
-) -> dict[str, SkillInfo]:
-    """Skills of live workers, merged, plus catalogued ones served within ``grace``."""
-    merged: dict[str, dict[str, Any]] = {}
-    for entry in workers:
-        for described in entry.get("skills", []):
-            item = merged.setdefault(described["name"], {**described, "workers": []})
-            item["workers"].append(entry.get("hostname", "?"))
-    for name, entry in catalog.items():
-        if name in merged:
-            merged[name]["last_seen"] = entry.get("last_seen")
-        elif served_within(dict(entry), grace):
-            merged[name] = {**entry, "workers": []}
-    return {name: SkillInfo.model_validate(item) for name, item in merged.items()}
-
-
-class SkillCache:
-    """The registry as a client last read it, for at most ``REGISTRY_CACHE_SECONDS``."""
-
-    def __init__(self) -> None:
-        self._read_at = 0.0
-        self._skills: dict[str, SkillInfo] | None = None
-
-    def stale_for(self, name: str) -> bool:
-        return (
-            self._skills is None
-            or name not in self._skills
-            or time.monotonic() - self._read_at > REGISTRY_CACHE_SECONDS
-        )
-
-    def update(self, skills: dict[str, SkillInfo]) -> list[SkillInfo]:
-        self._skills, self._read_at = skills, time.monotonic()
-        return [skills[name] for name in sorted(skills)]
-
-    def get(self, name: str) -> SkillInfo:
-        skills = self._skills or {}
-        if name not in skills:
-            raise UnknownSkill(name, list(skills))
-        return skills[name]
 
 
 @dataclass(frozen=True)

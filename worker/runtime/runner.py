@@ -9,38 +9,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from pydantic import BaseModel, ValidationError
-
 from ..core.capabilities import JobScope
 from ..core.celery_results import meta_json, meta_key
 from ..core.context import CancelledByCaller
-from ..core.envelope import nesting_depth_over
 from ..core.errors import (
     ConfigurationError,
     HandlerAborted,
-    InvalidArgs,
     InvalidAuth,
     InvalidGrant,
-    InvalidResult,
-    JobTimeout,
 )
-from ..core.events import EventWriter, dumps
-from ..core.grants import MAX_TOKEN_BYTES
+from ..core.events import EventWriter
 from ..core.jobs import JobError, StartDecision, job_error
 from ..core.retries import retry_delay
 from ..core.secrets import SecretScope
-from ..core.signing import SignedCall, verify
-from ..core.skills import AnyArgs, Skill
-from ..core.submission import finite_number, printable, signed_options
+from ..core.skills import Skill
+from .call_parsing import Call, parse_call
 from .cancellation import CancelToken
 from .celery_context import CeleryRunContext
+from .handling import encode_result, run_handler
 from .joblogs import CURRENT, JobLog
 from .limiter import concurrency_key_of
 from .process import ProcessRuntime
@@ -48,7 +40,6 @@ from .process import ProcessRuntime
 log = logging.getLogger(__name__)
 
 Final = Literal["succeeded", "failed", "cancelled", "retrying", "waiting"]
-CALL_KEYS = frozenset({"args", "auth", "grant", "concurrency_key", "time_limit"})
 
 
 @dataclass(frozen=True)
@@ -60,170 +51,6 @@ class Outcome:
     signed_until: int | None = None  # a signed call: refuse replays until then
     exception: BaseException | None = field(default=None, compare=False, repr=False)
     delay: float | None = None  # "retrying"/"waiting": seconds until the next attempt
-
-
-@dataclass(frozen=True)
-class Call:
-    """A message body, validated: what the handler gets and who vouches for it."""
-
-    args: BaseModel | dict[str, Any]
-    auth: BaseModel
-    signed: SignedCall | None = None
-    claims: dict[str, Any] = field(default_factory=dict)  # as verified: what children inherit
-    grant: str | None = None  # a workspace grant token, verified when the context is built
-    time_limit: float | None = None  # the skill's, or the submit's when that is shorter
-
-
-def describe_validation(error: ValidationError) -> str:
-    parts = []
-    for item in error.errors(include_url=False, include_input=False):
-        where = ".".join(str(part) for part in item["loc"]) or "(root)"
-        parts.append(f"{where}: {item['msg']}")
-    return "; ".join(parts)
-
-
-def parse_call(
-    skill: Skill,
-    positional: tuple[Any, ...],
-    kwargs: Mapping[str, Any],
-    max_bytes: int,
-    *,
-    max_depth: int = 64,
-    job_id: str = "",
-    auth_key: str | None = None,
-) -> Call:
-    """Validate a message body against the skill's args and auth models.
-
-    With ``auth_key``, claims count only if signed, and the signature must
-    cover these args; a call without auth runs anonymously unless the skill
-    declares scopes.
-    """
-    shape = "send kwargs={'args': {...}, 'auth': {...}}"
-    if positional:
-        raise InvalidArgs(skill.name, f"positional arguments are not accepted; {shape}")
-    unknown = set(kwargs) - CALL_KEYS
-    if unknown:
-        raise InvalidArgs(skill.name, f"unexpected keys {sorted(unknown)}; {shape}")
-    raw_args = kwargs.get("args")
-    raw_args = {} if raw_args is None else raw_args
-    if not isinstance(raw_args, dict):
-        raise InvalidArgs(skill.name, f"args must be a JSON object, not {type(raw_args).__name__}")
-    if nesting_depth_over(raw_args, max_depth):
-        # Checked iteratively first: the JSON encoder, pydantic and pickling
-        # (prefork hands args to its children pickled) would exhaust the stack.
-        raise InvalidArgs(
-            skill.name, f"args nest deeper than {max_depth} levels (SKILLQ_MAX_ARGS_DEPTH)"
-        )
-    try:
-        size = len(dumps(raw_args).encode())
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise InvalidArgs(skill.name, f"args are not JSON: {exc}") from exc
-    if size > max_bytes:
-        raise InvalidArgs(skill.name, f"args are {size} bytes, over the {max_bytes}-byte limit")
-    try:
-        # Without an args model the handler gets the JSON object itself.
-        args = raw_args if skill.args is AnyArgs else skill.args.model_validate(raw_args)
-    except ValidationError as exc:
-        details = [dict(item) for item in exc.errors(include_url=False, include_input=False)]
-        raise InvalidArgs(skill.name, describe_validation(exc), details) from exc
-    grant = kwargs.get("grant")
-    if grant is not None and not (isinstance(grant, str) and 0 < len(grant) <= MAX_TOKEN_BYTES):
-        raise InvalidGrant(f"a grant must be a token string of at most {MAX_TOKEN_BYTES} bytes")
-    key = kwargs.get("concurrency_key")
-    if key is not None and (key != concurrency_key_of(kwargs) or not printable(key, 256)):
-        raise InvalidArgs(skill.name, "a concurrency key is 1 to 256 printable characters")
-    given_limit = kwargs.get("time_limit")
-    if given_limit is not None and (not finite_number(given_limit) or not given_limit > 0):
-        raise InvalidArgs(skill.name, "a time limit is a positive number of seconds")
-    raw_auth = kwargs.get("auth")
-    if raw_auth is not None and not isinstance(raw_auth, dict):
-        raise InvalidAuth(skill.name, "auth must be a JSON object")
-    signed = None
-    bound = grant is not None or key is not None or given_limit is not None
-    if auth_key is not None and (raw_auth is not None or skill.scopes or bound):
-        signed = verify(
-            auth_key,
-            job_id,
-            skill.name,
-            raw_args,
-            raw_auth,
-            grant=grant,
-            options=signed_options(key, given_limit),
-        )
-        raw_auth = signed.claims
-    raw_auth = {} if raw_auth is None else raw_auth
-    if not isinstance(raw_auth, dict):
-        raise InvalidAuth(skill.name, "auth must be a JSON object")
-    try:
-        auth = skill.auth.model_validate(raw_auth)
-    except ValidationError as exc:
-        raise InvalidAuth(skill.name, describe_validation(exc)) from exc
-    limits = [float(limit) for limit in (skill.time_limit, given_limit) if limit is not None]
-    return Call(args, auth, signed, raw_auth, grant, min(limits) if limits else None)
-
-
-async def guarded(handler_call: Any) -> Any:
-    """Await the handler, turning what would stop the worker into a failure.
-
-    An asyncio task re-raises ``SystemExit`` and ``KeyboardInterrupt`` out of
-    the event loop, which would end the loop thread (threads pool) or the
-    worker (solo pool). Caught here, inside the task, they fail the job.
-    """
-    try:
-        return await handler_call
-    except (SystemExit, KeyboardInterrupt, GeneratorExit) as exc:
-        raise HandlerAborted(exc, "skills must not exit or interrupt the worker") from exc
-
-
-def encode_result(skill: Skill, value: Any, scope: SecretScope, max_bytes: int) -> tuple[Any, str]:
-    """The result as a JSON value and as text, checked against the skill's model."""
-    try:
-        plain = skill.result_adapter.dump_python(
-            skill.result_adapter.validate_python(value), mode="json"
-        )
-        text = dumps(plain)
-    except (ValidationError, TypeError, ValueError) as exc:
-        detail = describe_validation(exc) if isinstance(exc, ValidationError) else str(exc)
-        raise InvalidResult(
-            f"skill {skill.name!r} returned a result that is not JSON or does not match its "
-            f"result model: {detail}"
-        ) from exc
-    redacted = scope.redact(text)
-    if redacted != text:
-        text, plain = redacted, json.loads(redacted)
-    if len(text.encode()) > max_bytes:
-        raise InvalidResult(f"result of skill {skill.name!r} is over the {max_bytes}-byte limit")
-    return plain, text
-
-
-async def run_handler(
-    rt: ProcessRuntime,
-    skill: Skill,
-    ctx: CeleryRunContext[Any],
-    args: BaseModel | dict[str, Any],
-    token: CancelToken,
-    time_limit: float | None,
-) -> Any:
-    """Run the handler under its time limit; after a cancel, give it a grace period."""
-    loop = asyncio.get_running_loop()
-    # The handler's task (and what it starts) copies the context, whose job log
-    # (set by execute) sends its records to this job alone.
-    task: asyncio.Future[Any] = asyncio.ensure_future(guarded(skill.handler(ctx, args)))
-    timers: list[asyncio.TimerHandle] = []
-    token.on_cancel(lambda: timers.append(loop.call_later(rt.settings.cancel_grace, task.cancel)))
-    try:
-        if time_limit is None:
-            return await task
-        try:
-            async with asyncio.timeout(time_limit):
-                return await task
-        except TimeoutError as exc:
-            if task.cancelled():
-                raise JobTimeout(ctx.task_id, time_limit) from exc
-            raise
-    finally:
-        for timer in timers:
-            timer.cancel()
 
 
 def run_job(
