@@ -86,3 +86,59 @@ def test_the_layout_check_sees_imports() -> None:
     """The check above must not pass by seeing nothing."""
     assert imported_packages(PACKAGE / "runtime" / "runner.py") >= {"core"}
     assert imported_packages(PACKAGE / "__init__.py") >= {"core", "capabilities"}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def top_level_imports(path: Path) -> set[str]:
+    """Modules of ``worker`` this one imports when it is imported (not in functions)."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found: set[str] = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            candidates = [target] + [f"{target}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            candidates = [alias.name for alias in node.names]
+        else:
+            continue
+        found |= {c for c in candidates if c.startswith("worker")}
+    return found
+
+
+def test_no_import_cycle_between_modules() -> None:
+    paths = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+    graph = {
+        name: {target for target in top_level_imports(path) if target in paths and target != name}
+        for name, path in paths.items()
+    }
+    # A package's __init__ re-exporting its modules is not a cycle of theirs.
+    for name in graph:
+        graph[name] = {t for t in graph[name] if not name.startswith(t + ".")}
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for target in sorted(graph[node]):
+            if state.get(target) == 1:
+                cycles.append([*trail[trail.index(target) :], target])
+            elif target not in state:
+                visit(target, [*trail, target])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert cycles == [], cycles
+    # The check must not pass by seeing nothing.
+    assert "worker.core.celery_results" in graph["worker.core.jobs"]
+    assert "worker.client.following" in graph["worker.client.asynchronous"]
