@@ -14,9 +14,9 @@ from typing import Annotated
 
 import typer
 
-from .cli_support import JsonFlag, emit_json, fail, make_client, out
-from .core.grants import Grant, GrantSigner
-from .core.settings import Settings
+from ..core.grants import Grant, GrantSigner
+from ..core.settings import Settings
+from .support import JsonFlag, emit_json, make_client, out
 
 workspace_cli = typer.Typer(
     no_args_is_help=True, help="Workspace grants: mint, inspect, revoke; read and write files."
@@ -51,12 +51,9 @@ def grant(
     as_json: JsonFlag = False,
 ) -> None:
     """Mint a grant for WORKSPACE and print the token (pass it with `submit --grant`)."""
-    try:
-        signer = GrantSigner.required(Settings())
-        token = signer.mint(workspace, scope, ttl=ttl)
-        minted = signer.verify(token)
-    except Exception as exc:
-        fail(exc)
+    signer = GrantSigner.required(Settings())
+    token = signer.mint(workspace, scope, ttl=ttl)
+    minted = signer.verify(token)
     if as_json:
         emit_json({"token": token, **describe(minted)})
         return
@@ -68,10 +65,7 @@ def inspect(token: str, as_json: JsonFlag = False) -> None:
     """Verify a grant token and show what it allows (exit 2 if it is not valid:
     forged, expired or revoked)."""
     with make_client() as client:
-        try:
-            verified = client.workspace(token).grant
-        except Exception as exc:
-            fail(exc)
+        verified = client.workspace(token).grant
     if as_json:
         emit_json(describe(verified))
         return
@@ -87,10 +81,7 @@ def inspect(token: str, as_json: JsonFlag = False) -> None:
 def revoke(grant_id: str, as_json: JsonFlag = False) -> None:
     """Refuse a grant (by id or token), and every grant delegated from it, from now on."""
     with make_client() as client:
-        try:
-            revoked = client.revoke_grant(grant_id)
-        except Exception as exc:
-            fail(exc)
+        revoked = client.revoke_grant(grant_id)
     if as_json:
         emit_json({"revoked": revoked})
     else:
@@ -106,20 +97,14 @@ def put(
     """Write a local file to PATH in the grant's workspace (needs write: on PATH)."""
     data = sys.stdin.buffer.read() if str(source) == "-" else source.read_bytes()
     with make_client() as client:
-        try:
-            client.workspace(token).write(path, data)
-        except Exception as exc:
-            fail(exc)
+        client.workspace(token).write(path, data)
 
 
 @workspace_cli.command()
 def get(token: str, path: str) -> None:
     """Print the file at PATH of the grant's workspace to stdout (needs read: on PATH)."""
     with make_client() as client:
-        try:
-            data = client.workspace(token).read(path)
-        except Exception as exc:
-            fail(exc)
+        data = client.workspace(token).read(path)
     sys.stdout.buffer.write(data)
     sys.stdout.flush()
 
@@ -128,10 +113,7 @@ def get(token: str, path: str) -> None:
 def list_files(token: str, prefix: str = "", as_json: JsonFlag = False) -> None:
     """List the files the grant can read under PREFIX."""
     with make_client() as client:
-        try:
-            names = client.workspace(token).list(prefix)
-        except Exception as exc:
-            fail(exc)
+        names = client.workspace(token).list(prefix)
     if as_json:
         emit_json(names)
     else:

@@ -8,10 +8,11 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from .client.sync import SkillClient
-from .core.errors import spec_for
-from .core.settings import Settings
+from ..client.sync import SkillClient
+from ..core.errors import spec_for
+from ..core.settings import Settings
 
 out = Console()
 err = Console(stderr=True)
@@ -19,11 +20,17 @@ err = Console(stderr=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
-def fail(exc: BaseException) -> NoReturn:
+def report(exc: BaseException) -> int:
+    """Print what went wrong on one line; the exit code the error table gives it."""
     spec = spec_for(exc)
     prefix = "cannot reach Redis: " if spec.code == "redis_unavailable" else ""
-    err.print(f"[red]error:[/red] {prefix}{exc}", markup=True, highlight=False)
-    raise typer.Exit(spec.exit_code)
+    err.print(f"[red]error:[/red] {prefix}{escape(str(exc))}", markup=True, highlight=False)
+    return spec.exit_code
+
+
+def fail(exc: BaseException) -> NoReturn:
+    """:func:`report` inside a command that has more to say first."""
+    raise typer.Exit(report(exc))
 
 
 def parse_json(option: str, text: str | None) -> dict[str, Any] | None:

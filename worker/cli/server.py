@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .cli_support import err, fail, out
-from .core.errors import SkillqError
+from .support import err, out
 
 token_cli = typer.Typer(no_args_is_help=True, help="Bearer tokens for the HTTP server.")
 
@@ -23,14 +22,11 @@ def serve(
 ) -> None:
     """Serve the job API (/v1), the A2A endpoints and the live page (/) over HTTP."""
     try:
-        from .server.app import serve as run
+        from ..server.app import serve as run
     except ImportError as exc:
         err.print(f"error: the server needs skillq[http] ({exc})", highlight=False)
         raise typer.Exit(2) from exc
-    try:
-        run(host, port, insecure=insecure)
-    except SkillqError as exc:
-        fail(exc)
+    run(host, port, insecure=insecure)
 
 
 @token_cli.command("new")
@@ -40,7 +36,7 @@ def new(
 ) -> None:
     """Make a token for SUBJECT: prints the token (give it to the caller) and the
     entry to add to SKILLQ_SERVER_TOKENS(_FILE), which holds only its hash."""
-    from .server.principals import new_token, token_hash
+    from ..server.principals import new_token, token_hash
 
     token = new_token()
     entry = {"sha256": token_hash(token), "subject": subject, "scopes": list(scope or [])}

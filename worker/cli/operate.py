@@ -1,0 +1,124 @@
+"""``skillq`` commands for operators: run a worker, the demo, the backlog,
+the exporter and the health check."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import redis
+import typer
+
+from ..core.keys import Keys
+from ..core.settings import Settings
+from .app import cli
+from .support import JsonFlag, emit_json, err, out
+
+
+@cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def worker(
+    ctx: typer.Context,
+    pool: Annotated[str, typer.Option("--pool", "-P", help="prefork, threads or solo")] = "prefork",
+    concurrency: Annotated[int | None, typer.Option("--concurrency", "-c")] = None,
+    queues: Annotated[str | None, typer.Option("--queues", "-Q")] = None,
+    loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "INFO",
+) -> None:
+    """Start a worker; extra options go to `celery worker` unchanged."""
+    from ..runtime.app import create_worker_app
+
+    argv = ["worker", "--pool", pool, "--loglevel", loglevel]
+    if concurrency:
+        argv += ["--concurrency", str(concurrency)]
+    if queues:
+        argv += ["--queues", queues]
+    app = create_worker_app(Settings())
+    app.worker_main(argv=[*argv, *ctx.args])
+
+
+@cli.command()
+def demo(
+    pool: Annotated[str, typer.Option("--pool", "-P")] = "threads",
+    words: Annotated[int, typer.Option("--words")] = 24,
+) -> None:
+    """Run a worker and a sample job end to end on an embedded Redis."""
+    from ..embedded.demo import run_demo
+
+    code = run_demo(out, pool=pool, words=words)
+    raise typer.Exit(code)
+
+
+def backlog_clients() -> tuple[redis.Redis, redis.Redis, Keys]:
+    """The broker (queue lists), skillq's Redis (counters, registry) and the key names."""
+    settings = Settings()
+    return (
+        redis.Redis.from_url(settings.broker_url, socket_connect_timeout=5),
+        redis.Redis.from_url(settings.effective_redis_url, socket_connect_timeout=5),
+        Keys(settings.key_prefix),
+    )
+
+
+@cli.command("queue-depth")
+def queue_depth(
+    queue: Annotated[
+        list[str] | None, typer.Option("--queue", "-Q", help="Queue to report (repeatable).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Backlog per queue: jobs queued plus jobs workers hold (the autoscaling figure)."""
+    from ..client.backlog import queue_depths
+
+    depths = queue_depths(*backlog_clients(), list(queue or []))
+    if as_json:
+        emit_json({d.queue: d.as_dict() for d in depths})
+        return
+    for depth in depths:
+        out.print(
+            f"{depth.queue}\tbacklog {depth.backlog}\tqueued {depth.queued}\ttaken {depth.taken}",
+            highlight=False,
+        )
+
+
+@cli.command()
+def exporter(
+    port: Annotated[int, typer.Option("--port")] = 9808,
+    host: Annotated[str, typer.Option("--host")] = "0.0.0.0",  # noqa: S104 (a server)
+    queue: Annotated[list[str] | None, typer.Option("--queue", "-Q")] = None,
+) -> None:
+    """Serve the backlog for autoscalers: /metrics (Prometheus), /backlog (JSON)."""
+    from ..server.exporter import make_server
+
+    broker, records, keys = backlog_clients()
+    server = make_server(host, port, broker, records, keys, list(queue or []))
+    err.print(f"skillq exporter on http://{host}:{server.server_port}/metrics", highlight=False)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+
+
+@cli.command()
+def health(
+    hostname: Annotated[
+        str | None, typer.Option("--hostname", "-n", help="Worker node name.")
+    ] = None,
+) -> None:
+    """Exit 0 if the worker HOSTNAME (default celery@<host>) is alive and Redis keeps data.
+
+    Fails (exit 2) when Redis would evict queued jobs or records, and warns
+    when it would lose them on a restart.
+    """
+    import socket
+
+    from ..core.redis_config import check_redis
+    from ..core.registry import is_alive
+
+    settings = Settings()
+    node = hostname or f"celery@{socket.gethostname()}"
+    warnings = check_redis([settings.broker_url, settings.effective_redis_url])
+    client = redis.Redis.from_url(settings.effective_redis_url, socket_connect_timeout=5)
+    alive = is_alive(client, Keys(settings.key_prefix), node)
+    for warning in warnings:
+        err.print(f"warning: {warning}", highlight=False)
+    if not alive:
+        err.print(f"worker {node} has no live heartbeat in Redis", highlight=False)
+        raise typer.Exit(1)
+    out.print(f"worker {node} is alive", highlight=False)
