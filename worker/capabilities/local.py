@@ -203,10 +203,7 @@ class LocalCaller:
         if grant is None:
             return None
         if not callee.workspace_access:
-            raise InvalidGrant(
-                f"skill {callee.name!r} does not declare workspace_access=True, so it cannot "
-                "be given a workspace grant"
-            )
+            raise InvalidGrant.without_access(callee.name)
         if self._workspaces is None:
             raise InvalidGrant("this LocalCaller has no workspaces to open grants in")
         return self._workspaces.open(grant)

@@ -88,16 +88,8 @@ class JobFollower:
         follow: bool = True,
         timeout: float | None = None,
     ) -> AsyncIterator[Envelope]:
-        """Replay the job's stream after ``after``, then follow live events.
-
-        The subscription opens before the replay is read, so nothing falls in
-        between; envelopes are ordered by ``seq``, duplicates at the seam are
-        dropped, and a gap (a missed message, or a lost subscription) is
-        filled from the stream. Events the stream no longer holds (trimmed to
-        ``SKILLQ_STREAM_MAXLEN``, or expired) are reported by one envelope of
-        kind ``gap`` whose payload names the missing seqs, never skipped
-        silently.
-        """
+        """See :meth:`AsyncSkillClient.events`: the subscription opens before the
+        replay is read, so nothing can fall between the two."""
         deadline = Deadline(timeout)
         channel = self._follow(job_id, deadline)
         try:

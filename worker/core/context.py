@@ -136,10 +136,7 @@ class RunContext(ABC, Generic[AuthT]):
         """
         if not required:
             return
-        held = set(getattr(self.auth, "scopes", ()) or ())
-        missing = [scope for scope in required if scope not in held]
-        if missing:
-            raise MissingScopes(missing)
+        MissingScopes.check(required, set(getattr(self.auth, "scopes", ()) or ()))
 
 
 class LocalRunContext(RunContext[AuthT]):

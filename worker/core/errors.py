@@ -79,6 +79,13 @@ class MissingScopes(SkillqError, PermissionError):
         super().__init__(f"missing scopes: {sorted(self.missing)}")
         self.args = (list(self.missing),)
 
+    @classmethod
+    def check(cls, required: Sequence[str], held: Sequence[str] | set[str]) -> None:
+        """Raise naming every scope of ``required`` not in ``held``."""
+        missing = [scope for scope in required if scope not in held]
+        if missing:
+            raise cls(missing)
+
     def __str__(self) -> str:  # PermissionError would show its args
         return self.message
 
@@ -154,6 +161,13 @@ class InvalidGrant(SkillqError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(f"workspace grant refused: {reason}")
+
+    @classmethod
+    def without_access(cls, skill: str) -> InvalidGrant:
+        return cls(
+            f"skill {skill!r} does not declare workspace_access=True, so it cannot be given "
+            "a workspace grant"
+        )
 
 
 class WorkspaceDenied(SkillqError, PermissionError):

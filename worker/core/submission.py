@@ -198,10 +198,7 @@ def draft(
         if not isinstance(grant, str) or not 0 < len(grant) <= MAX_TOKEN_BYTES:
             raise InvalidGrant(f"a grant must be a token of at most {MAX_TOKEN_BYTES} bytes")
         if not info.workspace_access:
-            raise InvalidGrant(
-                f"skill {skill!r} does not declare workspace_access=True, so it cannot be "
-                "given a workspace grant"
-            )
+            raise InvalidGrant.without_access(skill)
     kwargs: dict[str, Any] = {"args": args}
     key = settings.auth_secret
     if key is not None:

@@ -340,10 +340,7 @@ def check_grant_use(rt: ProcessRuntime, skill: Skill, call: Call) -> None:
     if call.grant is None:
         return
     if not skill.workspace_access:
-        raise InvalidGrant(
-            f"skill {skill.name!r} does not declare workspace_access=True, so it cannot "
-            "be given a workspace grant"
-        )
+        raise InvalidGrant.without_access(skill.name)
     if rt.capabilities.workspace is None:
         raise ConfigurationError(
             "this worker cannot verify workspace grants: set SKILLQ_GRANT_KEY (or "

@@ -190,12 +190,7 @@ class SkillqRequestHandler(RequestHandler):
         # never records (or queues) one id twice.
         job_id = caller.job_id(MESSAGE_IDS, message.message_id) if message.message_id else None
         try:
-            info = await skill_info(self.client, skill)
-            missing = [scope for scope in info.scopes if scope not in caller.scopes]
-            if missing and not caller.admin:
-                from ..core.context import MissingScopes
-
-                raise MissingScopes(missing)
+            caller.require((await skill_info(self.client, skill)).scopes)
             options = SubmitOptions(
                 skill, args, auth=caller.claims(), job_id=job_id, owner=caller.subject, grant=grant
             )

@@ -23,7 +23,6 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 
 from ..client.asynchronous import AsyncSkillClient
-from ..core.context import MissingScopes
 from ..core.errors import ArtifactNotFound, InvalidRequest, JobNotFound, SkillqError
 from ..core.jobs import JobStatus
 from ..core.submission import SkillInfo, SubmitOptions, eta_of
@@ -142,10 +141,7 @@ async def visible(client: AsyncSkillClient, caller: Principal, job_id: str) -> J
 @router.post("/jobs", status_code=202)
 async def submit(body: SubmitRequest, client: Client, caller: Caller) -> Submitted:
     """Enqueue a job as the caller; 403 if the caller lacks the skill's scopes."""
-    info = await skill_info(client, body.skill)
-    missing = [scope for scope in info.scopes if scope not in caller.scopes]
-    if missing and not caller.admin:
-        raise MissingScopes(missing)
+    caller.require((await skill_info(client, body.skill)).scopes)
     options = SubmitOptions(
         body.skill,
         body.args,

@@ -20,13 +20,14 @@ import hmac
 import json
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jwt
 
-from ..core.errors import ConfigurationError, InvalidAuth, SkillqError
+from ..core.errors import ConfigurationError, InvalidAuth, MissingScopes, SkillqError
 from ..core.settings import Settings
 
 ANONYMOUS = "anonymous"
@@ -53,6 +54,11 @@ class Principal:
     def claims(self) -> dict[str, Any]:
         """What a job's ``auth`` says about its caller (``ScopedAuth`` reads it)."""
         return {"subject": self.subject, "scopes": list(self.scopes)}
+
+    def require(self, scopes: Sequence[str]) -> None:
+        """:class:`MissingScopes` unless the caller holds ``scopes`` (admin holds all)."""
+        if not self.admin:
+            MissingScopes.check(scopes, self.scopes)
 
     def may_see(self, owner: str | None) -> bool:
         return self.admin or owner == self.subject
