@@ -580,7 +580,7 @@ class Bench:
     # --- artifacts ---
 
     def artifacts(self) -> None:
-        from worker.core.artifacts import open_store
+        from worker.store.artifacts import open_store
 
         sizes = [1024, 1024 * 1024] + ([] if self.smoke else [64 * 1024 * 1024])
         repeats = 3 if self.smoke else 7

@@ -31,9 +31,9 @@ from typing import Any
 import redis
 
 from worker.client import SkillClient
-from worker.core.keys import Keys
 from worker.core.settings import Settings
 from worker.embedded import EmbeddedRedis, WorkerProcess
+from worker.store.keys import Keys
 
 ROOT = Path(__file__).resolve().parent.parent
 

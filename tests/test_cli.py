@@ -14,9 +14,9 @@ import pytest
 
 from tests.conftest import wait_for
 from worker.client import SkillClient
-from worker.core.keys import Keys
-from worker.core.registry import is_alive
 from worker.embedded import EmbeddedRedis, WorkerProcess
+from worker.store.keys import Keys
+from worker.store.registry import is_alive
 
 SKILLQ = str(Path(sys.executable).parent / "skillq")
 

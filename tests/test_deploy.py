@@ -19,9 +19,9 @@ import yaml
 from tests.conftest import wait_for
 from worker.client import SkillClient
 from worker.client.backlog import queue_depths
-from worker.core.keys import Keys
 from worker.core.settings import Settings
 from worker.embedded import WorkerProcess, free_port
+from worker.store.keys import Keys
 
 ROOT = Path(__file__).resolve().parent.parent
 SKILLQ = str(Path(sys.executable).parent / "skillq")
@@ -257,9 +257,9 @@ def test_health_command(
 def test_the_grafana_dashboard_uses_only_metrics_skillq_exports(redis_server: Any) -> None:
     import re
 
-    from worker.core.keys import Keys
     from worker.runtime.metrics import PrometheusMetrics
     from worker.server.exporter import DeploymentCollector
+    from worker.store.keys import Keys
 
     exported: set[str] = set()
     for metric in vars(PrometheusMetrics()).values():

@@ -21,10 +21,10 @@ from tests.conftest import AUTH_KEY, wait_for
 from worker.app import create_app
 from worker.client import SkillClient
 from worker.core.errors import JobFailed, JobNotFound, UnknownSkill
-from worker.core.keys import Keys
 from worker.core.settings import Settings
-from worker.core.signing import sign
 from worker.embedded import EmbeddedRedis, WorkerProcess
+from worker.store.keys import Keys
+from worker.wire.signing import sign
 
 SKILLQ = str(Path(sys.executable).parent / "skillq")
 

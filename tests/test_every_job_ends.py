@@ -22,8 +22,8 @@ from celery import Celery
 from tests.conftest import wait_for
 from worker.client import SkillClient
 from worker.core.errors import InvalidArgs, JobFailed, JobNotFound
-from worker.core.keys import Keys
 from worker.embedded import WorkerProcess
+from worker.store.keys import Keys
 
 DEAD = Keys().dead_letters
 

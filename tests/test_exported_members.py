@@ -74,8 +74,10 @@ DOCUMENTED_PATHS = {
     "worker.client": "SkillClient",
     "worker.app": "create_app",
     "worker.transport": "Transport",
-    "worker.core.context": "RunContext",
+    "worker.interface.context": "RunContext",
     "worker.core.errors": "SkillqError",
+    "worker.core.signing": "sign",
+    "worker.core.settings": "Settings",
 }
 
 

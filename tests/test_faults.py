@@ -19,8 +19,8 @@ from worker.app import create_app
 from worker.client import SkillClient
 from worker.core.errors import InvalidArgs, JobFailed, JobNotFound
 from worker.core.settings import Settings
-from worker.core.signing import sign
 from worker.embedded import EmbeddedRedis, S3Server, WorkerProcess
+from worker.wire.signing import sign
 
 QUEUE = "faults"
 

@@ -16,9 +16,9 @@ from tests.conftest import SECRET_VALUE, wait_for
 from worker.app import create_app
 from worker.client import SkillClient
 from worker.core.errors import JobFailed
-from worker.core.keys import Keys
 from worker.core.settings import Settings
 from worker.embedded import WorkerProcess
+from worker.store.keys import Keys
 
 DEAD_LETTER_KEY = Keys().dead_letters
 

@@ -17,7 +17,7 @@ PROBE = """
 import json, sys
 from worker.client import SkillClient
 from worker.core.settings import Settings
-from worker.core.submission import SkillInfo
+from worker.wire.skill_info import SkillInfo
 with SkillClient(Settings(broker_url=sys.argv[1])) as client:
     client._cache.update({"echo": SkillInfo(name="echo", workers=["nobody"])})
     job = client.submit("echo", {"message": "hi"})
@@ -41,15 +41,22 @@ def test_submitting_loads_none_of_the_worker_runtime(redis_server: EmbeddedRedis
 
 # What each subpackage may import (besides itself). The root modules (the
 # public API, the CLI and the compatibility paths) may import anything.
+SHARED = {"core", "interface", "store", "workspace", "wire"}
 ALLOWED = {
     "core": set(),
-    "client": {"core"},
-    "capabilities": {"core", "client"},  # a call is a client of the callee
-    "runtime": {"core", "capabilities"},
-    "server": {"core", "client"},
-    "embedded": {"core", "client"},
+    "interface": {"core"},
+    "store": {"core", "interface"},
+    "workspace": {"core", "interface", "store"},
+    "wire": {"core", "interface", "store", "workspace"},
+    "client": SHARED,
+    "capabilities": SHARED | {"client"},  # a call is a client of the callee
+    "runtime": SHARED | {"capabilities"},
+    "server": SHARED | {"client"},
+    "embedded": SHARED | {"client"},
 }
 PACKAGE = Path(__file__).resolve().parent.parent / "worker"
+# Paths the docs showed before a move: thin re-exports of where the code lives now.
+COMPATIBILITY = {"core/signing.py"}
 
 
 def imported_packages(path: Path) -> set[str]:
@@ -76,6 +83,8 @@ def test_subpackages_import_only_what_lies_beneath_them() -> None:
     wrong = {}
     for package, allowed in ALLOWED.items():
         for path in sorted((PACKAGE / package).glob("*.py")):
+            if str(path.relative_to(PACKAGE)) in COMPATIBILITY:
+                continue
             extra = imported_packages(path) - allowed - {package}
             if extra:
                 wrong[str(path.relative_to(PACKAGE.parent))] = sorted(extra)
@@ -84,7 +93,7 @@ def test_subpackages_import_only_what_lies_beneath_them() -> None:
 
 def test_the_layout_check_sees_imports() -> None:
     """The check above must not pass by seeing nothing."""
-    assert imported_packages(PACKAGE / "runtime" / "runner.py") >= {"core"}
+    assert imported_packages(PACKAGE / "runtime" / "runner.py") >= {"core", "store"}
     assert imported_packages(PACKAGE / "__init__.py") >= {"core", "capabilities"}
 
 
@@ -140,5 +149,5 @@ def test_no_import_cycle_between_modules() -> None:
             visit(node, [node])
     assert cycles == [], cycles
     # The check must not pass by seeing nothing.
-    assert "worker.core.celery_results" in graph["worker.core.jobs"]
+    assert "worker.store.celery_results" in graph["worker.store.jobs"]
     assert "worker.client.following" in graph["worker.client.asynchronous"]

@@ -133,7 +133,7 @@ def _finished(client: SkillClient, job_id: str) -> bool:
 
 
 def test_the_layout_is_described(tmp_path: Path) -> None:
-    from worker.core.celery_results import meta_database
+    from worker.store.celery_results import meta_database
 
     base = Settings(broker_url="redis://h:6379/0", artifacts_url=tmp_path.as_uri())
     assert meta_database(base) == ""
@@ -144,7 +144,7 @@ def test_the_layout_is_described(tmp_path: Path) -> None:
     password = base.model_copy(update={"result_backend": "redis://:pw@h:6379/1"})
     assert meta_database(password) is None
 
-    from worker.core.task_message import DirectPublish
+    from worker.wire.task_message import DirectPublish
 
     direct = DirectPublish.for_settings(base.model_copy(update={"redis_url": "redis://h:6379/2"}))
     assert direct is not None and direct.database == "0"
@@ -160,7 +160,7 @@ def test_hot_paths_never_scan_the_keyspace(
     """Registry reads, submits, waits, status and the backlog cost the same with a
     million job records in Redis as with none: no SCAN, HSCAN or KEYS anywhere."""
     from worker.client.backlog import queue_depths
-    from worker.core.keys import Keys
+    from worker.store.keys import Keys
 
     with EmbeddedRedis(directory=tmp_path / "redis") as server:
         worker = start_worker(

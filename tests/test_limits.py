@@ -20,11 +20,11 @@ from tests.conftest import wait_for
 from tests.test_cli import skillq
 from worker.client import SkillClient
 from worker.core.errors import ConfigurationError, InvalidArgs, InvalidAuth
-from worker.core.jobs import JobStatus
 from worker.core.settings import Settings
-from worker.core.signing import sign, verify
-from worker.core.skills import Rate, skill
 from worker.embedded import WorkerProcess
+from worker.interface.skills import Rate, skill
+from worker.store.job_status import JobStatus
+from worker.wire.signing import sign, verify
 
 LIMITED = {"SKILLQ_SKILLS": "limit_skills", "SKILLQ_LIMIT_WAIT_MAX": "0.5"}
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from tests.ext import agent_skills
 from worker import AgentInfo, LocalCaller, LocalDiscovery, LocalRunContext, NoAuth, ScopedAuth
-from worker.core.skills import AnyArgs
+from worker.interface.skills import AnyArgs
 
 ALL = [
     agent_skills.square,

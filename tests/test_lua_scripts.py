@@ -8,8 +8,8 @@ from pathlib import Path
 
 import redis
 
-from worker.core.scriptfiles import INCLUDE, load, names
 from worker.embedded import EmbeddedRedis
+from worker.store.scriptfiles import INCLUDE, load, names
 
 PACKAGE = Path(__file__).resolve().parent.parent / "worker"
 
@@ -23,7 +23,7 @@ def test_every_script_is_a_documented_file_that_redis_accepts(
         shipped
     )
     for name in shipped:
-        raw = (PACKAGE / "core" / "lua" / f"{name}.lua").read_text()
+        raw = (PACKAGE / "store" / "lua" / f"{name}.lua").read_text()
         header = raw.split("\n\n", 1)[0]
         assert header.startswith("-- ") and re.search(r"KEYS|ARGV", header), name
         text = load(name)

@@ -18,8 +18,8 @@ from tests.test_cli import skillq
 from worker.client import SkillClient
 from worker.client.backlog import queue_depths
 from worker.core.errors import InvalidArgs, JobNotFound
-from worker.core.keys import Keys
 from worker.embedded import WorkerProcess
+from worker.store.keys import Keys
 
 
 @pytest.fixture(scope="module")

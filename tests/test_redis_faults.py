@@ -16,9 +16,9 @@ import redis
 from tests.conftest import wait_for
 from worker.client import SkillClient
 from worker.core.errors import JobFailed
-from worker.core.keys import Keys
 from worker.core.settings import Settings
 from worker.embedded import EmbeddedRedis, WorkerProcess
+from worker.store.keys import Keys
 
 
 @pytest.fixture

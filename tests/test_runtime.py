@@ -16,8 +16,8 @@ from celery.result import AsyncResult
 from tests.conftest import AUTH_KEY, BUCKET, SECRET_VALUE
 from worker.core.errors import JobFailed
 from worker.core.settings import Settings
-from worker.core.signing import sign
 from worker.embedded import WorkerProcess
+from worker.wire.signing import sign
 
 
 class Subscriber:

@@ -14,9 +14,9 @@ import redis
 from tests.conftest import AUTH_KEY, GRANT_KEY, SECRET_VALUE, held, wait_for
 from worker.client import SkillClient
 from worker.core.errors import JobFailed
-from worker.core.keys import Keys
 from worker.core.settings import Settings
 from worker.embedded import WorkerProcess
+from worker.store.keys import Keys
 
 
 def taken_off_the_queue(client: SkillClient, raw: redis.Redis, skill: str, args: Any) -> Any:

@@ -18,9 +18,9 @@ import redis
 from worker.client import SkillClient
 from worker.core.errors import InvalidArgs, JobNotFound
 from worker.core.settings import Settings
-from worker.core.submission import SkillInfo
-from worker.core.task_message import priority_list
 from worker.embedded import EmbeddedRedis
+from worker.wire.skill_info import SkillInfo
+from worker.wire.task_message import priority_list
 
 RANDOM = {"reply_to", "delivery_tag"}  # per producer / per message in both
 

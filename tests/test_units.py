@@ -24,7 +24,6 @@ from worker import (
     ScopedAuth,
     skill,
 )
-from worker.core.artifacts import FileArtifactStore, open_store, validate_name
 from worker.core.errors import (
     ERROR_TABLE,
     ConfigurationError,
@@ -36,11 +35,12 @@ from worker.core.errors import (
     SkillqError,
     spec_for,
 )
-from worker.core.events import encode_event
-from worker.core.schema_check import check_args
 from worker.core.secrets import SecretScope, SecretSource, env_name
 from worker.core.settings import Settings
-from worker.core.skills import SkillSet, load_skills
+from worker.interface.skills import SkillSet, load_skills
+from worker.store.artifacts import FileArtifactStore, open_store, validate_name
+from worker.store.events import encode_event
+from worker.wire.schema_check import check_args
 
 
 def run(coro: Any) -> Any:
@@ -393,7 +393,7 @@ def test_worker_app_refuses_a_bad_artifacts_url() -> None:
 def test_a_skill_module_shadowed_by_the_working_directory_is_reported(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from worker.core.skills import describe_sources
+    from worker.interface.skills import describe_sources
 
     skills = load_skills(["tasks"])
     (tmp_path / "tasks.py").write_text("# the user's own tasks module\n")

@@ -15,9 +15,9 @@ import redis
 
 from worker.client.subscription import Deadline
 from worker.client.waiting import FinishWaiter
-from worker.core.jobs import JobStatus
-from worker.core.keys import Keys
 from worker.embedded import EmbeddedRedis, wait_for
+from worker.store.job_status import JobStatus
+from worker.store.keys import Keys
 
 KEYS = Keys("waitq")
 NEVER = 3600.0  # no silence fallback: only the pushed event or a reconnect can wake the wait

@@ -29,9 +29,9 @@ from worker import (
     local_sandbox,
 )
 from worker.core.errors import ConfigurationError, InvalidWorkspacePath, spec_for
-from worker.core.grants import GrantSigner, Scope, check_path, grant_id_of
 from worker.core.settings import Settings
-from worker.core.submission import shown_kwargs
+from worker.wire.submission import shown_kwargs
+from worker.workspace.grants import GrantSigner, Scope, check_path, grant_id_of
 
 SKILLS = [
     workspace_skills.ws_report,

@@ -28,10 +28,10 @@ from tests.conftest import AUTH_KEY, BUCKET, wait_for
 from tests.test_cli import skillq
 from worker.client import SkillClient
 from worker.core.errors import InvalidGrant, JobNotFound
-from worker.core.grants import GrantSigner
 from worker.core.settings import Settings
-from worker.core.signing import sign
 from worker.embedded import WorkerProcess
+from worker.wire.signing import sign
+from worker.workspace.grants import GrantSigner
 
 
 @pytest.fixture(scope="module")

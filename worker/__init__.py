@@ -3,26 +3,6 @@
 from .capabilities.http_a2a import HttpA2AClient
 from .capabilities.local import LocalCaller, LocalDiscovery, LocalWorkspaces, local_sandbox
 from .client import AsyncSkillClient, SkillClient
-from .core.a2a import A2AClient, CallResult
-from .core.auth import NoAuth, ScopedAuth
-from .core.capabilities import (
-    AgentInfo,
-    Capabilities,
-    DiscoveryClient,
-    JobScope,
-    SandboxClient,
-    SandboxResult,
-    SandboxUnavailable,
-    WorkspaceClient,
-)
-from .core.context import (
-    AgentEvent,
-    ArtifactRef,
-    CancelledByCaller,
-    LocalRunContext,
-    MissingScopes,
-    RunContext,
-)
 from .core.errors import (
     ArtifactNotFound,
     ArtifactStoreUnavailable,
@@ -53,7 +33,27 @@ from .core.errors import (
     WorkspaceDenied,
 )
 from .core.settings import Settings
-from .core.skills import Skill, skill
+from .interface.a2a import A2AClient, CallResult
+from .interface.auth import NoAuth, ScopedAuth
+from .interface.capabilities import (
+    AgentInfo,
+    Capabilities,
+    DiscoveryClient,
+    JobScope,
+    SandboxClient,
+    SandboxResult,
+    SandboxUnavailable,
+    WorkspaceClient,
+)
+from .interface.context import (
+    AgentEvent,
+    ArtifactRef,
+    CancelledByCaller,
+    LocalRunContext,
+    MissingScopes,
+    RunContext,
+)
+from .interface.skills import Skill, skill
 
 __all__ = [
     "A2AClient",

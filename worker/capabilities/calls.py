@@ -33,20 +33,22 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from ..client.subscription import RECONNECTED, Deadline, Subscription
-from ..core.a2a import A2AClient, CallResult
-from ..core.agents import agent_name, agents_from, remote_agents
-from ..core.capabilities import JobScope
-from ..core.context import CancelledByCaller
 from ..core.errors import SkillqError
-from ..core.jobs import TERMINAL_STATES, JobStatus, cancel_call
-from ..core.keys import Keys
-from ..core.registry import read_workers_async
-from ..core.scripts import CANCEL, SUBMIT
 from ..core.settings import Settings
-from ..core.skills import AnyArgs, SkillSet
-from ..core.submission import Order, Parent, SkillInfo, SubmitOptions, draft
-from ..core.task_message import DirectPublish
 from ..core.tracing import tracing_for
+from ..interface.a2a import A2AClient, CallResult
+from ..interface.capabilities import JobScope
+from ..interface.context import CancelledByCaller
+from ..interface.skills import AnyArgs, SkillSet
+from ..store.agents import agent_name, agents_from, remote_agents
+from ..store.job_status import TERMINAL_STATES, JobStatus
+from ..store.jobs import cancel_call
+from ..store.keys import Keys
+from ..store.registry import read_workers_async
+from ..store.scripts import CANCEL, SUBMIT
+from ..wire.skill_info import SkillInfo
+from ..wire.submission import Order, Parent, SubmitOptions, draft
+from ..wire.task_message import DirectPublish
 from .http_a2a import HttpA2AClient
 
 SETTLE_MARGIN = 5.0  # after a cancel, how much longer than the grace a call waits for the end

@@ -10,10 +10,10 @@ from typing import cast
 
 from redis.asyncio import Redis
 
-from ..core.agents import all_agents, matching
-from ..core.capabilities import AgentInfo
-from ..core.keys import Keys
-from ..core.registry import read_workers_async
+from ..interface.capabilities import AgentInfo
+from ..store.agents import all_agents, matching
+from ..store.keys import Keys
+from ..store.registry import read_workers_async
 
 
 class RegistryDiscovery:

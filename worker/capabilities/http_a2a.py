@@ -7,7 +7,7 @@ polls ``GetTask`` when the agent does not stream) until a terminal state.
 At the call's timeout, or when the calling job is cancelled, it sends
 ``CancelTask``. The task's final state, its ``result`` data artifact (or
 its last data or text part), and its file artifacts fill the
-:class:`~worker.core.a2a.CallResult`.
+:class:`~worker.interface.a2a.CallResult`.
 
 a2a-sdk is imported on the first call, so workers that never call over HTTP
 do not load it.
@@ -22,8 +22,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from ..core.a2a import CallResult
-from ..core.artifact_ref import ArtifactRef
+from ..interface.a2a import CallResult
+from ..interface.artifact_ref import ArtifactRef
 
 TERMINAL = {
     "completed": "succeeded",

@@ -1,6 +1,6 @@
 """In-memory discovery, calls and workspaces, so a skill that finds and calls
 other skills or uses a workspace can be unit-tested on
-:class:`~worker.core.context.LocalRunContext` without Redis or workers, with
+:class:`~worker.interface.context.LocalRunContext` without Redis or workers, with
 the same results (and the same grant checks) a worker gives."""
 
 from __future__ import annotations
@@ -14,16 +14,16 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..core.a2a import CallResult
-from ..core.agents import agent_name, matching
-from ..core.capabilities import AgentInfo, SandboxClient
-from ..core.context import CancelledByCaller, LocalRunContext, MissingScopes
 from ..core.errors import InvalidGrant, SkillqError
-from ..core.grants import Grant, GrantSigner
 from ..core.settings import Settings
-from ..core.skills import AnyArgs, Skill
-from ..core.workspace_client import GrantedWorkspace
-from ..core.workspace_store import FileWorkspaceStore, MemoryWorkspaceStore, WorkspaceStore
+from ..interface.a2a import CallResult
+from ..interface.capabilities import AgentInfo, SandboxClient
+from ..interface.context import CancelledByCaller, LocalRunContext, MissingScopes
+from ..interface.skills import AnyArgs, Skill
+from ..store.agents import agent_name, matching
+from ..workspace.grants import Grant, GrantSigner
+from ..workspace.workspace_client import GrantedWorkspace
+from ..workspace.workspace_store import FileWorkspaceStore, MemoryWorkspaceStore, WorkspaceStore
 from .sandbox import select_sandbox
 
 LOCAL_MAX_TTL = 7 * 86400.0

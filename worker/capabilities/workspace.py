@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from ..core.capabilities import JobScope, Unavailable, WorkspaceClient
-from ..core.grants import Grant, GrantSigner
-from ..core.keys import Keys
-from ..core.revocations import check_not_revoked
-from ..core.workspace_client import GrantedWorkspace
-from ..core.workspace_store import WorkspaceStore
+from ..interface.capabilities import JobScope, Unavailable, WorkspaceClient
+from ..store.keys import Keys
+from ..workspace.grants import Grant, GrantSigner
+from ..workspace.revocations import check_not_revoked
+from ..workspace.workspace_client import GrantedWorkspace
+from ..workspace.workspace_store import WorkspaceStore
 
 
 class WorkspaceProvider:

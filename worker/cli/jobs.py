@@ -213,7 +213,7 @@ def artifacts(
         refs = client.artifacts(job_id)
         saved: list[str] = []
         if download is not None:
-            from ..core.artifacts import validate_name
+            from ..store.artifacts import validate_name
 
             for ref in refs:
                 target = download / validate_name(ref.name)

@@ -8,8 +8,8 @@ from typing import Annotated
 import redis
 import typer
 
-from ..core.keys import Keys
 from ..core.settings import Settings
+from ..store.keys import Keys
 from .app import cli
 from .support import JsonFlag, emit_json, err, out
 
@@ -108,8 +108,8 @@ def health(
     """
     import socket
 
-    from ..core.redis_config import check_redis
-    from ..core.registry import is_alive
+    from ..store.redis_config import check_redis
+    from ..store.registry import is_alive
 
     settings = Settings()
     node = hostname or f"celery@{socket.gethostname()}"

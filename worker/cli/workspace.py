@@ -14,8 +14,8 @@ from typing import Annotated
 
 import typer
 
-from ..core.grants import Grant, GrantSigner
 from ..core.settings import Settings
+from ..workspace.grants import Grant, GrantSigner
 from .support import JsonFlag, emit_json, make_client, out
 
 workspace_cli = typer.Typer(

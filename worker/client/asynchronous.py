@@ -16,36 +16,27 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from ..core.agents import all_agents, matching, read_card_entry, remote_agents
-from ..core.artifacts import ArtifactStore, open_store
-from ..core.capabilities import AgentInfo
-from ..core.celery_app import configured_app
-from ..core.connections import async_redis
-from ..core.context import ArtifactRef
 from ..core.errors import JobNotFound
-from ..core.grants import Grant, GrantSigner
-from ..core.jobs import JobStatus, cancel_call
-from ..core.keys import Keys
-from ..core.registry import read_catalog_async, read_workers_async
-from ..core.revocations import Revocation, check_not_revoked
-from ..core.scripts import CANCEL, SUBMIT, UNSUBMIT
 from ..core.settings import Settings
-from ..core.submission import (
-    Draft,
-    Order,
-    SkillCache,
-    SkillInfo,
-    SubmitOptions,
-    draft,
-    eta_of,
-    merge_skills,
-    outcome,
-    submitted_id,
-)
-from ..core.task_message import DirectPublish
 from ..core.tracing import tracing_for
-from ..core.workspace_client import GrantedWorkspace
-from ..core.workspace_store import open_workspace_store
+from ..interface.capabilities import AgentInfo
+from ..interface.context import ArtifactRef
+from ..store.agents import all_agents, matching, read_card_entry, remote_agents
+from ..store.artifacts import ArtifactStore, open_store
+from ..store.connections import async_redis
+from ..store.job_status import JobStatus
+from ..store.jobs import cancel_call
+from ..store.keys import Keys
+from ..store.registry import read_catalog_async, read_workers_async
+from ..store.scripts import CANCEL, SUBMIT, UNSUBMIT
+from ..wire.celery_app import configured_app
+from ..wire.skill_info import SkillCache, SkillInfo, merge_skills
+from ..wire.submission import Draft, Order, SubmitOptions, draft, eta_of, outcome, submitted_id
+from ..wire.task_message import DirectPublish
+from ..workspace.grants import Grant, GrantSigner
+from ..workspace.revocations import Revocation, check_not_revoked
+from ..workspace.workspace_client import GrantedWorkspace
+from ..workspace.workspace_store import open_workspace_store
 from .fanout import Fanout, Follower
 from .following import CATCH_UP_CHUNK, Envelope, JobFollower
 from .listing import JobPage, list_jobs, owned_jobs

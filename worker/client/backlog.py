@@ -20,10 +20,10 @@ from typing import Any
 
 import redis
 
-from ..core.celery_app import PRIORITIES
-from ..core.keys import Keys
-from ..core.registry import read_catalog, read_workers
-from ..core.task_message import priority_list
+from ..store.keys import Keys
+from ..store.registry import read_catalog, read_workers
+from ..wire.celery_app import PRIORITIES
+from ..wire.task_message import priority_list
 
 PRIORITY_STEPS = tuple(PRIORITIES)
 

@@ -13,9 +13,9 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from ..core.capabilities import AgentInfo
-from ..core.jobs import JobStatus
-from ..core.submission import SkillInfo
+from ..interface.capabilities import AgentInfo
+from ..store.job_status import JobStatus
+from ..wire.skill_info import SkillInfo
 
 STATE_STYLE = {
     "queued": "yellow",

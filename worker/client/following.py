@@ -12,8 +12,8 @@ from typing import Any, cast
 from redis.asyncio import Redis
 
 from ..core.errors import JobNotFound
-from ..core.jobs import TERMINAL_STATES, JobStatus
-from ..core.keys import Keys
+from ..store.job_status import TERMINAL_STATES, JobStatus
+from ..store.keys import Keys
 from .fanout import Follower
 from .subscription import IDLE, RECONNECTED, Deadline, Subscription
 

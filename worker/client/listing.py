@@ -19,8 +19,8 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from ..core.errors import InvalidArgs
-from ..core.jobs import TERMINAL_STATES, JobStatus
-from ..core.keys import Keys
+from ..store.job_status import TERMINAL_STATES, JobStatus
+from ..store.keys import Keys
 
 STATES = frozenset({"queued", "running", "retrying", *TERMINAL_STATES})
 MAX_LIMIT = 1000

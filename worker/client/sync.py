@@ -15,30 +15,21 @@ import redis
 from celery import Celery
 from pydantic import BaseModel
 
-from ..core.agents import all_agents, matching
-from ..core.artifacts import ArtifactStore
-from ..core.capabilities import AgentInfo
-from ..core.connections import sync_redis
-from ..core.context import ArtifactRef
 from ..core.errors import JobNotFound
-from ..core.grants import GrantSigner
-from ..core.jobs import JobStatus
-from ..core.registry import read_catalog, read_workers
-from ..core.revocations import Revocation
-from ..core.scripts import SUBMIT, UNSUBMIT
 from ..core.settings import Settings
-from ..core.submission import (
-    Order,
-    SkillCache,
-    SkillInfo,
-    SubmitOptions,
-    draft,
-    eta_of,
-    merge_skills,
-    outcome,
-    submitted_id,
-)
-from ..core.workspace_client import GrantedWorkspace
+from ..interface.capabilities import AgentInfo
+from ..interface.context import ArtifactRef
+from ..store.agents import all_agents, matching
+from ..store.artifacts import ArtifactStore
+from ..store.connections import sync_redis
+from ..store.job_status import JobStatus
+from ..store.registry import read_catalog, read_workers
+from ..store.scripts import SUBMIT, UNSUBMIT
+from ..wire.skill_info import SkillCache, SkillInfo, merge_skills
+from ..wire.submission import Order, SubmitOptions, draft, eta_of, outcome, submitted_id
+from ..workspace.grants import GrantSigner
+from ..workspace.revocations import Revocation
+from ..workspace.workspace_client import GrantedWorkspace
 from .asynchronous import AsyncSkillClient
 from .following import Envelope
 from .listing import JobPage

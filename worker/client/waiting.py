@@ -26,8 +26,8 @@ import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..core.jobs import JobStatus
-from ..core.keys import Keys
+from ..store.job_status import JobStatus
+from ..store.keys import Keys
 from .subscription import RECONNECT_WINDOW, SUBSCRIBE_TIMEOUT, Deadline, Subscription
 
 TERMINAL_MARK = '"kind":"status"'

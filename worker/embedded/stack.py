@@ -220,8 +220,8 @@ class WorkerProcess:
         return self
 
     def wait_ready(self, redis_url: str, key_prefix: str = "skillq", timeout: float = 60.0) -> None:
-        from ..core.keys import Keys
-        from ..core.registry import is_alive
+        from ..store.keys import Keys
+        from ..store.registry import is_alive
 
         keys = Keys(key_prefix)
         client = redis.Redis.from_url(redis_url)

@@ -20,21 +20,21 @@ import redis
 from celery import Celery, Task, signals
 from celery.exceptions import Ignore, Reject, Retry
 
-from ..core.agents import describe_agent
-from ..core.artifacts import open_store
-from ..core.celery_app import configured_app
-from ..core.celery_results import fused
 from ..core.errors import ConfigurationError, JobFailed, RedisMisconfigured, spec_for
-from ..core.jobs import job_error
-from ..core.keys import Keys
-from ..core.outage import UNREACHABLE
-from ..core.redis_config import check_redis
-from ..core.registry import WorkerAnnouncer
 from ..core.secrets import SecretSource, take_from_environment
 from ..core.settings import Settings
-from ..core.skills import Skill, SkillSet, describe_sources, load_skills
-from ..core.submission import DELAY_MARGIN, shown_kwargs
 from ..core.tracing import HEADER, STATE_HEADER
+from ..interface.skills import Skill, SkillSet, describe_sources, load_skills
+from ..store.agents import describe_agent
+from ..store.artifacts import open_store
+from ..store.celery_results import fused
+from ..store.job_status import job_error
+from ..store.keys import Keys
+from ..store.outage import UNREACHABLE
+from ..store.redis_config import check_redis
+from ..store.registry import WorkerAnnouncer
+from ..wire.celery_app import configured_app
+from ..wire.submission import DELAY_MARGIN, shown_kwargs
 from . import metrics, supervision
 from .attach import announced, attach, load_factory
 from .joblogs import shape_worker_logs

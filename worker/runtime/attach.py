@@ -6,7 +6,7 @@ jobs), workspaces when a grant key is configured (``SKILLQ_GRANT_KEY`` or
 ``SKILLQ_CAPABILITIES=module:factory`` names a callable that gets the
 settings and returns more clients, or replacements, as a mapping with the
 keys ``a2a`` (``ctx.call``), ``discover``, ``workspace`` and ``sandbox`` (or a
-:class:`~worker.core.capabilities.Capabilities`). It is called once at worker
+:class:`~worker.interface.capabilities.Capabilities`). It is called once at worker
 start, so a broken factory stops the worker before it takes a job, and once
 in every worker process, so its clients belong to that process.
 """
@@ -24,13 +24,13 @@ from ..capabilities.calls import SkillqCaller
 from ..capabilities.discovery import RegistryDiscovery
 from ..capabilities.sandbox import select_sandbox
 from ..capabilities.workspace import WorkspaceProvider
-from ..core.capabilities import Capabilities
 from ..core.errors import ConfigurationError
-from ..core.grants import GrantSigner
 from ..core.settings import Settings
-from ..core.skills import SkillSet
-from ..core.submission import Order
-from ..core.workspace_store import open_workspace_store
+from ..interface.capabilities import Capabilities
+from ..interface.skills import SkillSet
+from ..wire.submission import Order
+from ..workspace.grants import GrantSigner
+from ..workspace.workspace_store import open_workspace_store
 from .children import InlineChildren
 from .process import ProcessRuntime
 

@@ -11,13 +11,13 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..core.envelope import nesting_depth_over
 from ..core.errors import InvalidArgs, InvalidAuth, InvalidGrant
-from ..core.events import dumps
-from ..core.grants import MAX_TOKEN_BYTES
-from ..core.signing import SignedCall, verify
-from ..core.skills import AnyArgs, Skill
-from ..core.submission import finite_number, printable, signed_options
+from ..interface.skills import AnyArgs, Skill
+from ..store.events import dumps
+from ..wire.envelope import nesting_depth_over
+from ..wire.signing import SignedCall, verify
+from ..wire.submission import finite_number, printable, signed_options
+from ..workspace.grants import MAX_TOKEN_BYTES
 from .limiter import concurrency_key_of
 
 CALL_KEYS = frozenset({"args", "auth", "grant", "concurrency_key", "time_limit"})

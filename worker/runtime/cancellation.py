@@ -17,7 +17,7 @@ from collections.abc import Callable
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
-from ..core.keys import Keys
+from ..store.keys import Keys
 
 log = logging.getLogger(__name__)
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 
-from ..core.a2a import A2AClient
-from ..core.artifacts import ArtifactStore
-from ..core.capabilities import (
+from ..core.errors import InvalidArtifactName, InvalidEvent
+from ..core.secrets import SecretScope
+from ..interface.a2a import A2AClient
+from ..interface.capabilities import (
     Capabilities,
     DiscoveryClient,
     SandboxClient,
@@ -14,11 +15,11 @@ from ..core.capabilities import (
     Unavailable,
     WorkspaceClient,
 )
-from ..core.context import AgentEvent, ArtifactRef, AuthT, CancelledByCaller, RunContext
-from ..core.errors import InvalidArtifactName, InvalidEvent
-from ..core.events import EventWriter, encode_event, encode_text_delta
-from ..core.jobs import ArtifactInfo, JobStore
-from ..core.secrets import SecretScope
+from ..interface.context import AgentEvent, ArtifactRef, AuthT, CancelledByCaller, RunContext
+from ..store.artifacts import ArtifactStore
+from ..store.events import EventWriter, encode_event, encode_text_delta
+from ..store.job_status import ArtifactInfo
+from ..store.jobs import JobStore
 from .cancellation import CancelToken
 from .observed import Observed, TracedSandbox
 

@@ -15,8 +15,8 @@ import logging
 from collections.abc import Awaitable, Mapping
 from typing import Any, TypeVar
 
-from ..core.limits import Admission
-from ..core.skills import Skill, SkillSet
+from ..interface.skills import Skill, SkillSet
+from ..store.limits import Admission
 from .limiter import concurrency_key_of
 from .process import ProcessRuntime
 from .runner import Outcome, execute, finish, schedule_retry

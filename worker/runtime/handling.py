@@ -10,9 +10,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ..core.errors import HandlerAborted, InvalidResult, JobTimeout
-from ..core.events import dumps
 from ..core.secrets import SecretScope
-from ..core.skills import Skill
+from ..interface.skills import Skill
+from ..store.events import dumps
 from .call_parsing import describe_validation
 from .cancellation import CancelToken
 from .celery_context import CeleryRunContext

@@ -26,8 +26,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.events import EventWriter, dumps, envelope_tail
 from ..core.secrets import RedactingStream
+from ..store.events import EventWriter, dumps, envelope_tail
 
 LINE_BYTES = 8192
 LOG_KIND = '"log"'

@@ -1,4 +1,4 @@
-"""This process's side of the deployment-wide limits (:mod:`worker.core.limits`):
+"""This process's side of the deployment-wide limits (:mod:`worker.store.limits`):
 ask before a limited job starts, keep its slots' leases alive while it runs,
 give them back when the attempt ends.
 
@@ -17,11 +17,11 @@ from typing import Any
 
 import redis
 
-from ..core.keys import Keys
-from ..core.limits import ADMIT, RELEASE, RENEW, Admission, admission, admit_args, plan_for
-from ..core.outage import UNREACHABLE, outlast
 from ..core.settings import Settings
-from ..core.skills import Skill
+from ..interface.skills import Skill
+from ..store.keys import Keys
+from ..store.limits import ADMIT, RELEASE, RENEW, Admission, admission, admit_args, plan_for
+from ..store.outage import UNREACHABLE, outlast
 
 log = logging.getLogger(__name__)
 

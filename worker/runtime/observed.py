@@ -10,8 +10,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.capabilities import SandboxClient, SandboxResult
 from ..core.tracing import Tracing
+from ..interface.capabilities import SandboxClient, SandboxResult
 from .metrics import Metrics
 
 

@@ -22,15 +22,15 @@ from typing import Any, TypeVar
 from celery.exceptions import WorkerShutdown, WorkerTerminate
 from redis.asyncio import Redis
 
-from ..core.artifacts import ArtifactStore, open_store
-from ..core.capabilities import Capabilities
-from ..core.celery_results import fused
-from ..core.connections import async_redis, sync_redis
-from ..core.jobs import JobRecords, JobStore
-from ..core.keys import Keys
 from ..core.secrets import LogRedactor, SecretSource, redact_standard_streams
 from ..core.settings import Settings
 from ..core.tracing import tracing_for
+from ..interface.capabilities import Capabilities
+from ..store.artifacts import ArtifactStore, open_store
+from ..store.celery_results import fused
+from ..store.connections import async_redis, sync_redis
+from ..store.jobs import JobRecords, JobStore
+from ..store.keys import Keys
 from .cancellation import CancelWatcher
 from .joblogs import install_capture
 from .limiter import Limiter

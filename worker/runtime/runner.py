@@ -15,20 +15,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from ..core.capabilities import JobScope
-from ..core.celery_results import meta_json, meta_key
-from ..core.context import CancelledByCaller
 from ..core.errors import (
     ConfigurationError,
     HandlerAborted,
     InvalidAuth,
     InvalidGrant,
 )
-from ..core.events import EventWriter
-from ..core.jobs import JobError, StartDecision, job_error
-from ..core.retries import retry_delay
 from ..core.secrets import SecretScope
-from ..core.skills import Skill
+from ..interface.capabilities import JobScope
+from ..interface.context import CancelledByCaller
+from ..interface.retries import retry_delay
+from ..interface.skills import Skill
+from ..store.celery_results import meta_json, meta_key
+from ..store.events import EventWriter
+from ..store.job_status import JobError, job_error
+from ..store.jobs import StartDecision
 from .call_parsing import Call, parse_call
 from .cancellation import CancelToken
 from .celery_context import CeleryRunContext

@@ -39,14 +39,15 @@ from celery.utils.functional import maybe_list
 from celery.worker import control
 from celery.worker import state as worker_state
 
-from ..core.celery_results import fused, meta_json, meta_key
-from ..core.connections import sync_redis
 from ..core.errors import JobExpired, JobTimeout, SkillqError, UnknownSkill
-from ..core.jobs import JobError, JobRecords, cancel_call, job_error
-from ..core.keys import Keys
-from ..core.scripts import CANCEL
 from ..core.settings import Settings
-from ..core.skills import TASK_PREFIX
+from ..interface.skills import TASK_PREFIX
+from ..store.celery_results import fused, meta_json, meta_key
+from ..store.connections import sync_redis
+from ..store.job_status import JobError, job_error
+from ..store.jobs import JobRecords, cancel_call
+from ..store.keys import Keys
+from ..store.scripts import CANCEL
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ kombu's Redis transport decodes each item it pops from a queue list inside
 its polling loop, and Celery's consumer then unpacks it in the worker's main
 process; one item of the wrong shape raises there and the worker exits.
 Anyone who can write to Redis could stop every worker. This transport checks
-each item first (:mod:`worker.core.envelope`); anything Celery cannot unpack
+each item first (:mod:`worker.wire.envelope`); anything Celery cannot unpack
 safely goes to the dead-letter list ``<prefix>:dead`` (newest first, bounded)
 with the reason, is logged, fails the job it names, and consumption goes on.
 
@@ -32,12 +32,12 @@ from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import bytes_to_str
 from redis.exceptions import RedisError
 
-from ..core.artifacts import JOB_ID
-from ..core.celery_app import OPTIONS_KEY
-from ..core.envelope import Inspection, inspect
-from ..core.keys import Keys
 from ..core.settings import Settings
-from ..core.skills import TASK_PREFIX
+from ..interface.skills import TASK_PREFIX
+from ..store.artifacts import JOB_ID
+from ..store.keys import Keys
+from ..wire.celery_app import OPTIONS_KEY
+from ..wire.envelope import Inspection, inspect
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ class Channel(kombu_redis.Channel):
         config = self.skillq
         if not found.task.startswith(TASK_PREFIX) or found.task in config.tasks:
             return False
-        from ..core.registry import served_within
+        from ..store.registry import served_within
 
         skill = found.task.removeprefix(TASK_PREFIX)
         try:
@@ -259,7 +259,7 @@ class Channel(kombu_redis.Channel):
     def _skillq_redis(self) -> Any:
         client = self.__dict__.get("_skillq_client")
         if client is None:
-            from ..core.connections import sync_redis
+            from ..store.connections import sync_redis
 
             client = self.__dict__["_skillq_client"] = sync_redis(self.skillq.settings)
         return client
@@ -303,9 +303,10 @@ class Channel(kombu_redis.Channel):
         job_id, task = found.job_id, found.task
         if not job_id or not JOB_ID.match(job_id) or not task.startswith(TASK_PREFIX):
             return
-        from ..core.celery_results import fused, meta_json, meta_key
         from ..core.errors import MessageRefused
-        from ..core.jobs import JobRecords, job_error
+        from ..store.celery_results import fused, meta_json, meta_key
+        from ..store.job_status import job_error
+        from ..store.jobs import JobRecords
 
         config = self.skillq
         try:

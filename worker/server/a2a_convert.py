@@ -28,7 +28,7 @@ from a2a.types.a2a_pb2 import (
 )
 from google.protobuf import json_format, struct_pb2
 
-from ..core.jobs import ArtifactInfo, JobStatus
+from ..store.job_status import ArtifactInfo, JobStatus
 
 Envelope = dict[str, Any]
 UrlOf = Callable[[ArtifactInfo], Awaitable[str]]

@@ -42,9 +42,9 @@ from a2a.utils import errors as a2a_errors
 
 from ..client.asynchronous import AsyncSkillClient
 from ..core.errors import JobNotFound, SkillqError, spec_for
-from ..core.jobs import ArtifactInfo, JobStatus
 from ..core.settings import Settings
-from ..core.submission import SubmitOptions
+from ..store.job_status import ArtifactInfo, JobStatus
+from ..wire.submission import SubmitOptions
 from . import a2a_convert as convert
 from .jobs_api import skill_info
 from .principals import MESSAGE_IDS, Principal

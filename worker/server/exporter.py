@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlparse
 import redis
 
 from ..client.backlog import QueueDepth, queue_depths
-from ..core.keys import Keys
+from ..store.keys import Keys
 
 log = logging.getLogger(__name__)
 

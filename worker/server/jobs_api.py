@@ -24,8 +24,9 @@ from starlette.background import BackgroundTask
 
 from ..client.asynchronous import AsyncSkillClient
 from ..core.errors import ArtifactNotFound, InvalidRequest, JobNotFound, SkillqError
-from ..core.jobs import JobStatus
-from ..core.submission import SkillInfo, SubmitOptions, eta_of
+from ..store.job_status import JobStatus
+from ..wire.skill_info import SkillInfo
+from ..wire.submission import SubmitOptions, eta_of
 from .http_errors import error_body
 from .principals import JOB_NAMES, Authenticator, Principal
 from .streams import StreamLimits

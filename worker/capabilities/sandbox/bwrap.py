@@ -25,8 +25,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
-from ...core.capabilities import SandboxResult
 from ...core.errors import ConfigurationError
+from ...interface.capabilities import SandboxResult
 from .execution import SAFE_PATH, Language, checked_run, execute, languages, spooled
 from .limits import Limits
 
@@ -40,7 +40,7 @@ PROBE_TIMEOUT = 20.0
 
 
 class BwrapSandbox:
-    """A :class:`~worker.core.capabilities.SandboxClient` on bubblewrap."""
+    """A :class:`~worker.interface.capabilities.SandboxClient` on bubblewrap."""
 
     name = "bwrap"
 

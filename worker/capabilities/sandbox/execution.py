@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from ...core.artifacts import validate_name
-from ...core.capabilities import SandboxResult
 from ...core.errors import ConfigurationError, InvalidArtifactName
+from ...interface.capabilities import SandboxResult
+from ...store.artifacts import validate_name
 from .limits import Limits
 
 CHUNK = 64 * 1024

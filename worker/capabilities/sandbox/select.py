@@ -14,9 +14,9 @@ import os
 import shutil
 from pathlib import Path
 
-from ...core.capabilities import SandboxClient
 from ...core.errors import ConfigurationError
 from ...core.settings import Settings
+from ...interface.capabilities import SandboxClient
 from .bwrap import BwrapSandbox
 from .execution import python_interpreter
 from .limits import Limits

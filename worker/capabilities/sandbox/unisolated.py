@@ -15,8 +15,8 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from ...core.capabilities import SandboxResult
 from ...core.errors import ConfigurationError
+from ...interface.capabilities import SandboxResult
 from .execution import SAFE_PATH, checked_run, execute, languages
 from .limits import Limits
 

@@ -25,9 +25,9 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .connections import database_beside
-from .events import dumps
-from .settings import Settings
+from ..core.settings import Settings
+from ..store.connections import database_beside
+from ..store.events import dumps
 
 CALLBACKS = '{"callbacks":null,"errbacks":null,"chain":null,"chord":null}'
 # Celery's saferepr limit for argsrepr/kwargsrepr (task_protocol 2).

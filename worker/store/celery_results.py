@@ -20,9 +20,9 @@ import datetime
 import json
 from typing import Any
 
+from ..core.settings import Settings
 from .connections import database_beside, parse_url
 from .job_status import JobError
-from .settings import Settings
 
 META_PREFIX = "celery-task-meta-"
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from json.encoder import encode_basestring as encode_string
 from typing import Any
 
-from .errors import InvalidEvent
+from ..core.errors import InvalidEvent
 from .jobs import JobStore
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ Pure functions shared by the asyncio client and the synchronous one, so both
 refuse the same submissions with the same messages and cost one Redis round
 trip: the ``SUBMIT`` script records the job and, when the broker is on
 skillq's Redis server, queues its Celery message too (see
-:mod:`worker.core.task_message`); otherwise Celery publishes it after.
+:mod:`worker.wire.task_message`); otherwise Celery publishes it after.
 """
 
 from __future__ import annotations
@@ -21,21 +21,19 @@ from typing import Any
 from celery import Celery
 from pydantic import BaseModel
 
-from .artifacts import JOB_ID
-from .celery_results import records_database
+from ..core.errors import InvalidArgs, InvalidGrant, JobCancelled, JobFailed
+from ..core.settings import Settings
+from ..interface.skills import SKILL_NAME
+from ..store.artifacts import JOB_ID
+from ..store.celery_results import records_database
+from ..store.events import dumps
+from ..store.job_status import JobStatus
+from ..store.keys import Keys
+from ..workspace.grants import MAX_TOKEN_BYTES
 from .envelope import nesting_depth_over
-from .errors import InvalidArgs, InvalidGrant, JobCancelled, JobFailed
-from .events import dumps
-from .grants import MAX_TOKEN_BYTES
-from .jobs import JobStatus
-from .keys import Keys
 from .schema_check import check_args
-from .settings import Settings
 from .signing import sign
-from .skill_info import SkillCache as SkillCache  # re-exported: its old home
-from .skill_info import SkillInfo as SkillInfo
-from .skill_info import merge_skills as merge_skills
-from .skills import SKILL_NAME
+from .skill_info import SkillInfo
 from .task_message import REPR_LIMIT, DirectPublish, priority_list
 
 MAX_OWNER = 256

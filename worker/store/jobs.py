@@ -18,22 +18,16 @@ import redis
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from . import scripts
-from .celery_results import meta_database, records_database
-from .errors import (
+from ..core.errors import (
     CallerEnded,
     DeliveryLimitExceeded,
 )
-from .job_status import ARTIFACT_FIELD as ARTIFACT_FIELD  # re-exported: their old home
-from .job_status import TERMINAL_STATES as TERMINAL_STATES
-from .job_status import ArtifactInfo as ArtifactInfo
-from .job_status import JobError as JobError
-from .job_status import JobState as JobState
-from .job_status import JobStatus as JobStatus
-from .job_status import job_error as job_error
+from ..core.settings import Settings
+from . import scripts
+from .celery_results import meta_database, records_database
+from .job_status import ARTIFACT_FIELD, ArtifactInfo, JobError, JobStatus, job_error
 from .keys import Keys
 from .outage import outlast, outlast_async
-from .settings import Settings
 
 
 @dataclass(frozen=True)

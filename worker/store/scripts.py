@@ -1,7 +1,7 @@
 """Lua scripts that make each step of a job one Redis round trip.
 
 The scripts live in ``lua/*.lua`` (each file's header documents its KEYS,
-ARGV and reply; :mod:`worker.core.scriptfiles` reads them); this module
+ARGV and reply; :mod:`worker.store.scriptfiles` reads them); this module
 names the ones of a job's life.
 
 Every script shares ``emit``: it allocates the event's ``seq`` from the job

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import random
 
-from .context import CancelledByCaller, MissingScopes
-from .errors import (
+from ..core.errors import (
     ConfigurationError,
     HandlerAborted,
     InvalidArgs,
@@ -18,6 +17,7 @@ from .errors import (
     InvalidGrant,
     WorkspaceDenied,
 )
+from .context import CancelledByCaller, MissingScopes
 from .skills import Skill
 
 # What another attempt cannot fix: the call itself is wrong, or was cancelled.

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis as AsyncRedis
 
-from .errors import InvalidGrant
+from ..core.errors import InvalidGrant
+from ..store.keys import Keys
 from .grants import Grant, grant_id_of
-from .keys import Keys
 
 
 @dataclass(frozen=True)

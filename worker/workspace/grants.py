@@ -27,15 +27,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from .artifacts import validate_name
-from .errors import (
+from ..core.errors import (
     ConfigurationError,
     InvalidArtifactName,
     InvalidGrant,
     InvalidWorkspacePath,
     WorkspaceDenied,
 )
-from .settings import Settings
+from ..core.settings import Settings
+from ..store.artifacts import validate_name
 
 WORKSPACE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
 GRANT_ID = re.compile(r"^[0-9a-f]{32}\Z")

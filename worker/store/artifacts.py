@@ -20,20 +20,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
-from .context import ArtifactRef
-from .errors import (
+from ..core.errors import (
     ArtifactNotFound,
     ArtifactStoreUnavailable,
     ConfigurationError,
     InvalidArtifactName,
 )
-from .settings import Settings
+from ..core.settings import Settings
+from ..interface.context import ArtifactRef
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 MAX_NAME_BYTES = 1024
-WORKSPACES_AREA = "workspaces"  # beside the job prefixes; see worker.core.workspace_store
+WORKSPACES_AREA = "workspaces"  # beside the job prefixes; see worker.workspace.workspace_store
 JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 

@@ -18,7 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry as SyncRetry
 
-from .settings import Settings
+from ..core.settings import Settings
 
 
 def sync_redis(settings: Settings) -> redis.Redis:

@@ -12,9 +12,9 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .capabilities import AgentInfo
-from .errors import ConfigurationError
-from .settings import AGENT_NAME
+from ..core.errors import ConfigurationError
+from ..core.settings import AGENT_NAME
+from ..interface.capabilities import AgentInfo
 
 SCHEME = "skillq://"
 DEFAULT_AGENT = "skillq"

@@ -20,9 +20,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, JsonValue, TypeAdapter
 
+from ..core.errors import ConfigurationError
 from .auth import NoAuth
 from .context import RunContext
-from .errors import ConfigurationError
 
 SKILL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
 TASK_PREFIX = "skills."
@@ -163,7 +163,7 @@ def skill(
     args or auth, missing scopes, refused grants and cancels never retry.
 
     Limits hold across every worker of the deployment (see
-    :mod:`worker.core.limits`): ``concurrency=N`` runs at most N jobs of the
+    :mod:`worker.store.limits`): ``concurrency=N`` runs at most N jobs of the
     skill at once; ``key_concurrency=M`` at most M per ``concurrency_key``
     given at submit; ``rate_limit="100/m"`` (``/s``, ``/m``, ``/h``, or e.g.
     ``"5/10s"``) spaces starts evenly at that rate. A job over a limit waits

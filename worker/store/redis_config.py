@@ -18,7 +18,7 @@ from typing import Any
 
 import redis
 
-from .errors import RedisMisconfigured
+from ..core.errors import RedisMisconfigured
 
 REQUIRED_POLICY = "noeviction"
 

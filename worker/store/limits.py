@@ -42,10 +42,10 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.settings import Settings
+from ..interface.skills import Skill
 from .keys import Keys
 from .scriptfiles import load
-from .settings import Settings
-from .skills import Skill
 
 WAIT_FIRST = 0.2  # seconds: the first recheck of a job waiting for a slot
 HORIZON = 60.0  # seconds: the furthest a rate reservation reaches

@@ -25,9 +25,9 @@ from typing import Any
 import redis
 from redis.asyncio import Redis as AsyncRedis
 
+from ..interface.skills import SkillSet
 from .keys import Keys
 from .scriptfiles import load
-from .skills import SkillSet
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import builtins
 import time
 from collections.abc import Awaitable, Callable
 
-from .errors import InvalidGrant, WorkspaceDenied
+from ..core.errors import InvalidGrant, WorkspaceDenied
 from .grants import Grant, GrantSigner, check_prefix
 from .workspace_store import WorkspaceStore
 
@@ -27,7 +27,7 @@ async def _always_valid(grant: Grant) -> None:
 
 
 class GrantedWorkspace:
-    """A :class:`~worker.core.capabilities.WorkspaceClient` over one grant."""
+    """A :class:`~worker.interface.capabilities.WorkspaceClient` over one grant."""
 
     def __init__(
         self,

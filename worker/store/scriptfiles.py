@@ -19,7 +19,7 @@ INCLUDE = "-- include: prelude\n"
 @cache
 def load(name: str) -> str:
     """The text of ``lua/<name>.lua``, with the prelude included where it asks."""
-    text = (files(__package__ or "worker.core") / "lua" / f"{name}.lua").read_text("utf-8")
+    text = (files(__package__ or "worker.store") / "lua" / f"{name}.lua").read_text("utf-8")
     if INCLUDE in text:
         text = text.replace(INCLUDE, load("prelude"), 1)
     return text
@@ -27,7 +27,7 @@ def load(name: str) -> str:
 
 def names() -> list[str]:
     """Every script shipped (the prelude too), for checks."""
-    folder = files(__package__ or "worker.core") / "lua"
+    folder = files(__package__ or "worker.store") / "lua"
     return sorted(
         item.name.removesuffix(".lua") for item in folder.iterdir() if item.name.endswith(".lua")
     )

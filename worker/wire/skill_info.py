@@ -9,8 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from .errors import UnknownSkill
-from .registry import served_within
+from ..core.errors import UnknownSkill
+from ..store.registry import served_within
 
 REGISTRY_CACHE_SECONDS = 2.0
 

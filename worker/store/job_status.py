@@ -10,14 +10,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from .context import ArtifactRef
-from .errors import (
+from ..core.errors import (
     InvalidArgs,
     InvalidAuth,
     MissingScopes,
     UnknownSkill,
     spec_for,
 )
+from ..interface.context import ArtifactRef
 
 JobState = Literal["queued", "running", "retrying", "succeeded", "failed", "cancelled"]
 TERMINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})

@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
+from ..core.errors import SandboxUnavailable as SandboxUnavailable  # part of the interface
 from .a2a import A2AClient
-from .errors import SandboxUnavailable as SandboxUnavailable  # part of the interface
 
 
 @dataclass(frozen=True)

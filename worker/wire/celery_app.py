@@ -13,8 +13,8 @@ from typing import Any
 from celery import Celery
 from kombu import Queue
 
-from .settings import Settings
-from .skills import SkillSet
+from ..core.settings import Settings
+from ..interface.skills import SkillSet
 
 DEFAULT_QUEUE = "default"
 TRANSPORT = "worker.runtime.transport:Transport"

@@ -2,7 +2,7 @@
 
 The same backends as artifacts (S3 or a local directory), so a deployment
 configures one store. Paths reaching this module are already checked by the
-grant (:func:`worker.core.grants.check_path`); the store checks the workspace
+grant (:func:`worker.workspace.grants.check_path`); the store checks the workspace
 id again, so nothing outside ``workspaces/<id>/`` can be named.
 """
 
@@ -13,14 +13,14 @@ import builtins
 from abc import ABC, abstractmethod
 from pathlib import Path
 
-from .artifacts import (
+from ..core.errors import ArtifactNotFound, ConfigurationError
+from ..store.artifacts import (
     WORKSPACES_AREA,
     ArtifactStore,
     FileArtifactStore,
     S3ArtifactStore,
     _atomic_write,
 )
-from .errors import ArtifactNotFound, ConfigurationError
 from .grants import check_path, check_prefix, check_workspace_id
 
 AREA = WORKSPACES_AREA

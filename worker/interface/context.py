@@ -15,13 +15,12 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
+# Part of the interface; defined with the other errors so that they share one base.
+from ..core.errors import CancelledByCaller as CancelledByCaller
+from ..core.errors import MissingScopes as MissingScopes
 from .a2a import A2AClient, CallResult
 from .artifact_ref import ArtifactRef as ArtifactRef  # re-exported: part of the interface
 from .capabilities import DiscoveryClient, SandboxClient, SandboxUnavailable, WorkspaceClient
-
-# Part of the interface; defined with the other errors so that they share one base.
-from .errors import CancelledByCaller as CancelledByCaller
-from .errors import MissingScopes as MissingScopes
 
 AuthT = TypeVar("AuthT", bound=BaseModel)
 
