@@ -33,7 +33,7 @@ def skillq(
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [SKILLQ, *args],
-        env={**os.environ, **env, "COLUMNS": "200"},
+        env={**os.environ, "COLUMNS": "200", **env},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -191,3 +191,20 @@ def test_demo_runs_on_an_embedded_default(tmp_path: Path) -> None:
     assert "once upon a time there was" in done.stdout
     assert "It works." in done.stdout
     assert "demo finished" in done.stdout
+
+
+def test_redis_away_is_reported_at_once_naming_the_setting_and_address() -> None:
+    """Before: 9-11 s of retries, then a message that named neither."""
+    from worker.embedded import free_port
+
+    port = free_port()  # nothing listens there
+    env = {"SKILLQ_BROKER_URL": f"redis://user:hunter2@127.0.0.1:{port}/0"}
+    for args in (("status", "some-job"), ("skills",), ("submit", "echo")):
+        done = skillq({**env, "COLUMNS": "80"}, *args, timeout=20)
+        assert done.returncode == 6, (args, done.stderr)
+        said = done.stderr.strip()
+        assert f"cannot reach Redis at redis://user:***@127.0.0.1:{port}/0" in said, said
+        assert "(SKILLQ_BROKER_URL)" in said and "hunter2" not in said
+        assert len(said.splitlines()) == 1, said  # one line, even in a pipe
+    named = skillq({**env, "SKILLQ_REDIS_URL": f"redis://127.0.0.1:{port}/3"}, "skills")
+    assert "(SKILLQ_REDIS_URL)" in named.stderr and f"{port}/3" in named.stderr

@@ -9,6 +9,7 @@ import redis
 import typer
 
 from ..core.settings import Settings
+from ..store.connections import probe_redis
 from ..store.keys import Keys
 from .app import cli
 from .support import JsonFlag, emit_json, err, out
@@ -50,8 +51,8 @@ def backlog_clients() -> tuple[redis.Redis, redis.Redis, Keys]:
     """The broker (queue lists), skillq's Redis (counters, registry) and the key names."""
     settings = Settings()
     return (
-        redis.Redis.from_url(settings.broker_url, socket_connect_timeout=5),
-        redis.Redis.from_url(settings.effective_redis_url, socket_connect_timeout=5),
+        probe_redis(settings.broker_url, 5.0),
+        probe_redis(settings.effective_redis_url, 5.0),
         Keys(settings.key_prefix),
     )
 
@@ -114,7 +115,7 @@ def health(
     settings = Settings()
     node = hostname or f"celery@{socket.gethostname()}"
     warnings = check_redis([settings.broker_url, settings.effective_redis_url])
-    client = redis.Redis.from_url(settings.effective_redis_url, socket_connect_timeout=5)
+    client = probe_redis(settings.effective_redis_url, 5.0)
     alive = is_alive(client, Keys(settings.key_prefix), node)
     for warning in warnings:
         err.print(f"warning: {warning}", highlight=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import Annotated, Any, NoReturn
 
@@ -14,8 +15,9 @@ from ..client.sync import SkillClient
 from ..core.errors import spec_for
 from ..core.settings import Settings
 
-out = Console()
-err = Console(stderr=True)
+# soft_wrap: a long line stays one line in a pipe or a log (tables still fit the width).
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
@@ -23,9 +25,24 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable J
 def report(exc: BaseException) -> int:
     """Print what went wrong on one line; the exit code the error table gives it."""
     spec = spec_for(exc)
-    prefix = "cannot reach Redis: " if spec.code == "redis_unavailable" else ""
+    prefix = unreachable() if spec.code == "redis_unavailable" else ""
     err.print(f"[red]error:[/red] {prefix}{escape(str(exc))}", markup=True, highlight=False)
     return spec.exit_code
+
+
+def unreachable() -> str:
+    """Which Redis could not be reached, and the setting that names it."""
+    try:
+        settings = Settings()
+    except Exception:  # the settings themselves are wrong: the error says so
+        return "cannot reach Redis: "
+    setting = "SKILLQ_REDIS_URL" if settings.redis_url else "SKILLQ_BROKER_URL"
+    return f"cannot reach Redis at {shown_url(settings.effective_redis_url)} ({setting}): "
+
+
+def shown_url(url: str) -> str:
+    """A Redis URL without its password."""
+    return re.sub(r"(//[^:@/]*:)[^@/]*@", r"\1***@", url)
 
 
 def fail(exc: BaseException) -> NoReturn:
@@ -52,4 +69,9 @@ def emit_json(value: Any) -> None:
 
 
 def make_client() -> SkillClient:
-    return SkillClient(Settings())
+    """A client for one command: a person waits for it, so a Redis that is away is
+    reported after a couple of retries, not after a worker's patience."""
+    settings = Settings()
+    return SkillClient(
+        settings.model_copy(update={"redis_retries": min(settings.redis_retries, 2)})
+    )

@@ -20,6 +20,7 @@ from typing import TypeVar
 import redis
 
 from ..core.errors import ConfigurationError
+from ..store.connections import probe_redis
 
 T = TypeVar("T")
 
@@ -224,7 +225,7 @@ class WorkerProcess:
         from ..store.registry import is_alive
 
         keys = Keys(key_prefix)
-        client = redis.Redis.from_url(redis_url)
+        client = probe_redis(redis_url, 5.0)
         deadline = time.monotonic() + timeout
         try:
             while not is_alive(client, keys, self.hostname):

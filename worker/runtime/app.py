@@ -28,6 +28,7 @@ from ..interface.skills import Skill, SkillSet, describe_sources, load_skills
 from ..store.agents import describe_agent
 from ..store.artifacts import open_store
 from ..store.celery_results import fused
+from ..store.connections import sync_redis
 from ..store.job_status import job_error
 from ..store.keys import Keys
 from ..store.outage import UNREACHABLE
@@ -259,7 +260,7 @@ def connect_worker_signals(
         if getattr(sender, "app", None) is not app:
             return
         queues = sorted(app.amqp.queues.consume_from or app.amqp.queues)
-        client = redis.Redis.from_url(settings.effective_redis_url, decode_responses=True)
+        client = sync_redis(settings)
         announcer = WorkerAnnouncer(
             client,
             Keys(settings.key_prefix),

@@ -20,13 +20,19 @@ from redis.retry import Retry as SyncRetry
 
 from ..core.settings import Settings
 
+# A connect that has not completed in this long will not: the host is away or
+# a firewall drops the packets (the OS would wait minutes). Retries follow.
+CONNECT_TIMEOUT = 5.0
 
-def sync_redis(settings: Settings) -> redis.Redis:
-    """The blocking client for a job's start and end (same retry policy)."""
+
+def sync_redis(settings: Settings, url: str | None = None) -> redis.Redis:
+    """The blocking client for a job's start and end (same retry policy); of
+    skillq's Redis unless ``url`` names another (the result backend)."""
     return redis.Redis.from_url(
-        settings.effective_redis_url,
+        url or settings.effective_redis_url,
         decode_responses=True,
         socket_keepalive=True,
+        socket_connect_timeout=CONNECT_TIMEOUT,
         health_check_interval=30,
         retry=SyncRetry(ExponentialBackoff(cap=1.0, base=0.05), retries=settings.redis_retries),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
@@ -42,10 +48,17 @@ def async_redis(url: str, retries: int) -> Redis:
         url,
         decode_responses=True,
         socket_keepalive=True,
+        socket_connect_timeout=CONNECT_TIMEOUT,
         health_check_interval=30,
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=retries),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
+
+
+def probe_redis(url: str, timeout: float = 2.0) -> redis.Redis:
+    """A client for a check or a command-line read: it gives up after ``timeout``
+    seconds instead of retrying, so a person hears at once that Redis is away."""
+    return redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
 
 
 REDIS_SCHEMES = ("redis://", "rediss://")

@@ -25,6 +25,7 @@ from ..core.errors import (
 from ..core.settings import Settings
 from . import scripts
 from .celery_results import meta_database, records_database
+from .connections import sync_redis
 from .job_status import ARTIFACT_FIELD, ArtifactInfo, JobError, JobStatus, job_error
 from .keys import Keys
 from .outage import outlast, outlast_async
@@ -259,7 +260,9 @@ class JobRecords:
         client = self.client
         if self._meta_elsewhere:
             if self._meta_client is None:
-                self._meta_client = redis.Redis.from_url(self.settings.effective_result_backend)
+                self._meta_client = sync_redis(
+                    self.settings, self.settings.effective_result_backend
+                )
             client = self._meta_client
         client.register_script(scripts.CELERY_META)(
             keys=[],

@@ -19,6 +19,7 @@ from typing import Any
 import redis
 
 from ..core.errors import RedisMisconfigured
+from .connections import probe_redis
 
 REQUIRED_POLICY = "noeviction"
 
@@ -93,7 +94,7 @@ def check_redis(urls: list[str], timeout: float = 10.0) -> list[str]:
     for url in dict.fromkeys(urls):
         if not url.startswith(("redis://", "rediss://", "unix://")):
             continue
-        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        client = probe_redis(url, timeout)
         try:
             fitness = inspect_redis(client, url)
         finally:
