@@ -3,6 +3,8 @@ the exporter and the health check."""
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Annotated
 
 import redis
@@ -26,6 +28,9 @@ def worker(
     """Start a worker; extra options go to `celery worker` unchanged."""
     from ..runtime.app import create_worker_app
 
+    # As `python -m` and `celery` do: skill modules in this folder are found.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     argv = ["worker", "--pool", pool, "--loglevel", loglevel]
     if concurrency:
         argv += ["--concurrency", str(concurrency)]

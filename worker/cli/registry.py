@@ -19,6 +19,13 @@ def skills(as_json: JsonFlag = False) -> None:
     if as_json:
         emit_json([item.model_dump(mode="json") for item in found])
         return
+    if not found:
+        err.print(
+            "no worker has registered any skill yet: start one with `skillq worker` "
+            "(SKILLQ_SKILLS names the modules it serves)",
+            highlight=False,
+        )
+        return
     from ..client.display import skills_table
 
     out.print(skills_table(found))

@@ -106,7 +106,12 @@ class UnknownSkill(SkillqError):
     def __init__(self, skill: str, known: Sequence[str] = ()) -> None:
         self.skill = skill
         self.known = tuple(known)
-        hint = f"; known skills: {', '.join(sorted(self.known))}" if self.known else ""
+        hint = (
+            f"; known skills: {', '.join(sorted(self.known))}"
+            if self.known
+            else ": no worker has registered any skill yet; start one with `skillq worker` "
+            "(SKILLQ_SKILLS names the modules it serves)"
+        )
         super().__init__(f"unknown skill {skill!r}{hint}")
 
 

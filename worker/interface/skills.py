@@ -189,6 +189,13 @@ def skill(
     rate = None if rate_limit is None else Rate.parse(name, rate_limit)
 
     def decorate(handler: Handler) -> Skill:
+        if not is_async(handler):
+            what = getattr(handler, "__qualname__", repr(handler))
+            raise ConfigurationError(
+                f"skill {name!r}: its handler {what} must be an async function: write "
+                f"`async def {getattr(handler, '__name__', 'handler')}(ctx, args)` (a plain "
+                "function would fail every job when the runner awaits what it returns)"
+            )
         return Skill(
             name=name,
             handler=handler,
@@ -271,15 +278,33 @@ def skills_in(module: ModuleType) -> list[Skill]:
     return [value for value in vars(module).values() if isinstance(value, Skill)]
 
 
+def is_async(handler: Any) -> bool:
+    """An ``async def`` (also behind ``functools.partial``, or as ``__call__``)."""
+    call = type(handler).__call__ if not inspect.isroutine(handler) else None
+    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(call)
+
+
 def load_skills(modules: Sequence[str]) -> SkillSet:
     """Import each module and collect the skills defined at its top level."""
     found: list[Skill] = []
     for module_name in modules:
         try:
             module = importlib.import_module(module_name)
-        except ImportError as exc:
+        except SyntaxError as exc:
+            where = f"{exc.filename}, line {exc.lineno}" if exc.filename else module_name
             raise ConfigurationError(
-                f"cannot import skill module {module_name!r} (from SKILLQ_SKILLS): {exc}"
+                f"skill module {module_name!r} (from SKILLQ_SKILLS) has a syntax error at "
+                f"{where}: {exc.msg}"
+            ) from None
+        except ImportError as exc:
+            hint = (
+                f"; run the worker from the folder that holds {module_name.split('.')[0]!r}, "
+                "or add that folder to PYTHONPATH"
+                if getattr(exc, "name", None) == module_name.split(".")[0]
+                else ""
+            )
+            raise ConfigurationError(
+                f"cannot import skill module {module_name!r} (from SKILLQ_SKILLS): {exc}{hint}"
             ) from exc
         found.extend(skills_in(module))
     return SkillSet(found)
