@@ -34,6 +34,7 @@ EXPORTED = [
     "InvalidGrant",
     "InvalidRequest",
     "InvalidResult",
+    "InvalidSubmission",
     "InvalidWorkspacePath",
     "JobCancelled",
     "JobExpired",

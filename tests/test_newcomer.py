@@ -118,3 +118,25 @@ def test_a_handler_that_is_not_async_is_refused_where_it_is_declared() -> None:
 
     with pytest.raises(ConfigurationError, match=r"plain must be an async function"):
         skill("plain")(plain)  # type: ignore[arg-type]
+
+
+def test_a_delay_too_long_is_not_blamed_on_the_args(
+    fresh: tuple[EmbeddedRedis, dict[str, str]],
+) -> None:
+    """Before: ``--countdown 86400`` was reported as "invalid args for skill 'echo'"."""
+    from worker import InvalidArgs, InvalidSubmission, Settings, SkillClient
+    from worker.wire.skill_info import SkillInfo
+
+    server, _ = fresh
+    try:
+        settings = Settings(broker_url=server.url, key_prefix="newcomer")
+        with SkillClient(settings) as client:
+            client._cache.update({"echo": SkillInfo(name="echo", workers=["somewhere"])})
+            with pytest.raises(InvalidSubmission) as caught:
+                client.submit("echo", {"message": "x"}, countdown=86400)
+        assert isinstance(caught.value, InvalidArgs)  # still caught as before
+        said = str(caught.value)
+        assert said.startswith("cannot submit to skill 'echo': a delay of 86400 s"), said
+        assert "invalid args" not in said
+    finally:
+        server.stop()

@@ -15,6 +15,7 @@ error keeps it too (in brackets), so ``except PermissionError`` still works::
     |   +-- RedisMisconfigured
     +-- UnknownSkill
     +-- InvalidArgs
+    |   +-- InvalidSubmission
     +-- InvalidAuth
     +-- SecretNotFound [KeyError]
     +-- InvalidArtifactName [ValueError]
@@ -123,6 +124,17 @@ class InvalidArgs(SkillqError):
         self.detail = detail
         self.errors = list(errors)
         super().__init__(f"invalid args for skill {skill!r}: {detail}")
+
+
+class InvalidSubmission(InvalidArgs):
+    """A submission's options cannot be used (a delay, priority, time limit, job id,
+    queue or key); the args may be fine. Handled as :class:`InvalidArgs`."""
+
+    def __init__(self, skill: str, detail: str) -> None:
+        super().__init__(skill, detail)
+        self.message = (
+            f"cannot submit to skill {skill!r}: {detail}" if skill else (f"cannot submit: {detail}")
+        )
 
 
 class InvalidAuth(SkillqError):

@@ -21,7 +21,7 @@ from typing import Any
 from celery import Celery
 from pydantic import BaseModel
 
-from ..core.errors import InvalidArgs, InvalidGrant, JobCancelled, JobFailed
+from ..core.errors import InvalidArgs, InvalidGrant, InvalidSubmission, JobCancelled, JobFailed
 from ..core.settings import Settings
 from ..interface.skills import SKILL_NAME
 from ..store.artifacts import JOB_ID
@@ -173,25 +173,27 @@ def draft(
         ("a concurrency key", concurrency_key),
     ):
         if value is not None and not printable(value, MAX_OWNER):
-            raise InvalidArgs(skill, f"{name} is 1 to {MAX_OWNER} printable characters")
+            raise InvalidSubmission(skill, f"{name} is 1 to {MAX_OWNER} printable characters")
     if concurrency_key is not None and not info.key_concurrency:
-        raise InvalidArgs(
+        raise InvalidSubmission(
             skill,
             f"skill {skill!r} declares no key_concurrency, so a concurrency key would limit "
             "nothing",
         )
     if time_limit is not None and (not finite_number(time_limit) or not time_limit > 0):
-        raise InvalidArgs(
+        raise InvalidSubmission(
             skill, f"time_limit must be a positive number of seconds, not {time_limit!r}"
         )
     auth_value = auth.model_dump(mode="json") if isinstance(auth, BaseModel) else auth
     job_id = job_id or str(uuid.uuid4())
     if not JOB_ID.match(job_id):
-        raise InvalidArgs(skill, f"job id {job_id!r} must match {JOB_ID.pattern}")
+        raise InvalidSubmission(skill, f"job id {job_id!r} must match {JOB_ID.pattern}")
     target_queue = queue or info.queue
     if not SKILL_NAME.match(target_queue):
         # Queue names become broker keys: nothing that could name another key.
-        raise InvalidArgs(skill, f"queue name {target_queue!r} must match {SKILL_NAME.pattern}")
+        raise InvalidSubmission(
+            skill, f"queue name {target_queue!r} must match {SKILL_NAME.pattern}"
+        )
     if grant is not None:
         if not isinstance(grant, str) or not 0 < len(grant) <= MAX_TOKEN_BYTES:
             raise InvalidGrant(f"a grant must be a token of at most {MAX_TOKEN_BYTES} bytes")
@@ -291,7 +293,7 @@ def checked_priority(skill: str, priority: int | None) -> int:
     if priority is None:
         return 0
     if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9:
-        raise InvalidArgs(skill, f"priority must be an integer from 0 to 9, not {priority!r}")
+        raise InvalidSubmission(skill, f"priority must be an integer from 0 to 9, not {priority!r}")
     return priority
 
 
@@ -305,7 +307,7 @@ def check_delay(settings: Settings, skill: str, eta: float) -> None:
     delay = eta - time.time()
     longest = settings.visibility_timeout - DELAY_MARGIN
     if delay > longest:
-        raise InvalidArgs(
+        raise InvalidSubmission(
             skill,
             f"a delay of {delay:.0f} s is over the {longest:.0f} s SKILLQ_VISIBILITY_TIMEOUT "
             f"({settings.visibility_timeout} s) allows: Redis would deliver the job twice; "
@@ -317,19 +319,19 @@ def eta_of(countdown: float | None, eta: datetime | float | None) -> float | Non
     """When a job may start, from a countdown (seconds) or an eta (a datetime, or Unix
     seconds); None for at once."""
     if countdown is not None and eta is not None:
-        raise InvalidArgs("submit", "give countdown or eta, not both")
+        raise InvalidSubmission("", "give countdown or eta, not both")
     if countdown is not None:
         if not finite_number(countdown) or not countdown >= 0:
-            raise InvalidArgs("submit", f"countdown must be >= 0 seconds, not {countdown!r}")
+            raise InvalidSubmission("", f"countdown must be >= 0 seconds, not {countdown!r}")
         return time.time() + float(countdown)
     if isinstance(eta, datetime):
         if eta.tzinfo is None:
-            raise InvalidArgs("submit", "eta must be timezone-aware (e.g. datetime.now(UTC))")
+            raise InvalidSubmission("", "eta must be timezone-aware (e.g. datetime.now(UTC))")
         return eta.timestamp()
     if eta is None:
         return None
     if not finite_number(eta):
-        raise InvalidArgs("submit", f"eta must be an aware datetime or Unix seconds, not {eta!r}")
+        raise InvalidSubmission("", f"eta must be an aware datetime or Unix seconds, not {eta!r}")
     return float(eta)
 
 
