@@ -420,6 +420,7 @@ def test_the_kombu_methods_skillq_overrides_are_the_ones_it_was_written_for() ->
             changed.append(dotted)
     assert not changed, (
         f"kombu changed {changed}, which worker/transport.py overrides: compare the new "
-        "source with the override, re-run tests/test_faults.py and tests/test_hostile.py, "
+        "source with the override, re-run tests/runtime/test_faults.py and "
+        "tests/runtime/test_hostile.py, "
         "then update OVERRIDDEN_KOMBU_SOURCES"
     )

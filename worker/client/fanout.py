@@ -136,12 +136,17 @@ class Fanout:
                 with contextlib.suppress(RedisConnectionError, RedisTimeoutError):
                     await self._pubsub.subscribe(channel)
             self._wake.set()
+        left = deadline.remaining()
+        ours = left is not None and left < SUBSCRIBE_TIMEOUT  # the caller's wait ends first
+        limit = max(0.0, left) if left is not None and ours else SUBSCRIBE_TIMEOUT
         try:
-            await asyncio.wait_for(
-                confirmed.wait(), min(SUBSCRIBE_TIMEOUT, deadline.wait("Redis", SUBSCRIBE_TIMEOUT))
-            )
+            await asyncio.wait_for(confirmed.wait(), limit)
         except TimeoutError:
             await self.remove(follower)
+            if ours:
+                raise TimeoutError(
+                    f"timed out after {deadline.timeout} s waiting for {channel}"
+                ) from None
             raise RedisTimeoutError(f"no confirmation of SUBSCRIBE {channel}") from None
 
     async def remove(self, follower: Follower) -> None:

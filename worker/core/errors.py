@@ -350,6 +350,7 @@ ERROR_TABLE: dict[type[BaseException], ErrorSpec] = {
     ConfigurationError: ErrorSpec("configuration", 2, 500),
     UnknownSkill: ErrorSpec("unknown_skill", 2, 404, A2A_UNSUPPORTED_OPERATION),
     InvalidArgs: ErrorSpec("invalid_args", 2, 422, A2A_INVALID_PARAMS),
+    InvalidSubmission: ErrorSpec("invalid_args", 2, 422, A2A_INVALID_PARAMS),
     InvalidAuth: ErrorSpec("invalid_auth", 2, 401, A2A_INVALID_REQUEST),
     MissingScopes: ErrorSpec("missing_scopes", 2, 403, A2A_INVALID_REQUEST),
     SecretNotFound: ErrorSpec("secret_not_found", 1, 500),

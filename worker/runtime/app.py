@@ -28,7 +28,7 @@ from ..interface.skills import Skill, SkillSet, describe_sources, load_skills
 from ..store.agents import describe_agent
 from ..store.artifacts import open_store
 from ..store.celery_results import fused
-from ..store.connections import sync_redis
+from ..store.connections import CONNECT_TIMEOUT, probe_redis
 from ..store.job_status import job_error
 from ..store.keys import Keys
 from ..store.outage import UNREACHABLE
@@ -260,7 +260,8 @@ def connect_worker_signals(
         if getattr(sender, "app", None) is not app:
             return
         queues = sorted(app.amqp.queues.consume_from or app.amqp.queues)
-        client = sync_redis(settings)
+        # Fails fast and tries again at the next beat: an outage is counted in beats.
+        client = probe_redis(settings.effective_redis_url, CONNECT_TIMEOUT)
         announcer = WorkerAnnouncer(
             client,
             Keys(settings.key_prefix),

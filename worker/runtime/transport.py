@@ -44,8 +44,8 @@ log = logging.getLogger(__name__)
 DEAD_LETTER_MAX = 10_000
 # sha256 (first 16 hex digits) of the source of each kombu method overridden
 # below, as written for kombu 5.7. tests/test_units.py fails when a kombu
-# upgrade changes one: re-read it and re-run tests/test_faults.py and
-# tests/test_hostile.py before updating the digest.
+# upgrade changes one: re-read it and re-run tests/runtime/test_faults.py and
+# tests/runtime/test_hostile.py before updating the digest.
 OVERRIDDEN_KOMBU_SOURCES = {
     "Channel._brpop_read": "c42518699709f2df",
     "Channel._brpop_start": "06723d707ddf2240",

@@ -10,7 +10,7 @@ and never a record without its message or a message without its record.
 
 The message is what kombu's Redis transport pushes for ``send_task(name,
 kwargs=..., task_id=..., queue=...)`` with skillq's configuration;
-``tests/test_task_message.py`` compares the two field by field, so a Celery or
+``tests/wire/test_task_message.py`` compares the two field by field, so a Celery or
 kombu upgrade that changes the format fails there. Celery's publish signals do
 not fire for these messages; ``SKILLQ_DIRECT_PUBLISH=false`` sends every job
 through ``send_task`` instead.

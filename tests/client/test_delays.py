@@ -14,8 +14,8 @@ import pytest
 import redis
 from celery import Celery
 
+from tests.cli.test_cli import skillq
 from tests.conftest import held, wait_for
-from tests.test_cli import skillq
 from worker.client import SkillClient
 from worker.core.errors import InvalidArgs, JobNotFound
 from worker.embedded import WorkerProcess

@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import SecretStr
 
+from tests.cli.test_cli import skillq
 from tests.conftest import AUTH_KEY, BUCKET, wait_for
-from tests.test_cli import skillq
 from worker.client import SkillClient
 from worker.core.errors import InvalidGrant, JobNotFound
 from worker.core.settings import Settings

@@ -1,5 +1,5 @@
 """Clients of HTTP peers against real local HTTP servers: S3 errors (A2A calls are in
-tests/test_a2a_client.py)."""
+tests/capabilities/test_a2a_client.py)."""
 
 from __future__ import annotations
 

@@ -16,12 +16,12 @@ import pytest
 from a2a.client import ClientConfig, create_client
 from a2a.types.a2a_pb2 import ListTasksRequest, TaskState
 
-from tests.test_cli import skillq
+from tests.cli.test_cli import skillq
 from worker.capabilities.http_a2a import HttpA2AClient
 from worker.client import SkillClient
 from worker.embedded import WorkerProcess, free_port, wait_for
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).parent.parent  # tests/
 
 
 @pytest.fixture(scope="module")

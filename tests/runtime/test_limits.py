@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.cli.test_cli import skillq
 from tests.conftest import wait_for
-from tests.test_cli import skillq
 from worker.client import SkillClient
 from worker.core.errors import ConfigurationError, InvalidArgs, InvalidAuth
 from worker.core.settings import Settings

@@ -13,8 +13,8 @@ import pytest
 import redis
 from celery import Celery
 
+from tests.cli.test_cli import skillq
 from tests.conftest import wait_for
-from tests.test_cli import skillq
 from worker.client import SkillClient
 from worker.client.backlog import queue_depths
 from worker.core.errors import InvalidArgs, JobNotFound

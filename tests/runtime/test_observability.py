@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.cli.test_cli import skillq
 from tests.conftest import SECRET_VALUE, wait_for
 from tests.ext.ext_skills import FORGED
-from tests.test_cli import skillq
 from worker.client import SkillClient
 from worker.core.settings import Settings
 from worker.embedded import WorkerProcess, free_port

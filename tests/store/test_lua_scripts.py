@@ -11,7 +11,7 @@ import redis
 from worker.embedded import EmbeddedRedis
 from worker.store.scriptfiles import INCLUDE, load, names
 
-PACKAGE = Path(__file__).resolve().parent.parent / "worker"
+PACKAGE = Path(__file__).resolve().parents[2] / "worker"
 
 
 def test_every_script_is_a_documented_file_that_redis_accepts(

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from celery import Celery
 
+from tests.cli.test_cli import skillq
 from tests.conftest import wait_for
-from tests.test_cli import skillq
 from worker.client import SkillClient
 from worker.embedded import WorkerProcess
 
