@@ -243,10 +243,33 @@ def test_backlog_counts_queued_and_running_jobs(
 def test_health_command(
     start_worker: Callable[..., WorkerProcess], stack_env: dict[str, str]
 ) -> None:
-    worker = start_worker(pool="threads", queues="health-q")
+    worker = start_worker(pool="threads", concurrency=3, queues="health-q")
     env = {**os.environ, **stack_env}
     alive = subprocess.run([SKILLQ, "health", "--hostname", worker.hostname], env=env, check=False)
     assert alive.returncode == 0
+    # Without a name: any worker on this host (test workers are named ...@localhost),
+    # whatever its node name; before, only celery@<host> counted.
+    anyone = subprocess.run(
+        [SKILLQ, "health", "--json"], env=env, capture_output=True, text=True, check=False
+    )
+    assert anyone.returncode == 0, anyone.stderr
+    said = json.loads(anyone.stdout)
+    assert said["alive"] is True and worker.hostname in said["workers"]
+    listed = subprocess.run(
+        [SKILLQ, "workers", "--json"], env=env, capture_output=True, text=True, check=False
+    )
+    assert listed.returncode == 0, listed.stderr
+    entry = next(e for e in json.loads(listed.stdout) if e["hostname"] == worker.hostname)
+    assert (entry["pool"], entry["concurrency"], entry["running"]) == ("threads", 3, 0)
+    assert entry["beat_at"] is not None and "echo" in [s["name"] for s in entry["skills"]]
+    shown = subprocess.run(
+        [SKILLQ, "workers"],
+        env={**env, "COLUMNS": "250"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert worker.hostname in shown.stdout and "threads" in shown.stdout
     worker.stop()
     gone = subprocess.run(
         [SKILLQ, "health", "--hostname", worker.hostname], env=env, capture_output=True, check=False

@@ -104,27 +104,46 @@ def exporter(
 @cli.command()
 def health(
     hostname: Annotated[
-        str | None, typer.Option("--hostname", "-n", help="Worker node name.")
+        str | None,
+        typer.Option(
+            "--hostname", "-n", help="The worker's node name (default: any on this host)."
+        ),
     ] = None,
+    as_json: JsonFlag = False,
 ) -> None:
-    """Exit 0 if the worker HOSTNAME (default celery@<host>) is alive and Redis keeps data.
+    """Exit 0 if a worker is alive (the node HOSTNAME, else any worker on this host)
+    and Redis keeps data: a container's health check.
 
-    Fails (exit 2) when Redis would evict queued jobs or records, and warns
-    when it would lose them on a restart.
+    Fails (exit 2) when Redis would evict queued jobs or records, exit 1 when
+    no such worker renews its heartbeat; warns when Redis would lose data on a
+    restart.
     """
     import socket
 
     from ..store.redis_config import check_redis
-    from ..store.registry import is_alive
+    from ..store.registry import live_workers
 
     settings = Settings()
-    node = hostname or f"celery@{socket.gethostname()}"
     warnings = check_redis([settings.broker_url, settings.effective_redis_url])
     client = probe_redis(settings.effective_redis_url, 5.0)
-    alive = is_alive(client, Keys(settings.key_prefix), node)
-    for warning in warnings:
-        err.print(f"warning: {warning}", highlight=False)
-    if not alive:
-        err.print(f"worker {node} has no live heartbeat in Redis", highlight=False)
+    live = live_workers(client, Keys(settings.key_prefix))
+    host = socket.gethostname()
+    names = [str(entry.get("hostname", "")) for entry in live]
+    if hostname is not None:
+        mine = [name for name in names if name == hostname]
+        wanted = f"worker {hostname}"
+    else:
+        mine = [name for name in names if name.rpartition("@")[2] in (host, "localhost")]
+        wanted = f"a worker on {host}"
+    if as_json:
+        emit_json({"alive": bool(mine), "workers": mine, "redis_warnings": warnings})
+    else:
+        for warning in warnings:
+            err.print(f"warning: {warning}", highlight=False)
+        if mine:
+            out.print(f"alive: {', '.join(mine)}", highlight=False)
+        else:
+            seen = f" (live: {', '.join(names)})" if names else " (no live worker at all)"
+            err.print(f"{wanted} has no live heartbeat in Redis{seen}", highlight=False)
+    if not mine:
         raise typer.Exit(1)
-    out.print(f"worker {node} is alive", highlight=False)

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from ..core.settings import Settings
+from ..store.keys import Keys
 from .app import cli
 from .support import JsonFlag, emit_json, err, make_client, out
 
@@ -81,3 +83,39 @@ def remove_agent(name: str) -> None:
             err.print(f"no remote agent named {name!r}", highlight=False)
             raise typer.Exit(4)
     out.print(f"removed agent {name}")
+
+
+@cli.command()
+def workers(as_json: JsonFlag = False) -> None:
+    """List the live workers: name, agent, pool, concurrency, running jobs, skills,
+    and when each last renewed its heartbeat."""
+    import time
+
+    from ..store.connections import probe_redis
+    from ..store.registry import live_workers
+
+    settings = Settings()
+    client = probe_redis(settings.effective_redis_url, 5.0)
+    found = live_workers(client, Keys(settings.key_prefix))
+    if as_json:
+        emit_json(found)
+        return
+    if not found:
+        err.print("no live worker: start one with `skillq worker`", highlight=False)
+        return
+    from rich.table import Table
+
+    table = Table("worker", "agent", "pool", "concurrency", "running", "skills", "heartbeat")
+    now = time.time()
+    for entry in found:
+        beat = entry.get("beat_at")
+        table.add_row(
+            str(entry.get("hostname", "?")),
+            str((entry.get("agent") or {}).get("name", "")),
+            str(entry.get("pool") or "?"),
+            str(entry.get("concurrency") or "?"),
+            str(entry.get("running", 0)),
+            ", ".join(item.get("name", "?") for item in entry.get("skills", [])),
+            "?" if beat is None else f"{max(0.0, now - float(beat)):.1f} s ago",
+        )
+    out.print(table)

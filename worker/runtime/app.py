@@ -74,6 +74,13 @@ def create_app(
     return app
 
 
+def pool_name(controller: Any) -> str:
+    """``prefork``, ``threads``, ``solo``... as the worker was started with."""
+    pool = getattr(controller, "pool_cls", None)
+    module = getattr(pool, "__module__", "") or str(pool or "")
+    return {"thread": "threads"}.get(module.rsplit(".", 1)[-1], module.rsplit(".", 1)[-1])
+
+
 def check_retry_backoff(settings: Settings, skill: Skill) -> None:
     """Refuse a retry backoff the broker cannot hold.
 
@@ -270,6 +277,8 @@ def connect_worker_signals(
             queues,
             settings.heartbeat_interval,
             agent=agent,
+            pool=pool_name(getattr(sender, "controller", sender)),
+            concurrency=getattr(getattr(sender, "controller", sender), "concurrency", None),
         )
         announcer.start()
         announcers.append(announcer)

@@ -20,7 +20,7 @@ import logging
 import os
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
 import redis
 from redis.asyncio import Redis as AsyncRedis
@@ -50,6 +50,8 @@ class WorkerAnnouncer:
         interval: float,
         *,
         agent: dict[str, Any] | None = None,
+        pool: str = "",
+        concurrency: int | None = None,
     ) -> None:
         self._client = client
         self._keys = keys
@@ -62,6 +64,9 @@ class WorkerAnnouncer:
                 "pid": os.getpid(),
                 "started_at": time.time(),
                 "queues": queues,
+                "pool": pool,
+                "concurrency": concurrency,
+                "heartbeat_interval": interval,
                 "skills": list(self._skills.values()),
                 "agent": agent or {"name": "skillq", "description": "", "capabilities": []},
             }
@@ -126,6 +131,30 @@ async def read_workers_async(client: AsyncRedis, keys: Keys) -> list[dict[str, A
         keys=[keys.workers, keys.heartbeats], args=[repr(time.time())]
     )
     return _entries(values)
+
+
+def live_workers(client: redis.Redis, keys: Keys) -> list[dict[str, Any]]:
+    """Every live worker's entry, with when its heartbeat was last renewed
+    (``beat_at``) and how many jobs it runs now (``running``): O(workers + running)."""
+    entries = read_workers(client, keys)
+    if not entries:
+        return entries
+    names = [str(entry.get("hostname", "")) for entry in entries]
+    expiries = cast(list[Any], client.zmscore(keys.heartbeats, names))
+    running_ids = cast(list[Any], client.zrange(keys.running_index(), 0, -1))
+    with client.pipeline(transaction=False) as pipe:
+        for job_id in running_ids:
+            pipe.hget(keys.job(job_id if isinstance(job_id, str) else job_id.decode()), "worker")
+        owners = [o.decode() if isinstance(o, bytes) else o for o in pipe.execute()]
+    for entry, expires in zip(entries, expiries, strict=True):
+        interval = float(entry.get("heartbeat_interval") or 0)
+        entry["beat_at"] = (
+            None
+            if expires is None or not interval
+            else float(expires) - interval * HEARTBEATS_TO_EXPIRY
+        )
+        entry["running"] = sum(1 for owner in owners if owner == entry.get("hostname"))
+    return entries
 
 
 def is_alive(client: redis.Redis, keys: Keys, hostname: str) -> bool:
