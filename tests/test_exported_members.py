@@ -16,6 +16,7 @@ EXPORTED = [
     "AgentInfo",
     "ArtifactNotFound",
     "ArtifactRef",
+    "ArtifactStoreRefused",
     "ArtifactStoreUnavailable",
     "AsyncSkillClient",
     "CallResult",

@@ -5,6 +5,7 @@ from .capabilities.local import LocalCaller, LocalDiscovery, LocalWorkspaces, lo
 from .client import AsyncSkillClient, SkillClient
 from .core.errors import (
     ArtifactNotFound,
+    ArtifactStoreRefused,
     ArtifactStoreUnavailable,
     CallerEnded,
     ConfigurationError,
@@ -62,6 +63,7 @@ __all__ = [
     "AgentInfo",
     "ArtifactNotFound",
     "ArtifactRef",
+    "ArtifactStoreRefused",
     "ArtifactStoreUnavailable",
     "AsyncSkillClient",
     "CallResult",

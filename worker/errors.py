@@ -4,6 +4,7 @@
 from .core.errors import (
     ERROR_TABLE,
     ArtifactNotFound,
+    ArtifactStoreRefused,
     ArtifactStoreUnavailable,
     CallerEnded,
     CancelledByCaller,
@@ -41,6 +42,7 @@ from .core.errors import (
 __all__ = [
     "ERROR_TABLE",
     "ArtifactNotFound",
+    "ArtifactStoreRefused",
     "ArtifactStoreUnavailable",
     "CallerEnded",
     "CancelledByCaller",

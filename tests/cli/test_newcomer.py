@@ -140,3 +140,21 @@ def test_a_delay_too_long_is_not_blamed_on_the_args(
         assert "invalid args" not in said
     finally:
         server.stop()
+
+
+def test_an_artifact_store_that_refuses_skillq_is_named_at_start_and_by_health(
+    stack_env: dict[str, str],
+) -> None:
+    """Before: wrong S3 settings showed up as each job's ``handler_error``."""
+    from worker.embedded import WorkerProcess
+
+    env = {**stack_env, "SKILLQ_ARTIFACTS_URL": "s3://no-such-bucket/artifacts"}
+    worker = WorkerProcess(env, pool="threads", queues="nothing").start()
+    assert worker.process is not None
+    assert worker.process.wait(60) != 0
+    log = worker.log_path.read_text()
+    assert "bucket 'no-such-bucket' does not exist" in log, worker.log_tail(20)
+    assert "SKILLQ_ARTIFACTS_URL" in log
+    health = run(env, "health")
+    assert health.returncode == 2, health.stderr
+    assert "artifact store refused: bucket 'no-such-bucket' does not exist" in health.stderr

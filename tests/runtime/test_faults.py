@@ -158,6 +158,10 @@ def test_s3_outage_fails_the_job_clearly_and_the_worker_serves_on(
     start_worker: Callable[..., WorkerProcess], client: SkillClient, tmp_path: Path
 ) -> None:
     with S3Server() as outage:
+        import boto3
+
+        # The bucket exists, so the worker starts (it refuses a store it can never use).
+        boto3.client("s3", endpoint_url=outage.url).create_bucket(Bucket=BUCKET)
         worker = start_worker(
             pool="threads", queues="s3-down", env={"SKILLQ_S3_ENDPOINT_URL": outage.url}
         )

@@ -24,6 +24,7 @@ error keeps it too (in brackets), so ``except PermissionError`` still works::
     +-- WorkspaceDenied [PermissionError]
     +-- ArtifactNotFound
     +-- ArtifactStoreUnavailable
+    |   +-- ArtifactStoreRefused
     +-- InvalidEvent [ValueError]
     +-- InvalidResult
     +-- JobTimeout
@@ -206,6 +207,20 @@ class ArtifactStoreUnavailable(SkillqError):
         super().__init__(f"artifact store unavailable: {detail}")
 
 
+class ArtifactStoreRefused(ArtifactStoreUnavailable):
+    """The artifact store answers but refuses skillq: wrong credentials, no such
+    bucket, no permission. Not the handler's fault, and no retry will help."""
+
+    def __init__(self, detail: str) -> None:
+        SkillqError.__init__(
+            self,
+            f"artifact store refused: {detail}; check AWS_ACCESS_KEY_ID / "
+            "AWS_SECRET_ACCESS_KEY (or the role), the bucket in SKILLQ_ARTIFACTS_URL and "
+            "SKILLQ_S3_ENDPOINT_URL",
+        )
+        self.detail = detail
+
+
 class InvalidEvent(SkillqError, ValueError):
     """An event payload is not JSON or exceeds the size limit."""
 
@@ -360,6 +375,7 @@ ERROR_TABLE: dict[type[BaseException], ErrorSpec] = {
     WorkspaceDenied: ErrorSpec("workspace_denied", 2, 403, A2A_INVALID_REQUEST),
     ArtifactNotFound: ErrorSpec("artifact_not_found", 4, 404, A2A_TASK_NOT_FOUND),
     ArtifactStoreUnavailable: ErrorSpec("artifact_store_unavailable", 1, 503),
+    ArtifactStoreRefused: ErrorSpec("artifact_store_refused", 2, 503),
     InvalidEvent: ErrorSpec("invalid_event", 1, 500),
     SandboxUnavailable: ErrorSpec("sandbox_unavailable", 1, 500),
     InvalidResult: ErrorSpec("invalid_result", 1, 500),

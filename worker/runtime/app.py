@@ -34,6 +34,7 @@ from ..store.keys import Keys
 from ..store.outage import UNREACHABLE
 from ..store.redis_config import check_redis
 from ..store.registry import WorkerAnnouncer
+from ..store.storecheck import check_apart
 from ..wire.celery_app import configured_app
 from ..wire.submission import DELAY_MARGIN, shown_kwargs
 from . import metrics, supervision
@@ -314,6 +315,11 @@ def create_worker_app(settings: Settings | None = None) -> Celery:
     """The app a worker runs; bad configuration fails here, before any job is taken."""
     settings = settings or Settings()
     open_store(settings)  # an unusable SKILLQ_ARTIFACTS_URL is refused at start
+    store = check_apart(settings)
+    if store.refused:  # every artifact write would fail: say so before taking any job
+        raise ConfigurationError(store.message)
+    if not store.ok:  # away for now (S3 starting too?): jobs that write artifacts will say
+        log.warning("the artifact store cannot be reached now: %s", store.message)
     metrics.prepare(settings)  # before anything imports prometheus_client
     # Skills and the processes they start must not inherit the secrets or the
     # signing key: take them out of the environment before any job runs.

@@ -22,6 +22,7 @@ from urllib.parse import unquote, urlparse
 
 from ..core.errors import (
     ArtifactNotFound,
+    ArtifactStoreRefused,
     ArtifactStoreUnavailable,
     ConfigurationError,
     InvalidArtifactName,
@@ -74,6 +75,11 @@ class ArtifactStore(ABC):
     async def url(self, uri: str, expires: int = 3600) -> str:
         """A URL a person or program can fetch the artifact from."""
 
+    @abstractmethod
+    def check(self) -> None:
+        """Raise :class:`ArtifactStoreRefused` if this store will refuse every write,
+        :class:`ArtifactStoreUnavailable` if it cannot be reached now."""
+
 
 class FileArtifactStore(ArtifactStore):
     def __init__(self, root: Path) -> None:
@@ -105,6 +111,14 @@ class FileArtifactStore(ArtifactStore):
 
     async def url(self, uri: str, expires: int = 3600) -> str:
         return self._resolve(uri).as_uri()
+
+    def check(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ArtifactStoreRefused(f"cannot create {self.root}: {exc}") from exc
+        if not os.access(self.root, os.W_OK):
+            raise ArtifactStoreRefused(f"{self.root} is not writable by this process")
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -182,6 +196,17 @@ class S3ArtifactStore(ArtifactStore):
             ExpiresIn=expires,
         )
 
+    def check(self) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            asyncio.run(self._call(self.client.head_bucket, Bucket=self.bucket))
+        except ClientError as exc:  # a HEAD answer has no body: only its status says why
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if status == 404:
+                raise ArtifactStoreRefused(f"bucket {self.bucket!r} does not exist") from exc
+            raise ArtifactStoreRefused(f"S3 answered {status} for bucket {self.bucket!r}") from exc
+
     async def _call(self, method: Any, **kwargs: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -192,9 +217,28 @@ class S3ArtifactStore(ArtifactStore):
             code = exc.response.get("Error", {}).get("Code", "")
             if status >= 500 or code in ("SlowDown", "ServiceUnavailable"):
                 raise ArtifactStoreUnavailable(f"S3 returned {status} {code}") from exc
+            if code in REFUSALS or status == 403:
+                said = exc.response.get("Error", {}).get("Message", "")
+                raise ArtifactStoreRefused(
+                    f"S3 answered {status} {code} ({said}) for bucket {self.bucket!r}"
+                ) from exc
             raise
         except BotoCoreError as exc:
             raise ArtifactStoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+
+# What S3 says when it will never accept these requests as configured.
+REFUSALS = frozenset(
+    {
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "AccessDenied",
+        "NoSuchBucket",
+        "ExpiredToken",
+        "InvalidToken",
+        "AllAccessDisabled",
+    }
+)
 
 
 def open_store(settings: Settings) -> ArtifactStore:
