@@ -26,7 +26,8 @@ from ..client.asynchronous import AsyncSkillClient
 from ..core.errors import ArtifactNotFound, InvalidRequest, JobNotFound, SkillqError
 from ..store.job_status import JobStatus
 from ..wire.skill_info import SkillInfo
-from ..wire.submission import SubmitOptions, eta_of
+from ..wire.submission import MAX_OWNER, SubmitOptions, eta_of
+from ..workspace.grants import MAX_TOKEN_BYTES
 from .http_errors import error_body
 from .principals import JOB_NAMES, Authenticator, Principal
 from .streams import StreamLimits
@@ -64,7 +65,10 @@ Caller = Annotated[Principal, Depends(principal_of)]
 
 
 class SubmitRequest(BaseModel):
-    """A job to run. Identity comes from the bearer token: an ``auth`` field is ignored."""
+    """A job to run, as :class:`SubmitOptions` says it (each field here is one of
+    its fields, and :meth:`options` makes the one from the other; a test holds
+    them together). Identity comes from the bearer token: an ``auth`` field is
+    ignored, and ``owner`` is the caller."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -79,14 +83,20 @@ class SubmitRequest(BaseModel):
         description="your name for the job: the same name is the same job for you, never "
         "anyone else's; the job's id (derived from it) comes back as job_id",
     )
-    grant: str | None = Field(default=None, max_length=8192)
-    idempotency_key: str | None = Field(default=None, min_length=1, max_length=256)
+    grant: str | None = Field(default=None, max_length=MAX_TOKEN_BYTES)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=MAX_OWNER)
     countdown: float | None = Field(
         default=None, ge=0, allow_inf_nan=False, description="start no sooner (seconds)"
     )
+    eta: float | None = Field(
+        default=None, allow_inf_nan=False, description="start no sooner (Unix seconds)"
+    )
     priority: int | None = Field(default=None, ge=0, le=9, description="9 is the most urgent")
     concurrency_key: str | None = Field(
-        default=None, min_length=1, max_length=256, description="see @skill(key_concurrency=)"
+        default=None,
+        min_length=1,
+        max_length=MAX_OWNER,
+        description="see @skill(key_concurrency=)",
     )
     time_limit: float | None = Field(
         default=None,
@@ -94,6 +104,27 @@ class SubmitRequest(BaseModel):
         allow_inf_nan=False,
         description="seconds the job may run (at most the skill's own limit)",
     )
+
+    def options(self, caller: Principal) -> SubmitOptions:
+        """What this request asks, for ``caller``: its names and keys scoped to it."""
+        return SubmitOptions(
+            self.skill,
+            self.args,
+            auth=caller.claims(),
+            queue=self.queue,
+            job_id=None if self.job_id is None else caller.job_id(JOB_NAMES, self.job_id),
+            grant=self.grant,
+            owner=caller.subject,
+            eta=eta_of(self.countdown, self.eta),
+            priority=self.priority,
+            concurrency_key=self.concurrency_key,
+            time_limit=self.time_limit,
+            # Scoped to the caller: one caller's key never returns another's job.
+            idempotency_key=None
+            if self.idempotency_key is None
+            else "http:"
+            + hashlib.sha256(f"{caller.subject}\0{self.idempotency_key}".encode()).hexdigest(),
+        )
 
 
 class Submitted(BaseModel):
@@ -143,24 +174,7 @@ async def visible(client: AsyncSkillClient, caller: Principal, job_id: str) -> J
 async def submit(body: SubmitRequest, client: Client, caller: Caller) -> Submitted:
     """Enqueue a job as the caller; 403 if the caller lacks the skill's scopes."""
     caller.require((await skill_info(client, body.skill)).scopes)
-    options = SubmitOptions(
-        body.skill,
-        body.args,
-        auth=caller.claims(),
-        queue=body.queue,
-        job_id=None if body.job_id is None else caller.job_id(JOB_NAMES, body.job_id),
-        grant=body.grant,
-        owner=caller.subject,
-        eta=eta_of(body.countdown, None),
-        priority=body.priority,
-        concurrency_key=body.concurrency_key,
-        time_limit=body.time_limit,
-        # Scoped to the caller: one caller's key never returns another's job.
-        idempotency_key=None
-        if body.idempotency_key is None
-        else "http:"
-        + hashlib.sha256(f"{caller.subject}\0{body.idempotency_key}".encode()).hexdigest(),
-    )
+    options = body.options(caller)
     job_id = await client.submit_options(options)
     if body.job_id is not None or body.idempotency_key is not None:
         await visible(client, caller, job_id)  # an existing id of someone else's job

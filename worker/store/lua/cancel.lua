@@ -7,12 +7,19 @@
 -- the same way (``end_children``). Returns "missing", "finished",
 -- "cancelled" (was queued) or "cancelling" (was running).
 -- include: prelude
+-- The arguments, by name (the header above says what each is).
+local cancel_flag = KEYS[4]
+local cancel_channel = ARGV[6]
+local job_id = ARGV[7]
+local flag_ttl = ARGV[8]
+local force = ARGV[9]
+local prefix = ARGV[10]
 
 local state = redis.call('HGET', job, 'state')
-if not state and ARGV[9] ~= '1' then return 'missing' end
+if not state and force ~= '1' then return 'missing' end
 if terminal(state) then return 'finished' end
-redis.call('SET', KEYS[4], '1', 'EX', ARGV[8])
-end_children(ARGV[10], ARGV[8], nil)
+redis.call('SET', cancel_flag, '1', 'EX', flag_ttl)
+end_children(prefix, flag_ttl, nil)
 if state == 'queued' or state == 'retrying' then
   -- Waiting (to start, or for its retry): no worker holds it, so it ends here;
   -- a delivery that comes later finds it finished and runs nothing.
@@ -22,5 +29,5 @@ if state == 'queued' or state == 'retrying' then
   touch()
   return 'cancelled'
 end
-redis.call('PUBLISH', ARGV[6], ARGV[7])
+redis.call('PUBLISH', cancel_channel, job_id)
 return 'cancelling'

@@ -10,35 +10,51 @@
 -- (another process finalised it) is left as it is, so the terminal status
 -- event stays the job's last event.
 -- include: prelude
+-- The arguments, by name (the header above says what each is).
+local taken = KEYS[4]
+local final_state = ARGV[6]
+local result_json = ARGV[7]
+local error_json = ARGV[8]
+local worker_name = ARGV[9]
+local meta_key = ARGV[10]
+local meta_json = ARGV[11]
+local meta_ttl = ARGV[12]
+local consumed_marker = ARGV[13]
+local consumed_ttl = ARGV[14]
+local meta_db = ARGV[15]
+local own_db = ARGV[16]
+local prefix = ARGV[17]
+local cancel_ttl = ARGV[18]
+local orphaned_error = ARGV[19]
 
 local current = redis.call('HGET', job, 'state')
 if terminal(current) then
   return current
 end
-local state = ARGV[6]
+local state = final_state
 if current == 'running' then
   local queue = redis.call('HGET', job, 'queue')
-  if queue then redis.call('HINCRBY', KEYS[4], queue, -1) end
+  if queue then redis.call('HINCRBY', taken, queue, -1) end
 end
-index_running(ARGV[17], false)
+index_running(prefix, false)
 redis.call('HSETNX', job, 'created_at', now)
-redis.call('HSET', job, 'state', state, 'finished_at', now, 'worker', ARGV[9])
+redis.call('HSET', job, 'state', state, 'finished_at', now, 'worker', worker_name)
 local extra = ''
-if ARGV[7] ~= '' then redis.call('HSET', job, 'result', ARGV[7]) end
-if ARGV[8] ~= '' then
-  redis.call('HSET', job, 'error', ARGV[8])
-  extra = ',"error":' .. ARGV[8]
+if result_json ~= '' then redis.call('HSET', job, 'result', result_json) end
+if error_json ~= '' then
+  redis.call('HSET', job, 'error', error_json)
+  extra = ',"error":' .. error_json
 end
 status(state, extra)
 touch()
-if ARGV[10] ~= '' then
-  if ARGV[15] ~= '' then redis.call('SELECT', ARGV[15]) end
-  redis.call('SET', ARGV[10], ARGV[11], 'EX', ARGV[12])
-  if ARGV[15] ~= '' then redis.call('SELECT', ARGV[16]) end
-  redis.call('PUBLISH', ARGV[10], ARGV[11])
+if meta_key ~= '' then
+  if meta_db ~= '' then redis.call('SELECT', meta_db) end
+  redis.call('SET', meta_key, meta_json, 'EX', meta_ttl)
+  if meta_db ~= '' then redis.call('SELECT', own_db) end
+  redis.call('PUBLISH', meta_key, meta_json)
 end
-if ARGV[13] ~= '' and tonumber(ARGV[14]) > 0 then
-  redis.call('SET', ARGV[13], '1', 'EX', ARGV[14])
+if consumed_marker ~= '' and tonumber(consumed_ttl) > 0 then
+  redis.call('SET', consumed_marker, '1', 'EX', consumed_ttl)
 end
-end_children(ARGV[17], ARGV[18], ARGV[19])  -- children never outlive their parent
+end_children(prefix, cancel_ttl, orphaned_error)  -- children never outlive their parent
 return state

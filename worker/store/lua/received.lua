@@ -5,12 +5,22 @@
 -- ARGV 1: skill, 2: queue, 3: now, 4: record ttl, 5: eta, 6: the job id.
 -- Returns 1 if the record was written, 0 if one existed.
 
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'queued', 'skill', ARGV[1], 'queue', ARGV[2],
-           'created_at', ARGV[3], 'attempts', 0, 'seq', 0, 'eta', ARGV[5])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-for _, index in ipairs({KEYS[2], KEYS[3]}) do
-  redis.call('ZADD', index, ARGV[3], ARGV[6])
-  redis.call('EXPIRE', index, ARGV[4])
+-- The arguments, by name (the header above says what each is).
+local record = KEYS[1]
+local all_index = KEYS[2]
+local skill_index = KEYS[3]
+local skill = ARGV[1]
+local queue = ARGV[2]
+local now = ARGV[3]
+local record_ttl = ARGV[4]
+local eta = ARGV[5]
+local job_id = ARGV[6]
+if redis.call('EXISTS', record) == 1 then return 0 end
+redis.call('HSET', record, 'state', 'queued', 'skill', skill, 'queue', queue,
+           'created_at', now, 'attempts', 0, 'seq', 0, 'eta', eta)
+redis.call('EXPIRE', record, record_ttl)
+for _, index in ipairs({all_index, skill_index}) do
+  redis.call('ZADD', index, now, job_id)
+  redis.call('EXPIRE', index, record_ttl)
 end
 return 1

@@ -6,22 +6,30 @@
 -- attempt's, in order) and emits a ``retrying`` status. Returns the state the
 -- record is in: ``retrying``, or the terminal state another process set.
 -- include: prelude
+-- The arguments, by name (the header above says what each is).
+local taken = KEYS[4]
+local error_json = ARGV[6]
+local next_run_at = ARGV[7]
+local retries_so_far = ARGV[8]
+local prefix = ARGV[9]
+local cancel_ttl = ARGV[10]
+local orphaned_error = ARGV[11]
 
 local current = redis.call('HGET', job, 'state')
 if current ~= 'running' then return current or 'missing' end
 local queue = redis.call('HGET', job, 'queue')
-if queue then redis.call('HINCRBY', KEYS[4], queue, -1) end
-index_running(ARGV[9], false)
+if queue then redis.call('HINCRBY', taken, queue, -1) end
+index_running(prefix, false)
 local errors = redis.call('HGET', job, 'errors')
 if errors and errors ~= '[]' then
-  errors = string.sub(errors, 1, -2) .. ',' .. ARGV[6] .. ']'
+  errors = string.sub(errors, 1, -2) .. ',' .. error_json .. ']'
 else
-  errors = '[' .. ARGV[6] .. ']'
+  errors = '[' .. error_json .. ']'
 end
-redis.call('HSET', job, 'state', 'retrying', 'retries', ARGV[8], 'next_run_at', ARGV[7],
+redis.call('HSET', job, 'state', 'retrying', 'retries', retries_so_far, 'next_run_at', next_run_at,
            'errors', errors)
-status('retrying', ',"attempt":' .. (tonumber(ARGV[8]) + 1) .. ',"next_run_at":' .. ARGV[7]
-       .. ',"error":' .. ARGV[6])
+status('retrying', ',"attempt":' .. (tonumber(retries_so_far) + 1) .. ',"next_run_at":' .. next_run_at
+       .. ',"error":' .. error_json)
 touch()
-end_children(ARGV[9], ARGV[10], ARGV[11])
+end_children(prefix, cancel_ttl, orphaned_error)
 return 'retrying'

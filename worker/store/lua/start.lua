@@ -11,6 +11,19 @@
 -- finished, though its record is gone: not run again) or "failed" (over the
 -- delivery limit: every earlier delivery ended with its worker dying).
 -- include: prelude
+-- The arguments, by name (the header above says what each is).
+local cancel_flag = KEYS[4]
+local consumed_marker = KEYS[5]
+local taken = KEYS[6]
+local skill = ARGV[6]
+local worker_name = ARGV[7]
+local queue_name = ARGV[8]
+local delivery = ARGV[9]
+local max_deliveries = ARGV[10]
+local over_limit_error = ARGV[11]
+local prefix = ARGV[12]
+local cancel_ttl = ARGV[13]
+local orphaned_error = ARGV[14]
 
 local state = redis.call('HGET', job, 'state')
 if terminal(state) then
@@ -20,52 +33,52 @@ end
 local function ready_at()
   return redis.call('HGET', job, 'eta') or redis.call('HGET', job, 'created_at') or ''
 end
-if state == 'running' and redis.call('HGET', job, 'delivery') == ARGV[9] then
+if state == 'running' and redis.call('HGET', job, 'delivery') == delivery then
   return {'run', tonumber(redis.call('HGET', job, 'attempts')), 'running',
           tonumber(redis.call('HGET', job, 'retries') or '0'), ready_at()}
 end
-if redis.call('EXISTS', KEYS[5]) == 1 then
+if redis.call('EXISTS', consumed_marker) == 1 then
   return {'replayed', tonumber(redis.call('HGET', job, 'attempts') or '0'), state or ''}
 end
-if not state then index_new(ARGV[12], ARGV[6]) end  -- from a producer that wrote no record
+if not state then index_new(prefix, skill) end  -- from a producer that wrote no record
 redis.call('HSETNX', job, 'created_at', now)
-redis.call('HSET', job, 'skill', ARGV[6], 'queue', ARGV[8])
+redis.call('HSET', job, 'skill', skill, 'queue', queue_name)
 local function untake()
   if state == 'running' then
-    redis.call('HINCRBY', KEYS[6], ARGV[8], -1)
-    index_running(ARGV[12], false)
+    redis.call('HINCRBY', taken, queue_name, -1)
+    index_running(prefix, false)
   end
 end
-if redis.call('EXISTS', KEYS[4]) == 1 then
+if redis.call('EXISTS', cancel_flag) == 1 then
   untake()
-  redis.call('HSET', job, 'state', 'cancelled', 'finished_at', now, 'worker', ARGV[7])
+  redis.call('HSET', job, 'state', 'cancelled', 'finished_at', now, 'worker', worker_name)
   status('cancelled')
   touch()
-  end_children(ARGV[12], ARGV[13], ARGV[14])
+  end_children(prefix, cancel_ttl, orphaned_error)
   return {'cancelled', tonumber(redis.call('HGET', job, 'attempts') or '0'), 'cancelled'}
 end
 local attempts = redis.call('HINCRBY', job, 'attempts', 1)
 local retries = tonumber(redis.call('HGET', job, 'retries') or '0')
 -- Deliveries beyond the scheduled retries are the ones whose worker died.
-if attempts - retries > tonumber(ARGV[10]) then
+if attempts - retries > tonumber(max_deliveries) then
   untake()
-  redis.call('HSET', job, 'state', 'failed', 'finished_at', now, 'error', ARGV[11])
+  redis.call('HSET', job, 'state', 'failed', 'finished_at', now, 'error', over_limit_error)
   redis.call('HDEL', job, 'notice')
-  status('failed', ',"error":' .. ARGV[11])
+  status('failed', ',"error":' .. over_limit_error)
   touch()
-  end_children(ARGV[12], ARGV[13], ARGV[14])
+  end_children(prefix, cancel_ttl, orphaned_error)
   return {'failed', attempts, 'failed', retries}
 end
 if attempts - retries > 1 then
   status('retrying', ',"attempt":' .. attempts)
   -- The last delivery's children: its inline ones died with its process.
-  end_children(ARGV[12], ARGV[13], ARGV[14])
+  end_children(prefix, cancel_ttl, orphaned_error)
 end
-if state ~= 'running' then redis.call('HINCRBY', KEYS[6], ARGV[8], 1) end
-index_running(ARGV[12], true)
-redis.call('HSET', job, 'state', 'running', 'started_at', now, 'worker', ARGV[7],
-           'delivery', ARGV[9], 'emitted', 0)
+if state ~= 'running' then redis.call('HINCRBY', taken, queue_name, 1) end
+index_running(prefix, true)
+redis.call('HSET', job, 'state', 'running', 'started_at', now, 'worker', worker_name,
+           'delivery', delivery, 'emitted', 0)
 redis.call('HDEL', job, 'finished_at', 'result', 'error', 'notice', 'next_run_at')
-status('running', ',"attempt":' .. attempts .. ',"worker":' .. cjson.encode(ARGV[7]))
+status('running', ',"attempt":' .. attempts .. ',"worker":' .. cjson.encode(worker_name))
 touch()
 return {'run', attempts, 'running', retries, ready_at()}

@@ -16,48 +16,74 @@
 -- listed in its parent's ``children`` (in start order), and a child of a
 -- parent being cancelled is cancelled before it starts.
 
-if KEYS[9] and KEYS[9] ~= '' then
-  local existing = redis.call('GET', KEYS[9])
+-- The arguments, by name (the header above says what each is).
+local record = KEYS[1]
+local queue_list = KEYS[2]
+local parent_record = KEYS[3]
+local parent_cancel = KEYS[4]
+local own_cancel = KEYS[5]
+local owner_index = KEYS[6]
+local all_index = KEYS[7]
+local skill_index = KEYS[8]
+local idempotency_marker = KEYS[9]
+local skill = ARGV[1]
+local queue = ARGV[2]
+local now = ARGV[3]
+local record_ttl = ARGV[4]
+local notice = ARGV[5]
+local message = ARGV[6]
+local broker_db = ARGV[7]
+local own_db = ARGV[8]
+local parent_id = ARGV[9]
+local depth = ARGV[10]
+local cancel_ttl = ARGV[11]
+local job_id = ARGV[12]
+local inline = ARGV[13]
+local owner = ARGV[14]
+local eta = ARGV[15]
+local priority = ARGV[16]
+if idempotency_marker and idempotency_marker ~= '' then
+  local existing = redis.call('GET', idempotency_marker)
   if existing then return existing end  -- the job this idempotency key made
 end
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-if ARGV[6] ~= '' then
+if redis.call('EXISTS', record) == 1 then return 0 end
+if message ~= '' then
   -- First: a script stops at an error without undoing what it wrote, and a
   -- record without its message would stay queued forever.
-  if ARGV[7] ~= '' then redis.call('SELECT', ARGV[7]) end
-  redis.call('LPUSH', KEYS[2], ARGV[6])
-  if ARGV[7] ~= '' then redis.call('SELECT', ARGV[8]) end
+  if broker_db ~= '' then redis.call('SELECT', broker_db) end
+  redis.call('LPUSH', queue_list, message)
+  if broker_db ~= '' then redis.call('SELECT', own_db) end
 end
-redis.call('HSET', KEYS[1], 'state', 'queued', 'skill', ARGV[1], 'queue', ARGV[2],
-           'created_at', ARGV[3], 'attempts', 0, 'seq', 0)
-if ARGV[15] and ARGV[15] ~= '' then redis.call('HSET', KEYS[1], 'eta', ARGV[15]) end
-if ARGV[16] and ARGV[16] ~= '' then redis.call('HSET', KEYS[1], 'priority', ARGV[16]) end
-if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'notice', ARGV[5]) end
-if ARGV[9] ~= '' then
-  redis.call('HSET', KEYS[1], 'parent', ARGV[9], 'depth', ARGV[10], 'inline', ARGV[13])
-  local children = redis.call('HGET', KEYS[3], 'children')
-  redis.call('HSET', KEYS[3], 'children', children and (children .. ',' .. ARGV[12]) or ARGV[12])
-  if redis.call('EXISTS', KEYS[4]) == 1 then
-    redis.call('SET', KEYS[5], '1', 'EX', ARGV[11])
+redis.call('HSET', record, 'state', 'queued', 'skill', skill, 'queue', queue,
+           'created_at', now, 'attempts', 0, 'seq', 0)
+if eta and eta ~= '' then redis.call('HSET', record, 'eta', eta) end
+if priority and priority ~= '' then redis.call('HSET', record, 'priority', priority) end
+if notice ~= '' then redis.call('HSET', record, 'notice', notice) end
+if parent_id ~= '' then
+  redis.call('HSET', record, 'parent', parent_id, 'depth', depth, 'inline', inline)
+  local children = redis.call('HGET', parent_record, 'children')
+  redis.call('HSET', parent_record, 'children', children and (children .. ',' .. job_id) or job_id)
+  if redis.call('EXISTS', parent_cancel) == 1 then
+    redis.call('SET', own_cancel, '1', 'EX', cancel_ttl)
   end
 end
-if ARGV[14] ~= '' then
+if owner ~= '' then
   -- Owned (the HTTP server's callers): the record names its owner, and the
   -- owner's index lists it newest first; entries older than the retention
   -- are trimmed here, so the index costs O(page) to read and never grows
   -- past what Redis still holds.
-  redis.call('HSET', KEYS[1], 'owner', ARGV[14])
-  local index = KEYS[6]
-  redis.call('ZADD', index, ARGV[3], ARGV[12])
-  redis.call('ZREMRANGEBYSCORE', index, '-inf', tonumber(ARGV[3]) - tonumber(ARGV[4]))
-  redis.call('EXPIRE', index, ARGV[4])
+  redis.call('HSET', record, 'owner', owner)
+  local index = owner_index
+  redis.call('ZADD', index, now, job_id)
+  redis.call('ZREMRANGEBYSCORE', index, '-inf', tonumber(now) - tonumber(record_ttl))
+  redis.call('EXPIRE', index, record_ttl)
 end
-local oldest = tonumber(ARGV[3]) - tonumber(ARGV[4])
-for _, index in ipairs({KEYS[7], KEYS[8]}) do
-  redis.call('ZADD', index, ARGV[3], ARGV[12])
+local oldest = tonumber(now) - tonumber(record_ttl)
+for _, index in ipairs({all_index, skill_index}) do
+  redis.call('ZADD', index, now, job_id)
   redis.call('ZREMRANGEBYSCORE', index, '-inf', oldest)  -- records that have expired
-  redis.call('EXPIRE', index, ARGV[4])
+  redis.call('EXPIRE', index, record_ttl)
 end
-if KEYS[9] and KEYS[9] ~= '' then redis.call('SET', KEYS[9], ARGV[12], 'EX', ARGV[4]) end
-redis.call('EXPIRE', KEYS[1], ARGV[4])
+if idempotency_marker and idempotency_marker ~= '' then redis.call('SET', idempotency_marker, job_id, 'EX', record_ttl) end
+redis.call('EXPIRE', record, record_ttl)
 return 1
