@@ -145,16 +145,32 @@ def test_a_delay_too_long_is_not_blamed_on_the_args(
 def test_an_artifact_store_that_refuses_skillq_is_named_at_start_and_by_health(
     stack_env: dict[str, str],
 ) -> None:
-    """Before: wrong S3 settings showed up as each job's ``handler_error``."""
+    """Before: wrong S3 settings showed up only as each job's ``handler_error``. Now
+    a worker says so when it starts (and still serves skills that write nothing),
+    ``skillq health`` warns, and a job whose write is refused fails with its own code."""
+    from worker import JobFailed, Settings, SkillClient
     from worker.embedded import WorkerProcess
 
     env = {**stack_env, "SKILLQ_ARTIFACTS_URL": "s3://no-such-bucket/artifacts"}
-    worker = WorkerProcess(env, pool="threads", queues="nothing").start()
-    assert worker.process is not None
-    assert worker.process.wait(60) != 0
-    log = worker.log_path.read_text()
-    assert "bucket 'no-such-bucket' does not exist" in log, worker.log_tail(20)
-    assert "SKILLQ_ARTIFACTS_URL" in log
-    health = run(env, "health")
-    assert health.returncode == 2, health.stderr
-    assert "artifact store refused: bucket 'no-such-bucket' does not exist" in health.stderr
+    worker = WorkerProcess(env, pool="threads", queues="store-refused").start()
+    try:
+        worker.wait_ready(env["SKILLQ_BROKER_URL"])
+        log = worker.log_path.read_text()
+        assert "bucket 'no-such-bucket' does not exist" in log, worker.log_tail(20)
+        assert "SKILLQ_ARTIFACTS_URL" in log
+        health = run(env, "health", "--hostname", worker.hostname)
+        assert health.returncode == 0, health.stderr
+        assert "artifact store refused: bucket 'no-such-bucket' does not exist" in health.stderr
+        settings = Settings(broker_url=env["SKILLQ_BROKER_URL"], auth_key=env["SKILLQ_AUTH_KEY"])
+        with SkillClient(settings) as client:
+            fine = client.submit("echo", {"message": "no artifact"}, queue="store-refused")
+            assert client.result(fine, timeout=30) == {"message": "no artifact"}
+            job = client.submit("report", {}, queue="store-refused")
+            with pytest.raises(JobFailed) as caught:
+                client.result(job, timeout=60)
+        assert caught.value.code == "artifact_store_refused", caught.value
+        assert "does not exist" in caught.value.error_message or "NoSuchBucket" in (
+            caught.value.error_message
+        )
+    finally:
+        worker.stop()

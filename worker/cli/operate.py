@@ -114,14 +114,13 @@ def health(
     """Exit 0 if a worker is alive (the node HOSTNAME, else any worker on this host)
     and Redis keeps data: a container's health check.
 
-    Fails (exit 2) when Redis would evict queued jobs or records or the artifact
-    store refuses skillq's credentials or bucket, exit 1 when
+    Fails (exit 2) when Redis would evict queued jobs or records, exit 1 when
     no such worker renews its heartbeat; warns when Redis would lose data on a
-    restart.
+    restart, and when the artifact store refuses skillq or cannot be reached.
     """
     import socket
 
-    from ..core.errors import ArtifactStoreRefused, ArtifactStoreUnavailable
+    from ..core.errors import ArtifactStoreUnavailable
     from ..store.artifacts import open_store
     from ..store.redis_config import check_redis
     from ..store.registry import live_workers
@@ -129,10 +128,8 @@ def health(
     settings = Settings()
     warnings = check_redis([settings.broker_url, settings.effective_redis_url])
     try:
-        open_store(settings).check()  # wrong credentials or bucket: exit 2 saying so
-    except ArtifactStoreRefused:
-        raise
-    except ArtifactStoreUnavailable as exc:  # away for now: the workers still serve
+        open_store(settings).check()
+    except ArtifactStoreUnavailable as exc:  # refused or away: the workers still serve
         warnings.append(str(exc))
     client = probe_redis(settings.effective_redis_url, 5.0)
     live = live_workers(client, Keys(settings.key_prefix))

@@ -315,10 +315,12 @@ def create_worker_app(settings: Settings | None = None) -> Celery:
     """The app a worker runs; bad configuration fails here, before any job is taken."""
     settings = settings or Settings()
     open_store(settings)  # an unusable SKILLQ_ARTIFACTS_URL is refused at start
+    # Said before any job runs, not refused: skills that write no artifacts work
+    # regardless, and a bucket may be created after the workers start.
     store = check_apart(settings)
-    if store.refused:  # every artifact write would fail: say so before taking any job
-        raise ConfigurationError(store.message)
-    if not store.ok:  # away for now (S3 starting too?): jobs that write artifacts will say
+    if store.refused:
+        log.error("%s: jobs that write artifacts will fail until this is fixed", store.message)
+    elif not store.ok:
         log.warning("the artifact store cannot be reached now: %s", store.message)
     metrics.prepare(settings)  # before anything imports prometheus_client
     # Skills and the processes they start must not inherit the secrets or the
