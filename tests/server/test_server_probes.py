@@ -28,6 +28,7 @@ TOKENS = [
     {"sha256": token_hash(ADMIN), "subject": "root", "scopes": ["skillq:admin"]},
 ]
 STREAM_CAP = 4
+POLL_SECONDS = 0.05  # between checks of a condition that has a deadline
 
 
 def auth(token: str) -> dict[str, str]:
@@ -330,15 +331,18 @@ def test_one_callers_streams_do_not_take_the_server_from_others(
             await streams[0].aclose()
 
             async def reopen() -> httpx.Response:
-                """The closed stream's place comes back once the server sees it closed."""
-                for _ in range(100):
+                """The closed stream's place comes back once the server sees it closed:
+                a condition polled until a deadline, as wait_for does."""
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + 10
+                while loop.time() < deadline:
                     request = http.build_request("GET", f"/v1/jobs/{job}/events", headers=auth(BOB))
                     response = await http.send(request, stream=True)
                     if response.status_code == 200:
                         return response
                     await response.aclose()
-                    await asyncio.sleep(0.05)
-                raise AssertionError("the closed stream's place never came back")
+                    await asyncio.sleep(POLL_SECONDS)
+                raise AssertionError("the closed stream's place never came back within 10 s")
 
             streams[0] = await reopen()
             for response in streams:
