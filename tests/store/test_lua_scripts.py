@@ -41,3 +41,16 @@ def test_no_script_is_sent_in_full_with_a_call() -> None:
         if re.search(r"\.eval\(", line)
     ]
     assert found == []
+
+
+def test_the_key_layout_lives_in_keys_py_alone() -> None:
+    """The scripts that build keys take the parts after the prefix from ``KEY``,
+    which :func:`lua_layout` writes from :class:`Keys`; none spells one out."""
+    from worker.store.keys import Keys, lua_layout
+
+    for path in (PACKAGE / "store" / "lua").glob("*.lua"):
+        assert not re.search(r"prefix \.\. '[:\w]", path.read_text()), path.name
+    table = lua_layout()
+    assert f'job = "{Keys("").job("")}"' in table
+    assert f'running = "{Keys("").running_index()}"' in table
+    assert "KEY.job" in load("start") and table in load("start")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 
@@ -99,3 +100,23 @@ class Keys:
         """The skill's rate limit: when its next start is due (GCRA's TAT); its
         ``:held`` sorted set books the starts of jobs told to come back."""
         return f"{self.prefix}:limit:rate:{skill}"
+
+
+def lua_layout() -> str:
+    """The key layout as a Lua table of the parts that follow the prefix, for the
+    scripts that build keys themselves (``prelude.lua``): written from the methods
+    above, so the layout lives here alone."""
+    bare = Keys("")
+    parts = {
+        "job": bare.job(""),
+        "stream": bare.stream(""),
+        "events": bare.events(""),
+        "cancel": bare.cancel(""),
+        "cancel_channel": bare.cancel_channel,
+        "taken": bare.taken,
+        "running": bare.running_index(),
+        "jobs": bare.jobs_index(),
+        "skill_jobs": bare.skill_index(""),
+    }
+    fields = ", ".join(f"{name} = {json.dumps(part)}" for name, part in parts.items())
+    return f"local KEY = {{{fields}}}\n"

@@ -3,7 +3,9 @@
 Each file's header documents its KEYS and ARGV and what it returns. A line
 ``-- include: prelude`` stands for ``prelude.lua``: the helpers every job
 script shares (``emit``, ``status``, ``touch``, ``end_children``) and the
-locals naming the common KEYS and ARGV. A script is read once per process;
+locals naming the common KEYS and ARGV; ``-- include: key layout`` stands for
+the ``KEY`` table :func:`worker.store.keys.lua_layout` writes from ``keys.py``,
+so the scripts build keys exactly as Python names them. A script is read once per process;
 callers register it (``register_script``) and call it by its SHA (EVALSHA),
 so its text reaches Redis once per connection, never with every call.
 """
@@ -13,7 +15,10 @@ from __future__ import annotations
 from functools import cache
 from importlib.resources import files
 
+from .keys import lua_layout
+
 INCLUDE = "-- include: prelude\n"
+LAYOUT = "-- include: key layout\n"
 
 
 @cache
@@ -22,7 +27,8 @@ def load(name: str) -> str:
     text = (files(__package__ or "worker.store") / "lua" / f"{name}.lua").read_text("utf-8")
     if INCLUDE in text:
         text = text.replace(INCLUDE, load("prelude"), 1)
-    return text
+    # The key layout, written from keys.py: the one place it is defined.
+    return text.replace(LAYOUT, lua_layout(), 1)
 
 
 def names() -> list[str]:

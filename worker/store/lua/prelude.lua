@@ -7,6 +7,7 @@
 -- id ``0-<seq>`` (a reader resumes after any seq with XRANGE) and publishes
 -- it; the envelope is concatenated from pieces the caller JSON-encoded.
 
+-- include: key layout
 local job, stream, channel = KEYS[1], KEYS[2], KEYS[3]
 local maxlen, stream_ttl, record_ttl = ARGV[1], ARGV[2], ARGV[3]
 local head, now = ARGV[4], ARGV[5]
@@ -21,19 +22,19 @@ local function emit_tail(seq, tail, untrimmed)
 end
 -- The listing indexes (see ``worker.client.listing``): every job by creation
 -- time, by skill, and the running ones by start time.
-local function job_id_of(prefix) return string.sub(job, #prefix + 6) end
+local function job_id_of(prefix) return string.sub(job, #prefix + #KEY.job + 1) end
 local function index_new(prefix, skill)
   local id = job_id_of(prefix)
-  for _, index in ipairs({prefix .. ':jobs', prefix .. ':jobs:skill:' .. skill}) do
+  for _, index in ipairs({prefix .. KEY.jobs, prefix .. KEY.skill_jobs .. skill}) do
     redis.call('ZADD', index, now, id)
     redis.call('EXPIRE', index, record_ttl)
   end
 end
 local function index_running(prefix, on)
   if on then
-    redis.call('ZADD', prefix .. ':running', now, job_id_of(prefix))
+    redis.call('ZADD', prefix .. KEY.running, now, job_id_of(prefix))
   else
-    redis.call('ZREM', prefix .. ':running', job_id_of(prefix))
+    redis.call('ZREM', prefix .. KEY.running, job_id_of(prefix))
   end
 end
 local function emit(ts, kind, payload)
@@ -65,16 +66,16 @@ local function end_children(prefix, ttl, orphaned)
   while i <= #pending and i <= 1000 do
     local id = pending[i]
     i = i + 1
-    local key = prefix .. ':job:' .. id
+    local key = prefix .. KEY.job .. id
     local state = redis.call('HGET', key, 'state')
     if state and not terminal(state) then
       for g in string.gmatch(redis.call('HGET', key, 'children') or '', '[^,]+') do
         pending[#pending + 1] = g
       end
-      redis.call('SET', prefix .. ':cancel:' .. id, '1', 'EX', ttl)
+      redis.call('SET', prefix .. KEY.cancel .. id, '1', 'EX', ttl)
       -- emit() and touch() write to the job these name: point them at this one
-      job, stream = key, prefix .. ':stream:' .. id
-      channel, head = prefix .. ':events:' .. id, '{"job_id":' .. cjson.encode(id) .. ',"seq":'
+      job, stream = key, prefix .. KEY.stream .. id
+      channel, head = prefix .. KEY.events .. id, '{"job_id":' .. cjson.encode(id) .. ',"seq":'
       if state == 'queued' or state == 'retrying' then
         redis.call('HSET', job, 'state', 'cancelled', 'finished_at', now)
         status('cancelled')
@@ -82,14 +83,14 @@ local function end_children(prefix, ttl, orphaned)
       elseif orphaned and redis.call('HGET', key, 'inline') == '1' then
         local queue = redis.call('HGET', key, 'queue')
         if state == 'running' and queue then
-          redis.call('HINCRBY', prefix .. ':taken', queue, -1)
+          redis.call('HINCRBY', prefix .. KEY.taken, queue, -1)
         end
         redis.call('HSET', job, 'state', 'failed', 'finished_at', now, 'error', orphaned)
-        redis.call('ZREM', prefix .. ':running', id)
+        redis.call('ZREM', prefix .. KEY.running, id)
         status('failed', ',"error":' .. orphaned)
         touch()
       else
-        redis.call('PUBLISH', prefix .. ':cancel', id)
+        redis.call('PUBLISH', prefix .. KEY.cancel_channel, id)
       end
     end
   end
