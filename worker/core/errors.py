@@ -44,11 +44,19 @@ error keeps it too (in brackets), so ``except PermissionError`` still works::
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from .error_spec import A2A_INTERNAL as A2A_INTERNAL
+from .error_spec import A2A_INVALID_PARAMS as A2A_INVALID_PARAMS
+from .error_spec import A2A_INVALID_REQUEST as A2A_INVALID_REQUEST
+from .error_spec import A2A_TASK_NOT_CANCELABLE as A2A_TASK_NOT_CANCELABLE
+from .error_spec import A2A_TASK_NOT_FOUND as A2A_TASK_NOT_FOUND
+from .error_spec import A2A_UNSUPPORTED_OPERATION as A2A_UNSUPPORTED_OPERATION
+from .error_spec import DEFAULT_SPEC as DEFAULT_SPEC
+from .error_spec import ErrorSpec as ErrorSpec
 
 
 class SkillqError(Exception):
@@ -87,9 +95,6 @@ class MissingScopes(SkillqError, PermissionError):
         missing = [scope for scope in required if scope not in held]
         if missing:
             raise cls(missing)
-
-    def __str__(self) -> str:  # PermissionError would show its args
-        return self.message
 
 
 class SandboxUnavailable(SkillqError, RuntimeError):
@@ -153,9 +158,6 @@ class SecretNotFound(SkillqError, KeyError):
         self.reason = reason
         super().__init__(f"secret {name!r} {reason}")
 
-    def __str__(self) -> str:  # KeyError would quote the message
-        return self.message
-
 
 class InvalidArtifactName(SkillqError, ValueError):
     def __init__(self, name: str, reason: str) -> None:
@@ -190,9 +192,6 @@ class InvalidGrant(SkillqError):
 
 class WorkspaceDenied(SkillqError, PermissionError):
     """A workspace read, write, list or delegation outside the grant's scopes."""
-
-    def __str__(self) -> str:  # PermissionError would show its args
-        return self.message
 
 
 class ArtifactNotFound(SkillqError):
@@ -338,27 +337,6 @@ class JobCancelled(SkillqError):
         self.job_id = job_id
         super().__init__(f"job {job_id} was cancelled")
 
-
-# JSON-RPC / A2A error codes for the A2A transport.
-A2A_INVALID_REQUEST = -32600
-A2A_INVALID_PARAMS = -32602
-A2A_INTERNAL = -32603
-A2A_TASK_NOT_FOUND = -32001
-A2A_TASK_NOT_CANCELABLE = -32002
-A2A_UNSUPPORTED_OPERATION = -32004
-
-
-@dataclass(frozen=True)
-class ErrorSpec:
-    """How one error surfaces: job error code, CLI exit code, HTTP status, A2A error code."""
-
-    code: str
-    exit_code: int
-    http_status: int
-    a2a_code: int = A2A_INTERNAL
-
-
-DEFAULT_SPEC = ErrorSpec("handler_error", 1, 500)
 
 ERROR_TABLE: dict[type[BaseException], ErrorSpec] = {
     SkillqError: ErrorSpec("internal", 1, 500),
