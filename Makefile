@@ -32,6 +32,7 @@ tools:
 	$(call need,docker-compose,docker-compose)
 	$(call need,bwrap,bubblewrap)
 	$(call need,chromium,chromium)
+	$(call need,ip,iproute2)
 
 test: $(STAMP) tools
 	$(BIN)/pytest -q

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import Annotated
 
 import redis
@@ -50,6 +51,41 @@ def demo(
 
     code = run_demo(out, pool=pool, words=words)
     raise typer.Exit(code)
+
+
+@cli.command()
+def dev(
+    skills: Annotated[
+        str | None, typer.Option("--skills", help="Skill modules (default: SKILLQ_SKILLS).")
+    ] = None,
+    pool: Annotated[str, typer.Option("--pool", "-P")] = "threads",
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c")] = 4,
+) -> None:
+    """A Redis (the one at SKILLQ_BROKER_URL, started here if none answers) and a
+    worker serving your skill modules from this folder; Ctrl-C stops both."""
+    from pathlib import Path
+
+    from ..embedded.dev import dev_redis
+    from ..runtime.app import create_worker_app
+
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    settings = Settings()
+    if skills:
+        settings = settings.model_copy(update={"skills": skills})
+    local = dev_redis(settings.broker_url, Path.home() / ".skillq" / "dev" / "redis")
+    where = "started here" if local.server else "already running"
+    err.print(
+        f"skillq dev: Redis at {local.url} ({where}); a worker serving {settings.skills}. "
+        "Ctrl-C stops both.",
+        highlight=False,
+    )
+    app = create_worker_app(settings)
+    argv = ["worker", "--pool", pool, "--concurrency", str(concurrency), "--loglevel", "INFO"]
+    try:
+        app.worker_main(argv=argv)
+    finally:
+        local.stop()
 
 
 def backlog_clients() -> tuple[redis.Redis, redis.Redis, Keys]:
@@ -109,6 +145,9 @@ def health(
             "--hostname", "-n", help="The worker's node name (default: any on this host)."
         ),
     ] = None,
+    wait: Annotated[
+        float, typer.Option("--wait", help="Seconds to wait for the worker to come up.")
+    ] = 0.0,
     as_json: JsonFlag = False,
 ) -> None:
     """Exit 0 if a worker is alive (the node HOSTNAME, else any worker on this host)
@@ -126,21 +165,31 @@ def health(
     from ..store.registry import live_workers
 
     settings = Settings()
+    deadline = time.monotonic() + max(0.0, wait)
+    if wait > 0:  # a worker starting now may be starting its Redis too
+        from ..embedded.dev import answers
+
+        while not answers(settings.effective_redis_url) and time.monotonic() < deadline:
+            time.sleep(0.2)
     warnings = check_redis([settings.broker_url, settings.effective_redis_url])
     try:
         open_store(settings).check()
     except ArtifactStoreUnavailable as exc:  # refused or away: the workers still serve
         warnings.append(str(exc))
     client = probe_redis(settings.effective_redis_url, 5.0)
-    live = live_workers(client, Keys(settings.key_prefix))
     host = socket.gethostname()
-    names = [str(entry.get("hostname", "")) for entry in live]
-    if hostname is not None:
-        mine = [name for name in names if name == hostname]
-        wanted = f"worker {hostname}"
-    else:
-        mine = [name for name in names if name.rpartition("@")[2] in (host, "localhost")]
-        wanted = f"a worker on {host}"
+    while True:
+        live = live_workers(client, Keys(settings.key_prefix))
+        names = [str(entry.get("hostname", "")) for entry in live]
+        if hostname is not None:
+            mine = [name for name in names if name == hostname]
+            wanted = f"worker {hostname}"
+        else:
+            mine = [name for name in names if name.rpartition("@")[2] in (host, "localhost")]
+            wanted = f"a worker on {host}"
+        if mine or time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
     if as_json:
         emit_json({"alive": bool(mine), "workers": mine, "redis_warnings": warnings})
     else:
