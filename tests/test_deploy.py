@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -41,12 +42,16 @@ def test_compose_file_validates_and_wires_the_topology() -> None:
             env=env,
         )
 
-    plain = {k: v for k, v in os.environ.items() if k != "SKILLQ_AUTH_KEY"}
+    plain = {
+        k: v for k, v in os.environ.items() if k not in ("SKILLQ_AUTH_KEY", "SKILLQ_SERVER_TOKENS")
+    }
     tokens = '[{"sha256": "' + "0" * 64 + '", "subject": "ops", "scopes": []}]'
     refused = config({**plain, "SKILLQ_SERVER_TOKENS": tokens})
     assert refused.returncode != 0 and "SKILLQ_AUTH_KEY" in refused.stderr
-    untokened = config({**plain, "SKILLQ_AUTH_KEY": "compose-test-key"})
-    assert untokened.returncode != 0 and "SKILLQ_SERVER_TOKENS" in untokened.stderr
+    # As docs/DEPLOYING.md says: the signing key alone is enough to start.
+    keyed = config({**plain, "SKILLQ_AUTH_KEY": "compose-test-key"})
+    assert keyed.returncode == 0, keyed.stderr
+    assert yaml.safe_load(keyed.stdout)["services"]["server"]["profiles"] == ["http"]
     done = config({**plain, "SKILLQ_AUTH_KEY": "compose-test-key", "SKILLQ_SERVER_TOKENS": tokens})
     assert done.returncode == 0, done.stderr
     config_text = yaml.safe_load(done.stdout)
@@ -61,6 +66,12 @@ def test_compose_file_validates_and_wires_the_topology() -> None:
         "exporter",
         "demo",
     } <= set(services)
+    # Consoles without a login of their own stay on the host's loopback.
+    for name in ("flower", "minio", "exporter"):
+        for port in services[name]["ports"]:
+            published = port if isinstance(port, str) else port.get("host_ip", "")
+            assert str(published).startswith("127.0.0.1"), (name, port)
+    assert services["flower"]["environment"]["FLOWER_BASIC_AUTH"] is None  # passed through
     assert services["server"]["command"][:2] == ["skillq", "serve"]
     assert services["server"]["environment"]["SKILLQ_SERVER_TOKENS"] == tokens
     assert "--appendonly" in services["redis"]["command"]
@@ -72,6 +83,41 @@ def test_compose_file_validates_and_wires_the_topology() -> None:
     assert services["worker"]["depends_on"]["create-bucket"]["condition"] == (
         "service_completed_successfully"
     )
+
+
+def test_an_image_for_your_own_skills() -> None:
+    """docs/DEPLOYING.md's recipe, without a container engine: the image it
+    builds on is the one compose tags, the skill module lands in the folder
+    the base image's worker starts in (which ``skillq worker`` puts on the
+    path), and compose accepts the override file."""
+    from tests.docs.blocks import blocks
+
+    page = {b.file_name: b.text for b in blocks(ROOT / "docs" / "DEPLOYING.md", ROOT)}
+    recipe = page["Dockerfile.skills"].splitlines()
+    base = (ROOT / "Dockerfile").read_text().splitlines()
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert f"FROM {compose['services']['worker']['image']}" in recipe
+    [workdir] = [line.split()[1] for line in base if line.startswith("WORKDIR ")][-1:]
+    [copy] = [line for line in recipe if line.startswith("COPY ")]
+    assert copy.split()[-1].rstrip("/") == workdir
+    assert "ENV SKILLQ_SKILLS=myskills" in recipe and "myskills.py" in copy
+    binary = shutil.which("docker-compose")
+    assert binary, "docker-compose is required (make test installs Debian's package)"
+    with tempfile.TemporaryDirectory() as folder:
+        override = Path(folder) / "compose.skills.yaml"
+        override.write_text(page["compose.skills.yaml"])
+        done = subprocess.run(
+            [binary, "-f", str(ROOT / "docker-compose.yml"), "-f", str(override), "config"],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=ROOT,
+            env={**os.environ, "SKILLQ_AUTH_KEY": "compose-test-key"},
+        )
+    assert done.returncode == 0, done.stderr
+    worker = yaml.safe_load(done.stdout)["services"]["worker"]
+    assert worker["image"] == "myskills:latest"
+    assert worker["build"]["dockerfile"] == "Dockerfile.skills"
 
 
 def test_dockerfile_runs_as_non_root_with_a_healthcheck() -> None:
@@ -156,6 +202,10 @@ def test_kubernetes_manifests_name_real_fields() -> None:
     assert serving["readinessProbe"]["httpGet"]["path"] == "/healthz"
     service = docs[("Service", "skillq-server")]
     assert service["spec"]["selector"] == server["spec"]["selector"]["matchLabels"]
+    for (kind, name), document in docs.items():
+        if kind == "Deployment":
+            for container in document["spec"]["template"]["spec"]["containers"]:
+                assert container["imagePullPolicy"] == "IfNotPresent", name
 
 
 def test_three_workers_share_a_queue_and_survive_losing_one(

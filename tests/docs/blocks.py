@@ -6,8 +6,8 @@ before it, ``<!-- doc-test: ... -->``:
 
 - ``sh``/``bash``: the lines run in one shell for the whole page (exports and
   background jobs carry over, as in a reader's terminal);
-- ``python`` whose first line is ``# name.py`` (or ``# name.py — ...``): the
-  file the reader saves; any other ``python`` block runs with ``python``;
+- a block whose first line is ``# name.py`` (or ``.yaml``, ``Dockerfile...``):
+  the file the reader saves; any other ``python`` block runs with ``python``;
 - ``text`` right after a runnable block: what that block prints; every line
   must appear in its output, in order (``...`` matches anything);
 - ``<!-- doc-test: checked by PATH::TEST -->``: a block that cannot run here
@@ -24,7 +24,9 @@ from pathlib import Path
 
 FENCE = re.compile(r"^(?P<indent> *)```(?P<lang>[\w-]*)\s*$")
 MARKER = re.compile(r"^\s*<!-- doc-test: (?P<what>.+?) -->\s*$")
-FILE_LINE = re.compile(r"^# (?P<name>[\w./-]+\.(?:py|yaml|yml|json|txt))(?:\s|$)")
+FILE_LINE = re.compile(
+    r"^# (?P<name>(?:[\w./-]+\.(?:py|yaml|yml|json|txt))|Dockerfile[\w.-]*)(?:\s|$)"
+)
 RUNNABLE = ("sh", "bash", "python")
 HEREDOC_END = "SKILLQ_DOC_BLOCK_END"
 
@@ -92,7 +94,7 @@ def page_script(page: list[Block]) -> Page:
         "set -euo pipefail",
         'mkdir -p "$DOC_OUT"',
         # A reader's terminal closes with the page: stop what it left running.
-        "trap 'kill $(jobs -p) 2>/dev/null; wait' EXIT",
+        "trap 'kill $(jobs -p) 2>/dev/null || true; wait' EXIT",
     ]
     expected: dict[int, Block] = {}
     elsewhere: list[Block] = []
@@ -114,7 +116,7 @@ def page_script(page: list[Block]) -> Page:
                 expected[previous] = block
             previous = None
             continue
-        if block.lang not in RUNNABLE:
+        if block.lang not in RUNNABLE and not block.file_name:
             problems.append(
                 f"{block.where}: a '{block.lang or 'plain'}' block neither runs nor names "
                 "the test that checks it (<!-- doc-test: checked by PATH::TEST -->)"

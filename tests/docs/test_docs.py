@@ -9,6 +9,7 @@ addresses a reader would use and never meet this machine's services.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -37,7 +38,7 @@ def installed() -> None:
     stamp = ROOT / ".venv" / ".installed-stamp"
     newest = max((ROOT / n).stat().st_mtime for n in ("pyproject.toml", "constraints.txt"))
     if not stamp.exists() or stamp.stat().st_mtime < newest:
-        pytest.fail("the virtualenv is older than pyproject.toml: run `make .venv/.installed-stamp`")
+        pytest.fail("the virtualenv is older than pyproject.toml: run `make test` again")
 
 
 def isolated_env(home: Path, out: Path) -> dict[str, str]:
@@ -84,10 +85,8 @@ def test_every_block_runs_as_written(page: Path, tmp_path: Path) -> None:
             code = None
         finally:
             # Whatever the page left behind (a worker, a Redis) goes with it.
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(shell.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
     text = log.read_text(errors="replace")
     assert code == 0, f"{page.name} stopped (exit {code}):\n{text[-6000:]}"
     for number, block in built.expected.items():

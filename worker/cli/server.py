@@ -48,7 +48,11 @@ def new(
     from ..server.principals import new_token, token_hash
 
     token = new_token()
-    entry = {"sha256": token_hash(token), "subject": subject, "scopes": list(scope or [])}
+    entry: dict[str, object] = {
+        "sha256": token_hash(token),
+        "subject": subject,
+        "scopes": list(scope or []),
+    }
     if add_to is not None:
         add_entry(add_to, entry)
     out.print(token, highlight=False)

@@ -22,7 +22,7 @@ def default_artifacts_url() -> str:
 
 
 class Settings(BaseSettings):
-    """All knobs of skillq; see the configuration table in README.md."""
+    """All knobs of skillq; docs/SETTINGS.md has the table."""
 
     model_config = SettingsConfigDict(env_prefix="SKILLQ_", extra="ignore", frozen=True)
 
