@@ -211,7 +211,7 @@ def test_kubernetes_manifests_name_real_fields() -> None:
 def test_three_workers_share_a_queue_and_survive_losing_one(
     start_worker: Callable[..., WorkerProcess], client: SkillClient
 ) -> None:
-    env = {"SKILLQ_VISIBILITY_TIMEOUT": "3"}
+    env = {"SKILLQ_LEASE": "3"}
     fleet = [start_worker(pool="prefork", concurrency=2, queues="fleet", env=env) for _ in range(3)]
     assert len({w.hostname for w in fleet}) == 3
     jobs = [client.submit("story", {"words": 5, "delay": 0.05}, queue="fleet") for _ in range(60)]

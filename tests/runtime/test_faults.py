@@ -71,10 +71,10 @@ def test_killed_prefork_child_job_is_redelivered(
     worker.stop()
 
 
-def test_killed_worker_job_completes_on_another_after_the_visibility_timeout(
+def test_killed_worker_job_completes_on_another_within_its_lease(
     start_worker: Callable[..., WorkerProcess], client: SkillClient, s3: Any, tmp_path: Path
 ) -> None:
-    fast_restore = {"SKILLQ_VISIBILITY_TIMEOUT": "3"}
+    fast_restore = {"SKILLQ_LEASE": "3"}
     doomed = start_worker(pool="prefork", concurrency=1, queues=QUEUE, env=fast_restore)
     gate = tmp_path / "gate"
     job_id = client.submit("fragile", {"seconds": 0, "gate": str(gate)}, queue=QUEUE)

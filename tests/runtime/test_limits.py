@@ -143,7 +143,7 @@ def test_a_slot_held_by_a_killed_worker_ends_with_its_lease(
         **LIMITED,
         "SKILLQ_KEY_PREFIX": prefix,
         "SKILLQ_LIMIT_LEASE": str(lease),
-        "SKILLQ_VISIBILITY_TIMEOUT": "4",
+        "SKILLQ_LEASE": "4",
     }
     doomed = start_worker(pool="prefork", concurrency=2, queues=queue, env=env, ready_prefix=prefix)
     gate = tmp_path / "gate"

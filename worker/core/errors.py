@@ -34,6 +34,7 @@ error keeps it too (in brackets), so ``except PermissionError`` still works::
     +-- JobExpired
     +-- HandlerAborted
     +-- DeliveryLimitExceeded
+    +-- DeliverySuperseded
     +-- CallerEnded
     +-- MessageRefused
     +-- InvalidRequest
@@ -49,6 +50,12 @@ from typing import Any
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from .delivery_errors import CallerEnded as CallerEnded
+from .delivery_errors import DeliveryLimitExceeded as DeliveryLimitExceeded
+from .delivery_errors import DeliverySuperseded as DeliverySuperseded
+from .delivery_errors import HandlerAborted as HandlerAborted
+from .delivery_errors import MessageRefused as MessageRefused
+from .error_base import SkillqError as SkillqError
 from .error_spec import A2A_INTERNAL as A2A_INTERNAL
 from .error_spec import A2A_INVALID_PARAMS as A2A_INVALID_PARAMS
 from .error_spec import A2A_INVALID_REQUEST as A2A_INVALID_REQUEST
@@ -57,17 +64,6 @@ from .error_spec import A2A_TASK_NOT_FOUND as A2A_TASK_NOT_FOUND
 from .error_spec import A2A_UNSUPPORTED_OPERATION as A2A_UNSUPPORTED_OPERATION
 from .error_spec import DEFAULT_SPEC as DEFAULT_SPEC
 from .error_spec import ErrorSpec as ErrorSpec
-
-
-class SkillqError(Exception):
-    """Base of all skillq errors; ``str(err)`` is a message a person can act on."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
 
 
 class CancelledByCaller(SkillqError, RuntimeError):
@@ -256,47 +252,6 @@ class JobFailed(SkillqError):
         self.args = (job_id, error_type, message, code)
 
 
-class HandlerAborted(SkillqError):
-    """A handler raised what would stop a worker (``SystemExit``, ``KeyboardInterrupt``)
-    or an ``asyncio.CancelledError`` that no cancel of this job asked for."""
-
-    def __init__(self, raised: BaseException, why: str) -> None:
-        self.raised_type = type(raised).__name__
-        detail = str(raised)
-        shown = f"{self.raised_type}({detail})" if detail else self.raised_type
-        super().__init__(f"the handler raised {shown}: {why}")
-
-
-class DeliveryLimitExceeded(SkillqError):
-    """A job was delivered more often than ``SKILLQ_MAX_DELIVERIES`` allows."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        super().__init__(
-            f"gave up after {limit} deliveries: each attempt ended without an outcome because "
-            "its worker process died (killed, out of memory, crashed or exited); "
-            "see the worker logs, or raise SKILLQ_MAX_DELIVERIES"
-        )
-
-
-class CallerEnded(SkillqError):
-    """A child job (``ctx.call``) left unfinished when the job that called it ended."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            "the job that called this one ended, or its worker process died, before this "
-            "child finished (it ran inline in that process); the caller's record says why"
-        )
-
-
-class MessageRefused(SkillqError):
-    """A queue item that cannot be run safely; it was moved to the dead-letter list."""
-
-    def __init__(self, reason: str, dead_letter_key: str) -> None:
-        self.reason = reason
-        super().__init__(f"message refused: {reason} (kept in {dead_letter_key})")
-
-
 class JobExpired(SkillqError):
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
@@ -361,6 +316,7 @@ ERROR_TABLE: dict[type[BaseException], ErrorSpec] = {
     JobExpired: ErrorSpec("expired", 1, 410),
     HandlerAborted: ErrorSpec("handler_aborted", 1, 500),
     DeliveryLimitExceeded: ErrorSpec("delivery_limit", 1, 500),
+    DeliverySuperseded: ErrorSpec("superseded", 1, 409),
     CallerEnded: ErrorSpec("caller_ended", 1, 500),
     MessageRefused: ErrorSpec("message_refused", 2, 422, A2A_INVALID_PARAMS),
     RedisMisconfigured: ErrorSpec("redis_misconfigured", 2, 500),

@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     secrets_dir: Path | None = None
     skills: str = "tasks"
 
+    # Seconds a delivery's lease lasts unless its worker renews it (every third
+    # of it): how soon a dead or frozen worker's job runs elsewhere. Job length
+    # is not bounded by it.
+    lease: float = Field(default=30.0, ge=1)
+    # Before leases: the seconds before an unacknowledged job was redelivered.
+    # Accepted so old deployments start; no longer used.
     visibility_timeout: int = Field(default=3600, ge=1)
     result_expires: int = Field(default=86400, ge=1)
     job_retention: int = Field(default=7 * 86400, ge=1)

@@ -131,6 +131,8 @@ def register_skill(app: Celery, engine: Engine, skill: Skill) -> None:
         except (asyncio.CancelledError, concurrent.futures.CancelledError) as exc:
             log.warning("job %s left for redelivery: the worker process is shutting down", job_id)
             raise Reject(str(exc) or "shutdown", requeue=True) from exc
+        if outcome.state == "superseded":
+            raise Ignore()  # the delivery that took the job over reports it
         if outcome.state == "waiting":
             # Over a limit: the same message again after the delay (ETA); this one is acked.
             try:

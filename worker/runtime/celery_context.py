@@ -44,6 +44,7 @@ class CeleryRunContext(RunContext[AuthT]):
         workspace_access: bool = False,
         skill: str = "",
         observed: Observed | None = None,
+        delivery: str = "",
     ) -> None:
         self.task_id = task_id
         self.auth = auth
@@ -58,6 +59,7 @@ class CeleryRunContext(RunContext[AuthT]):
         self._skill = skill
         self._held_text = ""
         self._observed = observed or Observed()
+        self._delivery = delivery
 
     async def emit_event(self, event: AgentEvent) -> None:
         if isinstance(event.kind, str) and self._secrets.redact(event.kind) != event.kind:
@@ -112,7 +114,7 @@ class CeleryRunContext(RunContext[AuthT]):
             size_bytes=ref.size_bytes,
             created_at=time.time(),
         )
-        await self._jobs.record_artifact(self.task_id, info)
+        await self._jobs.record_artifact(self.task_id, info, self._delivery)
         return ref
 
     async def check_cancelled(self) -> None:

@@ -9,11 +9,17 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..core.errors import HandlerAborted, InvalidResult, JobTimeout
+from ..core.errors import (
+    ConfigurationError,
+    HandlerAborted,
+    InvalidGrant,
+    InvalidResult,
+    JobTimeout,
+)
 from ..core.secrets import SecretScope
 from ..interface.skills import Skill
 from ..store.events import dumps
-from .call_parsing import describe_validation
+from .call_parsing import Call, describe_validation
 from .cancellation import CancelToken
 from .celery_context import CeleryRunContext
 from .process import ProcessRuntime
@@ -81,3 +87,17 @@ async def run_handler(
     finally:
         for timer in timers:
             timer.cancel()
+
+
+def check_grant_use(rt: ProcessRuntime, skill: Skill, call: Call) -> None:
+    """A grant goes only to a skill that declared workspace access, on a worker that
+    can verify it; anything else is a mistake the caller must hear about."""
+    if call.grant is None:
+        return
+    if not skill.workspace_access:
+        raise InvalidGrant.without_access(skill.name)
+    if rt.capabilities.workspace is None:
+        raise ConfigurationError(
+            "this worker cannot verify workspace grants: set SKILLQ_GRANT_KEY (or "
+            "SKILLQ_GRANT_PUBLIC_KEY) on the worker as on the client that minted the grant"
+        )

@@ -33,6 +33,7 @@ from ..store.jobs import JobRecords, JobStore
 from ..store.keys import Keys
 from .cancellation import CancelWatcher
 from .joblogs import install_capture
+from .leases import DeliveryGuard
 from .limiter import Limiter
 from .metrics import for_process as metrics_for
 from .observed import Observed
@@ -79,6 +80,7 @@ class ProcessRuntime:
         self.artifacts: ArtifactStore = open_store(settings)
         self.records = JobRecords(sync_redis(settings), self.keys, settings)
         self.limiter = Limiter(self.records.client, self.keys, settings)
+        self.guard = DeliveryGuard(self.records.client, self.keys, settings)
         self.metrics = metrics_for(settings)
         self.observed = Observed(self.metrics, tracing_for(settings))
         install_capture(settings.log_format)
@@ -148,6 +150,7 @@ class ProcessRuntime:
         except Exception as exc:  # closing is best effort
             log.debug("runtime shutdown: %s", exc)
         self.limiter.close()
+        self.guard.close()
         self.records.client.close()
 
 

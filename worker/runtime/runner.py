@@ -16,10 +16,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from ..core.errors import (
-    ConfigurationError,
     HandlerAborted,
     InvalidAuth,
-    InvalidGrant,
 )
 from ..core.secrets import SecretScope
 from ..interface.capabilities import JobScope
@@ -30,17 +28,18 @@ from ..store.celery_results import meta_json, meta_key
 from ..store.events import EventWriter
 from ..store.job_status import JobError, job_error
 from ..store.jobs import StartDecision
-from .call_parsing import Call, parse_call
+from .call_parsing import parse_call
 from .cancellation import CancelToken
 from .celery_context import CeleryRunContext
-from .handling import encode_result, run_handler
+from .handling import check_grant_use, encode_result, run_handler
 from .joblogs import CURRENT, JobLog
 from .limiter import concurrency_key_of
 from .process import ProcessRuntime
 
 log = logging.getLogger(__name__)
 
-Final = Literal["succeeded", "failed", "cancelled", "retrying", "waiting"]
+# "superseded": this run's lease lapsed and another delivery took the job over.
+Final = Literal["succeeded", "failed", "cancelled", "retrying", "waiting", "superseded"]
 
 
 @dataclass(frozen=True)
@@ -116,6 +115,7 @@ def run_admitted(
             return stored_outcome(rt, job_id)
         began = time.monotonic()
         observe_start(rt, skill.name, queue, decision)
+        rt.guard.watch(job_id, decision.delivery, token, rt.loop)
         outcome, result_text = rt.call(
             execute(
                 rt,
@@ -128,16 +128,19 @@ def run_admitted(
                 queue=queue,
                 attempt=decision.attempts,
                 trace=trace,
+                delivery=decision.delivery,
             )
         )
-        retried = schedule_retry(rt, skill, job_id, outcome, decision.retries)
+        delivery = decision.delivery
+        retried = schedule_retry(rt, skill, job_id, outcome, decision.retries, delivery)
         if retried is not None:
             observe_end(rt, skill.name, queue, retried, token, began)
             return retried
-        ended = finish(rt, job_id, worker, outcome, result_text)
+        ended = finish(rt, job_id, worker, outcome, result_text, delivery)
         observe_end(rt, skill.name, queue, ended, token, began)
         return ended
     finally:
+        rt.guard.unwatch(job_id)
         rt.cancels.unregister(job_id)
 
 
@@ -161,7 +164,12 @@ def observe_end(
 
 
 def schedule_retry(
-    rt: ProcessRuntime, skill: Skill, job_id: str, outcome: Outcome, retries: int
+    rt: ProcessRuntime,
+    skill: Skill,
+    job_id: str,
+    outcome: Outcome,
+    retries: int,
+    delivery: str = "",
 ) -> Outcome | None:
     """A ``retrying`` outcome if this failure runs again (the record says so), else None."""
     if outcome.state != "failed" or outcome.error is None:
@@ -169,7 +177,9 @@ def schedule_retry(
     delay = retry_delay(skill, outcome.exception, retries)
     if delay is None:
         return None
-    state = rt.records.retry(job_id, outcome.error, time.time() + delay, retries + 1)
+    state = rt.records.retry(job_id, outcome.error, time.time() + delay, retries + 1, delivery)
+    if state == "superseded":
+        return superseded(job_id)
     if state != "retrying":
         return stored_outcome(rt, job_id)  # cancelled (or ended) meanwhile: that stands
     log.warning(
@@ -183,8 +193,25 @@ def schedule_retry(
     return replace(outcome, state="retrying", delay=delay)
 
 
-def finish(rt: ProcessRuntime, job_id: str, worker: str, outcome: Outcome, result: str) -> Outcome:
-    """Store the outcome (and Celery's meta, when fused) in one round trip."""
+def superseded(job_id: str) -> Outcome:
+    log.warning(
+        "job %s: another delivery took this job over (this run's lease lapsed); "
+        "the outcome of this run is dropped",
+        job_id,
+    )
+    return Outcome("superseded")
+
+
+def finish(
+    rt: ProcessRuntime,
+    job_id: str,
+    worker: str,
+    outcome: Outcome,
+    result: str,
+    delivery: str = "",
+) -> Outcome:
+    """Store the outcome (and Celery's meta, when fused) in one round trip;
+    ``delivery`` fences a run's outcome (see :mod:`worker.runtime.leases`)."""
     meta = None
     if rt.fused_results:
         meta = (meta_key(job_id), meta_json(job_id, outcome.state, outcome.result, outcome.error))
@@ -196,7 +223,10 @@ def finish(rt: ProcessRuntime, job_id: str, worker: str, outcome: Outcome, resul
         error=outcome.error,
         celery_meta=meta,
         signed_until=outcome.signed_until,
+        delivery=delivery,
     )
+    if final == "superseded":
+        return superseded(job_id)
     if final != outcome.state:
         # Another process finalised the job first (a cancel); its word stands.
         return stored_outcome(rt, job_id)
@@ -215,6 +245,7 @@ async def execute(
     queue: str = "",
     attempt: int = 1,
     trace: Mapping[str, str] | None = None,
+    delivery: str = "",
 ) -> tuple[Outcome, str]:
     """Validate, build the context, run the handler; the outcome and result text.
 
@@ -230,7 +261,9 @@ async def execute(
     with rt.observed.span(
         f"skillq.job {skill.name}", attributes, kind="CONSUMER", carrier=trace
     ) as span:
-        outcome, text = await _execute(rt, skill, job_id, positional, kwargs, token, worker)
+        outcome, text = await _execute(
+            rt, skill, job_id, positional, kwargs, token, worker, delivery
+        )
         if span is not None:
             span.set_attribute("skillq.outcome", outcome.state)
             if outcome.error is not None:
@@ -246,10 +279,11 @@ async def _execute(
     kwargs: Mapping[str, Any],
     token: CancelToken,
     worker: str,
+    delivery: str = "",
 ) -> tuple[Outcome, str]:
     settings = rt.settings
     scope = SecretScope(rt.secrets, skill.name, skill.secrets, rt.log_redactor)
-    writer = EventWriter(rt.jobs, job_id)
+    writer = EventWriter(rt.jobs, job_id, delivery)
     loop = asyncio.get_running_loop()
     # From here on this task's log records name the job (the worker's own
     # lines through the job filter, the handler's as its log events). execute
@@ -295,6 +329,7 @@ async def _execute(
             workspace_access=skill.workspace_access,
             skill=skill.name,
             observed=rt.observed,
+            delivery=delivery,
         )
         ctx.require_scopes(skill.scopes)
         value = await run_handler(rt, skill, ctx, call.args, token, call.time_limit)
@@ -333,20 +368,6 @@ async def _execute(
         await writer.drain()  # a broken event stream must not hide the outcome
     rt.metrics.events_written(skill.name, writer.written)
     return replace(outcome, signed_until=signed_until), result_text
-
-
-def check_grant_use(rt: ProcessRuntime, skill: Skill, call: Call) -> None:
-    """A grant goes only to a skill that declared workspace access, on a worker that
-    can verify it; anything else is a mistake the caller must hear about."""
-    if call.grant is None:
-        return
-    if not skill.workspace_access:
-        raise InvalidGrant.without_access(skill.name)
-    if rt.capabilities.workspace is None:
-        raise ConfigurationError(
-            "this worker cannot verify workspace grants: set SKILLQ_GRANT_KEY (or "
-            "SKILLQ_GRANT_PUBLIC_KEY) on the worker as on the client that minted the grant"
-        )
 
 
 def stored_outcome(rt: ProcessRuntime, job_id: str) -> Outcome:

@@ -23,12 +23,14 @@ import base64
 import json
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from queue import Empty
 from time import monotonic
 from typing import Any
 
 from kombu.transport import redis as kombu_redis
+from kombu.transport.virtual.base import QoS as VirtualQoS
 from kombu.utils.encoding import bytes_to_str
 from redis.exceptions import RedisError
 
@@ -38,6 +40,7 @@ from ..store.artifacts import JOB_ID
 from ..store.keys import Keys
 from ..wire.celery_app import OPTIONS_KEY
 from ..wire.envelope import Inspection, inspect
+from . import leases
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,9 @@ OVERRIDDEN_KOMBU_SOURCES = {
     "Channel._get": "be26a9f1eb4cf8da",
     "Channel._connparams": "e9a4295085a8fb90",
     "QoS.restore_unacked": "8954efef014d546e",
+    "QoS.append": "35c655f6ecc62fe6",
+    "QoS.restore_visible": "d4a4a40a3eaf9f23",
+    "Channel.basic_consume": "34e0da85e689ff98",
 }
 RAW_KEPT_BYTES = 64 * 1024
 REQUEUE_PAUSE_FIRST, REQUEUE_PAUSE_MAX = 0.05, 0.5
@@ -86,8 +92,12 @@ def running_delivery_tags() -> set[str]:
     return tags
 
 
+virtual_qos_append = VirtualQoS.append
+
+
 class QoS(kombu_redis.QoS):
-    """Unacknowledged messages when a connection is lost.
+    """Leased deliveries (:mod:`worker.runtime.leases`), and unacknowledged
+    messages when a connection is lost.
 
     kombu pushes every unacknowledged message back onto its queue when the
     channel closes, including those of jobs still running: after a Redis
@@ -98,6 +108,39 @@ class QoS(kombu_redis.QoS):
     comes back after the visibility timeout. A restore that cannot reach
     Redis is left to that timeout too, instead of stopping the worker.
     """
+
+    def append(self, message: Any, delivery_tag: Any) -> None:
+        """kombu's unacked entry, leased from now by Redis's clock (one round trip,
+        as kombu's own pipeline)."""
+        delivery = message.delivery_info
+        stored = json.dumps([message._raw, delivery["exchange"], delivery["routing_key"]])
+        with self.channel.conn_or_acquire() as client:  # type: ignore[attr-defined]
+            leases.TAKE(
+                keys=[self.unacked_key, self.unacked_index_key],
+                args=[delivery_tag, stored],
+                client=client,
+            )
+        virtual_qos_append(self, message, delivery_tag)
+
+    def restore_visible(self, start: int = 0, num: int | None = 10, interval: int = 10) -> None:
+        """Restore the deliveries whose lease lapsed, whoever held them.
+
+        Any number of workers may sweep at once: kombu's restore is a
+        transaction on the unacked hash, so a message is put back once.
+        """
+        config: TransportConfig = self.channel.skillq  # type: ignore[attr-defined]
+        with self.channel.conn_or_acquire() as client:  # type: ignore[attr-defined]
+            tags = leases.lapsed(client, config.settings, config.keys, self.unacked_index_key)
+            for tag in tags:
+                self.restore_by_tag(tag, client)
+        if tags:
+            log.warning(
+                "restored %d job message(s) whose lease of %g s lapsed (their worker died, "
+                "froze or was cut off): %s",
+                len(tags),
+                config.settings.lease,
+                ", ".join(tags),
+            )
 
     def restore_unacked(self, client: Any = None) -> None:
         delivered: Any = self._delivered
@@ -144,6 +187,12 @@ class Channel(kombu_redis.Channel):
         params = super()._connparams(asynchronous=asynchronous)  # type: ignore[misc]
         saved[asynchronous] = dict(params)
         return params
+
+    def basic_consume(self, *args: Any, **kwargs: Any) -> Any:
+        """Consuming: this process's lease keeper renews what the channel holds."""
+        config = self.skillq
+        leases.keeper_for(config.settings, config.keys, self.unacked_index_key).hold(self.qos)
+        return super().basic_consume(*args, **kwargs)
 
     def _brpop_read(self, **options: Any) -> bool:
         try:
@@ -212,6 +261,9 @@ class Channel(kombu_redis.Channel):
             return None
         if self._belongs_elsewhere(found, item, queue):
             return None
+        # A tag of this delivery's own: a stale run's late acknowledgement then
+        # never removes the entry of the delivery that took its job over.
+        found.message["properties"]["delivery_tag"] = uuid.uuid4().hex
         self.__dict__["_requeue_pause"] = REQUEUE_PAUSE_FIRST
         self.__dict__.pop("_foreign_streak", None)
         return found.message

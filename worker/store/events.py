@@ -81,9 +81,10 @@ def encode_text_delta(text: str, *, max_bytes: int) -> Encoded:
 class EventWriter:
     """Ordered, batched event writes for one job."""
 
-    def __init__(self, store: JobStore, job_id: str) -> None:
+    def __init__(self, store: JobStore, job_id: str, delivery: str = "") -> None:
         self._store = store
         self._job_id = job_id
+        self._delivery = delivery  # fences a stale run's events
         self._pending: list[Encoded] = []
         self._written = 0  # events of this delivery already sent to Redis
         self._flusher: asyncio.Task[None] | None = None
@@ -137,7 +138,7 @@ class EventWriter:
                 batch = self._pending[:MAX_BATCH]
                 del self._pending[:MAX_BATCH]
                 self._room.set()
-                await self._store.emit(self._job_id, self._written + 1, batch)
+                await self._store.emit(self._job_id, self._written + 1, batch, self._delivery)
                 self._written += len(batch)
         except Exception as exc:  # surfaced to the handler on its next emit
             log.warning("cannot write events of job %s: %s", self._job_id, exc)

@@ -21,6 +21,7 @@ from redis.commands.core import AsyncScript
 from ..core.errors import (
     CallerEnded,
     DeliveryLimitExceeded,
+    DeliverySuperseded,
 )
 from ..core.settings import Settings
 from . import scripts
@@ -38,6 +39,7 @@ class StartDecision:
     state: str
     retries: int = 0  # retries scheduled before this delivery (a skill's ``retries``)
     ready_at: float | None = None  # "run": when the job could first start (eta or submit)
+    delivery: str = ""  # this delivery's token: the run's writes carry it (fencing)
 
 
 def envelope_head(job_id: str) -> str:
@@ -89,38 +91,55 @@ class JobStore:
         self.keys = keys
         self.settings = settings
         self._emit: AsyncScript = redis.register_script(scripts.EMIT)
+        self._artifact: AsyncScript = redis.register_script(scripts.ARTIFACT)
 
-    async def emit(self, job_id: str, first: int, events: Sequence[tuple[str, str]]) -> int:
+    async def emit(
+        self, job_id: str, first: int, events: Sequence[tuple[str, str]], delivery: str = ""
+    ) -> int:
         """Write pre-encoded ``(envelope tail, progress)`` events.
 
-        ``first`` is the delivery's running number of ``events[0]``.
+        ``first`` is the delivery's running number of ``events[0]``; a run's
+        ``delivery`` token fences it: once a later delivery took the job over,
+        :class:`~worker.core.errors.DeliverySuperseded` is raised instead.
         """
         tails = "\n".join(tail for tail, _ in events)
         if tails.count("\n") != len(events) - 1:
             raise ValueError("an encoded event holds a raw newline")  # never from dumps()
         progress = next((text for _, text in reversed(events) if text), "")
         keys = job_keys(self.keys, job_id)
-        args = [*job_argv(self.settings, job_id), str(len(events)), str(first), tails, progress]
+        args = [
+            *job_argv(self.settings, job_id),
+            str(len(events)),
+            str(first),
+            tails,
+            progress,
+            delivery,
+        ]
         # EMIT skips events the record says this delivery already wrote.
         seq = await outlast_async(
             self.settings.redis_outage_budget,
             f"writing events of job {job_id}",
             lambda: self._emit(keys=keys, args=args),
         )
+        if int(seq) < 0:
+            raise DeliverySuperseded(job_id)
         return int(seq)
 
-    async def record_artifact(self, job_id: str, info: ArtifactInfo) -> None:
-        key = self.keys.job(job_id)
-
-        async def write() -> None:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.hset(key, ARTIFACT_FIELD + info.name, info.model_dump_json())
-                pipe.expire(key, self.settings.job_retention)
-                await pipe.execute()
-
-        await outlast_async(
-            self.settings.redis_outage_budget, f"recording an artifact of job {job_id}", write
+    async def record_artifact(self, job_id: str, info: ArtifactInfo, delivery: str = "") -> None:
+        keys = job_keys(self.keys, job_id)
+        args = [
+            *job_argv(self.settings, job_id),
+            ARTIFACT_FIELD + info.name,
+            info.model_dump_json(),
+            delivery,
+        ]
+        written = await outlast_async(
+            self.settings.redis_outage_budget,
+            f"recording an artifact of job {job_id}",
+            lambda: self._artifact(keys=keys, args=args),
         )
+        if not int(written):
+            raise DeliverySuperseded(job_id)
 
 
 class JobRecords:
@@ -189,6 +208,7 @@ class JobRecords:
             _text(state),
             retries,
             float(ready) if ready else None,
+            delivery,
         )
 
     def received(self, job_id: str, skill: str, queue: str, eta: float) -> bool:
@@ -197,8 +217,11 @@ class JobRecords:
         args = [skill, queue, now_json(), str(self.settings.job_retention), repr(eta), job_id]
         return bool(self._received(keys=keys, args=args))
 
-    def retry(self, job_id: str, error: JobError, next_run_at: float, retries: int) -> str:
-        """Mark a failed attempt ``retrying`` (its error kept); the state it is in."""
+    def retry(
+        self, job_id: str, error: JobError, next_run_at: float, retries: int, delivery: str = ""
+    ) -> str:
+        """Mark a failed attempt ``retrying`` (its error kept); the state it is in
+        (``superseded`` when a later delivery took the job over)."""
         keys = [*job_keys(self.keys, job_id), self.keys.taken]
         args = [
             *job_argv(self.settings, job_id),
@@ -206,6 +229,7 @@ class JobRecords:
             repr(next_run_at),
             str(retries),
             *self._children_args,
+            delivery,
         ]
         state = outlast(
             self.settings.redis_outage_budget,
@@ -224,11 +248,14 @@ class JobRecords:
         error: JobError | None = None,
         celery_meta: tuple[str, str] | None = None,
         signed_until: int | None = None,
+        delivery: str = "",
     ) -> str:
         """Finalise the record; ``celery_meta`` (key, JSON) also stores Celery's result.
 
         ``signed_until``: the call was signed and its signature is valid until
         then; a replay of it is refused until that time, even without a record.
+        ``delivery``: the run's token; ``superseded`` comes back, and nothing
+        is stored, when a later delivery took the job over.
         """
         meta_key, meta = celery_meta or ("", "")
         consumed_ttl = int(signed_until - time.time()) + 1 if signed_until else 0
@@ -246,6 +273,7 @@ class JobRecords:
             str(consumed_ttl),
             *self._meta_db,
             *self._children_args,
+            delivery,
         ]
         # FINISH leaves a terminal record as it is, so a retry is harmless.
         final = outlast(

@@ -57,6 +57,19 @@ class Keys:
         """List of refused queue items, newest first."""
         return f"{self.prefix}:dead"
 
+    @property
+    def lease_renewed(self) -> str:
+        """When any worker last renewed its delivery leases (Redis time), in the
+        broker's database beside kombu's ``unacked_index``."""
+        return f"{self.prefix}:lease:renewed"
+
+    @property
+    def lease_settled(self) -> str:
+        """When the renewals last resumed after a pause of them all (a Redis
+        restart, a partition of every worker): no lease lapses until one lease
+        after it, so live workers can renew first."""
+        return f"{self.prefix}:lease:settled"
+
     def revoked_grant(self, grant_id: str) -> str:
         """Marks a revoked workspace grant; lives ``SKILLQ_GRANT_MAX_TTL``, as long as
         any grant can."""

@@ -53,10 +53,11 @@ def configured_app(
         fixups=None if consuming else [],
     )
     transport_options = {
-        "visibility_timeout": settings.visibility_timeout,
-        # kombu restores unacked messages of dead workers every interval x
-        # throttle seconds (100 s by default) on top of the visibility timeout.
-        "unacked_restore_interval": max(1, min(10, settings.visibility_timeout // 10)),
+        # Deliveries are leased (worker.runtime.leases): the worker renews what
+        # it holds, and kombu's visibility timeout is the lease.
+        "visibility_timeout": settings.lease,
+        # The sweep for lapsed leases runs every interval x throttle seconds.
+        "unacked_restore_interval": max(1, min(10, int(settings.lease // 10))),
         "unacked_restore_throttle": 1,
     }
     # One Redis list per priority (kombu's default keeps four steps, so 1 and

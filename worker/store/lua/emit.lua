@@ -2,7 +2,8 @@
 -- (the writer counts its events 1, 2, 3...), 8: their envelope tails joined
 -- by newlines (a tail is the envelope after its seq, encoded by the writer;
 -- JSON text never holds a raw newline), 9: the batch's last progress message
--- ('' if none). One string instead of one argument per event: Redis parses
+-- ('' if none), 10: the run's delivery token (see ``superseded``); returns
+-- -1, writing nothing, when a later delivery took the job over. One string instead of one argument per event: Redis parses
 -- and redis-py packs a few large arguments far faster than thousands of small
 -- ones. Events the record says were already written in this delivery are
 -- skipped, so a call retried after a lost reply writes nothing twice. The
@@ -12,6 +13,8 @@
 local n = tonumber(ARGV[6])
 local first = tonumber(ARGV[7])
 local tails = ARGV[8]
+local delivery = ARGV[10]
+if superseded(delivery) then return -1 end
 local emitted = tonumber(redis.call('HGET', job, 'emitted') or '0')
 local skip = math.max(0, math.min(n, emitted - first + 1))
 local seq = 0

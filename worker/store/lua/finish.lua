@@ -5,10 +5,12 @@
 -- to set ('' for an unsigned call), 14: its ttl (until the signature expires),
 -- 15: the database of Celery's results when it is not this one ('' if it is),
 -- 16: this database (to SELECT back), 17: the key prefix, 18: the cancel
--- flag's ttl, 19: the error JSON of children it leaves behind (end_children).
+-- flag's ttl, 19: the error JSON of children it leaves behind (end_children),
+-- 20: the run's delivery token ('' from outside a run).
 -- Returns the state the record ends in: a record that is already terminal
 -- (another process finalised it) is left as it is, so the terminal status
--- event stays the job's last event.
+-- event stays the job's last event; 'superseded' when a later delivery took
+-- the job over (this run's outcome is dropped).
 -- include: prelude
 -- The arguments, by name (the header above says what each is).
 local taken = KEYS[4]
@@ -26,11 +28,13 @@ local own_db = ARGV[16]
 local prefix = ARGV[17]
 local cancel_ttl = ARGV[18]
 local orphaned_error = ARGV[19]
+local delivery = ARGV[20]
 
 local current = redis.call('HGET', job, 'state')
 if terminal(current) then
   return current
 end
+if superseded(delivery) then return 'superseded' end
 local state = final_state
 if current == 'running' then
   local queue = redis.call('HGET', job, 'queue')

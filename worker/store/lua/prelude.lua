@@ -49,6 +49,13 @@ local function touch()
   redis.call('EXPIRE', job, record_ttl)
   redis.call('EXPIRE', stream, stream_ttl)
 end
+-- A run's writes carry the token START gave its delivery. Once a later
+-- delivery took the job over (the run's lease lapsed: its worker froze, was
+-- cut off, or died), the old run's writes are refused. '' writes unfenced
+-- (a record written from outside any run).
+local function superseded(token)
+  return token ~= '' and redis.call('HGET', job, 'delivery') ~= token
+end
 local function terminal(state)
   return state == 'succeeded' or state == 'failed' or state == 'cancelled'
 end

@@ -2,9 +2,10 @@
 -- per-queue count of running jobs. ARGV 6: the attempt's error JSON, 7: when
 -- the next attempt runs (Unix seconds), 8: retries scheduled so far, this one
 -- included, 9: the key prefix, 10: the cancel flag's ttl, 11: the error JSON
--- of children it leaves behind. Appends the error to ``errors`` (every
+-- of children it leaves behind, 12: the run's delivery token. Appends the error to ``errors`` (every
 -- attempt's, in order) and emits a ``retrying`` status. Returns the state the
--- record is in: ``retrying``, or the terminal state another process set.
+-- record is in: ``retrying``, the terminal state another process set, or
+-- ``superseded`` (a later delivery took the job over).
 -- include: prelude
 -- The arguments, by name (the header above says what each is).
 local taken = KEYS[4]
@@ -14,9 +15,11 @@ local retries_so_far = ARGV[8]
 local prefix = ARGV[9]
 local cancel_ttl = ARGV[10]
 local orphaned_error = ARGV[11]
+local delivery = ARGV[12]
 
 local current = redis.call('HGET', job, 'state')
 if current ~= 'running' then return current or 'missing' end
+if superseded(delivery) then return 'superseded' end
 local queue = redis.call('HGET', job, 'queue')
 if queue then redis.call('HINCRBY', taken, queue, -1) end
 index_running(prefix, false)

@@ -1,0 +1,100 @@
+"""Leased deliveries: a job longer than its lease runs once; a killed or
+frozen worker's job runs elsewhere within about a lease; the frozen run,
+once it wakes, is stopped and refused (issue: agent jobs of any length)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+
+from tests.conftest import wait_for
+from worker.client import SkillClient
+from worker.embedded import WorkerProcess
+
+LEASE = 5.0
+
+
+def statuses(client: SkillClient, job_id: str) -> list[str]:
+    return [e["payload"]["state"] for e in client.events(job_id) if e["kind"] == "status"]
+
+
+def test_a_job_longer_than_its_lease_runs_once_in_prefork_and_threads(
+    start_worker: Callable[..., WorkerProcess], client: SkillClient
+) -> None:
+    """Before: a job longer than SKILLQ_VISIBILITY_TIMEOUT was handed to a second
+    worker while the first still ran. Two workers per pool share each queue,
+    so a lapsed lease would show as a second attempt."""
+    env = {"SKILLQ_LEASE": str(LEASE)}
+    jobs = {}
+    for pool in ("prefork", "threads"):
+        queue = f"long-{pool}"
+        for _ in range(2):
+            start_worker(pool=pool, concurrency=1, queues=queue, env=env)
+        jobs[pool] = client.submit("sleepy", {"seconds": 4 * LEASE, "tick": 0.5}, queue=queue)
+    for pool, job in jobs.items():
+        assert client.result(job, timeout=120)["slept"] >= 4 * LEASE, pool
+        status = client.status(job)
+        assert status.attempts == 1, pool
+        assert statuses(client, job) == ["running", "succeeded"], pool
+
+
+def test_a_killed_workers_job_runs_elsewhere_within_about_a_lease(
+    start_worker: Callable[..., WorkerProcess], client: SkillClient
+) -> None:
+    env = {"SKILLQ_LEASE": str(LEASE)}
+    queue = "leases-killed"
+    doomed = start_worker(pool="prefork", concurrency=1, queues=queue, env=env)
+    job = client.submit("sleepy", {"seconds": 600, "tick": 0.2}, queue=queue)
+    wait_for(lambda: client.status(job).state == "running", 30, "the job to start")
+    survivor = start_worker(pool="threads", concurrency=1, queues=queue, env=env)
+    for pid in doomed.pids():
+        os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+    wait_for(lambda: client.status(job).worker == survivor.hostname, 60, "the job to move")
+    moved_after = time.monotonic() - killed
+    # A lease, the sweep's period (a tenth of it, at least 1 s) and the start.
+    assert moved_after < LEASE + 4, moved_after
+    assert client.status(job).attempts == 2
+    client.cancel(job)
+    assert client.status(job).state in ("cancelled", "running")
+    wait_for(lambda: client.status(job).state == "cancelled", 30, "the moved job to end")
+
+
+def test_a_frozen_workers_job_runs_elsewhere_and_its_stale_run_is_stopped(
+    start_worker: Callable[..., WorkerProcess], client: SkillClient
+) -> None:
+    """SIGSTOP past the lease: another worker runs the job. After SIGCONT the
+    frozen run learns it lost the job, stops, and its outcome is refused: the
+    record shows one outcome, the new worker's; the old worker serves on."""
+    env = {"SKILLQ_LEASE": str(LEASE)}
+    shared, own = "leases-frozen", "leases-frozen-own"
+    frozen = start_worker(pool="prefork", concurrency=1, queues=f"{shared},{own}", env=env)
+    job = client.submit("sleepy", {"seconds": 3 * LEASE, "tick": 0.2}, queue=shared)
+    wait_for(lambda: client.status(job).state == "running", 30, "the job to start")
+    pids = frozen.pids()
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        other = start_worker(pool="threads", concurrency=1, queues=shared, env=env)
+        wait_for(lambda: client.status(job).worker == other.hostname, 60, "the job to move")
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    wait_for(
+        lambda: "the outcome of this run is dropped" in frozen.log_path.read_text(),
+        30,
+        "the frozen run to learn it lost the job",
+    )
+    result = client.result(job, timeout=120)
+    assert result["slept"] >= 3 * LEASE
+    status = client.status(job)
+    assert status.state == "succeeded" and status.worker == other.hostname
+    assert status.attempts == 2
+    ended = [s for s in statuses(client, job) if s in ("succeeded", "failed", "cancelled")]
+    assert ended == ["succeeded"]
+    # The woken worker serves on.
+    after = client.submit("echo", {"message": "still here"}, queue=own)
+    assert client.result(after, timeout=60) == {"message": "still here"}
+    assert client.status(after).worker == frozen.hostname
