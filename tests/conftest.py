@@ -213,5 +213,16 @@ def unacknowledged(raw: redis.Redis) -> list[tuple[str, str]]:
     return found
 
 
+def parked(raw: redis.Redis, job_id: str, prefix: str = "skillq") -> bool:
+    """Whether a message of the job waits in Redis for its eta (``delay_park.lua``)."""
+    for value in raw.hvals(f"{prefix}:delayed:messages"):
+        body = value.split(b"\n", 1)[1] if isinstance(value, bytes) else value.split("\n", 1)[1]
+        if json.loads(body).get("headers", {}).get("id") == job_id:
+            return True
+    return False
+
+
 def held(raw: redis.Redis, job_id: str) -> bool:
-    return any(held_id == job_id for _, held_id in unacknowledged(raw))
+    """Whether a message of the job is still to be handled: held by a worker, or
+    waiting in Redis for its eta."""
+    return any(held_id == job_id for _, held_id in unacknowledged(raw)) or parked(raw, job_id)

@@ -1,7 +1,7 @@
 """Delayed jobs on real workers: ``queued`` with their eta from the moment they
 are submitted (also from a plain Celery producer's countdown), cancellable
-before they run, run on time otherwise; delays the broker cannot hold are
-refused."""
+before they run, run on time otherwise, held in Redis whatever their length
+(also while no worker is up); delays that are not times are refused."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import redis
 from celery import Celery
 
 from tests.cli.test_cli import skillq
-from tests.conftest import held, wait_for
+from tests.conftest import held, parked, unacknowledged, wait_for
 from worker.client import SkillClient
 from worker.core.errors import InvalidArgs, JobNotFound
 from worker.embedded import WorkerProcess
@@ -72,11 +72,11 @@ def test_a_plain_producers_countdown_is_recorded_when_a_worker_receives_it(
     assert client.result(job, timeout=60) == {"message": "raw"}
 
 
-def test_delays_the_broker_cannot_hold_are_refused(
+def test_delays_that_cannot_be_held_are_refused(
     delayer: WorkerProcess, client: SkillClient, stack_env: dict[str, str]
 ) -> None:
-    with pytest.raises(InvalidArgs, match="SKILLQ_VISIBILITY_TIMEOUT"):
-        client.submit("echo", {"message": "x"}, countdown=4000)
+    with pytest.raises(InvalidArgs, match="at most ten years"):
+        client.submit("echo", {"message": "x"}, countdown=11 * 366 * 86400)
     with pytest.raises(InvalidArgs, match="not both"):
         client.submit("echo", {}, countdown=1, eta=time.time() + 1)
     # Not numbers a delay can be: before, NaN reached Redis as a plain ValueError.
@@ -99,3 +99,47 @@ def test_delays_the_broker_cannot_hold_are_refused(
         "--json",
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_a_two_day_countdown_is_accepted_listed_and_cancelled(
+    delayer: WorkerProcess, client: SkillClient, raw: redis.Redis
+) -> None:
+    """Before: refused, a delay over the visibility timeout (an hour) less a minute."""
+    job = client.submit("echo", {"message": "in two days"}, countdown=2 * 86400)
+    status = client.status(job)
+    assert status.state == "queued" and status.eta is not None
+    assert status.eta > time.time() + 2 * 86400 - 60
+    listed = client.jobs(skill="echo", state="queued", limit=50).jobs
+    assert job in [j.id for j in listed]
+    wait_for(lambda: parked(raw, job), timeout=30, what="a worker to park it in Redis")
+    assert not any(held_id == job for _, held_id in unacknowledged(raw)), "no worker holds it"
+    assert client.cancel(job)
+    assert client.status(job).state == "cancelled"
+
+
+def test_a_countdown_survives_every_worker_stopping_and_runs_once(
+    start_worker: Callable[..., WorkerProcess], client: SkillClient, raw: redis.Redis
+) -> None:
+    queue = "delays-restart"
+    first = start_worker(pool="threads", concurrency=1, queues=queue)
+    job = client.submit("echo", {"message": "after a restart"}, countdown=5, queue=queue)
+    eta = client.status(job).eta
+    assert eta is not None
+    wait_for(lambda: parked(raw, job), timeout=30, what="the worker to park it")
+    first.stop()
+    wait_for(lambda: time.time() > eta + 1, timeout=30, what="the eta to pass with no worker up")
+    assert client.status(job).state == "queued"
+    start_worker(pool="threads", concurrency=1, queues=queue)
+    assert client.result(job, timeout=60) == {"message": "after a restart"}
+    status = client.status(job)
+    assert status.attempts == 1 and not held(raw, job)
+
+
+def test_a_countdown_starts_within_a_second_of_its_eta(
+    delayer: WorkerProcess, client: SkillClient
+) -> None:
+    submitted = time.time()
+    job = client.submit("echo", {"message": "soon"}, countdown=3)
+    assert client.result(job, timeout=60) == {"message": "soon"}
+    started = client.status(job).started_at
+    assert started is not None and 3.0 <= started - submitted < 4.0, started - submitted

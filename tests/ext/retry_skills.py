@@ -51,6 +51,14 @@ async def patient(ctx: RunContext[Any], args: Flaky) -> int:
     raise Flakiness(f"attempt {attempt(args.marker)} failed; the next one waits 3 s")
 
 
+@skill("slow_flaky", args=Flaky, queue=QUEUE, retries=2, backoff=3.0, jitter=False)
+async def slow_flaky(ctx: RunContext[Any], args: Flaky) -> int:
+    number = attempt(args.marker)
+    if number <= args.fail_times:
+        raise Flakiness(f"attempt {number} failed; the next one waits 3 s")
+    return number
+
+
 @skill("picky", args=Flaky, queue=QUEUE, retries=3, retry_on=(ValueError,), backoff=0.2)
 async def picky(ctx: RunContext[Any], args: Flaky) -> int:
     raise KeyError(f"attempt {attempt(args.marker)}: not a ValueError, so never retried")

@@ -13,7 +13,7 @@ import pytest
 import redis
 from celery import Celery
 
-from tests.conftest import held, wait_for
+from tests.conftest import held, parked, wait_for
 from worker.client import SkillClient
 from worker.core.errors import JobFailed
 from worker.embedded import WorkerProcess
@@ -128,20 +128,24 @@ def test_an_inline_child_retries_inline(
     assert client.status(job).worker == child.worker  # the caller's process ran it
 
 
-def test_a_worker_refuses_a_backoff_longer_than_the_visibility_timeout(
-    stack_env: dict[str, str],
+def test_a_backoff_longer_than_the_lease_waits_in_redis_and_runs_once(
+    start_worker: Callable[..., WorkerProcess],
+    client: SkillClient,
+    tmp_path: Path,
+    raw: redis.Redis,
 ) -> None:
-    """Before: a retry waiting longer than the visibility timeout was delivered to a
-    second worker as well, so every retry ran twice at once and jobs ended with a
-    false delivery_limit. ``patient`` waits up to 12 s; 70 s less the 60 s margin
-    leaves 10."""
-    process = WorkerProcess(
-        {**stack_env, "SKILLQ_SKILLS": "retry_skills", "SKILLQ_VISIBILITY_TIMEOUT": "70"},
-        pool="threads",
-        queues="nothing",
-    ).start()
-    assert process.process is not None
-    assert process.process.wait(60) != 0
-    log = process.log_path.read_text()
-    assert "skill 'patient' may wait 12 s before a retry" in log, process.log_tail(20)
-    assert "SKILLQ_VISIBILITY_TIMEOUT" in log
+    """Before: a retry waited in the worker's memory, unacknowledged, and one that
+    waited longer than the visibility timeout was delivered to a second worker as
+    well (and workers refused such a backoff). Now the retry waits in Redis: two
+    workers with a 1 s lease, a 3 s backoff, and the job runs twice in all."""
+    env = {"SKILLQ_SKILLS": "retry_skills", "SKILLQ_LEASE": "1"}
+    for _ in range(2):
+        start_worker(pool="threads", concurrency=1, queues="retry-long", env=env)
+    path = marker(tmp_path)
+    job = client.submit("slow_flaky", {"marker": path, "fail_times": 1}, queue="retry-long")
+    wait_for(lambda: parked(raw, job), timeout=30, what="the retry to wait in Redis")
+    assert client.result(job, timeout=60) == 2
+    started = times(path)
+    assert len(started) == 2 and 3.0 <= started[1] - started[0] < 5.0, started
+    status = client.status(job)
+    assert status.attempts == 2 and status.retries == 1 and not parked(raw, job)

@@ -36,7 +36,7 @@ from ..store.redis_config import check_redis
 from ..store.registry import WorkerAnnouncer
 from ..store.storecheck import check_apart
 from ..wire.celery_app import configured_app
-from ..wire.submission import DELAY_MARGIN, shown_kwargs
+from ..wire.submission import shown_kwargs
 from . import metrics, supervision
 from .attach import announced, attach, load_factory
 from .joblogs import shape_worker_logs
@@ -55,8 +55,6 @@ def create_app(
     """A Celery app configured for skillq; with ``skills``, one that serves them."""
     settings = settings or Settings()
     skills = skills if skills is not None else SkillSet()
-    for name in skills:
-        check_retry_backoff(settings, skills[name])
     app = configured_app(settings, skills, consuming=True)
     if len(skills):
         factory = load_factory(settings.capabilities)
@@ -80,28 +78,6 @@ def pool_name(controller: Any) -> str:
     pool = getattr(controller, "pool_cls", None)
     module = getattr(pool, "__module__", "") or str(pool or "")
     return {"thread": "threads"}.get(module.rsplit(".", 1)[-1], module.rsplit(".", 1)[-1])
-
-
-def check_retry_backoff(settings: Settings, skill: Skill) -> None:
-    """Refuse a retry backoff the broker cannot hold.
-
-    A retry waits as a message with an eta that a worker holds unacknowledged;
-    Redis hands a message held longer than the visibility timeout to a second
-    worker, so each such retry would run twice at once (and the doubled
-    deliveries end jobs with a false ``delivery_limit``). Delays given at
-    submit are refused the same way.
-    """
-    if skill.retries <= 0:
-        return
-    longest = min(skill.backoff_max, skill.backoff * 2.0 ** (skill.retries - 1))
-    allowed = settings.visibility_timeout - DELAY_MARGIN
-    if longest > allowed:
-        raise ConfigurationError(
-            f"skill {skill.name!r} may wait {longest:g} s before a retry (retries="
-            f"{skill.retries}, backoff={skill.backoff:g}, backoff_max={skill.backoff_max:g}), "
-            f"over the {allowed:g} s SKILLQ_VISIBILITY_TIMEOUT ({settings.visibility_timeout} s) "
-            "allows: Redis would deliver each retry twice; lower backoff_max or raise the timeout"
-        )
 
 
 def register_skill(app: Celery, engine: Engine, skill: Skill) -> None:

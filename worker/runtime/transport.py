@@ -19,7 +19,6 @@ Configuration arrives through ``broker_transport_options["skillq"]`` (see
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import time
@@ -40,11 +39,10 @@ from ..store.artifacts import JOB_ID
 from ..store.keys import Keys
 from ..wire.celery_app import OPTIONS_KEY
 from ..wire.envelope import Inspection, inspect
-from . import leases
+from . import delays, leases, refusals
 
 log = logging.getLogger(__name__)
 
-DEAD_LETTER_MAX = 10_000
 # sha256 (first 16 hex digits) of the source of each kombu method overridden
 # below, as written for kombu 5.7. tests/test_units.py fails when a kombu
 # upgrade changes one: re-read it and re-run tests/runtime/test_faults.py and
@@ -59,7 +57,6 @@ OVERRIDDEN_KOMBU_SOURCES = {
     "QoS.restore_visible": "d4a4a40a3eaf9f23",
     "Channel.basic_consume": "34e0da85e689ff98",
 }
-RAW_KEPT_BYTES = 64 * 1024
 REQUEUE_PAUSE_FIRST, REQUEUE_PAUSE_MAX = 0.05, 0.5
 FOREIGN_STREAK_MAX = 10_000
 
@@ -192,6 +189,7 @@ class Channel(kombu_redis.Channel):
         """Consuming: this process's lease keeper renews what the channel holds."""
         config = self.skillq
         leases.keeper_for(config.settings, config.keys, self.unacked_index_key).hold(self.qos)
+        delays.promoter_for(config.settings, config.keys)
         return super().basic_consume(*args, **kwargs)
 
     def _brpop_read(self, **options: Any) -> bool:
@@ -261,6 +259,8 @@ class Channel(kombu_redis.Channel):
             return None
         if self._belongs_elsewhere(found, item, queue):
             return None
+        if self._parked(found.message, item, queue):
+            return None
         # A tag of this delivery's own: a stale run's late acknowledgement then
         # never removes the entry of the delivery that took its job over.
         found.message["properties"]["delivery_tag"] = uuid.uuid4().hex
@@ -308,6 +308,26 @@ class Channel(kombu_redis.Channel):
         streak.add(key)
         return True
 
+    def _parked(self, message: dict[str, Any], item: bytes, queue: str) -> bool:
+        """Park a message whose eta is ahead in Redis (:mod:`worker.runtime.delays`)."""
+        eta = delays.eta_seconds(message)
+        if eta is None or eta - time.time() <= delays.PARK_AFTER:
+            return False
+        config = self.skillq
+        tag = str(message["properties"]["delivery_tag"])
+        target = self._q_for_pri(queue, self._get_message_priority(message))  # type: ignore[attr-defined]
+        with self.conn_or_acquire() as client:
+            delays.park(client, config.keys, tag, eta, target, item)
+        delays.promoter_for(config.settings, config.keys).wake()
+        headers = message.get("headers") or {}
+        job_id, task = str(headers.get("id") or ""), str(headers.get("task") or "")
+        if task.startswith(TASK_PREFIX) and JOB_ID.match(job_id):
+            try:  # a plain producer's job has no record yet: queued, with its eta
+                self._records().received(job_id, task.removeprefix(TASK_PREFIX), queue, eta)
+            except RedisError as exc:
+                log.error("cannot record the delayed job %s: %s", job_id, exc)
+        return True
+
     def _skillq_redis(self) -> Any:
         client = self.__dict__.get("_skillq_client")
         if client is None:
@@ -317,66 +337,20 @@ class Channel(kombu_redis.Channel):
         return client
 
     def _dead_letter(self, item: bytes, queue: str, found: Inspection) -> None:
-        config = self.skillq
-        key = config.keys.dead_letters
-        record = json.dumps(
-            {
-                "queue": queue,
-                "reason": found.reason,
-                "job_id": found.job_id,
-                "task": found.task,
-                "at": time.time(),
-                "raw_base64": base64.b64encode(item[:RAW_KEPT_BYTES]).decode(),
-                "raw_bytes": len(item),
-            }
-        )
-        log.error(
-            "dead-lettered an item from queue %r (%d bytes): %s; kept in %s",
-            queue,
-            len(item),
-            found.reason,
-            key,
-        )
-        try:
-            with self.conn_or_acquire() as client, client.pipeline() as pipe:
-                pipe.lpush(key, record)
-                pipe.ltrim(key, 0, DEAD_LETTER_MAX - 1)
-                pipe.execute()
-        except self.connection_errors as exc:  # type: ignore[attr-defined]
-            log.error("cannot store the dead letter: %s", exc)
-        self._fail_job(found)
+        with self.conn_or_acquire() as client:
+            refusals.dead_letter(client, self.skillq.keys, item, queue, found)
+        refusals.fail_job(self._records(), self.skillq.settings, self.skillq.keys, found)
 
-    def _fail_job(self, found: Inspection) -> None:
-        """If the item names a skill job, record why it will never run.
+    def _records(self) -> Any:
+        """Job records on skillq's Redis, for jobs the transport decides about."""
+        records = self.__dict__.get("_skillq_records")
+        if records is None:
+            from ..store.jobs import JobRecords
 
-        A raw producer that sent, say, pickle then sees a failed job (and
-        ``AsyncResult.get()`` raises) instead of waiting forever.
-        """
-        job_id, task = found.job_id, found.task
-        if not job_id or not JOB_ID.match(job_id) or not task.startswith(TASK_PREFIX):
-            return
-        from ..core.errors import MessageRefused
-        from ..store.celery_results import fused, meta_json, meta_key
-        from ..store.job_status import job_error
-        from ..store.jobs import JobRecords
-
-        config = self.skillq
-        try:
-            records: JobRecords | None = self.__dict__.get("_skillq_records")
-            if records is None:
-                records = JobRecords(self._skillq_redis(), config.keys, config.settings)
-                self.__dict__["_skillq_records"] = records
-            error = job_error(
-                MessageRefused(found.reason, config.keys.dead_letters), with_traceback=False
-            )
-            meta = (meta_key(job_id), meta_json(job_id, "failed", error=error))
-            if fused(config.settings):
-                records.finish(job_id, "failed", worker="", error=error, celery_meta=meta)
-            else:  # Celery never sees this message: its result backend learns from us
-                records.finish(job_id, "failed", worker="", error=error)
-                records.store_celery_meta(*meta)
-        except Exception as exc:  # the dead letter is already kept
-            log.error("cannot record the refusal of job %s: %s", job_id, exc)
+            config = self.skillq
+            records = JobRecords(self._skillq_redis(), config.keys, config.settings)
+            self.__dict__["_skillq_records"] = records
+        return records
 
 
 class Transport(kombu_redis.Transport):

@@ -58,6 +58,17 @@ class Keys:
         return f"{self.prefix}:dead"
 
     @property
+    def delayed(self) -> str:
+        """Sorted set, in the broker's database: messages waiting for their eta,
+        scored by it (``delay_park.lua``)."""
+        return f"{self.prefix}:delayed"
+
+    @property
+    def delayed_messages(self) -> str:
+        """Hash beside it: each waiting message's queue list and body."""
+        return f"{self.prefix}:delayed:messages"
+
+    @property
     def lease_renewed(self) -> str:
         """When any worker last renewed its delivery leases (Redis time), in the
         broker's database beside kombu's ``unacked_index``."""

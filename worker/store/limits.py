@@ -52,9 +52,8 @@ HORIZON = 60.0  # seconds: the furthest a rate reservation reaches
 
 
 def horizon(settings: Settings) -> float:
-    """How far ahead a job may be re-queued: a held ETA message must come back
-    well within the visibility timeout, or Redis would deliver it twice."""
-    return max(1.0, min(HORIZON, settings.visibility_timeout / 2))
+    """How far ahead a job may be re-queued (a rate reservation's reach)."""
+    return HORIZON
 
 
 @dataclass(frozen=True)

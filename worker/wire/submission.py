@@ -225,8 +225,6 @@ def draft(
         # Celery's hard limit for this message (prefork): the backstop for a handler
         # that blocks its loop, as a skill's own time_limit has.
         hard_limit = float(time_limit) + settings.cancel_grace + settings.hard_time_limit_margin
-    if eta is not None:
-        check_delay(settings, skill, eta)
     priority = checked_priority(skill, priority)
     order = Order(
         job_id, f"skills.{skill}", kwargs, target_queue, eta, priority, headers, hard_limit
@@ -297,27 +295,20 @@ def checked_priority(skill: str, priority: int | None) -> int:
     return priority
 
 
-DELAY_MARGIN = 60.0  # seconds a delay stays under the visibility timeout
-
-
-def check_delay(settings: Settings, skill: str, eta: float) -> None:
-    """Refuse a delay the broker cannot hold: Redis redelivers a message a worker
-    has held (unacknowledged, waiting for its eta) longer than the visibility
-    timeout, so a longer delay would run the job twice."""
-    delay = eta - time.time()
-    longest = settings.visibility_timeout - DELAY_MARGIN
-    if delay > longest:
-        raise InvalidSubmission(
-            skill,
-            f"a delay of {delay:.0f} s is over the {longest:.0f} s SKILLQ_VISIBILITY_TIMEOUT "
-            f"({settings.visibility_timeout} s) allows: Redis would deliver the job twice; "
-            "raise the timeout or schedule it later",
-        )
+MAX_DELAY = 10 * 366 * 86400.0  # seconds: a job may wait in Redis up to ten years
 
 
 def eta_of(countdown: float | None, eta: datetime | float | None) -> float | None:
     """When a job may start, from a countdown (seconds) or an eta (a datetime, or Unix
-    seconds); None for at once."""
+    seconds); None for at once. Any delay up to :data:`MAX_DELAY` is held in
+    Redis (:mod:`worker.runtime.delays`)."""
+    when = _eta_of(countdown, eta)
+    if when is not None and when - time.time() > MAX_DELAY:
+        raise InvalidSubmission("", "a job may be delayed at most ten years")
+    return when
+
+
+def _eta_of(countdown: float | None, eta: datetime | float | None) -> float | None:
     if countdown is not None and eta is not None:
         raise InvalidSubmission("", "give countdown or eta, not both")
     if countdown is not None:

@@ -1,0 +1,111 @@
+"""Delays of any length, held in Redis rather than in a worker's memory.
+
+Celery keeps a message whose eta is ahead in the worker that took it,
+unacknowledged, until the eta: memory grows with every delayed job, and a
+worker restart hands them all round again. skillq's transport parks a
+message whose eta is more than :data:`PARK_AFTER` ahead in a sorted set of
+the broker's Redis (``delay_park.lua``), whatever sent it (``submit``, a
+plain producer's ``countdown``, a retry's backoff, a limit's wait). Every
+worker's :class:`DuePromoter` queues what has come due (``delay_due.lua``,
+by Redis's clock; any number of workers may run it at once), so a job
+starts within a fraction of a second of its eta while any worker is up.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime
+from typing import Any
+
+from ..core.settings import Settings
+from ..store.connections import sync_redis
+from ..store.keys import Keys
+from .leases import ClientScript
+
+log = logging.getLogger(__name__)
+
+PARK_AFTER = 1.0  # seconds: a nearer eta is left to Celery's timer (its lease is renewed)
+POLL_MAX = 0.25  # seconds between looks at the waiting set, at most
+DUE_PER_CALL = 500
+
+PARK = ClientScript("delay_park")
+DUE = ClientScript("delay_due")
+
+
+def eta_seconds(message: dict[str, Any]) -> float | None:
+    """The message's eta as Unix seconds (the envelope check vouched for its form)."""
+    value = (message.get("headers") or {}).get("eta")
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        return None
+
+
+def park(client: Any, keys: Keys, tag: str, eta: float, queue_list: str, item: bytes) -> None:
+    PARK(
+        keys=[keys.delayed, keys.delayed_messages],
+        args=[tag, repr(eta), queue_list, item],
+        client=client,
+    )
+
+
+class DuePromoter:
+    """Queues the waiting messages that have come due, from this worker."""
+
+    def __init__(self, settings: Settings, keys: Keys) -> None:
+        self._settings = settings
+        self._keys = keys
+        self._client = sync_redis(settings, settings.broker_url)
+        self._wake = threading.Event()
+        self._stop = False
+        self._thread = threading.Thread(target=self._keep, name="skillq-due", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        """A message was parked here: look again now, in case it is due soon."""
+        self._wake.set()
+
+    def promote(self) -> tuple[int, float | None]:
+        """Queue what is due; how many, and seconds until the next (None: nothing waits)."""
+        queued, wait = DUE(
+            keys=[self._keys.delayed, self._keys.delayed_messages],
+            args=[DUE_PER_CALL],
+            client=self._client,
+        )
+        seconds = float(wait)
+        return int(queued), None if seconds < 0 else seconds
+
+    def _keep(self) -> None:
+        while not self._stop:
+            pause = POLL_MAX
+            try:
+                queued, wait = self.promote()
+                if queued >= DUE_PER_CALL:
+                    pause = 0.0  # more are due: go on at once
+                elif wait is not None:
+                    pause = min(POLL_MAX, max(0.01, wait))
+            except Exception as exc:  # the messages wait in Redis meanwhile
+                log.warning("cannot queue delayed jobs that are due now: %s", exc)
+                pause = 1.0
+            self._wake.wait(pause)
+            self._wake.clear()
+
+    def close(self) -> None:
+        self._stop = True
+        self._wake.set()
+
+
+_promoter: DuePromoter | None = None
+_promoter_lock = threading.Lock()
+
+
+def promoter_for(settings: Settings, keys: Keys) -> DuePromoter:
+    """This process's promoter, started by the first channel that consumes."""
+    global _promoter
+    with _promoter_lock:
+        if _promoter is None:
+            _promoter = DuePromoter(settings, keys)
+        return _promoter
