@@ -10,6 +10,7 @@ from .core.errors import (
     CallerEnded,
     ConfigurationError,
     DeliveryLimitExceeded,
+    DeliverySuperseded,
     HandlerAborted,
     InvalidArgs,
     InvalidArtifactName,
@@ -28,6 +29,7 @@ from .core.errors import (
     MessageRefused,
     RedisMisconfigured,
     RequestTooLarge,
+    ScheduleNotFound,
     SecretNotFound,
     SkillqError,
     TooManyStreams,
@@ -56,6 +58,7 @@ from .interface.context import (
     RunContext,
 )
 from .interface.skills import Skill, skill
+from .store.schedules import ScheduleInfo
 
 __all__ = [
     "A2AClient",
@@ -72,6 +75,7 @@ __all__ = [
     "Capabilities",
     "ConfigurationError",
     "DeliveryLimitExceeded",
+    "DeliverySuperseded",
     "DiscoveryClient",
     "HandlerAborted",
     "HttpA2AClient",
@@ -103,6 +107,8 @@ __all__ = [
     "SandboxClient",
     "SandboxResult",
     "SandboxUnavailable",
+    "ScheduleInfo",
+    "ScheduleNotFound",
     "ScopedAuth",
     "SecretNotFound",
     "Settings",

@@ -142,4 +142,4 @@ def test_a_countdown_starts_within_a_second_of_its_eta(
     job = client.submit("echo", {"message": "soon"}, countdown=3)
     assert client.result(job, timeout=60) == {"message": "soon"}
     started = client.status(job).started_at
-    assert started is not None and 3.0 <= started - submitted < 4.0, started - submitted
+    assert started is not None and 3.0 <= started - submitted < 4.0, (started, submitted)

@@ -98,3 +98,20 @@ def test_a_frozen_workers_job_runs_elsewhere_and_its_stale_run_is_stopped(
     after = client.submit("echo", {"message": "still here"}, queue=own)
     assert client.result(after, timeout=60) == {"message": "still here"}
     assert client.status(after).worker == frozen.hostname
+
+
+def test_workers_with_other_leases_never_take_each_others_jobs(
+    start_worker: Callable[..., WorkerProcess], client: SkillClient
+) -> None:
+    """Each delivery lapses by its holder's lease. Before: a worker with a 1 s
+    lease swept up the jobs of a worker with a 30 s lease (renewed every 10 s)
+    after 1 s, again and again, until they failed delivery_limit."""
+    start_worker(pool="threads", concurrency=1, queues="leases-short", env={"SKILLQ_LEASE": "1"})
+    patient = start_worker(
+        pool="threads", concurrency=1, queues="leases-long", env={"SKILLQ_LEASE": "30"}
+    )
+    job = client.submit("sleepy", {"seconds": 12, "tick": 0.5}, queue="leases-long")
+    assert client.result(job, timeout=120)["slept"] >= 12
+    status = client.status(job)
+    assert status.attempts == 1 and status.worker == patient.hostname
+    assert statuses(client, job) == ["running", "succeeded"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 from . import jobs, operate, registry  # noqa: F401 (each registers its commands)
 from .app import cli
 from .registry import agents_cli
+from .schedules import schedule_cli
 from .server import serve, token_cli
 from .support import report
 from .workspace import workspace_cli
@@ -20,6 +21,7 @@ from .workspace import workspace_cli
 cli.add_typer(workspace_cli, name="workspace")
 cli.add_typer(token_cli, name="token")
 cli.add_typer(agents_cli, name="agents")
+cli.add_typer(schedule_cli, name="schedule")
 cli.command("serve")(serve)
 
 

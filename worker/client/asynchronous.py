@@ -41,6 +41,7 @@ from .fanout import Fanout, Follower
 from .following import CATCH_UP_CHUNK, Envelope, JobFollower
 from .listing import JobPage, list_jobs, owned_jobs
 from .logs import LogLine, alog_lines
+from .schedules import AsyncScheduleMethods
 from .subscription import Deadline, Subscription
 
 __all__ = ["AsyncSkillClient", "Order", "SkillInfo"]
@@ -48,7 +49,7 @@ __all__ = ["AsyncSkillClient", "Order", "SkillInfo"]
 T = TypeVar("T")
 
 
-class AsyncSkillClient:
+class AsyncSkillClient(AsyncScheduleMethods):
     """The asyncio client. Create it inside the loop that will use it."""
 
     def __init__(self, settings: Settings | None = None, *, app: Celery | None = None) -> None:

@@ -34,6 +34,7 @@ from .asynchronous import AsyncSkillClient
 from .following import Envelope
 from .listing import JobPage
 from .logs import LogLine, log_lines
+from .schedules import ScheduleMethods
 from .subscription import Deadline
 from .waiting import FinishWaiter
 
@@ -65,7 +66,7 @@ class Workspace:
         return cast(str, self._run(self._workspace.delegate(scopes, ttl=ttl)))
 
 
-class SkillClient:
+class SkillClient(ScheduleMethods):
     """The synchronous client: the same methods as :class:`AsyncSkillClient`.
 
     The calls every job makes (``submit``, ``status``, ``result`` of a
@@ -90,6 +91,9 @@ class SkillClient:
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def _scheduler(self) -> AsyncSkillClient:
+        return self._client
 
     @property
     def app(self) -> Celery:

@@ -29,6 +29,7 @@ error keeps it too (in brackets), so ``except PermissionError`` still works::
     +-- InvalidResult
     +-- JobTimeout
     +-- JobNotFound
+    +-- ScheduleNotFound
     +-- JobFailed
     +-- JobCancelled
     +-- JobExpired
@@ -252,6 +253,12 @@ class JobFailed(SkillqError):
         self.args = (job_id, error_type, message, code)
 
 
+class ScheduleNotFound(SkillqError):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"no schedule named {name!r}")
+
+
 class JobExpired(SkillqError):
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
@@ -327,6 +334,7 @@ ERROR_TABLE: dict[type[BaseException], ErrorSpec] = {
     JobCancelled: ErrorSpec("cancelled", 3, 409, A2A_TASK_NOT_CANCELABLE),
     CancelledByCaller: ErrorSpec("cancelled", 3, 409, A2A_TASK_NOT_CANCELABLE),
     JobNotFound: ErrorSpec("not_found", 4, 404, A2A_TASK_NOT_FOUND),
+    ScheduleNotFound: ErrorSpec("not_found", 4, 404, A2A_TASK_NOT_FOUND),
     TimeoutError: ErrorSpec("wait_timeout", 5, 504),
     RedisConnectionError: ErrorSpec("redis_unavailable", 6, 503),
     RedisTimeoutError: ErrorSpec("redis_unavailable", 6, 503),

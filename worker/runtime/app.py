@@ -42,6 +42,7 @@ from .attach import announced, attach, load_factory
 from .joblogs import shape_worker_logs
 from .process import Engine, ProcessRuntime
 from .runner import Outcome, finish, run_job
+from .schedules import ScheduleFirer
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +211,7 @@ def connect_worker_signals(
     """Worker lifecycle hooks, filtered to this app so other apps are unaffected."""
     announcers: list[WorkerAnnouncer] = []
     servers: list[Any] = []
+    firers: list[ScheduleFirer] = []
 
     def on_init(sender: Any = None, **_: Any) -> None:
         if getattr(sender, "app", None) is app:
@@ -261,6 +263,7 @@ def connect_worker_signals(
         )
         announcer.start()
         announcers.append(announcer)
+        firers.append(ScheduleFirer(app, settings).start())
         if settings.metrics_port is not None:
             servers.append(metrics.serve(settings))
 
@@ -269,6 +272,8 @@ def connect_worker_signals(
             return
         for announcer in announcers:
             announcer.stop()
+        for firer in firers:
+            firer.stop()
         for server in servers:
             server.shutdown()
         engine.close()

@@ -21,7 +21,7 @@ from typing import Any
 from ..core.settings import Settings
 from ..store.connections import sync_redis
 from ..store.keys import Keys
-from .leases import ClientScript
+from ..store.scriptfiles import ClientScript
 
 log = logging.getLogger(__name__)
 

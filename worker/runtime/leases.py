@@ -10,10 +10,11 @@ into a lease:
 - the worker's main process renews the score of every delivery it holds
   (running, prefetched, waiting for an eta) every third of the lease, in one
   script call whatever it holds (:class:`LeaseKeeper`);
-- a sweep restores a delivery not renewed for a lease, by Redis's clock, and
-  never within a lease after renewals resumed from a pause of them all (a
-  Redis restart, a partition of every worker), so live workers renew first
-  (``lease_lapsed.lua``);
+- a sweep restores a delivery whose lease ended unrenewed, by Redis's clock
+  and by its holder's lease length (workers with other settings share a
+  broker safely), and never within a lease after renewals resumed from a
+  pause of them all (a Redis restart, a partition of every worker), so live
+  workers renew first (``lease_lapsed.lua``);
 - every delivery gets a tag of its own when it is taken, so a late
   acknowledgement from a stale run never removes its successor's entry;
 - the job record's delivery token fences the stale run itself: its events,
@@ -24,39 +25,22 @@ into a lease:
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import threading
 import weakref
 from typing import Any
 
 import redis
-from redis.exceptions import NoScriptError
 
 from ..core.settings import Settings
 from ..store.connections import sync_redis
 from ..store.keys import Keys
-from ..store.scriptfiles import load
+from ..store.scriptfiles import ClientScript
 from .cancellation import CancelToken
 
 log = logging.getLogger(__name__)
 
 LAPSED_PER_SWEEP = 100
-
-
-class ClientScript:
-    """A script called by SHA on whichever client the caller holds (kombu's
-    pooled ones), loaded on the first call that finds Redis without it."""
-
-    def __init__(self, name: str) -> None:
-        self.text = load(name)
-        self.sha = hashlib.sha1(self.text.encode()).hexdigest()  # noqa: S324 (Redis's name)
-
-    def __call__(self, *, keys: list[str], args: list[Any], client: Any) -> Any:
-        try:
-            return client.evalsha(self.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            return client.eval(self.text, len(keys), *keys, *args)
 
 
 TAKE = ClientScript("lease_take")
@@ -102,7 +86,13 @@ class LeaseKeeper:
         """Renew every held lease now; the tags that were no longer leased."""
         if self._client is None:
             self._client = sync_redis(self._settings, self._settings.broker_url)
-        keys = [self._index, self._keys.lease_renewed, self._keys.lease_settled]
+        keys = [
+            self._index,
+            self._keys.leases,
+            self._keys.lease_lengths,
+            self._keys.lease_renewed,
+            self._keys.lease_settled,
+        ]
         gone = RENEW(
             keys=keys, args=[repr(self._settings.lease), *self.held()], client=self._client
         )
@@ -140,11 +130,12 @@ def keeper_for(settings: Settings, keys: Keys, unacked_index: str) -> LeaseKeepe
         return _keeper
 
 
-def lapsed(client: Any, settings: Settings, keys: Keys, unacked_index: str) -> list[str]:
-    """Tags of deliveries whose lease lapsed, to restore (at most a sweep's worth)."""
+def lapsed(client: Any, keys: Keys, unacked: str) -> list[str]:
+    """Tags of deliveries whose lease lapsed, to restore (at most a sweep's worth);
+    each delivery's lease is its holder's, whatever this worker's is."""
     found = LAPSED(
-        keys=[unacked_index, keys.lease_settled],
-        args=[repr(settings.lease), LAPSED_PER_SWEEP],
+        keys=[unacked, keys.leases, keys.lease_lengths, keys.lease_settled],
+        args=[LAPSED_PER_SWEEP],
         client=client,
     )
     return [tag.decode() if isinstance(tag, bytes) else str(tag) for tag in found]

@@ -55,6 +55,7 @@ OVERRIDDEN_KOMBU_SOURCES = {
     "QoS.restore_unacked": "8954efef014d546e",
     "QoS.append": "35c655f6ecc62fe6",
     "QoS.restore_visible": "d4a4a40a3eaf9f23",
+    "QoS._remove_from_indices": "980a109d54ad9136",
     "Channel.basic_consume": "34e0da85e689ff98",
 }
 REQUEUE_PAUSE_FIRST, REQUEUE_PAUSE_MAX = 0.05, 0.5
@@ -102,8 +103,8 @@ class QoS(kombu_redis.QoS):
     messages whose jobs have not started; a running job acknowledges its
     message when it finishes (through a fresh connection, see
     ``Channel._connparams``), and if its worker dies instead the message
-    comes back after the visibility timeout. A restore that cannot reach
-    Redis is left to that timeout too, instead of stopping the worker.
+    comes back when its lease lapses. A restore that cannot reach Redis is
+    left to the leases too, instead of stopping the worker.
     """
 
     def append(self, message: Any, delivery_tag: Any) -> None:
@@ -111,13 +112,23 @@ class QoS(kombu_redis.QoS):
         as kombu's own pipeline)."""
         delivery = message.delivery_info
         stored = json.dumps([message._raw, delivery["exchange"], delivery["routing_key"]])
+        config: TransportConfig = self.channel.skillq  # type: ignore[attr-defined]
+        keys = [self.unacked_key, self.unacked_index_key, config.keys.leases]
         with self.channel.conn_or_acquire() as client:  # type: ignore[attr-defined]
             leases.TAKE(
-                keys=[self.unacked_key, self.unacked_index_key],
-                args=[delivery_tag, stored],
+                keys=[*keys, config.keys.lease_lengths],
+                args=[delivery_tag, stored, repr(config.settings.lease)],
                 client=client,
             )
         virtual_qos_append(self, message, delivery_tag)
+
+    def _remove_from_indices(self, delivery_tag: Any, pipe: Any = None) -> Any:
+        """kombu's removal (on acknowledge, reject and restore), and the lease."""
+        config: TransportConfig = self.channel.skillq  # type: ignore[attr-defined]
+        pipe = super()._remove_from_indices(delivery_tag, pipe)  # type: ignore[misc]
+        return pipe.zrem(config.keys.leases, delivery_tag).hdel(
+            config.keys.lease_lengths, delivery_tag
+        )
 
     def restore_visible(self, start: int = 0, num: int | None = 10, interval: int = 10) -> None:
         """Restore the deliveries whose lease lapsed, whoever held them.
@@ -127,15 +138,14 @@ class QoS(kombu_redis.QoS):
         """
         config: TransportConfig = self.channel.skillq  # type: ignore[attr-defined]
         with self.channel.conn_or_acquire() as client:  # type: ignore[attr-defined]
-            tags = leases.lapsed(client, config.settings, config.keys, self.unacked_index_key)
+            tags = leases.lapsed(client, config.keys, self.unacked_key)
             for tag in tags:
                 self.restore_by_tag(tag, client)
         if tags:
             log.warning(
-                "restored %d job message(s) whose lease of %g s lapsed (their worker died, "
-                "froze or was cut off): %s",
+                "restored %d job message(s) whose lease lapsed (their worker died, froze or "
+                "was cut off): %s",
                 len(tags),
-                config.settings.lease,
                 ", ".join(tags),
             )
 
@@ -150,7 +160,7 @@ class QoS(kombu_redis.QoS):
         except (AttributeError, OSError, RedisError) as exc:
             log.warning(
                 "cannot restore %d unacknowledged message(s) now (%s); they stay in "
-                "Redis and come back after the visibility timeout",
+                "Redis and come back when their leases lapse",
                 len(delivered),
                 exc,
             )

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse
 from ..client.asynchronous import AsyncSkillClient
 from ..core.errors import ConfigurationError
 from ..core.settings import Settings
-from . import http_errors, jobs_api
+from . import http_errors, jobs_api, schedules_api
 from .a2a_app import RequireBearer, a2a_routes
 from .guards import RequestGuard
 from .principals import Authenticator
@@ -51,6 +51,7 @@ def create_server(settings: Settings | None = None) -> FastAPI:
     app.state.streams = StreamLimits(settings.server_max_streams_per_caller)
     http_errors.install(app)
     app.include_router(jobs_api.router)
+    app.include_router(schedules_api.router)
     app.router.routes.extend(a2a_routes(settings, lambda: app.state.client, app.state.streams))
     app.add_middleware(RequireBearer, authenticator=authenticator)
     if settings.tracing:

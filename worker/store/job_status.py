@@ -108,6 +108,8 @@ class JobStatus(BaseModel):
     eta: float | None = None  # when a delayed job may start
     priority: int = 0  # 0-9, 9 the most urgent (as submitted through skillq)
     errors: list[JobError] = []  # each earlier attempt's error, in order
+    schedule: str | None = None  # the schedule that made it
+    scheduled_for: float | None = None  # the due time it was made for
 
     @property
     def finished(self) -> bool:
@@ -145,6 +147,8 @@ class JobStatus(BaseModel):
             parent=raw.get("parent") or None,
             children=[child for child in raw.get("children", "").split(",") if child],
             owner=raw.get("owner") or None,
+            schedule=raw.get("schedule") or None,
+            scheduled_for=number("scheduled_for"),
             retries=int(raw.get("retries", "0")),
             next_run_at=number("next_run_at"),
             eta=number("eta"),

@@ -57,6 +57,25 @@ class Keys:
         """List of refused queue items, newest first."""
         return f"{self.prefix}:dead"
 
+    def schedule(self, name: str) -> str:
+        """Hash: a schedule's spec, next due time, last run and job, pause, claim."""
+        return f"{self.prefix}:schedule:{name}"
+
+    @property
+    def schedule_names(self) -> str:
+        """Set of every schedule's name."""
+        return f"{self.prefix}:schedules"
+
+    @property
+    def schedules_due(self) -> str:
+        """Sorted set: schedule name scored by when it fires next (absent: paused)."""
+        return f"{self.prefix}:schedules:due"
+
+    @property
+    def schedule_claims(self) -> str:
+        """Counter of claims, each a token a firing worker's advance must show."""
+        return f"{self.prefix}:schedules:claims"
+
     @property
     def delayed(self) -> str:
         """Sorted set, in the broker's database: messages waiting for their eta,
@@ -67,6 +86,17 @@ class Keys:
     def delayed_messages(self) -> str:
         """Hash beside it: each waiting message's queue list and body."""
         return f"{self.prefix}:delayed:messages"
+
+    @property
+    def leases(self) -> str:
+        """Sorted set, in the broker's database: each held delivery's tag scored
+        by when its lease ends (Redis time)."""
+        return f"{self.prefix}:leases"
+
+    @property
+    def lease_lengths(self) -> str:
+        """Hash beside it: each held delivery's lease length, its holder's."""
+        return f"{self.prefix}:leases:length"
 
     @property
     def lease_renewed(self) -> str:

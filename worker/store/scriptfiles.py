@@ -12,8 +12,12 @@ so its text reaches Redis once per connection, never with every call.
 
 from __future__ import annotations
 
+import hashlib
 from functools import cache
 from importlib.resources import files
+from typing import Any
+
+from redis.exceptions import NoScriptError
 
 from .keys import lua_layout
 
@@ -37,3 +41,19 @@ def names() -> list[str]:
     return sorted(
         item.name.removesuffix(".lua") for item in folder.iterdir() if item.name.endswith(".lua")
     )
+
+
+class ClientScript:
+    """A script called by SHA on whichever client the caller holds (kombu's
+    pooled ones), loaded on the first call that finds Redis without it."""
+
+    def __init__(self, name: str) -> None:
+        self.text = load(name)
+        self.sha = hashlib.sha1(self.text.encode()).hexdigest()  # noqa: S324 (Redis's name)
+
+    def __call__(self, *, keys: list[str], args: list[Any], client: Any) -> Any:
+        try:
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:  # a new or restarted Redis: load it once, by its text
+            client.script_load(self.text)
+            return client.evalsha(self.sha, len(keys), *keys, *args)

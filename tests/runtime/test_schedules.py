@@ -1,0 +1,123 @@
+"""Schedules on real workers: one job per due time however many workers fire,
+removal and pause stop it, and a deployment that was down catches up with
+one job, not a burst."""
+
+from __future__ import annotations
+
+import itertools
+import time
+import uuid
+from collections.abc import Callable
+
+from tests.cli.test_cli import skillq
+from tests.conftest import wait_for
+from worker.client import SkillClient
+from worker.core.settings import Settings
+from worker.embedded import WorkerProcess
+from worker.store.job_status import JobStatus
+
+
+def made_by(client: SkillClient, name: str) -> list[JobStatus]:
+    page = client.jobs(skill="echo", limit=500)
+    return [job for job in page.jobs if job.schedule == name]
+
+
+def settle(seconds: float) -> None:
+    """Let the clock pass ``seconds`` (the schedule's own time is what is tested)."""
+    until = time.time() + seconds
+    wait_for(lambda: time.time() >= until, seconds + 5, f"{seconds} s to pass")
+
+
+def test_three_workers_make_one_job_per_due_time(
+    start_worker: Callable[..., WorkerProcess], client: SkillClient
+) -> None:
+    name = f"tick-{uuid.uuid4().hex[:8]}"
+    for _ in range(3):
+        start_worker(pool="threads", concurrency=2, queues="scheduled")
+    made = client.schedule(name, "echo", {"message": "tick"}, every=2, queue="scheduled")
+    assert made.next_run_at is not None and made.next_run_at > time.time()
+    settle(20)
+    assert client.unschedule(name)
+    jobs = made_by(client, name)
+    assert 9 <= len(jobs) <= 11, len(jobs)
+    due_times = sorted(job.scheduled_for or 0 for job in jobs)
+    assert len(set(due_times)) == len(jobs)
+    assert all(round(b - a, 6) == 2.0 for a, b in itertools.pairwise(due_times))
+    for job in jobs:
+        assert client.result(job.id, timeout=60) == {"message": "tick"}
+    count = len(made_by(client, name))
+    settle(4)
+    assert len(made_by(client, name)) == count, "a removed schedule made a job"
+    assert name not in [s.name for s in client.schedules()]
+
+
+def test_a_paused_schedule_makes_nothing_until_resumed(
+    start_worker: Callable[..., WorkerProcess], client: SkillClient
+) -> None:
+    name = f"pausing-{uuid.uuid4().hex[:8]}"
+    start_worker(pool="threads", concurrency=2, queues="scheduled-pause")
+    client.schedule(name, "echo", {"message": "p"}, every=1, queue="scheduled-pause")
+    wait_for(lambda: len(made_by(client, name)) >= 1, 30, "the first job")
+    assert client.pause_schedule(name)
+    [listed] = [s for s in client.schedules() if s.name == name]
+    assert listed.paused and listed.last_job is not None
+    count = len(made_by(client, name))
+    settle(3)
+    assert len(made_by(client, name)) == count
+    assert client.resume_schedule(name)
+    wait_for(lambda: len(made_by(client, name)) > count, 30, "a job after resuming")
+    assert client.unschedule(name)
+    assert not client.pause_schedule(name) and not client.unschedule(name)
+
+
+def test_a_deployment_that_was_down_catches_up_with_one_job(
+    start_worker: Callable[..., WorkerProcess], settings: Settings
+) -> None:
+    """A deployment of its own (key prefix), so no other test's worker fires it."""
+    prefix, queue = f"sched{uuid.uuid4().hex[:6]}", "scheduled-down"
+    env = {"SKILLQ_KEY_PREFIX": prefix}
+    name = "catching"
+    with SkillClient(settings.model_copy(update={"key_prefix": prefix})) as client:
+        first = start_worker(
+            pool="threads", concurrency=1, queues=queue, env=env, ready_prefix=prefix
+        )
+        client.schedule(name, "echo", {"message": "c"}, every=2, queue=queue)
+        wait_for(lambda: len(made_by(client, name)) >= 1, 30, "the first job")
+        first.stop()
+        stopped = time.time()
+        settle(10)  # five due times pass with no worker up
+        start_worker(pool="threads", concurrency=1, queues=queue, env=env, ready_prefix=prefix)
+        ready = time.time()  # its first look for due schedules is at most 0.5 s away
+        wait_for(
+            lambda: any((j.scheduled_for or 0) > stopped for j in made_by(client, name)),
+            30,
+            "the catch-up job",
+        )
+        assert client.unschedule(name)
+        window = (stopped, ready + 0.6)
+        missed = [
+            j for j in made_by(client, name) if window[0] < (j.scheduled_for or 0) <= window[1]
+        ]
+        assert len(missed) == 1, [j.scheduled_for for j in missed]  # not one per missed time
+        assert (missed[0].scheduled_for or 0) > ready - 2.5  # the latest of them
+
+
+def test_schedules_from_the_command_line(
+    start_worker: Callable[..., WorkerProcess], stack_env: dict[str, str]
+) -> None:
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    cron = ["--cron", "0 9 * * *", "--timezone", "Europe/Berlin"]
+    added = skillq(stack_env, "schedule", "add", name, "echo", "--args", "{}", *cron)
+    assert added.returncode == 0 and f"{name}: next run" in added.stdout, added.stderr
+    listed = skillq(stack_env, "schedule", "ls")
+    assert name in listed.stdout and "cron '0 9 * * *'" in listed.stdout
+    assert skillq(stack_env, "schedule", "pause", name).returncode == 0
+    assert "paused" in skillq(stack_env, "schedule", "ls").stdout
+    assert skillq(stack_env, "schedule", "resume", name).returncode == 0
+    assert skillq(stack_env, "schedule", "rm", name).returncode == 0
+    gone = skillq(stack_env, "schedule", "rm", name)
+    assert gone.returncode == 4 and "no schedule named" in gone.stderr
+    bad = skillq(stack_env, "schedule", "add", name, "echo", "--every", "2", "--cron", "* * * * *")
+    assert bad.returncode == 2 and "not both" in bad.stderr
+    unknown = skillq(stack_env, "schedule", "add", name, "nope", "--every", "2")
+    assert unknown.returncode == 2 and "unknown skill" in unknown.stderr
