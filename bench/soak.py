@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             "SKILLQ_BROKER_URL": server.url,
             "SKILLQ_ARTIFACTS_URL": (workdir / "artifacts").as_uri(),
             "SKILLQ_SKILLS": "bench.skills",
-            "SKILLQ_VISIBILITY_TIMEOUT": "10",
+            "SKILLQ_LEASE": "5",
             # Kills are random: a job may be unlucky more often than the default 3.
             "SKILLQ_MAX_DELIVERIES": "10",
             "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         "hostile items dead-lettered": dead,
         "Redis outage (s, AOF on)": outage["seconds"],
         "wall time (s)": round(elapsed, 1),
-        "visibility timeout (s)": env["SKILLQ_VISIBILITY_TIMEOUT"],
+        "delivery lease (s)": env["SKILLQ_LEASE"],
         "run": time.strftime("%Y-%m-%d", time.gmtime()) + f", seed {options.seed}",
     }
     print(json.dumps(figures, indent=2))

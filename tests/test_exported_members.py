@@ -27,6 +27,7 @@ EXPORTED = [
     "DeliveryLimitExceeded",
     "DeliverySuperseded",
     "DiscoveryClient",
+    "DuplicateStep",
     "HandlerAborted",
     "HttpA2AClient",
     "InvalidArgs",

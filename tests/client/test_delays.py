@@ -18,6 +18,7 @@ from tests.cli.test_cli import skillq
 from tests.conftest import held, parked, unacknowledged, wait_for
 from worker.client import SkillClient
 from worker.core.errors import InvalidArgs, JobNotFound
+from worker.core.settings import Settings
 from worker.embedded import WorkerProcess
 
 
@@ -131,8 +132,8 @@ def test_a_countdown_survives_every_worker_stopping_and_runs_once(
     assert client.status(job).state == "queued"
     start_worker(pool="threads", concurrency=1, queues=queue)
     assert client.result(job, timeout=60) == {"message": "after a restart"}
-    status = client.status(job)
-    assert status.attempts == 1 and not held(raw, job)
+    assert client.status(job).attempts == 1
+    wait_for(lambda: not held(raw, job), timeout=30, what="its message to be acknowledged")
 
 
 def test_a_countdown_starts_within_a_second_of_its_eta(
@@ -143,3 +144,15 @@ def test_a_countdown_starts_within_a_second_of_its_eta(
     assert client.result(job, timeout=60) == {"message": "soon"}
     started = client.status(job).started_at
     assert started is not None and 3.0 <= started - submitted < 4.0, (started, submitted)
+
+
+def test_a_signed_job_delayed_past_its_signatures_life_still_runs(
+    delayer: WorkerProcess, settings: Settings
+) -> None:
+    """Before: the signature lived SKILLQ_AUTH_TTL from the submit, so a job
+    delayed longer failed invalid_auth ("signed auth expired") when it ran."""
+    short = settings.model_copy(update={"auth_ttl": 2})
+    assert short.auth_secret is not None, "the test stack signs its calls"
+    with SkillClient(short) as client:
+        job = client.submit("echo", {"message": "signed, later"}, countdown=4)
+        assert client.result(job, timeout=60) == {"message": "signed, later"}

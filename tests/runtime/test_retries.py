@@ -16,6 +16,7 @@ from celery import Celery
 from tests.conftest import held, parked, wait_for
 from worker.client import SkillClient
 from worker.core.errors import JobFailed
+from worker.core.settings import Settings
 from worker.embedded import WorkerProcess
 
 
@@ -149,3 +150,16 @@ def test_a_backoff_longer_than_the_lease_waits_in_redis_and_runs_once(
     assert len(started) == 2 and 3.0 <= started[1] - started[0] < 5.0, started
     status = client.status(job)
     assert status.attempts == 2 and status.retries == 1 and not parked(raw, job)
+
+
+def test_a_signed_retry_after_its_signatures_life_still_runs(
+    retrier: WorkerProcess, settings: Settings, tmp_path: Path
+) -> None:
+    """The worker renews a call's signature when it puts the call back to wait
+    (a backoff, a limit): before, a retry due after SKILLQ_AUTH_TTL failed
+    invalid_auth."""
+    path = marker(tmp_path)
+    with SkillClient(settings.model_copy(update={"auth_ttl": 2})) as client:
+        job = client.submit("slow_flaky", {"marker": path, "fail_times": 1})
+        assert client.result(job, timeout=60) == 2
+        assert client.status(job).attempts == 2

@@ -27,6 +27,7 @@ error keeps it too (in brackets), so ``except PermissionError`` still works::
     |   +-- ArtifactStoreRefused
     +-- InvalidEvent [ValueError]
     +-- InvalidResult
+    +-- DuplicateStep [ValueError]
     +-- JobTimeout
     +-- JobNotFound
     +-- ScheduleNotFound
@@ -259,6 +260,17 @@ class ScheduleNotFound(SkillqError):
         super().__init__(f"no schedule named {name!r}")
 
 
+class DuplicateStep(SkillqError, ValueError):
+    """A job ran two steps of one name: a step's name is its identity across deliveries."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"step {name!r} already ran in this job: give each ctx.step its own name "
+            "(e.g. f'fetch-{page}')"
+        )
+
+
 class JobExpired(SkillqError):
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
@@ -319,6 +331,7 @@ ERROR_TABLE: dict[type[BaseException], ErrorSpec] = {
     InvalidEvent: ErrorSpec("invalid_event", 1, 500),
     SandboxUnavailable: ErrorSpec("sandbox_unavailable", 1, 500),
     InvalidResult: ErrorSpec("invalid_result", 1, 500),
+    DuplicateStep: ErrorSpec("duplicate_step", 1, 500),
     JobTimeout: ErrorSpec("timeout", 1, 504),
     JobExpired: ErrorSpec("expired", 1, 410),
     HandlerAborted: ErrorSpec("handler_aborted", 1, 500),

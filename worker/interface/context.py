@@ -8,8 +8,9 @@ keeps everything in memory for unit tests and local development.
 from __future__ import annotations
 
 import asyncio
+import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -21,6 +22,7 @@ from ..core.errors import MissingScopes as MissingScopes
 from .a2a import A2AClient, CallResult
 from .artifact_ref import ArtifactRef as ArtifactRef  # re-exported: part of the interface
 from .capabilities import DiscoveryClient, SandboxClient, SandboxUnavailable, WorkspaceClient
+from .steps import StepDone, StepRunner
 
 AuthT = TypeVar("AuthT", bound=BaseModel)
 
@@ -127,6 +129,40 @@ class RunContext(ABC, Generic[AuthT]):
         """Emit a structured error event; it does not raise or fail the job."""
         await self.emit_event(AgentEvent(kind="error", payload={"message": message, "code": code}))
 
+    async def step(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn(*args, **kwargs)`` (sync or async) once per job and return its
+        result: on a later delivery of the job (its worker died, a retry) a
+        step that finished returns its stored result without running. Names
+        are unique within a job; a step that raised runs again next time. Code
+        outside steps runs again on every delivery: put side effects and
+        expensive calls in steps (:mod:`worker.interface.steps`)."""
+        return await self._steps().run(name, fn, *args, **kwargs)
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` (up to years). On a worker the wait is durable and frees
+        the worker: the attempt ends, and the job runs again from the top when
+        the time comes, its finished steps returning their stored results
+        (:mod:`worker.interface.suspend`). Elsewhere it is ``asyncio.sleep``."""
+        await asyncio.sleep(seconds)
+
+    def _steps(self) -> StepRunner:
+        """Where this context keeps finished steps; in memory unless a runtime says."""
+        runner: StepRunner | None = self.__dict__.get("_step_runner")
+        if runner is None:
+            kept: dict[str, StepDone] = self.__dict__.setdefault("_kept_steps", {})
+
+            async def load(name: str) -> StepDone | None:
+                return kept.get(name)
+
+            async def save(name: str, done: StepDone) -> None:
+                kept[name] = done
+
+            async def emit(kind: str, payload: dict[str, Any]) -> None:
+                await self.emit_event(AgentEvent(kind, payload))
+
+            runner = self.__dict__["_step_runner"] = StepRunner(load, save, emit)
+        return runner
+
     def require_scopes(self, required: Sequence[str]) -> None:
         """Raise :class:`MissingScopes` if ``self.auth`` lacks any required scope.
 
@@ -155,7 +191,10 @@ class LocalRunContext(RunContext[AuthT]):
         sandbox: SandboxClient | None = None,
         a2a: A2AClient | None = None,
         discover: DiscoveryClient | None = None,
+        steps: dict[str, Any] | None = None,
     ) -> None:
+        """``steps``: results of steps an earlier delivery finished (name -> result),
+        to test how a handler resumes; :attr:`steps` holds every finished one."""
         self.task_id = task_id
         self.auth = auth
         self._secrets: dict[str, str] = dict(secrets or {})
@@ -167,6 +206,8 @@ class LocalRunContext(RunContext[AuthT]):
         self.events: list[AgentEvent] = []
         self.artifacts: dict[str, bytes] = {}
         self._refs: dict[str, ArtifactRef] = {}
+        self.steps: dict[str, Any] = dict(steps or {})
+        self.slept: list[float] = []
 
     @property
     def workspace(self) -> WorkspaceClient:
@@ -211,6 +252,28 @@ class LocalRunContext(RunContext[AuthT]):
         )
         self._refs[name] = ref
         return ref
+
+    async def sleep(self, seconds: float) -> None:
+        """Recorded in :attr:`slept` and returned at once: a test need not wait."""
+        self.slept.append(seconds)
+
+    def _steps(self) -> StepRunner:
+        runner: StepRunner | None = self.__dict__.get("_step_runner")
+        if runner is None:
+
+            async def load(name: str) -> StepDone | None:
+                if name not in self.steps:
+                    return None
+                return StepDone(json.dumps(self.steps[name]), 0.0, 0.0)
+
+            async def save(name: str, done: StepDone) -> None:
+                self.steps[name] = json.loads(done.result)
+
+            async def emit(kind: str, payload: dict[str, Any]) -> None:
+                await self.emit_event(AgentEvent(kind, payload))
+
+            runner = self.__dict__["_step_runner"] = StepRunner(load, save, emit)
+        return runner
 
     def artifact_refs(self) -> list[ArtifactRef]:
         """References to every artifact written, in the order they were first written."""

@@ -36,12 +36,14 @@ from ..store.redis_config import check_redis
 from ..store.registry import WorkerAnnouncer
 from ..store.storecheck import check_apart
 from ..wire.celery_app import configured_app
-from ..wire.submission import shown_kwargs
+from ..wire.submission import resigned, shown_kwargs
 from . import metrics, supervision
 from .attach import announced, attach, load_factory
+from .endings import finish
 from .joblogs import shape_worker_logs
+from .outcome import Outcome
 from .process import Engine, ProcessRuntime
-from .runner import Outcome, finish, run_job
+from .runner import run_job
 from .schedules import ScheduleFirer
 
 log = logging.getLogger(__name__)
@@ -110,20 +112,31 @@ def register_skill(app: Celery, engine: Engine, skill: Skill) -> None:
             raise Reject(str(exc) or "shutdown", requeue=True) from exc
         if outcome.state == "superseded":
             raise Ignore()  # the delivery that took the job over reports it
-        if outcome.state == "waiting":
-            # Over a limit: the same message again after the delay (ETA); this one is acked.
+
+        def again() -> dict[str, Any]:
+            """The same call back on the queue to wait: its signature renewed to outlast it."""
+            ttl = settings.auth_ttl + (outcome.delay or 0.0)
+            return resigned(
+                kwargs, key=settings.auth_secret, job_id=job_id, skill=skill.name, ttl=ttl
+            )
+
+        if outcome.state in ("waiting", "suspended"):
+            # Over a limit, or waiting by its own choice (ctx.sleep): the same message
+            # again after the delay (parked in Redis when long); this one is acked.
             try:
                 self.signature_from_request(
-                    self.request, args, kwargs, countdown=outcome.delay, **hidden(kwargs)
+                    self.request, args, again(), countdown=outcome.delay, **hidden(kwargs)
                 ).apply_async()
             except Exception as exc:
-                log.error("job %s: cannot put it back to wait for its limit: %s", job_id, exc)
+                log.error("job %s: cannot put it back to wait: %s", job_id, exc)
                 raise Reject(exc, requeue=True) from exc
             raise Ignore()
         if outcome.state == "retrying":
             try:
                 # The same job id, args and queue, after the backoff; Celery acks this one.
-                raise self.retry(countdown=outcome.delay, max_retries=None, **hidden(kwargs))
+                raise self.retry(
+                    kwargs=again(), countdown=outcome.delay, max_retries=None, **hidden(kwargs)
+                )
             except Retry:
                 raise
             except Exception as exc:  # the retry could not be queued: the job fails

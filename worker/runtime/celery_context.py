@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from ..core.errors import InvalidArtifactName, InvalidEvent
+from ..core.errors import InvalidArtifactName, InvalidEvent, InvalidResult
 from ..core.secrets import SecretScope
 from ..interface.a2a import A2AClient
 from ..interface.capabilities import (
@@ -16,6 +17,8 @@ from ..interface.capabilities import (
     WorkspaceClient,
 )
 from ..interface.context import AgentEvent, ArtifactRef, AuthT, CancelledByCaller, RunContext
+from ..interface.steps import StepDone, StepRunner
+from ..interface.suspend import Sleeps
 from ..store.artifacts import ArtifactStore
 from ..store.events import EventWriter, encode_event, encode_text_delta
 from ..store.job_status import ArtifactInfo
@@ -24,6 +27,7 @@ from .cancellation import CancelToken
 from .observed import Observed, TracedSandbox
 
 TEXT_DELTA = "text_delta"
+SLEEP_FIELD = "sleep:"
 
 
 class CeleryRunContext(RunContext[AuthT]):
@@ -116,6 +120,47 @@ class CeleryRunContext(RunContext[AuthT]):
         )
         await self._jobs.record_artifact(self.task_id, info, self._delivery)
         return ref
+
+    def _steps(self) -> StepRunner:
+        """Finished steps kept in the job's record, fenced by this delivery."""
+        runner: StepRunner | None = self.__dict__.get("_step_runner")
+        if runner is None:
+
+            async def load(name: str) -> StepDone | None:
+                return await self._jobs.load_step(self.task_id, name)
+
+            async def save(name: str, done: StepDone) -> None:
+                await self._jobs.record_step(self.task_id, name, done, self._delivery)
+
+            async def emit(kind: str, payload: dict[str, Any]) -> None:
+                await self.emit_event(AgentEvent(kind, payload))
+
+            def check(name: str, text: str) -> None:
+                if self._secrets.redact(text) != text:
+                    raise InvalidResult(
+                        f"step {name!r} returned a secret; a step's result is kept in the job "
+                        "record, where secrets never go"
+                    )
+
+            runner = self.__dict__["_step_runner"] = StepRunner(load, save, emit, check)
+        return runner
+
+    async def sleep(self, seconds: float) -> None:
+        """A durable sleep: the attempt ends and the job runs again when it wakes."""
+        sleeps: Sleeps | None = self.__dict__.get("_sleeps")
+        if sleeps is None:
+
+            async def load(key: str) -> str | None:
+                return await self._jobs.load_field(self.task_id, SLEEP_FIELD + key)
+
+            async def save(key: str, value: str) -> None:
+                await self._jobs.record_field(
+                    self.task_id, SLEEP_FIELD + key, value, self._delivery
+                )
+
+            sleeps = self.__dict__["_sleeps"] = Sleeps(load, save)
+        await self.flush_text()
+        await sleeps.sleep(seconds)
 
     async def check_cancelled(self) -> None:
         if self._token.cancelled:

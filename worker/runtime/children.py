@@ -17,9 +17,11 @@ from typing import Any, TypeVar
 
 from ..interface.skills import Skill, SkillSet
 from ..store.limits import Admission
+from .endings import finish, schedule_retry, suspend
 from .limiter import concurrency_key_of
+from .outcome import Outcome
 from .process import ProcessRuntime
-from .runner import Outcome, execute, finish, schedule_retry
+from .runner import execute
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -120,6 +122,9 @@ class InlineChildren:
                     outcome, text = await asyncio.wait_for(task, rt.settings.cancel_grace + 1.0)
                 await asyncio.shield(asyncio.to_thread(finish, rt, child_id, worker, outcome, text))
                 raise
+            if outcome.state == "suspended":  # ctx.sleep: the next attempt after it, here
+                waited = await asyncio.to_thread(suspend, rt, child_id, outcome, "")
+                return waited.delay if waited.state == "suspended" else None
             retried = await asyncio.to_thread(
                 schedule_retry, rt, target, child_id, outcome, decision.retries
             )

@@ -12,8 +12,8 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from dataclasses import replace
+from typing import Any
 
 from ..core.errors import (
     HandlerAborted,
@@ -22,35 +22,28 @@ from ..core.errors import (
 from ..core.secrets import SecretScope
 from ..interface.capabilities import JobScope
 from ..interface.context import CancelledByCaller
-from ..interface.retries import retry_delay
 from ..interface.skills import Skill
-from ..store.celery_results import meta_json, meta_key
+from ..interface.suspend import Suspended
 from ..store.events import EventWriter
-from ..store.job_status import JobError, job_error
-from ..store.jobs import StartDecision
+from ..store.job_status import job_error
 from .call_parsing import parse_call
 from .cancellation import CancelToken
 from .celery_context import CeleryRunContext
+from .endings import (
+    finish,
+    observe_end,
+    observe_start,
+    schedule_retry,
+    stored_outcome,
+    suspend,
+)
 from .handling import check_grant_use, encode_result, run_handler
 from .joblogs import CURRENT, JobLog
 from .limiter import concurrency_key_of
+from .outcome import Outcome
 from .process import ProcessRuntime
 
 log = logging.getLogger(__name__)
-
-# "superseded": this run's lease lapsed and another delivery took the job over.
-Final = Literal["succeeded", "failed", "cancelled", "retrying", "waiting", "superseded"]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    state: Final
-    result: Any = None
-    error: JobError | None = None
-    celery_stored: bool = False  # Celery's result meta is already written
-    signed_until: int | None = None  # a signed call: refuse replays until then
-    exception: BaseException | None = field(default=None, compare=False, repr=False)
-    delay: float | None = None  # "retrying"/"waiting": seconds until the next attempt
 
 
 def run_job(
@@ -132,6 +125,10 @@ def run_admitted(
             )
         )
         delivery = decision.delivery
+        if outcome.state == "suspended":
+            ended = suspend(rt, job_id, outcome, delivery)
+            observe_end(rt, skill.name, queue, ended, token, began)
+            return ended
         retried = schedule_retry(rt, skill, job_id, outcome, decision.retries, delivery)
         if retried is not None:
             observe_end(rt, skill.name, queue, retried, token, began)
@@ -142,95 +139,6 @@ def run_admitted(
     finally:
         rt.guard.unwatch(job_id)
         rt.cancels.unregister(job_id)
-
-
-def observe_start(rt: ProcessRuntime, skill: str, queue: str, decision: StartDecision) -> None:
-    ready = decision.ready_at
-    first = decision.attempts - decision.retries == 1 and decision.retries == 0
-    rt.metrics.job_started(skill, queue, time.time() - ready if first and ready else None)
-
-
-def observe_end(
-    rt: ProcessRuntime, skill: str, queue: str, outcome: Outcome, token: CancelToken, began: float
-) -> None:
-    now = time.monotonic()
-    if outcome.state == "retrying":
-        rt.metrics.job_retried(skill, queue)
-        return
-    code = outcome.error.code if outcome.error is not None else None
-    rt.metrics.job_ended(skill, queue, outcome.state, code, now - began)
-    if outcome.state == "cancelled" and token.cancelled_at is not None:
-        rt.metrics.cancel_latency(skill, now - token.cancelled_at)
-
-
-def schedule_retry(
-    rt: ProcessRuntime,
-    skill: Skill,
-    job_id: str,
-    outcome: Outcome,
-    retries: int,
-    delivery: str = "",
-) -> Outcome | None:
-    """A ``retrying`` outcome if this failure runs again (the record says so), else None."""
-    if outcome.state != "failed" or outcome.error is None:
-        return None
-    delay = retry_delay(skill, outcome.exception, retries)
-    if delay is None:
-        return None
-    state = rt.records.retry(job_id, outcome.error, time.time() + delay, retries + 1, delivery)
-    if state == "superseded":
-        return superseded(job_id)
-    if state != "retrying":
-        return stored_outcome(rt, job_id)  # cancelled (or ended) meanwhile: that stands
-    log.warning(
-        "job %s (%s) attempt %d failed (%s); retrying in %.1f s",
-        job_id,
-        skill.name,
-        retries + 1,
-        outcome.error.type,
-        delay,
-    )
-    return replace(outcome, state="retrying", delay=delay)
-
-
-def superseded(job_id: str) -> Outcome:
-    log.warning(
-        "job %s: another delivery took this job over (this run's lease lapsed); "
-        "the outcome of this run is dropped",
-        job_id,
-    )
-    return Outcome("superseded")
-
-
-def finish(
-    rt: ProcessRuntime,
-    job_id: str,
-    worker: str,
-    outcome: Outcome,
-    result: str,
-    delivery: str = "",
-) -> Outcome:
-    """Store the outcome (and Celery's meta, when fused) in one round trip;
-    ``delivery`` fences a run's outcome (see :mod:`worker.runtime.leases`)."""
-    meta = None
-    if rt.fused_results:
-        meta = (meta_key(job_id), meta_json(job_id, outcome.state, outcome.result, outcome.error))
-    final = rt.records.finish(
-        job_id,
-        outcome.state,
-        worker=worker,
-        result_json=result,
-        error=outcome.error,
-        celery_meta=meta,
-        signed_until=outcome.signed_until,
-        delivery=delivery,
-    )
-    if final == "superseded":
-        return superseded(job_id)
-    if final != outcome.state:
-        # Another process finalised the job first (a cancel); its word stands.
-        return stored_outcome(rt, job_id)
-    return replace(outcome, celery_stored=meta is not None)
 
 
 async def execute(
@@ -335,6 +243,8 @@ async def _execute(
         value = await run_handler(rt, skill, ctx, call.args, token, call.time_limit)
         plain, result_text = encode_result(skill, value, scope, settings.max_result_bytes)
         outcome = Outcome("succeeded", result=plain)
+    except Suspended as waiting:
+        outcome = Outcome("suspended", exception=waiting)
     except (CancelledByCaller, asyncio.CancelledError) as exc:
         if token.cancelled:
             log.info("job %s (%s) cancelled: %s", job_id, skill.name, type(exc).__name__)
@@ -368,20 +278,3 @@ async def _execute(
         await writer.drain()  # a broken event stream must not hide the outcome
     rt.metrics.events_written(skill.name, writer.written)
     return replace(outcome, signed_until=signed_until), result_text
-
-
-def stored_outcome(rt: ProcessRuntime, job_id: str) -> Outcome:
-    """The outcome already in the record, for duplicate deliveries."""
-    status = rt.records.read(job_id)
-    if status is None or status.state == "cancelled":
-        outcome = Outcome("cancelled")
-    elif status.state == "succeeded":
-        outcome = Outcome("succeeded", result=status.result)
-    else:
-        outcome = Outcome("failed", error=status.error)
-    if rt.fused_results:
-        # Celery's copy may have expired or been forgotten: write it again.
-        meta = meta_json(job_id, outcome.state, outcome.result, outcome.error)
-        rt.records.store_celery_meta(meta_key(job_id), meta)
-        outcome = replace(outcome, celery_stored=True)
-    return outcome

@@ -22,6 +22,7 @@ from ..interface.context import ArtifactRef
 JobState = Literal["queued", "running", "retrying", "succeeded", "failed", "cancelled"]
 TERMINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 ARTIFACT_FIELD = "artifact:"
+STEP_FIELD = "step:"
 
 
 TRACEBACK_MAX_CHARS = 8000
@@ -80,6 +81,17 @@ class ArtifactInfo(BaseModel):
         return ArtifactRef(self.name, self.uri, self.mime_type, self.size_bytes)
 
 
+class StepInfo(BaseModel):
+    """A finished step of a job (``ctx.step``), as its record keeps it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = ""
+    state: str = "done"
+    started_at: float | None = None
+    ended_at: float | None = None
+
+
 class JobStatus(BaseModel):
     """A job as a poller sees it."""
 
@@ -108,6 +120,7 @@ class JobStatus(BaseModel):
     eta: float | None = None  # when a delayed job may start
     priority: int = 0  # 0-9, 9 the most urgent (as submitted through skillq)
     errors: list[JobError] = []  # each earlier attempt's error, in order
+    steps: list[StepInfo] = []  # finished ``ctx.step`` steps, in the order they ran
     schedule: str | None = None  # the schedule that made it
     scheduled_for: float | None = None  # the due time it was made for
 
@@ -123,6 +136,12 @@ class JobStatus(BaseModel):
             if key.startswith(ARTIFACT_FIELD)
         ]
         artifacts.sort(key=lambda item: (item.created_at, item.name))
+        steps = [
+            StepInfo.model_validate_json(value).model_copy(update={"name": key[len(STEP_FIELD) :]})
+            for key, value in raw.items()
+            if key.startswith(STEP_FIELD)
+        ]
+        steps.sort(key=lambda item: (item.started_at or 0.0, item.name))
 
         def number(key: str) -> float | None:
             value = raw.get(key)
@@ -147,6 +166,7 @@ class JobStatus(BaseModel):
             parent=raw.get("parent") or None,
             children=[child for child in raw.get("children", "").split(",") if child],
             owner=raw.get("owner") or None,
+            steps=steps,
             schedule=raw.get("schedule") or None,
             scheduled_for=number("scheduled_for"),
             retries=int(raw.get("retries", "0")),

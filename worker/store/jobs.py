@@ -24,10 +24,11 @@ from ..core.errors import (
     DeliverySuperseded,
 )
 from ..core.settings import Settings
+from ..interface.steps import StepDone
 from . import scripts
 from .celery_results import meta_database, records_database
 from .connections import sync_redis
-from .job_status import ARTIFACT_FIELD, ArtifactInfo, JobError, JobStatus, job_error
+from .job_status import ARTIFACT_FIELD, STEP_FIELD, ArtifactInfo, JobError, JobStatus, job_error
 from .keys import Keys
 from .outage import outlast, outlast_async
 
@@ -91,7 +92,7 @@ class JobStore:
         self.keys = keys
         self.settings = settings
         self._emit: AsyncScript = redis.register_script(scripts.EMIT)
-        self._artifact: AsyncScript = redis.register_script(scripts.ARTIFACT)
+        self._record: AsyncScript = redis.register_script(scripts.RECORD)
 
     async def emit(
         self, job_id: str, first: int, events: Sequence[tuple[str, str]], delivery: str = ""
@@ -126,17 +127,42 @@ class JobStore:
         return int(seq)
 
     async def record_artifact(self, job_id: str, info: ArtifactInfo, delivery: str = "") -> None:
+        await self._record_field(
+            job_id, ARTIFACT_FIELD + info.name, info.model_dump_json(), delivery, "an artifact"
+        )
+
+    async def record_step(self, job_id: str, name: str, done: StepDone, delivery: str) -> None:
+        await self._record_field(job_id, STEP_FIELD + name, done.stored(), delivery, "a step")
+
+    async def load_step(self, job_id: str, name: str) -> StepDone | None:
+        text = await outlast_async(
+            self.settings.redis_outage_budget,
+            f"reading a step of job {job_id}",
+            lambda: self.redis.hget(self.keys.job(job_id), STEP_FIELD + name),
+        )
+        return None if text is None else StepDone.parse(str(text))
+
+    async def load_field(self, job_id: str, field: str) -> str | None:
+        """A field of the job's record (a step, a sleep's wake time)."""
+        text = await outlast_async(
+            self.settings.redis_outage_budget,
+            f"reading job {job_id}",
+            lambda: self.redis.hget(self.keys.job(job_id), field),
+        )
+        return None if text is None else str(text)
+
+    async def record_field(self, job_id: str, field: str, value: str, delivery: str) -> None:
+        await self._record_field(job_id, field, value, delivery, field.split(":", 1)[0])
+
+    async def _record_field(
+        self, job_id: str, field: str, value: str, delivery: str, what: str
+    ) -> None:
         keys = job_keys(self.keys, job_id)
-        args = [
-            *job_argv(self.settings, job_id),
-            ARTIFACT_FIELD + info.name,
-            info.model_dump_json(),
-            delivery,
-        ]
+        args = [*job_argv(self.settings, job_id), field, value, delivery]
         written = await outlast_async(
             self.settings.redis_outage_budget,
-            f"recording an artifact of job {job_id}",
-            lambda: self._artifact(keys=keys, args=args),
+            f"recording {what} of job {job_id}",
+            lambda: self._record(keys=keys, args=args),
         )
         if not int(written):
             raise DeliverySuperseded(job_id)
@@ -157,6 +183,7 @@ class JobRecords:
         self._start = client.register_script(scripts.START)
         self._finish = client.register_script(scripts.FINISH)
         self._retry = client.register_script(scripts.RETRY)
+        self._suspend = client.register_script(scripts.SUSPEND)
         self._received = client.register_script(scripts.RECEIVED)
         self._over_limit = job_error(
             DeliveryLimitExceeded(settings.max_deliveries), with_traceback=False
@@ -237,6 +264,28 @@ class JobRecords:
             lambda: self._retry(keys=keys, args=args),
         )
         return _text(state)
+
+    def suspend(
+        self, job_id: str, until: float, state: str, extra: str, notice: str, delivery: str
+    ) -> str:
+        """End an attempt that waits (``ctx.sleep``) until ``until``; the state it
+        is in (``suspended``, ``superseded``, or what another process set)."""
+        keys = [*job_keys(self.keys, job_id), self.keys.taken]
+        args = [
+            *job_argv(self.settings, job_id),
+            state,
+            repr(until),
+            extra,
+            delivery,
+            notice,
+            self.keys.prefix,
+        ]
+        reply = outlast(
+            self.settings.redis_outage_budget,
+            f"suspending job {job_id}",
+            lambda: self._suspend(keys=keys, args=args),
+        )
+        return _text(reply)
 
     def finish(
         self,

@@ -59,8 +59,10 @@ if redis.call('EXISTS', cancel_flag) == 1 then
 end
 local attempts = redis.call('HINCRBY', job, 'attempts', 1)
 local retries = tonumber(redis.call('HGET', job, 'retries') or '0')
--- Deliveries beyond the scheduled retries are the ones whose worker died.
-if attempts - retries > tonumber(max_deliveries) then
+-- Deliveries beyond the scheduled retries and the job's own waits (ctx.sleep)
+-- are the ones whose worker died.
+local lost = attempts - retries - tonumber(redis.call('HGET', job, 'resumes') or '0')
+if lost > tonumber(max_deliveries) then
   untake()
   redis.call('HSET', job, 'state', 'failed', 'finished_at', now, 'error', over_limit_error)
   redis.call('HDEL', job, 'notice')
@@ -69,7 +71,7 @@ if attempts - retries > tonumber(max_deliveries) then
   end_children(prefix, cancel_ttl, orphaned_error)
   return {'failed', attempts, 'failed', retries}
 end
-if attempts - retries > 1 then
+if lost > 1 then
   status('retrying', ',"attempt":' .. attempts)
   -- The last delivery's children: its inline ones died with its process.
   end_children(prefix, cancel_ttl, orphaned_error)
