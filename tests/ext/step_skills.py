@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from worker import RunContext, skill
 
 
@@ -67,3 +69,17 @@ async def napper(ctx: RunContext[Any], args: dict[str, Any]) -> dict[str, Any]:
     await ctx.sleep(float(args.get("seconds", 4)))
     await ctx.step("after", count, counter, "after")
     return {"woke": True}
+
+
+class Approval(BaseModel):
+    approve: bool
+    note: str = ""
+
+
+@skill("approver", queue="steps-ask")
+async def approver(ctx: RunContext[Any], args: dict[str, Any]) -> dict[str, Any]:
+    counter = str(args["counter"])
+    await ctx.step("prepare", count, counter, "prepare")
+    timeout = None if args.get("timeout") is None else float(args["timeout"])
+    answer = await ctx.ask(f"refund {args['amount']}?", schema=Approval, timeout=timeout)
+    return {"approved": answer.approve, "note": answer.note}

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from ..client.sync import SkillClient
-from ..core.errors import SkillqError
+from ..core.errors import InvalidArgs, SkillqError
 from .app import cli
 from .support import JsonFlag, emit_json, err, fail, make_client, out, parse_json
 
@@ -198,6 +198,25 @@ def cancel(job_id: str, as_json: JsonFlag = False) -> None:
         out.print(f"cancel requested for {job_id}", highlight=False)
     else:
         out.print(f"{job_id} had already finished; nothing changed", highlight=False)
+
+
+@cli.command()
+def respond(
+    job_id: str,
+    args: Annotated[str, typer.Option("--args", help="The answer (JSON).")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Answer the question a job waits on (state input_required; `skillq status` shows it)."""
+    try:
+        answer = json.loads(args)
+    except ValueError as exc:
+        raise InvalidArgs("?", f"--args is not JSON: {exc}") from exc
+    with make_client() as client:
+        status = client.respond(job_id, answer)
+    if as_json:
+        emit_json(status.model_dump(mode="json", by_alias=True))
+    else:
+        out.print(f"answered {job_id}: it is {status.state}", highlight=False)
 
 
 @cli.command()

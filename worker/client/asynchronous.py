@@ -37,6 +37,7 @@ from ..workspace.grants import Grant, GrantSigner
 from ..workspace.revocations import Revocation, check_not_revoked
 from ..workspace.workspace_client import GrantedWorkspace
 from ..workspace.workspace_store import open_workspace_store
+from .answers import AsyncAnswerMethods
 from .fanout import Fanout, Follower
 from .following import CATCH_UP_CHUNK, Envelope, JobFollower
 from .listing import JobPage, list_jobs, owned_jobs
@@ -49,7 +50,7 @@ __all__ = ["AsyncSkillClient", "Order", "SkillInfo"]
 T = TypeVar("T")
 
 
-class AsyncSkillClient(AsyncScheduleMethods):
+class AsyncSkillClient(AsyncScheduleMethods, AsyncAnswerMethods):
     """The asyncio client. Create it inside the loop that will use it."""
 
     def __init__(self, settings: Settings | None = None, *, app: Celery | None = None) -> None:

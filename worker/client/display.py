@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -21,6 +22,7 @@ STATE_STYLE = {
     "queued": "yellow",
     "running": "cyan",
     "retrying": "yellow",
+    "input_required": "magenta",
     "succeeded": "green",
     "failed": "red",
     "cancelled": "magenta",
@@ -71,6 +73,12 @@ def status_table(status: JobStatus) -> Table:
         rows.append(("children", ", ".join(status.children)))
     if status.notice:
         rows.append(("notice", escape(status.notice)))
+    if status.question is not None:
+        rows.append(("question", escape(status.question.question)))
+        if status.question.schema_:
+            rows.append(("answer schema", escape(json.dumps(status.question.schema_))))
+        if status.question.expires_at is not None:
+            rows.append(("answer by", escape(when(status.question.expires_at))))
     if status.error is not None:
         error = status.error
         rows.append(("error", escape(f"{error.type}: {error.message} ({error.code})")))

@@ -22,7 +22,7 @@ from ..core.errors import InvalidArgs
 from ..store.job_status import TERMINAL_STATES, JobStatus
 from ..store.keys import Keys
 
-STATES = frozenset({"queued", "running", "retrying", *TERMINAL_STATES})
+STATES = frozenset({"queued", "running", "retrying", "input_required", *TERMINAL_STATES})
 MAX_LIMIT = 1000
 SCAN_FACTOR = 20
 

@@ -30,6 +30,7 @@ from ..wire.submission import Order, SubmitOptions, draft, eta_of, outcome, subm
 from ..workspace.grants import GrantSigner
 from ..workspace.revocations import Revocation
 from ..workspace.workspace_client import GrantedWorkspace
+from .answers import AnswerMethods
 from .asynchronous import AsyncSkillClient
 from .following import Envelope
 from .listing import JobPage
@@ -66,7 +67,7 @@ class Workspace:
         return cast(str, self._run(self._workspace.delegate(scopes, ttl=ttl)))
 
 
-class SkillClient(ScheduleMethods):
+class SkillClient(ScheduleMethods, AnswerMethods):
     """The synchronous client: the same methods as :class:`AsyncSkillClient`.
 
     The calls every job makes (``submit``, ``status``, ``result`` of a
@@ -93,6 +94,9 @@ class SkillClient(ScheduleMethods):
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def _scheduler(self) -> AsyncSkillClient:
+        return self._client
+
+    def _answerer(self) -> AsyncSkillClient:
         return self._client
 
     @property

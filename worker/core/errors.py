@@ -29,6 +29,8 @@ error keeps it too (in brackets), so ``except PermissionError`` still works::
     +-- InvalidResult
     +-- DuplicateStep [ValueError]
     +-- JobTimeout
+    +-- InputTimeout
+    +-- NotWaitingForInput
     +-- JobNotFound
     +-- ScheduleNotFound
     +-- JobFailed
@@ -271,6 +273,22 @@ class DuplicateStep(SkillqError, ValueError):
         )
 
 
+class InputTimeout(SkillqError):
+    """Nobody answered a job's question (``ctx.ask``) before its timeout."""
+
+    def __init__(self, job_id: str, question: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"job {job_id}: no answer to {question[:200]!r} before its timeout")
+
+
+class NotWaitingForInput(SkillqError):
+    """An answer for a job that asks nothing now (never asked, answered, ended)."""
+
+    def __init__(self, job_id: str, state: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"job {job_id} is not waiting for input (it is {state})")
+
+
 class JobExpired(SkillqError):
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
@@ -333,6 +351,8 @@ ERROR_TABLE: dict[type[BaseException], ErrorSpec] = {
     InvalidResult: ErrorSpec("invalid_result", 1, 500),
     DuplicateStep: ErrorSpec("duplicate_step", 1, 500),
     JobTimeout: ErrorSpec("timeout", 1, 504),
+    InputTimeout: ErrorSpec("input_timeout", 1, 504),
+    NotWaitingForInput: ErrorSpec("not_waiting", 2, 409, A2A_TASK_NOT_CANCELABLE),
     JobExpired: ErrorSpec("expired", 1, 410),
     HandlerAborted: ErrorSpec("handler_aborted", 1, 500),
     DeliveryLimitExceeded: ErrorSpec("delivery_limit", 1, 500),

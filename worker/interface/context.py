@@ -145,6 +145,18 @@ class RunContext(ABC, Generic[AuthT]):
         (:mod:`worker.interface.suspend`). Elsewhere it is ``asyncio.sleep``."""
         await asyncio.sleep(seconds)
 
+    async def ask(
+        self, question: str, *, schema: type[BaseModel] | None = None, timeout: float | None = None
+    ) -> Any:
+        """Ask the job's caller a question and return the answer (an instance of
+        ``schema``, else the JSON value). On a worker the job waits
+        ``input_required`` holding no slot until ``client.respond`` answers,
+        then runs again from the top and this call returns the answer; past
+        ``timeout`` seconds it raises ``InputTimeout``
+        (:mod:`worker.interface.suspend`). A context without a runtime that
+        answers cannot ask."""
+        raise NotImplementedError("this context cannot ask: use LocalRunContext(answers=...)")
+
     def _steps(self) -> StepRunner:
         """Where this context keeps finished steps; in memory unless a runtime says."""
         runner: StepRunner | None = self.__dict__.get("_step_runner")
@@ -192,9 +204,12 @@ class LocalRunContext(RunContext[AuthT]):
         a2a: A2AClient | None = None,
         discover: DiscoveryClient | None = None,
         steps: dict[str, Any] | None = None,
+        answers: dict[str, Any] | Callable[[str], Any] | None = None,
     ) -> None:
         """``steps``: results of steps an earlier delivery finished (name -> result),
-        to test how a handler resumes; :attr:`steps` holds every finished one."""
+        to test how a handler resumes; :attr:`steps` holds every finished one.
+        ``answers``: what ``ctx.ask`` gets, by question or from a callback; every
+        question asked is kept in :attr:`asked`."""
         self.task_id = task_id
         self.auth = auth
         self._secrets: dict[str, str] = dict(secrets or {})
@@ -208,6 +223,8 @@ class LocalRunContext(RunContext[AuthT]):
         self._refs: dict[str, ArtifactRef] = {}
         self.steps: dict[str, Any] = dict(steps or {})
         self.slept: list[float] = []
+        self._answers = answers
+        self.asked: list[str] = []
 
     @property
     def workspace(self) -> WorkspaceClient:
@@ -256,6 +273,21 @@ class LocalRunContext(RunContext[AuthT]):
     async def sleep(self, seconds: float) -> None:
         """Recorded in :attr:`slept` and returned at once: a test need not wait."""
         self.slept.append(seconds)
+
+    async def ask(
+        self, question: str, *, schema: type[BaseModel] | None = None, timeout: float | None = None
+    ) -> Any:
+        self.asked.append(question)
+        answers = self._answers
+        if answers is None:
+            raise LookupError(f"no answer for {question!r}: pass LocalRunContext(answers=...)")
+        if callable(answers):
+            value = answers(question)
+        elif question in answers:
+            value = answers[question]
+        else:
+            raise LookupError(f"no answer for {question!r} in the answers given")
+        return schema.model_validate(value) if schema is not None else value
 
     def _steps(self) -> StepRunner:
         runner: StepRunner | None = self.__dict__.get("_step_runner")

@@ -39,6 +39,7 @@ from ..wire.celery_app import configured_app
 from ..wire.submission import resigned, shown_kwargs
 from . import metrics, supervision
 from .attach import announced, attach, load_factory
+from .delays import WAKE_HEADER
 from .endings import finish
 from .joblogs import shape_worker_logs
 from .outcome import Outcome
@@ -124,9 +125,11 @@ def register_skill(app: Celery, engine: Engine, skill: Skill) -> None:
             # Over a limit, or waiting by its own choice (ctx.sleep): the same message
             # again after the delay (parked in Redis when long); this one is acked.
             try:
+                # A job waiting for input is woken early by client.respond, by job id.
+                wake = {WAKE_HEADER: job_id} if outcome.state == "suspended" else {}
                 self.signature_from_request(
                     self.request, args, again(), countdown=outcome.delay, **hidden(kwargs)
-                ).apply_async()
+                ).apply_async(headers=wake)
             except Exception as exc:
                 log.error("job %s: cannot put it back to wait: %s", job_id, exc)
                 raise Reject(exc, requeue=True) from exc

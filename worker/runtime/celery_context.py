@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from pydantic import BaseModel
+
 from ..core.errors import InvalidArtifactName, InvalidEvent, InvalidResult
 from ..core.secrets import SecretScope
 from ..interface.a2a import A2AClient
@@ -18,7 +20,7 @@ from ..interface.capabilities import (
 )
 from ..interface.context import AgentEvent, ArtifactRef, AuthT, CancelledByCaller, RunContext
 from ..interface.steps import StepDone, StepRunner
-from ..interface.suspend import Sleeps
+from ..interface.suspend import Asks, Sleeps
 from ..store.artifacts import ArtifactStore
 from ..store.events import EventWriter, encode_event, encode_text_delta
 from ..store.job_status import ArtifactInfo
@@ -161,6 +163,23 @@ class CeleryRunContext(RunContext[AuthT]):
             sleeps = self.__dict__["_sleeps"] = Sleeps(load, save)
         await self.flush_text()
         await sleeps.sleep(seconds)
+
+    async def ask(
+        self, question: str, *, schema: type[BaseModel] | None = None, timeout: float | None = None
+    ) -> Any:
+        """The job waits ``input_required`` for ``client.respond``, holding no slot."""
+        asks: Asks | None = self.__dict__.get("_asks")
+        if asks is None:
+
+            async def load(key: str) -> str | None:
+                return await self._jobs.load_field(self.task_id, key)
+
+            async def save(key: str, value: str) -> None:
+                await self._jobs.record_field(self.task_id, key, value, self._delivery)
+
+            asks = self.__dict__["_asks"] = Asks(self.task_id, load, save)
+        await self.flush_text()
+        return await asks.ask(self._secrets.redact(question), schema, timeout)
 
     async def check_cancelled(self) -> None:
         if self._token.cancelled:

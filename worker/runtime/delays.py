@@ -29,6 +29,8 @@ PARK_AFTER = 1.0  # seconds: a nearer eta is left to Celery's timer (its lease i
 POLL_MAX = 0.25  # seconds between looks at the waiting set, at most
 DUE_PER_CALL = 500
 
+WAKE_HEADER = "skillq_wake"  # a parked message client.respond may bring forward
+
 PARK = ClientScript("delay_park")
 DUE = ClientScript("delay_due")
 
@@ -44,12 +46,27 @@ def eta_seconds(message: dict[str, Any]) -> float | None:
         return None
 
 
-def park(client: Any, keys: Keys, tag: str, eta: float, queue_list: str, item: bytes) -> None:
-    PARK(
-        keys=[keys.delayed, keys.delayed_messages],
+def park(
+    client: Any, keys: Keys, message: dict[str, Any], eta: float, queue_list: str, item: bytes
+) -> bool:
+    """Park a message until ``eta``; False when it is to be delivered now instead.
+
+    One that names a job to wake (a job waiting for input) is kept under that
+    job's id, so ``client.respond`` can bring it forward; once the job was
+    answered, the message is delivered at once with its eta cleared.
+    """
+    headers = message.get("headers") or {}
+    wake = str(headers.get(WAKE_HEADER) or "")
+    tag = f"wake:{wake}" if wake else str(message["properties"]["delivery_tag"])
+    parked = PARK(
+        keys=[keys.delayed, keys.delayed_messages, keys.wake(wake) if wake else ""],
         args=[tag, repr(eta), queue_list, item],
         client=client,
     )
+    if not int(parked):
+        headers["eta"] = None  # answered: it runs now, not at its timeout
+        return False
+    return True
 
 
 class DuePromoter:

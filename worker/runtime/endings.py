@@ -76,9 +76,10 @@ def suspend(rt: ProcessRuntime, job_id: str, outcome: Outcome, delivery: str) ->
     assert isinstance(waiting, Suspended)
     shown = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(waiting.until))
     extra = ",".join(f"{json.dumps(k)}:{json.dumps(v)}" for k, v in waiting.detail.items())
-    state = rt.records.suspend(
-        job_id, waiting.until, waiting.state, extra, f"sleeping until {shown}", delivery
-    )
+    notice = f"sleeping until {shown}"
+    if waiting.state == "input_required":
+        notice = f"waiting for an answer to: {str(waiting.detail.get('question'))[:200]}"
+    state = rt.records.suspend(job_id, waiting.until, waiting.state, extra, notice, delivery)
     if state == "superseded":
         return superseded(job_id)
     if state != "suspended":

@@ -324,10 +324,10 @@ class Channel(kombu_redis.Channel):
         if eta is None or eta - time.time() <= delays.PARK_AFTER:
             return False
         config = self.skillq
-        tag = str(message["properties"]["delivery_tag"])
         target = self._q_for_pri(queue, self._get_message_priority(message))  # type: ignore[attr-defined]
         with self.conn_or_acquire() as client:
-            delays.park(client, config.keys, tag, eta, target, item)
+            if not delays.park(client, config.keys, message, eta, target, item):
+                return False
         delays.promoter_for(config.settings, config.keys).wake()
         headers = message.get("headers") or {}
         job_id, task = str(headers.get("id") or ""), str(headers.get("task") or "")

@@ -288,6 +288,20 @@ async def cancel(job_id: str, client: Client, caller: Caller) -> Cancelled:
     return Cancelled(job_id=job_id, cancelled=asked, state=(await client.status(job_id)).state)
 
 
+class Answer(BaseModel):
+    """The answer to the question a job waits on; checked against its schema."""
+
+    data: Any = None
+
+
+@router.post("/jobs/{job_id}/input")
+async def answer(job_id: str, body: Answer, client: Client, caller: Caller) -> JobStatus:
+    """Answer a job waiting ``input_required`` (only its owner, or admin); 422
+    naming the field when the answer does not fit, 409 when it asks nothing."""
+    await visible(client, caller, job_id)
+    return await client.respond(job_id, body.data)
+
+
 @router.get("/jobs/{job_id}/artifacts")
 async def artifacts(job_id: str, client: Client, caller: Caller) -> list[ArtifactOut]:
     current = await visible(client, caller, job_id)

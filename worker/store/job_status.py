@@ -8,7 +8,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..core.errors import (
     InvalidArgs,
@@ -19,9 +19,12 @@ from ..core.errors import (
 )
 from ..interface.context import ArtifactRef
 
-JobState = Literal["queued", "running", "retrying", "succeeded", "failed", "cancelled"]
+JobState = Literal[
+    "queued", "running", "retrying", "input_required", "succeeded", "failed", "cancelled"
+]
 TERMINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 ARTIFACT_FIELD = "artifact:"
+ASK_FIELD, ANSWER_FIELD = "ask:", "answer:"
 STEP_FIELD = "step:"
 
 
@@ -92,6 +95,35 @@ class StepInfo(BaseModel):
     ended_at: float | None = None
 
 
+class Question(BaseModel):
+    """What a job waiting ``input_required`` asks (``ctx.ask``); ``schema`` is the
+    answer's JSON schema ({} for any JSON)."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, serialize_by_alias=True)
+
+    number: int  # the job's asks are numbered 1, 2, ... in the order it makes them
+    question: str
+    schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
+    asked_at: float | None = None
+    expires_at: float | None = None
+
+
+def open_question(raw: Mapping[str, str]) -> Question | None:
+    """The question a waiting job has not had answered (its latest)."""
+    if raw.get("state") != "input_required":
+        return None
+    numbers = [
+        int(key[len(ASK_FIELD) :])
+        for key in raw
+        if key.startswith(ASK_FIELD) and key[len(ASK_FIELD) :].isdigit()
+    ]
+    waiting = [n for n in numbers if f"{ANSWER_FIELD}{n}" not in raw]
+    if not waiting:
+        return None
+    number = max(waiting)
+    return Question.model_validate({**json.loads(raw[f"{ASK_FIELD}{number}"]), "number": number})
+
+
 class JobStatus(BaseModel):
     """A job as a poller sees it."""
 
@@ -121,6 +153,7 @@ class JobStatus(BaseModel):
     priority: int = 0  # 0-9, 9 the most urgent (as submitted through skillq)
     errors: list[JobError] = []  # each earlier attempt's error, in order
     steps: list[StepInfo] = []  # finished ``ctx.step`` steps, in the order they ran
+    question: Question | None = None  # while ``input_required``: what it asks
     schedule: str | None = None  # the schedule that made it
     scheduled_for: float | None = None  # the due time it was made for
 
@@ -167,6 +200,7 @@ class JobStatus(BaseModel):
             children=[child for child in raw.get("children", "").split(",") if child],
             owner=raw.get("owner") or None,
             steps=steps,
+            question=open_question(raw),
             schedule=raw.get("schedule") or None,
             scheduled_for=number("scheduled_for"),
             retries=int(raw.get("retries", "0")),

@@ -82,6 +82,11 @@ class Keys:
         scored by it (``delay_park.lua``)."""
         return f"{self.prefix}:delayed"
 
+    def wake(self, job_id: str) -> str:
+        """Set (broker's database) when a job was answered before its waiting
+        message was parked: the message is then queued at once."""
+        return f"{self.prefix}:wake:{job_id}"
+
     @property
     def delayed_messages(self) -> str:
         """Hash beside it: each waiting message's queue list and body."""

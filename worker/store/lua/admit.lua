@@ -9,7 +9,8 @@
 -- job has now waited waits times), {'rate', seconds} (come back then).
 
 local state = redis.call('HGET', KEYS[1], 'state')
-if state and state ~= 'queued' and state ~= 'retrying' and state ~= 'running' then
+if state and state ~= 'queued' and state ~= 'retrying' and state ~= 'running'
+   and state ~= 'input_required' then
   return {'proceed'}
 end
 local clock = redis.call('TIME')

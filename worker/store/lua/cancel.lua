@@ -20,7 +20,7 @@ if not state and force ~= '1' then return 'missing' end
 if terminal(state) then return 'finished' end
 redis.call('SET', cancel_flag, '1', 'EX', flag_ttl)
 end_children(prefix, flag_ttl, nil)
-if state == 'queued' or state == 'retrying' then
+if state == 'queued' or state == 'retrying' or state == 'input_required' then
   -- Waiting (to start, or for its retry): no worker holds it, so it ends here;
   -- a delivery that comes later finds it finished and runs nothing.
   redis.call('HSET', job, 'state', 'cancelled', 'finished_at', now)

@@ -83,7 +83,7 @@ local function end_children(prefix, ttl, orphaned)
       -- emit() and touch() write to the job these name: point them at this one
       job, stream = key, prefix .. KEY.stream .. id
       channel, head = prefix .. KEY.events .. id, '{"job_id":' .. cjson.encode(id) .. ',"seq":'
-      if state == 'queued' or state == 'retrying' then
+      if state == 'queued' or state == 'retrying' or state == 'input_required' then
         redis.call('HSET', job, 'state', 'cancelled', 'finished_at', now)
         status('cancelled')
         touch()

@@ -24,7 +24,8 @@ local queue = redis.call('HGET', job, 'queue')
 if queue then redis.call('HINCRBY', taken, queue, -1) end
 index_running(prefix, false)
 redis.call('HINCRBY', job, 'resumes', 1)
-redis.call('HSET', job, 'state', waiting_state, 'eta', wake_at, 'notice', notice)
+redis.call('HSET', job, 'state', waiting_state, 'notice', notice)
+if waiting_state == 'queued' then redis.call('HSET', job, 'eta', wake_at) end
 status(waiting_state, ',"until":' .. wake_at .. (extra ~= '' and (',' .. extra) or ''))
 touch()
 return 'suspended'

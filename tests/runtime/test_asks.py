@@ -1,0 +1,104 @@
+"""``ctx.ask`` on real workers: the job waits input_required holding no slot,
+a wrong answer is refused with the field named and the job keeps waiting,
+the right one resumes it once; timeouts and cancels end it; the CLI and the
+HTTP API answer too."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from tests.cli.test_cli import skillq
+from tests.conftest import wait_for
+from worker import InvalidArgs, LocalRunContext, NoAuth, NotWaitingForInput
+from worker.client import SkillClient
+from worker.core.errors import JobFailed
+from worker.embedded import WorkerProcess
+
+ENV = {"SKILLQ_SKILLS": "tasks,step_skills"}
+
+
+def waiting(client: SkillClient, job: str) -> bool:
+    return client.status(job).state == "input_required"
+
+
+def test_a_question_frees_the_slot_and_the_answer_resumes_the_job_once(
+    start_worker: Callable[..., WorkerProcess], client: SkillClient, tmp_path: Path
+) -> None:
+    start_worker(pool="threads", concurrency=1, queues="steps-ask", env=ENV)
+    counter = tmp_path / "counter"
+    job = client.submit("approver", {"counter": str(counter), "amount": 5}, queue="steps-ask")
+    wait_for(lambda: waiting(client, job), 30, "the question")
+    asked = client.status(job).question
+    assert asked is not None and asked.question == "refund 5?" and asked.number == 1
+    assert asked.schema_["properties"]["approve"]["type"] == "boolean"
+    assert asked.expires_at is None
+    # Nothing holds the one slot meanwhile.
+    other = client.submit("echo", {"message": "meanwhile"}, queue="steps-ask")
+    assert client.result(other, timeout=30) == {"message": "meanwhile"}
+    with pytest.raises(InvalidArgs, match="approve"):
+        client.respond(job, {"approve": "maybe"})
+    assert waiting(client, job)
+    answered = client.respond(job, {"approve": True, "note": "fine"})
+    assert answered.state in ("queued", "running", "succeeded")
+    assert client.result(job, timeout=30) == {"approved": True, "note": "fine"}
+    assert counter.read_text().splitlines() == ["prepare"]  # the step ran once
+    with pytest.raises(NotWaitingForInput):
+        client.respond(job, {"approve": False})
+    states = [e["payload"]["state"] for e in client.events(job) if e["kind"] == "status"]
+    assert states == ["running", "input_required", "queued", "running", "succeeded"]
+
+
+def test_an_unanswered_question_times_out_and_a_waiting_job_cancels_at_once(
+    start_worker: Callable[..., WorkerProcess], client: SkillClient, tmp_path: Path
+) -> None:
+    start_worker(pool="threads", concurrency=1, queues="steps-ask", env=ENV)
+    counter = str(tmp_path / "counter")
+    late = client.submit("approver", {"counter": counter, "amount": 1, "timeout": 2})
+    with pytest.raises(JobFailed) as caught:
+        client.result(late, timeout=30)
+    assert caught.value.code == "input_timeout"
+    cancelled = client.submit("approver", {"counter": counter, "amount": 2})
+    wait_for(lambda: waiting(client, cancelled), 30, "the question")
+    assert client.cancel(cancelled)
+    assert client.status(cancelled).state == "cancelled"
+    with pytest.raises(NotWaitingForInput):
+        client.respond(cancelled, {"approve": True})
+
+
+def test_the_cli_shows_the_question_and_answers_it(
+    start_worker: Callable[..., WorkerProcess],
+    client: SkillClient,
+    stack_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    start_worker(pool="threads", concurrency=1, queues="steps-ask", env=ENV)
+    job = client.submit("approver", {"counter": str(tmp_path / "c"), "amount": 9})
+    wait_for(lambda: waiting(client, job), 30, "the question")
+    shown = skillq(stack_env, "status", job)
+    assert "refund 9?" in shown.stdout and "input_required" in shown.stdout
+    wrong = skillq(stack_env, "respond", job, "--args", '{"approve": 3}')
+    assert wrong.returncode == 2 and "approve" in wrong.stderr
+    done = skillq(stack_env, "respond", job, "--args", '{"approve": false}', "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["id"] == job
+    assert client.result(job, timeout=30) == {"approved": False, "note": ""}
+
+
+def test_local_asks_are_answered_from_a_dict_or_a_callback() -> None:
+    class Yes(BaseModel):
+        yes: bool
+
+    async def handler(ctx: LocalRunContext[NoAuth]) -> bool:
+        return bool((await ctx.ask("sure?", schema=Yes)).yes)
+
+    assert asyncio.run(handler(LocalRunContext(auth=NoAuth(), answers={"sure?": {"yes": True}})))
+    ctx = LocalRunContext(auth=NoAuth(), answers=lambda question: {"yes": False})
+    assert asyncio.run(handler(ctx)) is False and ctx.asked == ["sure?"]
+    with pytest.raises(LookupError, match="answers"):
+        asyncio.run(handler(LocalRunContext(auth=NoAuth())))
