@@ -18,7 +18,8 @@ from tests.conftest import wait_for
 from worker import InvalidArgs, LocalRunContext, NoAuth, NotWaitingForInput
 from worker.client import SkillClient
 from worker.core.errors import JobFailed
-from worker.embedded import WorkerProcess
+from worker.core.settings import Settings
+from worker.embedded import EmbeddedRedis, WorkerProcess
 
 ENV = {"SKILLQ_SKILLS": "tasks,step_skills"}
 
@@ -102,3 +103,22 @@ def test_local_asks_are_answered_from_a_dict_or_a_callback() -> None:
     assert asyncio.run(handler(ctx)) is False and ctx.asked == ["sure?"]
     with pytest.raises(LookupError, match="answers"):
         asyncio.run(handler(LocalRunContext(auth=NoAuth())))
+
+
+def test_a_redis_restart_while_waiting_keeps_the_question_and_the_answer(
+    start_worker: Callable[..., WorkerProcess], settings: Settings, tmp_path: Path
+) -> None:
+    with EmbeddedRedis(appendonly=True, directory=tmp_path / "redis") as server:
+        env = {**ENV, "SKILLQ_BROKER_URL": server.url}
+        start_worker(
+            pool="threads", concurrency=1, queues="steps-ask", env=env, ready_url=server.url
+        )
+        with SkillClient(settings.model_copy(update={"broker_url": server.url})) as client:
+            job = client.submit("approver", {"counter": str(tmp_path / "c"), "amount": 3})
+            wait_for(lambda: waiting(client, job), 30, "the question")
+            server.restart()
+            asked = client.status(job).question
+            assert asked is not None and asked.question == "refund 3?"
+            client.respond(job, {"approve": True})
+            server.restart()
+            assert client.result(job, timeout=60) == {"approved": True, "note": ""}

@@ -86,6 +86,8 @@ def status_of(job: JobStatus, at: float | None = None) -> TaskStatus:
         status.message.CopyFrom(
             agent_text(job.id, f"{job.error.type}: {job.error.message} ({job.error.code})")
         )
+    elif job.question is not None:  # input-required: the question is the status message
+        status.message.CopyFrom(agent_text(job.id, job.question.question))
     elif job.progress and job.state in ("running", "queued"):
         status.message.CopyFrom(agent_text(job.id, job.progress))
     return status
@@ -191,7 +193,9 @@ async def updates(
             )
         status = TaskStatus(state=STATES.get(state, TaskState.TASK_STATE_WORKING))
         status.timestamp.FromDatetime(datetime.fromtimestamp(float(envelope.get("ts", 0)), UTC))
-        error = payload.get("error")
+        error, question = payload.get("error"), payload.get("question")
+        if isinstance(question, str):
+            status.message.CopyFrom(agent_text(job_id, question))
         if isinstance(error, dict):
             status.message.CopyFrom(
                 agent_text(

@@ -183,6 +183,13 @@ class SkillqRequestHandler(RequestHandler):
     async def _submit(self, params: SendMessageRequest, context: ServerCallContext) -> str:
         caller = self._caller(context)
         message = params.message
+        if message.task_id:  # continuing a task: the answer to what it asks
+            await self._visible(message.task_id, caller)
+            try:
+                await self.client.respond(message.task_id, _args_of(message))
+            except SkillqError as exc:
+                raise a2a_error(exc) from exc
+            return str(message.task_id)
         skill = _skill_named(params) or await self._only_skill()
         args = _args_of(message)
         grant = _meta(params, "grant")
