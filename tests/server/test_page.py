@@ -141,3 +141,25 @@ def test_a_stream_that_cannot_be_followed_is_not_retried(browser: Browser, serve
     assert "not found" in page.inner_text("#result")
     assert len(asked) == 1, asked
     page.close()
+
+
+def test_a_job_that_asks_shows_a_form_and_the_answer_lets_it_go_on(
+    browser: Browser,
+    server_url: str,
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    start_worker(pool="threads", concurrency=1, queues="http", env={"SKILLQ_SKILLS": "http_skills"})
+    page = open_page(browser, server_url)
+    page.wait_for_function(
+        "[...document.querySelectorAll('#skill option')].some(o => o.value === 'asks_to_go')"
+    )
+    page.select_option("#skill", "asks_to_go")
+    page.click("#submit")
+    status_is(page, "input_required")
+    page.wait_for_function("!document.getElementById('ask').hidden")
+    assert page.inner_text("#question") == "go on?"
+    page.check("#answer-go")
+    page.click("#respond")
+    status_is(page, "succeeded")
+    assert result_shown(page) == "Result: true"
+    assert page.is_hidden("#ask")
