@@ -10,6 +10,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator
 
+import httpx
 import pytest
 from a2a.types.a2a_pb2 import (
     GetTaskRequest,
@@ -22,8 +23,8 @@ from a2a.types.a2a_pb2 import (
 )
 from google.protobuf import json_format, struct_pb2
 
-from tests.server.test_a2a_server import OTHER, TOKENS, connect, data_of, message
-from worker.embedded import HttpServerProcess, WorkerProcess
+from tests.server.test_a2a_server import OTHER, TOKEN, TOKENS, connect, data_of, message
+from worker.embedded import HttpServerProcess, WorkerProcess, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -60,14 +61,13 @@ def test_a_task_that_asks_is_continued_by_a_message_with_its_id(server: str) -> 
         first.configuration.CopyFrom(SendMessageConfiguration(return_immediately=True))
         task = [item async for item in client.send_message(first)][-1].task
 
-        async def asking() -> bool:
-            got = await client.get_task(GetTaskRequest(id=task.id))
-            return bool(got.status.state == TaskState.TASK_STATE_INPUT_REQUIRED)
+        def asking() -> bool:
+            status = httpx.get(
+                f"{server}/v1/jobs/{task.id}", headers={"Authorization": f"Bearer {TOKEN}"}
+            )
+            return bool(status.json().get("state") == "input_required")
 
-        for _ in range(300):
-            if await asking():
-                break
-            await asyncio.sleep(0.1)
+        wait_for(asking, 30, "the task to ask")
         waiting = await client.get_task(GetTaskRequest(id=task.id))
         assert waiting.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
         assert waiting.status.message.parts[0].text == "go on?"
