@@ -156,3 +156,15 @@ def test_a_signed_job_delayed_past_its_signatures_life_still_runs(
     with SkillClient(short) as client:
         job = client.submit("echo", {"message": "signed, later"}, countdown=4)
         assert client.result(job, timeout=60) == {"message": "signed, later"}
+
+
+def test_an_eta_in_the_past_starts_at_once_however_far_back(
+    delayer: WorkerProcess, client: SkillClient
+) -> None:
+    """Before: an eta of -1.6e237 (found by schemathesis over HTTP) overflowed
+    the date conversion and answered 500."""
+    for past in (-1.6e237, -1e18, 0, time.time() - 3600):
+        job = client.submit("echo", {"message": "late"}, eta=past)
+        eta = client.status(job).eta
+        assert eta is not None and eta >= time.time() - 60
+        assert client.result(job, timeout=60) == {"message": "late"}

@@ -311,9 +311,13 @@ def eta_of(countdown: float | None, eta: datetime | float | None) -> float | Non
     seconds); None for at once. Any delay up to :data:`MAX_DELAY` is held in
     Redis (:mod:`worker.runtime.delays`)."""
     when = _eta_of(countdown, eta)
-    if when is not None and when - time.time() > MAX_DELAY:
+    if when is None:
+        return None
+    now = time.time()
+    if when - now > MAX_DELAY:
         raise InvalidSubmission("", "a job may be delayed at most ten years")
-    return when
+    # A time already past means at once (and a date before year 1 is no date).
+    return max(when, now)
 
 
 def _eta_of(countdown: float | None, eta: datetime | float | None) -> float | None:
