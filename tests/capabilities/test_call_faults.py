@@ -1,21 +1,39 @@
-"""Children never outlive their caller: a child that ran inline in a worker
-process that died fails with ``caller_ended`` when its parent is delivered
-again, instead of staying ``running`` forever."""
+"""A caller's next run finds the children its last run made (its worker died,
+or it retried): a child that succeeded returns its stored result without
+running again, a queued child still running is waited on again instead of
+being cancelled, an inline child whose process died runs again in the caller's
+new run, and a child that failed is made anew. Children never outlive their
+caller: cancelling the caller ends them."""
 
 from __future__ import annotations
 
 import os
 import signal
 from collections.abc import Callable
+from pathlib import Path
 
 from tests.conftest import wait_for
 from worker.client import SkillClient
 from worker.embedded import WorkerProcess
 
 QUEUE = "doomed"
+PARENTS = {"SKILLQ_SKILLS": "kept_call_skills", "SKILLQ_AGENT": "parents"}
+KIDS = {"SKILLQ_SKILLS": "kept_children", "SKILLQ_AGENT": "kids"}
 
 
-def test_inline_children_of_a_killed_process_fail_and_the_parent_runs_again(
+def kill_pool(worker: WorkerProcess) -> None:
+    """SIGKILL the pool processes (the main process lives and forks anew)."""
+    assert worker.process is not None
+    for pid in worker.pids():
+        if pid != worker.process.pid:
+            os.kill(pid, signal.SIGKILL)
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_an_inline_child_of_a_killed_process_runs_again_in_its_callers_next_run(
     start_worker: Callable[..., WorkerProcess], client: SkillClient
 ) -> None:
     worker = start_worker(
@@ -28,18 +46,54 @@ def test_inline_children_of_a_killed_process_fail_and_the_parent_runs_again(
     job = client.submit("call_one", call, queue=QUEUE)
     [child] = wait_for(lambda: client.status(job).children, 30, "the child job")
     wait_for(lambda: client.status(child).state == "running", 30, "the child to run")
-    assert worker.process is not None
-    for pid in worker.pids():
-        if pid != worker.process.pid:
-            os.kill(pid, signal.SIGKILL)  # the pool process running parent and child
-    wait_for(lambda: client.status(child).finished, 60, "the orphaned child to end")
-    orphan = client.status(child)
-    assert orphan.state == "failed" and orphan.error is not None
-    assert orphan.error.code == "caller_ended"
+    kill_pool(worker)  # the pool process running parent and child
+    wait_for(lambda: client.status(child).attempts == 2, 60, "the child to run again")
+    assert client.status(child).state == "running"
     assert client.status(job).attempts == 2  # the parent was delivered again...
-    second = wait_for(lambda: client.status(job).children[1:], 30, "its new child")
-    assert client.cancel(job)  # ...and its new child goes with it
-    wait_for(lambda: client.status(second[0]).finished, 30, "the new child to end")
-    assert client.status(second[0]).state == "cancelled"
+    assert client.status(job).children == [child]  # ...and made the same call
+    assert client.cancel(job)  # its child goes with it
+    wait_for(lambda: client.status(child).finished, 30, "the child to end")
+    assert client.status(child).state == "cancelled"
     wait_for(lambda: client.status(job).finished, 30, "the parent to end")
     worker.stop()
+
+
+def test_a_parent_delivered_again_keeps_its_finished_child_and_waits_for_its_running_one(
+    start_worker: Callable[..., WorkerProcess], client: SkillClient, tmp_path: Path
+) -> None:
+    start_worker(pool="threads", concurrency=2, queues="kept-child", env=KIDS)
+    parents = start_worker(pool="prefork", concurrency=1, queues="kept-parent", env=PARENTS)
+    counter, gate = tmp_path / "counter", tmp_path / "gate"
+    job = client.submit("keeps_children", {"counter": str(counter), "gate": str(gate)})
+    quick, gated = wait_for(
+        lambda: client.status(job).children[1:] and client.status(job).children, 60, "both children"
+    )
+    wait_for(lambda: client.status(gated).state == "running", 30, "the gated child to run")
+    kill_pool(parents)
+    wait_for(
+        lambda: client.status(job).attempts == 2 and client.status(job).state == "running",
+        60,
+        "the parent to run again",
+    )
+    assert client.status(gated).state == "running"  # not cancelled
+    gate.touch()
+    assert client.result(job, timeout=60) == ["quick 1", "gated"]
+    assert lines(counter).count("quick") == 1 and lines(counter).count("gated") == 1
+    assert client.status(job).children == [quick, gated]
+    assert [client.status(c).attempts for c in (quick, gated)] == [1, 1]
+
+
+def test_a_child_that_failed_is_made_anew_on_its_callers_retry(
+    start_worker: Callable[..., WorkerProcess], client: SkillClient, tmp_path: Path
+) -> None:
+    start_worker(pool="threads", concurrency=2, queues="kept-child", env=KIDS)
+    start_worker(pool="threads", concurrency=1, queues="kept-parent", env=PARENTS)
+    counter, gate = tmp_path / "counter", tmp_path / "gate"
+    gate.touch()
+    args = {"counter": str(counter), "gate": str(gate), "fail_first": True}
+    job = client.submit("keeps_children", args)
+    assert client.result(job, timeout=60) == ["quick 2", "gated"]
+    status = client.status(job)
+    assert status.retries == 1 and len(status.children) == 3
+    assert [client.status(c).state for c in status.children] == ["failed", *["succeeded"] * 2]
+    assert lines(counter) == ["quick", "quick", "gated", "parent"]

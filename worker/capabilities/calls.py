@@ -15,6 +15,17 @@ and that wait is bounded: by the call's ``timeout``, the caller's own time
 limit, or ``SKILLQ_CALL_TIMEOUT``. Past the deadline the child is cancelled
 and the call returns ``ok=False``.
 
+**Children are kept across the caller's runs.** A child's id is derived from
+its caller's id, the call's number within the run (calls are numbered in the
+order the handler makes them), its target, skill, args and grant. So when the
+caller runs again (its worker died, it slept, it asked, it retried), the same
+call finds the same child: a child that succeeded returns its stored result
+without running again, one still queued or running is waited on again (an
+inline one whose process died is run again here, its finished steps kept), and
+one that failed or was cancelled is made anew under the next id, as a step
+that raised runs again. A call the new run does not make again is ended with
+its caller (FINISH ends every unfinished child).
+
 Depth is capped (``SKILLQ_MAX_CALL_DEPTH``): a cycle fails at the cap with a
 message that says so instead of filling the cluster. Cancelling a parent
 cancels its children (the ``CANCEL`` script cascades, and the caller cancels
@@ -25,7 +36,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, cast
 
@@ -52,6 +66,7 @@ from ..wire.task_message import DirectPublish
 from .http_a2a import HttpA2AClient
 
 SETTLE_MARGIN = 5.0  # after a cancel, how much longer than the grace a call waits for the end
+MAX_GENERATIONS = 1000  # a call made anew this often (each time its child failed) is refused
 
 
 class InlineRunner(Protocol):
@@ -105,6 +120,7 @@ class JobCaller:
         self._scope = scope
         self._depth: int | None = None
         self._pending: set[asyncio.Task[None]] = set()
+        self._calls = 0
 
     async def call(
         self,
@@ -115,6 +131,10 @@ class JobCaller:
         grant: str | None = None,
         timeout: float | None = None,
     ) -> CallResult:
+        # Numbered before the first await, so concurrent calls (gather) keep
+        # the order the handler made them in on every run.
+        number = self._calls
+        self._calls += 1
         if target.startswith(("http://", "https://")):
             return await self._c.http.call(target, skill, args=args, grant=grant, timeout=timeout)
         planned = await self._plan(agent_name(target), skill, args or {})
@@ -123,7 +143,8 @@ class JobCaller:
         if isinstance(planned, CallResult):
             return planned
         info, order_args = planned
-        return await self._run_child(info, order_args, timeout, grant)
+        key = call_key(self._scope.job_id, number, target, info.name, order_args, grant)
+        return await self._run_child(info, order_args, timeout, grant, key)
 
     async def _plan(
         self, agent: str, skill: str, args: dict[str, Any]
@@ -172,10 +193,44 @@ class JobCaller:
         return self._depth
 
     async def _run_child(
-        self, info: SkillInfo, args: dict[str, Any], timeout: float | None, grant: str | None
+        self,
+        info: SkillInfo,
+        args: dict[str, Any],
+        timeout: float | None,
+        grant: str | None,
+        key: str,
     ) -> CallResult:
-        c, scope = self._c, self._scope
+        c = self._c
         inline = c.inline is not None and info.name in c.skills
+        for generation in range(MAX_GENERATIONS):
+            made = await self._make_child(info, args, grant, inline, child_job_id(key, generation))
+            if isinstance(made, CallResult):
+                return made
+            order, existing = made
+            if existing is None:
+                return await self._follow(info.name, order, inline, timeout, None)
+            status, ran_inline = existing
+            if status.state == "succeeded":
+                return result_of(status, timed_out=None)  # kept from an earlier run
+            if status.state in TERMINAL_STATES:
+                continue  # failed or cancelled: made anew, as a step that raised runs again
+            if not ran_inline:
+                return await self._follow(
+                    info.name, order, False, timeout, None
+                )  # queued: wait again
+            if inline:
+                # Its process died with the caller's last run: it runs again here.
+                return await self._follow(info.name, order, True, timeout, status.eta)
+            # An inline child this process cannot run (other skills loaded here):
+            # it is ended with its caller, and the call is made anew.
+            await self._cancel_child(order.job_id)
+        return refused(f"the call to {info.name!r} was made anew {MAX_GENERATIONS} times")
+
+    async def _make_child(
+        self, info: SkillInfo, args: dict[str, Any], grant: str | None, inline: bool, child: str
+    ) -> CallResult | tuple[Order, tuple[JobStatus, bool] | None]:
+        """Submit the child under its id; an existing one is returned instead."""
+        c, scope = self._c, self._scope
         tracing = tracing_for(c.settings)
         name = f"skillq.submit {info.name}"
         with tracing.span(name, {"skillq.skill": info.name}, kind="PRODUCER") as span:
@@ -187,22 +242,37 @@ class JobCaller:
                     parent=Parent(scope.job_id, await self._own_depth(), inline),
                     grant=grant,
                     headers=tracing.headers(),
+                    job_id=child,
                 )
                 planned = draft(
                     c.settings, c.keys, info, options, direct=None if inline else c.direct
                 )
             except SkillqError as exc:
                 return refused(f"{type(exc).__name__}: {exc}")
-            child = planned.order.job_id
             if span is not None:
                 span.set_attribute("skillq.job_id", child)
-            await c._submit(keys=planned.submit_keys, args=planned.submit_args)
+            made = await c._submit(keys=planned.submit_keys, args=planned.submit_args)
+            if int(made) == 0:  # the record exists: an earlier run made this call
+                raw = cast(dict[str, str], await c.redis.hgetall(c.keys.job(child)))
+                return planned.order, (JobStatus.from_hash(child, raw), raw.get("inline") == "1")
             if not inline and not planned.queued_by_script:
                 try:
                     await c.publish(planned.order)
                 except Exception as exc:
                     await self._cancel_child(child)
                     return refused(f"cannot queue the call: {type(exc).__name__}: {exc}", child)
+        return planned.order, None
+
+    async def _follow(
+        self,
+        skill: str,
+        order: Order,
+        inline: bool,
+        timeout: float | None,
+        not_before: float | None,
+    ) -> CallResult:
+        """Run (inline) or wait for the child until it ends or the call's time is up."""
+        c, scope, child = self._c, self._scope, order.job_id
         budget = self._budget(timeout)
         expired = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -218,9 +288,11 @@ class JobCaller:
         try:
             if inline:
                 assert c.inline is not None
-                await c.inline.run(
-                    child, info.name, planned.order.kwargs, scope.worker, planned.order.headers
-                )
+                if not_before is not None and not_before > time.time():
+                    # An inline child that slept (ctx.sleep) when its process died.
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(expired.wait(), not_before - time.time())
+                await c.inline.run(child, skill, order.kwargs, scope.worker, order.headers)
                 status = await self._status(child)
             else:
                 status = await self._wait_end(child, expired)
@@ -274,6 +346,26 @@ class JobCaller:
                 ):
                     status = await self._status(child)
             return status
+
+
+def call_key(
+    parent: str,
+    number: int,
+    target: str,
+    skill: str,
+    args: dict[str, Any],
+    grant: str | None,
+) -> str:
+    """What makes a call the same call on the caller's next run."""
+    text = json.dumps(args, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass"))
+    digest.update(b"\0" + (grant or "").encode("utf-8", "surrogatepass"))
+    return f"{parent}/{number}/{target}/{skill}/{digest.hexdigest()}"
+
+
+def child_job_id(key: str, generation: int) -> str:
+    """The child's job id: the same for the same call, a new one per generation."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"skillq-call:{key}/{generation}"))
 
 
 def refused(error: str, child: str | None = None) -> CallResult:

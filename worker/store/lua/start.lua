@@ -4,7 +4,7 @@
 -- retried after a lost reply does not count the attempt twice; 10: the most
 -- deliveries a job may have, 11: the error JSON recorded when a delivery is
 -- over that limit, 12: the key prefix, 13: the cancel flag's ttl, 14: the
--- error JSON of children orphaned by the last delivery (see end_children).
+-- error JSON of children orphaned when the job ends here (see end_children).
 -- Returns {decision, attempts, state}: decision is "run", "cancelled" (the
 -- cancel flag was set: the job is finalised here), "done" (a duplicate
 -- delivery of a finished job), "replayed" (a signed call of this job already
@@ -71,11 +71,10 @@ if lost > tonumber(max_deliveries) then
   end_children(prefix, cancel_ttl, orphaned_error)
   return {'failed', attempts, 'failed', retries}
 end
-if lost > 1 then
-  status('retrying', ',"attempt":' .. attempts)
-  -- The last delivery's children: its inline ones died with its process.
-  end_children(prefix, cancel_ttl, orphaned_error)
-end
+-- The last delivery's children are kept: the job's calls find them again
+-- (an inline one whose process died runs again in the caller's new run), and
+-- FINISH ends any that the new run does not call again.
+if lost > 1 then status('retrying', ',"attempt":' .. attempts) end
 if state ~= 'running' then redis.call('HINCRBY', taken, queue_name, 1) end
 index_running(prefix, true)
 redis.call('HSET', job, 'state', 'running', 'started_at', now, 'worker', worker_name,
