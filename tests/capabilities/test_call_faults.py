@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import signal
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 from tests.conftest import wait_for
+from worker.capabilities.calls import call_key, child_job_id
 from worker.client import SkillClient
 from worker.embedded import WorkerProcess
 
@@ -97,3 +99,21 @@ def test_a_child_that_failed_is_made_anew_on_its_callers_retry(
     assert status.retries == 1 and len(status.children) == 3
     assert [client.status(c).state for c in status.children] == ["failed", *["succeeded"] * 2]
     assert lines(counter) == ["quick", "quick", "gated", "parent"]
+
+
+def test_a_job_submitted_under_a_calls_child_id_is_not_taken_for_its_child(
+    start_worker: Callable[..., WorkerProcess], client: SkillClient, tmp_path: Path
+) -> None:
+    start_worker(pool="threads", concurrency=2, queues="kept-child", env=KIDS)
+    start_worker(pool="threads", concurrency=1, queues="kept-parent", env=PARENTS)
+    counter, gate = tmp_path / "counter", tmp_path / "gate"
+    gate.touch()
+    args = {"counter": str(counter), "gate": str(gate)}
+    parent = f"kept-{uuid.uuid4()}"
+    forged = child_job_id(call_key(parent, 0, "kids", "quick_child", args, None), 0)
+    client.submit("quick_child", {"counter": str(tmp_path / "other")}, job_id=forged)
+    assert client.result(forged, timeout=60) == "quick 1"
+    job = client.submit("keeps_children", args, job_id=parent)
+    assert client.result(job, timeout=60) == ["quick 1", "gated"]
+    assert forged not in client.status(job).children
+    assert lines(counter) == ["quick", "gated", "parent"]

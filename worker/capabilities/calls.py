@@ -210,6 +210,8 @@ class JobCaller:
             if existing is None:
                 return await self._follow(info.name, order, inline, timeout, None)
             status, ran_inline = existing
+            if status.parent != self._scope.job_id:
+                continue  # a job someone submitted under this id is not this call's child
             if status.state == "succeeded":
                 return result_of(status, timed_out=None)  # kept from an earlier run
             if status.state in TERMINAL_STATES:
