@@ -50,7 +50,7 @@ ALLOWED = {
     "wire": {"core", "interface", "store", "workspace"},
     "client": SHARED,
     "capabilities": SHARED | {"client"},  # a call is a client of the callee
-    "runtime": SHARED | {"capabilities"},
+    "runtime": SHARED | {"capabilities", "client"},  # an inline child waits as a client does
     "server": SHARED | {"client"},
     "embedded": SHARED | {"client"},
 }

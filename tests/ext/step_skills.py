@@ -83,3 +83,10 @@ async def approver(ctx: RunContext[Any], args: dict[str, Any]) -> dict[str, Any]
     timeout = None if args.get("timeout") is None else float(args["timeout"])
     answer = await ctx.ask(f"refund {args['amount']}?", schema=Approval, timeout=timeout)
     return {"approved": answer.approve, "note": answer.note}
+
+
+@skill("asks_through_a_child", queue="steps-ask")
+async def asks_through_a_child(ctx: RunContext[Any], args: dict[str, Any]) -> dict[str, Any]:
+    """Calls ``approver``, which runs inline in this process and asks there."""
+    result = await ctx.call(str(args["agent"]), "approver", args=args["child"], timeout=60)
+    return {"ok": result.ok, "output": result.output, "error": result.error}

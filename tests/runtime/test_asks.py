@@ -72,6 +72,24 @@ def test_an_unanswered_question_times_out_and_a_waiting_job_cancels_at_once(
         client.respond(cancelled, {"approve": True})
 
 
+def test_a_child_running_inline_asks_and_its_answer_wakes_it_at_once(
+    start_worker: Callable[..., WorkerProcess], client: SkillClient, tmp_path: Path
+) -> None:
+    env = {**ENV, "SKILLQ_AGENT": "askers"}
+    start_worker(pool="threads", concurrency=1, queues="steps-ask", env=env)
+    child_args = {"counter": str(tmp_path / "counter"), "amount": 7, "timeout": 600}
+    job = client.submit("asks_through_a_child", {"agent": "askers", "child": child_args})
+    [child] = wait_for(lambda: client.status(job).children, 30, "the child")
+    wait_for(lambda: waiting(client, child), 30, "the child's question")
+    asked = client.status(child).question
+    assert asked is not None and asked.question == "refund 7?"
+    client.respond(child, {"approve": True, "note": "inline"})
+    # Woken by the answer, long before the question's 600 s run out.
+    output = {"approved": True, "note": "inline"}
+    assert client.result(job, timeout=30) == {"ok": True, "output": output, "error": None}
+    assert client.status(child).attempts == 2
+
+
 def test_the_cli_shows_the_question_and_answers_it(
     start_worker: Callable[..., WorkerProcess],
     client: SkillClient,

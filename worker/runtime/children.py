@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Mapping
 from typing import Any, TypeVar
 
+from ..client.subscription import RECONNECTED, Deadline, Subscription
 from ..interface.skills import Skill, SkillSet
 from ..store.limits import Admission
 from .endings import finish, schedule_retry, suspend
@@ -57,8 +59,27 @@ class InlineChildren:
                     await asyncio.to_thread(self._rt.limiter.release, child_id)
             if delay is None:
                 return
-            # The backoff before the next attempt.
-            await self._ended_if_cancelled(child_id, worker, asyncio.sleep(delay))
+            # The backoff, sleep or question before the next attempt.
+            await self._ended_if_cancelled(child_id, worker, self._until_woken(child_id, delay))
+
+    async def _until_woken(self, child_id: str, delay: float) -> None:
+        """Wait out the delay, or less when the child's state moves meanwhile
+        (an answer to its ``ctx.ask`` queues it, a cancel ends it): nothing
+        else would wake a child that waits in its caller's process."""
+        rt = self._rt
+        until = time.monotonic() + delay
+        async with Subscription(rt.redis, rt.keys.events(child_id), Deadline(None)) as channel:
+            waiting = await rt.redis.hget(rt.keys.job(child_id), "state")
+            while (left := until - time.monotonic()) > 0:
+                kind, envelope = await channel.get(min(left, 1.0))
+                if envelope is not None and envelope.get("kind") == "status":
+                    return
+                # After a reconnect the connection may have missed the event.
+                moved = kind == RECONNECTED and (
+                    await rt.redis.hget(rt.keys.job(child_id), "state") != waiting
+                )
+                if moved:
+                    return
 
     async def _ended_if_cancelled(self, child_id: str, worker: str, waiting: Awaitable[T]) -> T:
         """Wait outside an attempt; if the caller ends meanwhile, so does its child."""
