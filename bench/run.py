@@ -31,6 +31,7 @@ from typing import Any
 import boto3
 import redis
 
+from bench.throughput import throughput
 from worker.client import SkillClient
 from worker.core.settings import Settings
 from worker.embedded import EmbeddedRedis, S3Server, WorkerProcess, wait_for
@@ -136,116 +137,6 @@ class Bench:
         if layout == "split":
             return f"{base}/0", f"{base}/1", f"{base}/2"
         return self.redis_url, self.redis_url, self.redis_url
-
-    def throughput(self, pool: str, concurrency: int, layout: str = "one") -> None:
-        """No-op jobs/s and client CPU per job, skillq against bare Celery.
-
-        The two never run at the same time: each round starts the bare worker
-        alone, runs it, stops it, then does the same for skillq. Bare Celery
-        waits the way its users do (``ResultSet.join_native``); skillq the way
-        ours do (``submit`` each, then ``result`` of each).
-        """
-        from celery.result import ResultSet
-
-        from bench.bare_app import make_app
-
-        n = 300 if self.smoke else 1500
-        rounds = 1 if self.smoke else 3
-        broker, backend, records = self.layout_urls(layout)
-        env = {
-            **self.env,
-            "SKILLQ_BROKER_URL": broker,
-            "SKILLQ_RESULT_BACKEND": backend,
-            "SKILLQ_REDIS_URL": records,
-            "BENCH_BROKER_URL": broker,
-            "BENCH_BACKEND_URL": backend,
-        }
-        settings = self.settings.model_copy(
-            update={"broker_url": broker, "result_backend": backend, "redis_url": records}
-        )
-        bare_app = make_app(broker, backend)
-        rates: dict[str, list[float]] = {"bare": [], "skillq": []}
-        cpu: dict[str, list[float]] = {"bare": [], "skillq": []}
-
-        def start(bare: bool) -> WorkerProcess:
-            process = WorkerProcess(
-                env,
-                pool=pool,
-                concurrency=concurrency,
-                queues="bare" if bare else "default",
-                loglevel="WARNING",
-                log_path=self.workdir / f"tp-{pool}-{layout}-{uuid.uuid4().hex[:6]}.log",
-                app_module="bench.bare_app" if bare else "worker.app",
-                extra=["--without-heartbeat"],
-            ).start()
-            if bare:
-                wait_for(
-                    lambda: bare_app.control.ping(destination=[process.hostname], timeout=0.5),
-                    60,
-                    "the bare worker",
-                )
-            else:
-                process.wait_ready(records)
-            return process
-
-        def run_bare(count: int) -> tuple[float, float]:
-            began, cpu0 = time.perf_counter(), process_cpu()
-            results = ResultSet(
-                [bare_app.send_task("bare.noop", queue="bare") for _ in range(count)]
-            )
-            results.join_native(timeout=300)
-            return count / (time.perf_counter() - began), (process_cpu() - cpu0) / count
-
-        def run_skillq(client: SkillClient, count: int) -> tuple[float, float]:
-            began, cpu0 = time.perf_counter(), process_cpu()
-            jobs = [client.submit("bench.noop") for _ in range(count)]
-            for job in jobs:
-                client.result(job, timeout=300)
-            return count / (time.perf_counter() - began), (process_cpu() - cpu0) / count
-
-        for _ in range(rounds):
-            worker = start(bare=True)
-            try:
-                run_bare(50)
-                rate, per_job = run_bare(n)
-                rates["bare"].append(rate)
-                cpu["bare"].append(per_job)
-            finally:
-                worker.stop()
-            worker = start(bare=False)
-            try:
-                with SkillClient(settings) as client:
-                    run_skillq(client, 50)
-                    rate, per_job = run_skillq(client, n)
-                rates["skillq"].append(rate)
-                cpu["skillq"].append(per_job)
-            finally:
-                worker.stop()
-        where = {"one": "one Redis URL", "split": "broker/results/records on 3 databases"}[layout]
-        target = 0.95 if pool == "threads" else 1.0
-        row = Row(
-            f"no-op throughput, {pool} -c {concurrency}, {where} (jobs/s)",
-            "jobs/s",
-            median(rates["bare"]),
-            median(rates["skillq"]),
-            f">= {target}x",
-            None,
-            spread={k: [min(v), max(v)] for k, v in rates.items()},
-        )
-        row.ok = row.ratio is not None and row.ratio >= target
-        self.rows.append(row)
-        if pool == "prefork":
-            cpu_row = Row(
-                f"client CPU per job, {where} (ms)",
-                "ms",
-                median(cpu["bare"]) * 1000,
-                median(cpu["skillq"]) * 1000,
-                "<= 1.0x",
-                None,
-                higher_is_better=False,
-            )
-            cpu_row.ok = cpu_row.ratio is not None and cpu_row.ratio <= 1.0
-            self.rows.append(cpu_row)
 
     # --- history: cost must not grow with the jobs Redis holds ---
 
@@ -785,9 +676,9 @@ def main(argv: list[str] | None = None) -> int:
         endpoint = s3_server.url
         bench = Bench(options.smoke, server, endpoint)
         plan: list[tuple[str, Callable[[], None]]] = [
-            ("throughput", lambda: bench.throughput("prefork", 2, "one")),
-            ("throughput", lambda: bench.throughput("prefork", 2, "split")),
-            ("throughput", lambda: bench.throughput("threads", 4, "one")),
+            ("throughput", lambda: throughput(bench, "prefork", 2, "one")),
+            ("throughput", lambda: throughput(bench, "prefork", 2, "split")),
+            ("throughput", lambda: throughput(bench, "threads", 4, "one")),
             ("history", bench.history),
             ("latency", bench.event_latency),
             ("rate", bench.event_rate),

@@ -6,6 +6,7 @@ import json
 import os
 import secrets
 import shutil
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -106,9 +107,45 @@ STARTED_WORKERS = pytest.StashKey[list[WorkerProcess]]()
 WORKERS_BEFORE_TEST = pytest.StashKey[int]()
 
 
+WORKERS_BEFORE_CALL = pytest.StashKey[int]()
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     item.stash[WORKERS_BEFORE_TEST] = len(item.config.stash.get(STARTED_WORKERS, []))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Workers a test's body starts end with it (fixtures' workers live on).
+
+    Left running, every test's workers would idle on to the end of the
+    session, each polling Redis several times a second: by the last tests
+    dozens of them load the two cores every later test shares. They are told
+    to stop here and reaped in the background (``stop_all``).
+    """
+    started = item.config.stash.setdefault(STARTED_WORKERS, [])
+    before = len(started)
+    yield
+    stop_all(started[before:], wait=False)
+
+
+def stop_all(workers: list[WorkerProcess], *, wait: bool, timeout: float = 10.0) -> None:
+    """SIGTERM every worker at once (a warm shutdown each), then reap them:
+    here, or in a thread when ``wait`` is false; past ``timeout``, SIGKILL."""
+    running = [w for w in workers if w.process is not None and w.process.poll() is None]
+    for worker in running:
+        assert worker.process is not None
+        worker.process.terminate()
+
+    def reap() -> None:
+        for worker in running:
+            worker.stop(timeout=timeout)
+
+    if wait:
+        reap()
+    else:
+        threading.Thread(target=reap, name="reap-workers", daemon=True).start()
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -169,8 +206,7 @@ def start_worker(
         return process
 
     yield start
-    for process in started:
-        process.stop(timeout=10)
+    stop_all(started, wait=True)
 
 
 @pytest.fixture(scope="module", params=["prefork", "threads"])
