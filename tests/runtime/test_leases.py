@@ -32,9 +32,9 @@ def test_a_job_longer_than_its_lease_runs_once_in_prefork_and_threads(
         queue = f"long-{pool}"
         for _ in range(2):
             start_worker(pool=pool, concurrency=1, queues=queue, env=env)
-        jobs[pool] = client.submit("sleepy", {"seconds": 4 * LEASE, "tick": 0.5}, queue=queue)
+        jobs[pool] = client.submit("sleepy", {"seconds": 3 * LEASE, "tick": 0.5}, queue=queue)
     for pool, job in jobs.items():
-        assert client.result(job, timeout=120)["slept"] >= 4 * LEASE, pool
+        assert client.result(job, timeout=120)["slept"] >= 3 * LEASE, pool
         status = client.status(job)
         assert status.attempts == 1, pool
         assert statuses(client, job) == ["running", "succeeded"], pool
