@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Protocol, runtime_checkable
 
 from ..core.errors import SandboxUnavailable as SandboxUnavailable  # part of the interface
@@ -173,11 +174,24 @@ class Capabilities:
     async def for_job(self, scope: JobScope) -> Capabilities:
         """Each job-bound client bound to ``scope``, each job-opened one opened;
         the others as they are."""
+        if not self._per_job:
+            return self
         bound: dict[str, Any] = {}
+        for attr, opened in self._per_job:
+            value = getattr(self, attr)
+            bound[attr] = await value.open(scope) if opened else value.bind(scope)
+        return replace(self, **bound)
+
+    @cached_property
+    def _per_job(self) -> tuple[tuple[str, bool], ...]:
+        """The job-opened (True) and job-bound (False) attributes, found once:
+        ``isinstance`` against a runtime-checkable protocol is slow, and every
+        job asks."""
+        found = []
         for attr in CAPABILITY_NAMES:
             value = getattr(self, attr)
             if isinstance(value, JobOpened):
-                bound[attr] = await value.open(scope)
+                found.append((attr, True))
             elif isinstance(value, JobBound):
-                bound[attr] = value.bind(scope)
-        return replace(self, **bound) if bound else self
+                found.append((attr, False))
+        return tuple(found)
