@@ -78,7 +78,8 @@ class ProcessRuntime:
         self.log_redactor.install()
         redact_standard_streams(self.log_redactor)
         self.artifacts: ArtifactStore = open_store(settings)
-        self.records = JobRecords(sync_redis(settings), self.keys, settings)
+        # Inline (prefork, solo) a process runs one job at a time: one connection.
+        self.records = JobRecords(sync_redis(settings, single=inline), self.keys, settings)
         self.limiter = Limiter(self.records.client, self.keys, settings)
         self.guard = DeliveryGuard(self.records.client, self.keys, settings)
         self.metrics = metrics_for(settings)

@@ -25,11 +25,16 @@ from ..core.settings import Settings
 CONNECT_TIMEOUT = 5.0
 
 
-def sync_redis(settings: Settings, url: str | None = None) -> redis.Redis:
+def sync_redis(settings: Settings, url: str | None = None, *, single: bool = False) -> redis.Redis:
     """The blocking client for a job's start and end (same retry policy); of
-    skillq's Redis unless ``url`` names another (the result backend)."""
+    skillq's Redis unless ``url`` names another (the result backend).
+
+    ``single``: one connection, held (behind redis-py's lock) instead of taken
+    from a pool and given back around every command, which costs a prefork
+    child, running one job at a time, about a tenth of its CPU per job."""
     return redis.Redis.from_url(
         url or settings.effective_redis_url,
+        single_connection_client=single,
         decode_responses=True,
         socket_keepalive=True,
         socket_connect_timeout=CONNECT_TIMEOUT,
