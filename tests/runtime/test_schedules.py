@@ -34,15 +34,15 @@ def test_three_workers_make_one_job_per_due_time(
     name = f"tick-{uuid.uuid4().hex[:8]}"
     for _ in range(3):
         start_worker(pool="threads", concurrency=2, queues="scheduled")
-    made = client.schedule(name, "echo", {"message": "tick"}, every=1, queue="scheduled")
+    made = client.schedule(name, "echo", {"message": "tick"}, every=2, queue="scheduled")
     assert made.next_run_at is not None and made.next_run_at > time.time()
-    settle(10)
+    settle(12)
     assert client.unschedule(name)
     jobs = made_by(client, name)
-    assert 9 <= len(jobs) <= 11, len(jobs)
+    assert 5 <= len(jobs) <= 7, len(jobs)
     due_times = sorted(job.scheduled_for or 0 for job in jobs)
     assert len(set(due_times)) == len(jobs)
-    assert all(round(b - a, 6) == 1.0 for a, b in itertools.pairwise(due_times))
+    assert all(round(b - a, 6) == 2.0 for a, b in itertools.pairwise(due_times))
     for job in jobs:
         assert client.result(job.id, timeout=60) == {"message": "tick"}
     count = len(made_by(client, name))

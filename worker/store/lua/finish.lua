@@ -30,25 +30,30 @@ local cancel_ttl = ARGV[18]
 local orphaned_error = ARGV[19]
 local delivery = ARGV[20]
 
-local current = redis.call('HGET', job, 'state')
+-- One read for what FINISH needs (each redis.call costs Redis beyond its command).
+local f = redis.call('HMGET', job, 'state', 'delivery', 'queue', 'created_at', 'children')
+local current = f[1]
 if terminal(current) then
   return current
 end
-if superseded(delivery) then return 'superseded' end
+-- A later delivery took the job over: this run's outcome is dropped.
+if delivery ~= '' and f[2] ~= delivery then return 'superseded' end
 local state = final_state
-if current == 'running' then
-  local queue = redis.call('HGET', job, 'queue')
-  if queue then redis.call('HINCRBY', taken, queue, -1) end
-end
+if current == 'running' and f[3] then redis.call('HINCRBY', taken, f[3], -1) end
 index_running(prefix, false)
-redis.call('HSETNX', job, 'created_at', now)
-redis.call('HSET', job, 'state', state, 'finished_at', now, 'worker', worker_name)
+local fields = {'state', state, 'finished_at', now, 'worker', worker_name,
+                'created_at', f[4] or now}
 local extra = ''
-if result_json ~= '' then redis.call('HSET', job, 'result', result_json) end
+if result_json ~= '' then
+  fields[#fields + 1] = 'result'
+  fields[#fields + 1] = result_json
+end
 if error_json ~= '' then
-  redis.call('HSET', job, 'error', error_json)
+  fields[#fields + 1] = 'error'
+  fields[#fields + 1] = error_json
   extra = ',"error":' .. error_json
 end
+redis.call('HSET', job, unpack(fields))
 status(state, extra)
 touch()
 if meta_key ~= '' then
@@ -60,5 +65,5 @@ end
 if consumed_marker ~= '' and tonumber(consumed_ttl) > 0 then
   redis.call('SET', consumed_marker, '1', 'EX', consumed_ttl)
 end
-end_children(prefix, cancel_ttl, orphaned_error)  -- children never outlive their parent
+if f[5] then end_children(prefix, cancel_ttl, orphaned_error) end  -- children never outlive their parent
 return state

@@ -25,46 +25,50 @@ local prefix = ARGV[12]
 local cancel_ttl = ARGV[13]
 local orphaned_error = ARGV[14]
 
-local state = redis.call('HGET', job, 'state')
+-- One read for what the decision needs: every redis.call in a script costs
+-- Redis a few microseconds beyond its command, and START runs for every job.
+local f = redis.call('HMGET', job, 'state', 'delivery', 'attempts', 'retries', 'resumes', 'eta',
+                     'created_at', 'notice', 'finished_at', 'next_run_at')
+local state, attempts_before = f[1], tonumber(f[3] or '0')
+local retries, resumes = tonumber(f[4] or '0'), tonumber(f[5] or '0')
 if terminal(state) then
-  return {'done', tonumber(redis.call('HGET', job, 'attempts') or '0'), state}
+  return {'done', attempts_before, state}
 end
+local created = f[7] or now
 -- When the job could first have started: its eta, else its submit.
-local function ready_at()
-  return redis.call('HGET', job, 'eta') or redis.call('HGET', job, 'created_at') or ''
+local ready_at = f[6] or created
+if state == 'running' and f[2] == delivery then
+  return {'run', attempts_before, 'running', retries, ready_at}
 end
-if state == 'running' and redis.call('HGET', job, 'delivery') == delivery then
-  return {'run', tonumber(redis.call('HGET', job, 'attempts')), 'running',
-          tonumber(redis.call('HGET', job, 'retries') or '0'), ready_at()}
-end
-if redis.call('EXISTS', consumed_marker) == 1 then
-  return {'replayed', tonumber(redis.call('HGET', job, 'attempts') or '0'), state or ''}
+-- Neither flag is set for nearly every job: one call asks for both.
+local flagged = redis.call('EXISTS', consumed_marker, cancel_flag) > 0
+if flagged and redis.call('EXISTS', consumed_marker) == 1 then
+  return {'replayed', attempts_before, state or ''}
 end
 if not state then index_new(prefix, skill) end  -- from a producer that wrote no record
-redis.call('HSETNX', job, 'created_at', now)
-redis.call('HSET', job, 'skill', skill, 'queue', queue_name)
 local function untake()
   if state == 'running' then
     redis.call('HINCRBY', taken, queue_name, -1)
     index_running(prefix, false)
   end
 end
-if redis.call('EXISTS', cancel_flag) == 1 then
+if flagged and redis.call('EXISTS', cancel_flag) == 1 then
   untake()
-  redis.call('HSET', job, 'state', 'cancelled', 'finished_at', now, 'worker', worker_name)
+  redis.call('HSET', job, 'state', 'cancelled', 'finished_at', now, 'worker', worker_name,
+             'created_at', created, 'skill', skill, 'queue', queue_name)
   status('cancelled')
   touch()
   end_children(prefix, cancel_ttl, orphaned_error)
-  return {'cancelled', tonumber(redis.call('HGET', job, 'attempts') or '0'), 'cancelled'}
+  return {'cancelled', attempts_before, 'cancelled'}
 end
-local attempts = redis.call('HINCRBY', job, 'attempts', 1)
-local retries = tonumber(redis.call('HGET', job, 'retries') or '0')
+local attempts = attempts_before + 1
 -- Deliveries beyond the scheduled retries and the job's own waits (ctx.sleep)
 -- are the ones whose worker died.
-local lost = attempts - retries - tonumber(redis.call('HGET', job, 'resumes') or '0')
+local lost = attempts - retries - resumes
 if lost > tonumber(max_deliveries) then
   untake()
-  redis.call('HSET', job, 'state', 'failed', 'finished_at', now, 'error', over_limit_error)
+  redis.call('HSET', job, 'state', 'failed', 'finished_at', now, 'error', over_limit_error,
+             'attempts', attempts, 'created_at', created, 'skill', skill, 'queue', queue_name)
   redis.call('HDEL', job, 'notice')
   status('failed', ',"error":' .. over_limit_error)
   touch()
@@ -78,8 +82,12 @@ if lost > 1 then status('retrying', ',"attempt":' .. attempts) end
 if state ~= 'running' then redis.call('HINCRBY', taken, queue_name, 1) end
 index_running(prefix, true)
 redis.call('HSET', job, 'state', 'running', 'started_at', now, 'worker', worker_name,
-           'delivery', delivery, 'emitted', 0)
-redis.call('HDEL', job, 'finished_at', 'result', 'error', 'notice', 'next_run_at')
+           'delivery', delivery, 'emitted', 0, 'attempts', attempts, 'created_at', created,
+           'skill', skill, 'queue', queue_name)
+-- What an earlier run or the submit left (a first run's record has none of it).
+if attempts_before > 0 or f[8] or f[9] or f[10] then
+  redis.call('HDEL', job, 'finished_at', 'result', 'error', 'notice', 'next_run_at')
+end
 status('running', ',"attempt":' .. attempts .. ',"worker":' .. cjson.encode(worker_name))
 touch()
-return {'run', attempts, 'running', retries, ready_at()}
+return {'run', attempts, 'running', retries, ready_at}
