@@ -151,3 +151,13 @@ def test_no_import_cycle_between_modules() -> None:
     # The check must not pass by seeing nothing.
     assert "worker.store.celery_results" in graph["worker.store.jobs"]
     assert "worker.client.following" in graph["worker.client.asynchronous"]
+
+
+def test_no_module_is_over_400_lines() -> None:
+    """Small modules, one concern each: a module past 400 lines holds two."""
+    long = {
+        str(path.relative_to(PACKAGE)): length
+        for path in PACKAGE.rglob("*.py")
+        if (length := len(path.read_text().splitlines())) > 400
+    }
+    assert not long, long

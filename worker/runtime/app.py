@@ -36,7 +36,8 @@ from ..store.redis_config import check_redis
 from ..store.registry import WorkerAnnouncer
 from ..store.storecheck import check_apart
 from ..wire.celery_app import configured_app
-from ..wire.submission import resigned, shown_kwargs
+from ..wire.resigning import resigned
+from ..wire.submission import shown_kwargs
 from . import metrics, supervision
 from .attach import announced, attach, load_factory
 from .delays import WAKE_HEADER

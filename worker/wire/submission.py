@@ -23,7 +23,6 @@ from pydantic import BaseModel
 
 from ..core.errors import (
     InvalidArgs,
-    InvalidAuth,
     InvalidGrant,
     InvalidSubmission,
     JobCancelled,
@@ -39,7 +38,7 @@ from ..store.keys import Keys
 from ..workspace.grants import MAX_TOKEN_BYTES
 from .envelope import nesting_depth_over
 from .schema_check import check_args
-from .signing import sign, verify
+from .signing import sign
 from .skill_info import SkillInfo
 from .task_message import REPR_LIMIT, DirectPublish, priority_list
 
@@ -385,24 +384,3 @@ def outcome(status: JobStatus) -> Any:
         error.message if error else "unknown",
         error.code if error else "handler_error",
     )
-
-
-def resigned(
-    kwargs: Mapping[str, Any], *, key: str | None, job_id: str, skill: str, ttl: float
-) -> dict[str, Any]:
-    """The same call, its signature good for ``ttl`` more seconds: for a job the
-    worker itself puts back to wait (a retry's backoff, a limit, a suspension),
-    which may outlast the signature the caller made. Only a signature that
-    verifies now is renewed; anything else goes back as it came, to be
-    refused when it runs."""
-    auth = kwargs.get("auth")
-    if key is None or not isinstance(auth, dict) or "sig" not in auth:
-        return dict(kwargs)
-    args, grant = kwargs.get("args") or {}, kwargs.get("grant")
-    options = signed_options(kwargs.get("concurrency_key"), kwargs.get("time_limit"))
-    try:
-        claims = verify(key, job_id, skill, args, auth, grant=grant, options=options).claims
-    except InvalidAuth:
-        return dict(kwargs)
-    fresh = sign(key, job_id, skill, args, claims, ttl, grant=grant, options=options)
-    return {**kwargs, "auth": fresh}
