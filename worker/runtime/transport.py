@@ -208,10 +208,10 @@ class Channel(kombu_redis.Channel):
         if asynchronous:
             return super()._create_client(asynchronous=True)  # type: ignore[misc]
         pool = self.pool
-        cached: Any = self.__dict__.get("_skillq_client")
+        cached: Any = self.__dict__.get("_skillq_broker_client")
         if cached is None or cached.connection_pool is not pool:
             made = super()._create_client()  # type: ignore[misc]
-            cached = self.__dict__["_skillq_client"] = made
+            cached = self.__dict__["_skillq_broker_client"] = made
         return cached
 
     def basic_consume(self, *args: Any, **kwargs: Any) -> Any:
