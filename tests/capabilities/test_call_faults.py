@@ -85,14 +85,20 @@ def test_a_parent_delivered_again_keeps_its_finished_child_and_waits_for_its_run
     assert [client.status(c).attempts for c in (quick, gated)] == [1, 1]
 
 
+def open_gate_workers(start_worker: Callable[..., WorkerProcess], tmp_path: Path) -> Path:
+    """Workers for the caller and its children, and its gate already open;
+    the counter file's path."""
+    start_worker(pool="threads", concurrency=2, queues="kept-child", env=KIDS)
+    start_worker(pool="threads", concurrency=1, queues="kept-parent", env=PARENTS)
+    (tmp_path / "gate").touch()
+    return tmp_path / "counter"
+
+
 def test_a_child_that_failed_is_made_anew_on_its_callers_retry(
     start_worker: Callable[..., WorkerProcess], client: SkillClient, tmp_path: Path
 ) -> None:
-    start_worker(pool="threads", concurrency=2, queues="kept-child", env=KIDS)
-    start_worker(pool="threads", concurrency=1, queues="kept-parent", env=PARENTS)
-    counter, gate = tmp_path / "counter", tmp_path / "gate"
-    gate.touch()
-    args = {"counter": str(counter), "gate": str(gate), "fail_first": True}
+    counter = open_gate_workers(start_worker, tmp_path)
+    args = {"counter": str(counter), "gate": str(tmp_path / "gate"), "fail_first": True}
     job = client.submit("keeps_children", args)
     assert client.result(job, timeout=60) == ["quick 2", "gated"]
     status = client.status(job)
@@ -104,11 +110,8 @@ def test_a_child_that_failed_is_made_anew_on_its_callers_retry(
 def test_a_job_submitted_under_a_calls_child_id_is_not_taken_for_its_child(
     start_worker: Callable[..., WorkerProcess], client: SkillClient, tmp_path: Path
 ) -> None:
-    start_worker(pool="threads", concurrency=2, queues="kept-child", env=KIDS)
-    start_worker(pool="threads", concurrency=1, queues="kept-parent", env=PARENTS)
-    counter, gate = tmp_path / "counter", tmp_path / "gate"
-    gate.touch()
-    args = {"counter": str(counter), "gate": str(gate)}
+    counter = open_gate_workers(start_worker, tmp_path)
+    args = {"counter": str(counter), "gate": str(tmp_path / "gate")}
     parent = f"kept-{uuid.uuid4()}"
     forged = child_job_id(call_key(parent, 0, "kids", "quick_child", args, None), 0)
     client.submit("quick_child", {"counter": str(tmp_path / "other")}, job_id=forged)

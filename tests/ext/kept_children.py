@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from worker import RunContext, skill
+from worker.embedded import wait_for
 
 
 def _count(counter: str, name: str) -> int:
@@ -26,9 +27,8 @@ async def quick_child(ctx: RunContext[Any], args: dict[str, Any]) -> str:
 
 @skill("gated_child", queue="kept-child")
 async def gated_child(ctx: RunContext[Any], args: dict[str, Any]) -> str:
-    """Runs until the file ``gate`` names exists."""
+    """Runs until the file ``gate`` names exists (at most 120 s)."""
     _count(str(args["counter"]), "gated")
-    while not Path(str(args["gate"])).exists():
-        await ctx.check_cancelled()
-        await asyncio.sleep(0.05)
+    gate = Path(str(args["gate"]))
+    await asyncio.to_thread(wait_for, gate.exists, 120, "the gate to open")
     return "gated"
