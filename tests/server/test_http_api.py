@@ -49,6 +49,8 @@ def api(
     api_env: dict[str, str], start_worker: Callable[..., WorkerProcess], settings: Settings
 ) -> Iterator[httpx.Client]:
     began = time.time()
+    with SkillClient(settings) as client:
+        kept = {info.spec.name for info in client.schedules()}
     worker = start_worker(pool="threads", concurrency=4, queues="default,ext,http", env=api_env)
     with (
         HttpServerProcess(api_env) as server,
@@ -60,6 +62,10 @@ def api(
         for job in client.jobs(since=began, limit=1000).jobs:
             if not job.finished:
                 client.cancel(job.id)
+        # Nor may the schedules it made (as alice) fire into the next module.
+        for info in client.schedules():
+            if info.spec.name not in kept:
+                client.unschedule(info.spec.name)
     worker.stop(timeout=10)
 
 
