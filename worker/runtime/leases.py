@@ -46,6 +46,7 @@ LAPSED_PER_SWEEP = 100
 TAKE = ClientScript("lease_take")
 RENEW = ClientScript("lease_renew")
 LAPSED = ClientScript("lease_lapsed")
+RELEASE = ClientScript("lease_release")
 
 
 class LeaseKeeper:

@@ -56,6 +56,7 @@ OVERRIDDEN_KOMBU_SOURCES = {
     "QoS.append": "35c655f6ecc62fe6",
     "QoS.restore_visible": "d4a4a40a3eaf9f23",
     "QoS._remove_from_indices": "980a109d54ad9136",
+    "QoS.ack": "1bc15a4ddf541af6",
     "Channel.basic_consume": "34e0da85e689ff98",
     "Channel._create_client": "dae92bc4075dafb9",
 }
@@ -122,6 +123,16 @@ class QoS(kombu_redis.QoS):
                 client=client,
             )
         virtual_qos_append(self, message, delivery_tag)
+
+    def ack(self, delivery_tag: Any) -> None:
+        """kombu's removals and the lease's, as one script call."""
+        config: TransportConfig = self.channel.skillq  # type: ignore[attr-defined]
+        keys = [self.unacked_index_key, self.unacked_key, config.keys.leases]
+        with self.channel.conn_or_acquire() as client:  # type: ignore[attr-defined]
+            leases.RELEASE(
+                keys=[*keys, config.keys.lease_lengths], args=[delivery_tag], client=client
+            )
+        VirtualQoS.ack(self, delivery_tag)
 
     def _remove_from_indices(self, delivery_tag: Any, pipe: Any = None) -> Any:
         """kombu's removal (on acknowledge, reject and restore), and the lease."""
