@@ -191,6 +191,7 @@ def start_worker(
         env: dict[str, str] | None = None,
         ready_url: str | None = None,
         ready_prefix: str = "skillq",
+        ready_settings: Settings | None = None,
         **kwargs: Any,
     ) -> WorkerProcess:
         process = WorkerProcess(
@@ -202,7 +203,9 @@ def start_worker(
             **kwargs,
         ).start()
         started.append(process)
-        process.wait_ready(ready_url or redis_server.url, key_prefix=ready_prefix)
+        process.wait_ready(
+            ready_url or redis_server.url, key_prefix=ready_prefix, settings=ready_settings
+        )
         return process
 
     yield start

@@ -53,6 +53,7 @@ EXPORTED = [
     "MessageRefused",
     "MissingScopes",
     "NoAuth",
+    "NotReplicated",
     "NotWaitingForInput",
     "RedisMisconfigured",
     "RequestTooLarge",

@@ -92,8 +92,8 @@ def backlog_clients() -> tuple[redis.Redis, redis.Redis, Keys]:
     """The broker (queue lists), skillq's Redis (counters, registry) and the key names."""
     settings = Settings()
     return (
-        probe_redis(settings.broker_url, 5.0),
-        probe_redis(settings.effective_redis_url, 5.0),
+        probe_redis(settings.broker_url, 5.0, settings=settings),
+        probe_redis(settings.effective_redis_url, 5.0, settings=settings),
         Keys(settings.key_prefix),
     )
 
@@ -171,12 +171,12 @@ def health(
 
         while not answers(settings.effective_redis_url) and time.monotonic() < deadline:
             time.sleep(0.2)
-    warnings = check_redis([settings.broker_url, settings.effective_redis_url])
+    warnings = check_redis([settings.broker_url, settings.effective_redis_url], settings=settings)
     try:
         open_store(settings).check()
     except ArtifactStoreUnavailable as exc:  # refused or away: the workers still serve
         warnings.append(str(exc))
-    client = probe_redis(settings.effective_redis_url, 5.0)
+    client = probe_redis(settings.effective_redis_url, 5.0, settings=settings)
     host = socket.gethostname()
     while True:
         live = live_workers(client, Keys(settings.key_prefix))

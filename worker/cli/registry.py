@@ -95,7 +95,7 @@ def workers(as_json: JsonFlag = False) -> None:
     from ..store.registry import live_workers
 
     settings = Settings()
-    client = probe_redis(settings.effective_redis_url, 5.0)
+    client = probe_redis(settings.effective_redis_url, 5.0, settings=settings)
     found = live_workers(client, Keys(settings.key_prefix))
     if as_json:
         emit_json(found)

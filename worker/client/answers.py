@@ -80,9 +80,7 @@ class AsyncAnswerMethods:
             raise NotWaitingForInput(job_id, said)
         broker = self.__dict__.get("_broker")
         if broker is None:
-            broker = self.__dict__["_broker"] = async_redis(
-                self.settings.broker_url, self.settings.redis_retries
-            )
+            broker = self.__dict__["_broker"] = async_redis(self.settings, self.settings.broker_url)
         await broker.register_script(WAKE)(
             keys=[self.keys.delayed, self.keys.wake(job_id)],
             args=[f"wake:{job_id}", str(WAKE_MARKER_TTL)],

@@ -28,6 +28,7 @@ from ..store.job_status import JobStatus
 from ..store.jobs import cancel_call
 from ..store.keys import Keys
 from ..store.registry import read_catalog_async, read_workers_async
+from ..store.replication import call_replicated_async, not_replicated, required_replicas, timeout_ms
 from ..store.scripts import CANCEL, SUBMIT, UNSUBMIT
 from ..wire.celery_app import configured_app
 from ..wire.skill_info import SkillCache, SkillInfo, merge_skills
@@ -72,9 +73,7 @@ class AsyncSkillClient(AsyncScheduleMethods, AsyncAnswerMethods):
     @property
     def redis(self) -> Redis:
         if self._redis is None:
-            self._redis = async_redis(
-                self.settings.effective_redis_url, self.settings.redis_retries
-            )
+            self._redis = async_redis(self.settings)
         return self._redis
 
     @property
@@ -242,8 +241,21 @@ class AsyncSkillClient(AsyncScheduleMethods, AsyncAnswerMethods):
         planned = draft(self.settings, self.keys, info, options, direct=self.direct)
         if self._submit_script is None:
             self._submit_script = self.redis.register_script(SUBMIT)
-        reply = await self._submit_script(keys=planned.submit_keys, args=planned.submit_args)
+        replicas = required_replicas(self.settings)
+        reply, reached = await call_replicated_async(
+            self.redis,
+            self._submit_script,
+            keys=planned.submit_keys,
+            args=planned.submit_args,
+            replicas=replicas,
+            wait_ms=timeout_ms(self.settings),
+        )
         submitted, created = submitted_id(reply, planned)
+        if created and reached < replicas:
+            await self.redis.register_script(UNSUBMIT)(
+                keys=planned.submit_keys, args=planned.unsubmit_args(submitted)
+            )
+            raise not_replicated(self.settings, submitted, replicas, reached)
         return submitted, planned if created else None
 
     # --- polling ---

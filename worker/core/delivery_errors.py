@@ -64,3 +64,16 @@ class DeliverySuperseded(SkillqError):
             "took the job over; this run's writes are refused"
         )
         self.args = (job_id,)
+
+
+class NotReplicated(SkillqError):
+    """A write Redis took did not reach ``SKILLQ_REDIS_MIN_REPLICAS`` replicas in
+    time: a failover now could lose it, so skillq does not count it done."""
+
+    def __init__(self, what: str, wanted: int, reached: int, timeout: float) -> None:
+        self.wanted, self.reached = wanted, reached
+        super().__init__(
+            f"{what} reached {reached} of the {wanted} Redis replica(s) "
+            f"SKILLQ_REDIS_MIN_REPLICAS asks for within {timeout:g} s, so it was undone: "
+            "check the replicas (skillq health), then try again"
+        )

@@ -38,6 +38,7 @@ error keeps it too (in brackets), so ``except PermissionError`` still works::
     +-- JobExpired
     +-- HandlerAborted
     +-- DeliveryLimitExceeded
+    +-- NotReplicated
     +-- DeliverySuperseded
     +-- CallerEnded
     +-- MessageRefused
@@ -59,6 +60,7 @@ from .delivery_errors import DeliveryLimitExceeded as DeliveryLimitExceeded
 from .delivery_errors import DeliverySuperseded as DeliverySuperseded
 from .delivery_errors import HandlerAborted as HandlerAborted
 from .delivery_errors import MessageRefused as MessageRefused
+from .delivery_errors import NotReplicated as NotReplicated
 from .error_base import SkillqError as SkillqError
 from .error_spec import A2A_INTERNAL as A2A_INTERNAL
 from .error_spec import A2A_INVALID_PARAMS as A2A_INVALID_PARAMS
@@ -360,6 +362,7 @@ ERROR_TABLE: dict[type[BaseException], ErrorSpec] = {
     CallerEnded: ErrorSpec("caller_ended", 1, 500),
     MessageRefused: ErrorSpec("message_refused", 2, 422, A2A_INVALID_PARAMS),
     RedisMisconfigured: ErrorSpec("redis_misconfigured", 2, 500),
+    NotReplicated: ErrorSpec("redis_unavailable", 6, 503),
     JobFailed: ErrorSpec("failed", 1, 500),
     InvalidRequest: ErrorSpec("invalid_request", 2, 400, A2A_INVALID_REQUEST),
     RequestTooLarge: ErrorSpec("too_large", 2, 413, A2A_INVALID_REQUEST),

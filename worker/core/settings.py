@@ -30,6 +30,17 @@ class Settings(BaseSettings):
     result_backend: str | None = None
     redis_url: str | None = None
     key_prefix: str = "skillq"
+    # Redis behind Sentinel (URLs sentinel://host:26379/0;sentinel://...): the
+    # name the sentinels monitor the primary under, the password of the Redis
+    # servers when the URL carries none, and the sentinels' own password.
+    sentinel_master: str | None = None
+    redis_password: SecretStr | None = None
+    sentinel_password: SecretStr | None = None
+    # Replicas a submit and a job's outcome must reach before they count as
+    # done (Redis WAIT). None: 1 when the URL is a Sentinel one and the
+    # sentinels report a replica, else 0.
+    redis_min_replicas: int | None = Field(default=None, ge=0)
+    redis_replica_timeout: float = Field(default=2.0, gt=0)
 
     artifacts_url: str = Field(default_factory=default_artifacts_url)
     s3_endpoint_url: str | None = None

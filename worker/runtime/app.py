@@ -252,7 +252,9 @@ def connect_worker_signals(
         for line in shadowed:
             log.warning("%s", line)
         try:
-            for warning in check_redis([settings.broker_url, settings.effective_redis_url]):
+            for warning in check_redis(
+                [settings.broker_url, settings.effective_redis_url], settings=settings
+            ):
                 log.warning("%s", warning)
         except RedisMisconfigured as exc:
             log.critical("refusing to start: %s", exc)
@@ -266,7 +268,7 @@ def connect_worker_signals(
             return
         queues = sorted(app.amqp.queues.consume_from or app.amqp.queues)
         # Fails fast and tries again at the next beat: an outage is counted in beats.
-        client = probe_redis(settings.effective_redis_url, CONNECT_TIMEOUT)
+        client = probe_redis(settings.effective_redis_url, CONNECT_TIMEOUT, settings=settings)
         announcer = WorkerAnnouncer(
             client,
             Keys(settings.key_prefix),

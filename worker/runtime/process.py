@@ -92,7 +92,7 @@ class ProcessRuntime:
         self.call(self._open(setup))
 
     async def _open(self, setup: Callable[[ProcessRuntime], None] | None) -> None:
-        self.redis = async_redis(self.settings.effective_redis_url, self.settings.redis_retries)
+        self.redis = async_redis(self.settings)
         self.jobs = JobStore(self.redis, self.keys, self.settings)
         self.cancels = CancelWatcher(self.redis, self.keys)
         await self.cancels.start()

@@ -37,7 +37,7 @@ from ..core.settings import Settings
 from ..interface.skills import TASK_PREFIX
 from ..store.artifacts import JOB_ID
 from ..store.keys import Keys
-from ..wire.celery_app import OPTIONS_KEY
+from ..wire.celery_app import OPTIONS_KEY, transport_settings
 from ..wire.envelope import Inspection, inspect
 from . import delays, leases, refusals
 
@@ -73,9 +73,7 @@ class TransportConfig:
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> TransportConfig:
         given = options.get(OPTIONS_KEY) or {}
-        # model_construct: the values were validated by the app that passed them,
-        # and constructing Settings normally would read the environment again.
-        settings = Settings.model_construct(**given.get("settings", {}))
+        settings = transport_settings(given)
         return cls(settings, Keys(settings.key_prefix), frozenset(given.get("tasks", ())))
 
 

@@ -20,8 +20,9 @@ import datetime
 import json
 from typing import Any
 
+from ..core.errors import ConfigurationError
 from ..core.settings import Settings
-from .connections import database_beside, parse_url
+from .connections import database_beside, database_number
 from .job_status import JobError
 
 META_PREFIX = "celery-task-meta-"
@@ -35,8 +36,8 @@ def meta_database(settings: Settings) -> str | None:
 
 def records_database(settings: Settings) -> str:
     try:
-        return str(int(parse_url(settings.effective_redis_url).get("db", 0) or 0))
-    except ValueError:
+        return str(database_number(settings.effective_redis_url))
+    except (ValueError, ConfigurationError):
         return "0"
 
 

@@ -18,7 +18,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry as SyncRetry
 
+from ..core.errors import ConfigurationError
 from ..core.settings import Settings
+from . import sentinels
 
 # A connect that has not completed in this long will not: the host is away or
 # a firewall drops the packets (the OS would wait minutes). Retries follow.
@@ -32,38 +34,54 @@ def sync_redis(settings: Settings, url: str | None = None, *, single: bool = Fal
     ``single``: one connection, held (behind redis-py's lock) instead of taken
     from a pool and given back around every command, which costs a prefork
     child, running one job at a time, about a tenth of its CPU per job."""
-    return redis.Redis.from_url(
-        url or settings.effective_redis_url,
-        single_connection_client=single,
-        decode_responses=True,
-        socket_keepalive=True,
-        socket_connect_timeout=CONNECT_TIMEOUT,
-        health_check_interval=30,
-        retry=SyncRetry(ExponentialBackoff(cap=1.0, base=0.05), retries=settings.redis_retries),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
-    )
+    url = url or settings.effective_redis_url
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_keepalive": True,
+        "socket_connect_timeout": CONNECT_TIMEOUT,
+        "health_check_interval": 30,
+        "retry": SyncRetry(ExponentialBackoff(cap=1.0, base=0.05), retries=settings.redis_retries),
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+    }
+    if sentinels.is_sentinel(url):
+        client: redis.Redis = sentinels.sync_client(settings, url, single=single, **options)
+        return client
+    return redis.Redis.from_url(url, single_connection_client=single, **options)
 
 
-def async_redis(url: str, retries: int) -> Redis:
-    """A client that rides out short Redis restarts instead of failing jobs.
+def async_redis(settings: Settings, url: str | None = None) -> Redis:
+    """A client that rides out short Redis restarts and failovers instead of
+    failing jobs; of skillq's Redis unless ``url`` names another.
 
-    Backoff doubles from 50 ms up to 1 s, so ``retries`` of 10 wait about 6 s.
+    Backoff doubles from 50 ms up to 1 s, so ``SKILLQ_REDIS_RETRIES`` of 10
+    waits about 6 s.
     """
-    return Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_keepalive=True,
-        socket_connect_timeout=CONNECT_TIMEOUT,
-        health_check_interval=30,
-        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=retries),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
-    )
+    url = url or settings.effective_redis_url
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_keepalive": True,
+        "socket_connect_timeout": CONNECT_TIMEOUT,
+        "health_check_interval": 30,
+        "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=settings.redis_retries),
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+    }
+    if sentinels.is_sentinel(url):
+        client: Redis = sentinels.async_client(settings, url, **options)
+        return client
+    return Redis.from_url(url, **options)
 
 
-def probe_redis(url: str, timeout: float = 2.0) -> redis.Redis:
+def probe_redis(url: str, timeout: float = 2.0, *, settings: Settings | None = None) -> redis.Redis:
     """A client for a check or a command-line read: it gives up after ``timeout``
-    seconds instead of retrying, so a person hears at once that Redis is away."""
-    return redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    seconds instead of retrying, so a person hears at once that Redis is away.
+    A ``sentinel://`` URL needs ``settings`` (the primary's name)."""
+    options: dict[str, Any] = {"socket_connect_timeout": timeout, "socket_timeout": timeout}
+    if sentinels.is_sentinel(url):
+        if settings is None:
+            raise ConfigurationError(f"a Sentinel URL needs settings to be probed: {url}")
+        client: redis.Redis = sentinels.sync_client(settings, url, **options)
+        return client
+    return redis.Redis.from_url(url, **options)
 
 
 REDIS_SCHEMES = ("redis://", "rediss://")
@@ -77,11 +95,23 @@ def parse_url(url: str) -> dict[str, Any]:
 def database_beside(url: str, records: str) -> str | None:
     """Whether one of skillq's scripts on ``records`` can reach ``url``'s data:
     ``""`` when it is the same database, a database number when it is another
-    database of the same server (the script ``SELECT``s it), None otherwise."""
+    database of the same server (the script ``SELECT``s it), None otherwise.
+    Two Sentinel URLs naming the same sentinels reach the same primary."""
+    if url == records:
+        return "" if url.startswith((*REDIS_SCHEMES, sentinels.SCHEME)) else None
+    if sentinels.is_sentinel(url) and sentinels.is_sentinel(records):
+        try:
+            theirs_s, ours_s = (
+                sentinels.SentinelURL.parse(url),
+                sentinels.SentinelURL.parse(records),
+            )
+        except ConfigurationError:
+            return None
+        if theirs_s.group != ours_s.group or theirs_s.password != ours_s.password:
+            return None
+        return "" if theirs_s.db == ours_s.db else str(theirs_s.db)
     if not url.startswith(REDIS_SCHEMES) or not records.startswith(REDIS_SCHEMES):
         return None
-    if url == records:
-        return ""
     try:
         theirs, ours = parse_url(url), parse_url(records)
     except ValueError:
@@ -90,3 +120,10 @@ def database_beside(url: str, records: str) -> str | None:
     if theirs != ours:
         return None
     return "" if their_db == our_db else str(their_db)
+
+
+def database_number(url: str) -> int:
+    """The database a Redis or Sentinel URL selects (0 when it names none)."""
+    if sentinels.is_sentinel(url):
+        return sentinels.SentinelURL.parse(url).db
+    return int(parse_url(url).get("db", 0) or 0)

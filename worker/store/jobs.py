@@ -31,6 +31,7 @@ from .connections import sync_redis
 from .job_status import ARTIFACT_FIELD, STEP_FIELD, ArtifactInfo, JobError, JobStatus, job_error
 from .keys import Keys
 from .outage import outlast, outlast_async
+from .replication import call_replicated, confirm_replicas, required_replicas, timeout_ms
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,7 @@ class JobRecords:
         self._meta_db = (database or "", records_database(settings))
         # A Redis result backend on another server: written with a client of its own.
         self._meta_elsewhere = database is None and settings.effective_result_backend.startswith(
-            ("redis://", "rediss://")
+            ("redis://", "rediss://", "sentinel://")
         )
         self._meta_client: redis.Redis | None = None
 
@@ -325,11 +326,22 @@ class JobRecords:
             delivery,
         ]
         # FINISH leaves a terminal record as it is, so a retry is harmless.
-        final = outlast(
+        replicas = required_replicas(self.settings)
+        final, reached = outlast(
             self.settings.redis_outage_budget,
             f"storing the outcome of job {job_id}",
-            lambda: self._finish(keys=keys, args=args),
+            lambda: call_replicated(
+                self.client,
+                self._finish,
+                keys=keys,
+                args=args,
+                replicas=replicas,
+                wait_ms=timeout_ms(self.settings),
+            ),
         )
+        if reached < replicas:
+            what = f"the outcome of job {job_id}"
+            confirm_replicas(self.client, self.settings, what, self.keys.replication_probe, reached)
         return _text(final)
 
     def store_celery_meta(self, key: str, meta: str) -> None:

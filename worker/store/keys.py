@@ -48,6 +48,11 @@ class Keys:
         return f"{self.prefix}:catalog"
 
     @property
+    def replication_probe(self) -> str:
+        """Written before a ``WAIT`` that confirms a job's outcome reached the replicas."""
+        return f"{self.prefix}:replication-probe"
+
+    @property
     def taken(self) -> str:
         """Hash: queue → jobs running now (kept by the START and FINISH scripts)."""
         return f"{self.prefix}:taken"

@@ -19,6 +19,7 @@ from typing import Any
 import redis
 
 from ..core.errors import RedisMisconfigured
+from ..core.settings import Settings
 from .connections import probe_redis
 
 REQUIRED_POLICY = "noeviction"
@@ -64,7 +65,9 @@ class RedisFitness:
 
 
 def redacted(url: str) -> str:
-    """The URL without a password, for messages."""
+    """The URL without a password, for messages (each part of a Sentinel URL)."""
+    if ";" in url:
+        return ";".join(redacted(part) for part in url.split(";"))
     if "@" not in url:
         return url
     scheme, _, rest = url.partition("://")
@@ -88,13 +91,16 @@ def inspect_redis(client: redis.Redis, url: str) -> RedisFitness:
     )
 
 
-def check_redis(urls: list[str], timeout: float = 10.0) -> list[str]:
-    """Warnings for each distinct Redis; :class:`RedisMisconfigured` if one evicts."""
+def check_redis(
+    urls: list[str], timeout: float = 10.0, *, settings: Settings | None = None
+) -> list[str]:
+    """Warnings for each distinct Redis (a Sentinel URL: its primary);
+    :class:`RedisMisconfigured` if one evicts."""
     warnings: list[str] = []
     for url in dict.fromkeys(urls):
-        if not url.startswith(("redis://", "rediss://", "unix://")):
+        if not url.startswith(("redis://", "rediss://", "unix://", "sentinel://")):
             continue
-        client = probe_redis(url, timeout)
+        client = probe_redis(url, timeout, settings=settings)
         try:
             fitness = inspect_redis(client, url)
         finally:

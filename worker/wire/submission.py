@@ -104,6 +104,12 @@ class Draft:
     submit_args: list[str]
     queued_by_script: bool  # False: hand the order to Celery once recorded
 
+    def unsubmit_args(self, job_id: str) -> list[str]:
+        """``UNSUBMIT``'s ARGV: with the queued message, so it is taken back too."""
+        if not self.queued_by_script:
+            return [job_id]
+        return [job_id, *self.submit_args[5:8]]  # SUBMIT's ARGV 6-8
+
 
 @dataclass(frozen=True)
 class SubmitOptions:

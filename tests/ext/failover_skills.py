@@ -1,0 +1,28 @@
+"""Skills for the Sentinel failover tests: each run is written down, so a test
+counts what really ran, and ``chatter`` emits events a follower counts."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from worker import AgentEvent, RunContext, skill
+
+
+@skill("tally", queue="failover")
+async def tally(ctx: RunContext[Any], args: dict[str, Any]) -> int:
+    """Appends the job's id to the file ``runs`` names; returns ``n``."""
+    with Path(str(args["runs"])).open("a") as handle:
+        handle.write(f"{ctx.task_id}\n")
+    return int(args["n"])
+
+
+@skill("chatter", queue="failover")
+async def chatter(ctx: RunContext[Any], args: dict[str, Any]) -> int:
+    """Emits ``count`` events ``interval`` seconds apart."""
+    count = int(args["count"])
+    for index in range(count):
+        await ctx.emit_event(AgentEvent("tick", {"i": index}))
+        await asyncio.sleep(float(args["interval"]))
+    return count
