@@ -9,6 +9,10 @@ is SIGKILLed mid-run; the sentinels promote the replica within seconds.
 from __future__ import annotations
 
 import collections
+import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +27,8 @@ from worker.core.settings import Settings
 from worker.embedded import SentinelGroup, WorkerProcess, wait_for
 from worker.store.redis_config import redacted
 from worker.store.replication import required_replicas
+
+SKILLQ = str(Path(sys.executable).with_name("skillq"))
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -137,7 +143,7 @@ def client_events(settings: Settings, job_id: str) -> list[dict[str, Any]]:
 def test_the_old_primary_comes_back_as_a_replica_without_its_stale_state(
     group: SentinelGroup, start_worker: Callable[..., WorkerProcess], tmp_path: Path
 ) -> None:
-    start_workers(start_worker, group)
+    workers = start_workers(start_worker, group)
     runs = tmp_path / "runs"
     settings = sentinel_settings(group)
     with SkillClient(settings) as client:
@@ -162,6 +168,24 @@ def test_the_old_primary_comes_back_as_a_replica_without_its_stale_state(
             assert wait_for(lambda: back.exists(f"skillq:job:{second}"), 30, "replication")
         assert client.status(first).state == "succeeded"
     assert collections.Counter(runs.read_text().split()) == {first: 1, second: 1, third: 1}
+    # Each worker logged the failover it followed.
+    for worker in workers:
+        assert f":{old.port} to 127.0.0.1:" in worker.log_tail(400), worker.log_tail()
+    # skillq health shows the primary, its replica and each sentinel's view.
+    env = {**os.environ, **sentinel_env(group), "COLUMNS": "200"}
+    done = subprocess.run(
+        [SKILLQ, "health", "--json", "--hostname", workers[0].hostname],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    view = json.loads(done.stdout)["sentinel"]
+    assert view["primary"] == f"127.0.0.1:{group.primary_port()}"
+    assert [r["address"] for r in view["replicas"]] == [f"127.0.0.1:{old.port}"]
+    assert len(view["sentinels"]) == 3 and all("error" not in s for s in view["sentinels"])
 
 
 def test_a_submit_that_reaches_no_replica_is_undone(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import redis
 import typer
@@ -137,6 +137,24 @@ def exporter(
         server.server_close()
 
 
+def sentinel_view_of(settings: Settings) -> dict[str, Any] | None:
+    """The sentinels' view of skillq's Redis, when it is reached through them."""
+    from ..store import sentinels
+
+    if not sentinels.is_sentinel(settings.effective_redis_url):
+        return None
+    return sentinels.sentinel_view(settings, settings.effective_redis_url)
+
+
+def describe_sentinels(view: dict[str, Any]) -> str:
+    replicas = ", ".join(f"{r['address']} ({r['flags']})" for r in view["replicas"]) or "none"
+    lines = [f"primary '{view['master']}': {view['primary'] or 'unknown'}; replicas: {replicas}"]
+    for entry in view["sentinels"]:
+        said = entry.get("error") or f"names {entry.get('primary')}"
+        lines.append(f"  sentinel {entry['address']}: {said}")
+    return "\n".join(lines)
+
+
 @cli.command()
 def health(
     hostname: Annotated[
@@ -169,7 +187,8 @@ def health(
     if wait > 0:  # a worker starting now may be starting its Redis too
         from ..embedded.dev import answers
 
-        while not answers(settings.effective_redis_url) and time.monotonic() < deadline:
+        url = settings.effective_redis_url
+        while not answers(url, settings) and time.monotonic() < deadline:
             time.sleep(0.2)
     warnings = check_redis([settings.broker_url, settings.effective_redis_url], settings=settings)
     try:
@@ -190,9 +209,13 @@ def health(
         if mine or time.monotonic() >= deadline:
             break
         time.sleep(0.2)
+    view = sentinel_view_of(settings)
     if as_json:
-        emit_json({"alive": bool(mine), "workers": mine, "redis_warnings": warnings})
+        found = {"alive": bool(mine), "workers": mine, "redis_warnings": warnings}
+        emit_json({**found, **({"sentinel": view} if view else {})})
     else:
+        if view:
+            out.print(describe_sentinels(view), highlight=False)
         for warning in warnings:
             err.print(f"warning: {warning}", highlight=False)
         if mine:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import redis
 
 from ..core.errors import ConfigurationError
+from ..core.settings import Settings
 from ..store.connections import probe_redis
 from .stack import EmbeddedRedis
 
@@ -34,8 +35,11 @@ class DevRedis:
             self.server.stop()
 
 
-def answers(url: str) -> bool:
-    client = probe_redis(url, 1.0)
+def answers(url: str, settings: Settings | None = None) -> bool:
+    try:
+        client = probe_redis(url, 1.0, settings=settings)
+    except redis.RedisError:
+        return False
     try:
         return bool(client.ping())
     except redis.RedisError:

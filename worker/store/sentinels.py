@@ -12,6 +12,7 @@ client already makes through a Redis restart carry it across a failover.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -21,6 +22,8 @@ from redis.sentinel import SentinelManagedConnection as _SyncManaged
 
 from ..core.errors import ConfigurationError
 from ..core.settings import Settings
+
+log = logging.getLogger(__name__)
 
 SCHEME = "sentinel://"
 # A sentinel that has not answered in this long is skipped for the next one.
@@ -85,6 +88,22 @@ class SentinelURL:
         return ";".join(f"{SCHEME}{auth}{host}:{port}/{self.db}" for host, port in self.sentinels)
 
 
+_primaries: dict[str, tuple[str, int]] = {}
+
+
+def followed(master: str, address: tuple[str, int]) -> None:
+    """Log, once per process, each move of the primary a connection follows."""
+    before = _primaries.get(master)
+    _primaries[master] = address
+    if before is not None and before != address:
+        log.warning(
+            "Redis primary %r moved from %s:%s to %s:%s (a Sentinel failover): following it",
+            master,
+            *before,
+            *address,
+        )
+
+
 class FollowingConnection(_SyncManaged):
     """redis-py's Sentinel connection, asking the sentinels on every connect.
 
@@ -97,6 +116,7 @@ class FollowingConnection(_SyncManaged):
     def _connect(self) -> Any:
         if self.connection_pool.is_master:
             self.host, self.port = self.connection_pool.get_master_address()
+            followed(self.connection_pool.service_name, (self.host, self.port))
         return super()._connect()  # type: ignore[no-untyped-call]
 
 
@@ -106,6 +126,7 @@ class AsyncFollowingConnection(_AsyncManaged):
     async def _connect(self) -> Any:
         if self.connection_pool.is_master:
             self.host, self.port = await self.connection_pool.get_master_address()
+            followed(self.connection_pool.service_name, (self.host, self.port))
         return await super()._connect()  # type: ignore[no-untyped-call]
 
 
