@@ -355,3 +355,36 @@ def test_the_grafana_dashboard_uses_only_metrics_skillq_exports(redis_server: An
     }
     assert used and used <= exported, used - exported
     assert {"skillq_jobs_finished_total", "skillq_queue_backlog"} <= used
+
+
+def test_the_sentinel_compose_file_puts_every_process_behind_three_sentinels() -> None:
+    binary = shutil.which("docker-compose")
+    assert binary, "docker-compose is required (make test installs Debian's package)"
+    files = [
+        "-f",
+        str(ROOT / "docker-compose.yml"),
+        "-f",
+        str(ROOT / "deploy/compose.sentinel.yml"),
+    ]
+    done = subprocess.run(
+        [binary, *files, "config"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        env={**os.environ, "SKILLQ_AUTH_KEY": "compose-test-key"},
+    )
+    assert done.returncode == 0, done.stderr
+    services = yaml.safe_load(done.stdout)["services"]
+    sentinels = [f"sentinel-{n}" for n in (1, 2, 3)]
+    assert {"redis", "redis-replica", *sentinels} <= set(services)
+    assert services["redis-replica"]["command"][-4:-2] == ["redis", "6379"]
+    for name in sentinels:
+        script = " ".join(services[name]["entrypoint"])
+        assert "sentinel monitor skillq redis 6379 2" in script and "--sentinel" in script
+    for name in ("worker", "flower", "exporter", "server", "demo"):
+        env = services[name]["environment"]
+        assert env["SKILLQ_BROKER_URL"].count("sentinel://") == 3, name
+        assert env["SKILLQ_SENTINEL_MASTER"] == "skillq"
+        # The main file's settings stay: the override only moves Redis.
+        assert env["SKILLQ_S3_ENDPOINT_URL"] == "http://minio:9000", name
