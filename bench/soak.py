@@ -8,8 +8,10 @@ queue, some jobs run handlers that raise ``SystemExit``,
 on) is stopped for 20 s and started again. At the end every ordinary job
 must be ``succeeded`` and every aborting one ``failed`` with
 ``handler_aborted``, each with exactly one terminal status event (its last)
-and gap-free ``seq``; every hostile item must be dead-lettered. The figures
-are written into docs/RELIABILITY.md.
+and gap-free ``seq``; every hostile item must be dead-lettered. Then a
+failover round: the same jobs on Redis behind Sentinel (a primary, a replica,
+three sentinels), the primary SIGKILLed a third of the way through the
+submits. The figures are written into docs/RELIABILITY.md.
 """
 
 from __future__ import annotations
@@ -31,17 +33,21 @@ from typing import Any
 import redis
 
 from worker.client import SkillClient
+from worker.core.errors import NotReplicated
 from worker.core.settings import Settings
-from worker.embedded import EmbeddedRedis, WorkerProcess
+from worker.embedded import EmbeddedRedis, SentinelGroup, WorkerProcess
 from worker.store.keys import Keys
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 class Fleet:
-    def __init__(self, env: dict[str, str], redis_url: str, logs: Path) -> None:
+    def __init__(
+        self, env: dict[str, str], redis_url: str, logs: Path, settings: Settings | None = None
+    ) -> None:
         self.env = env
         self.redis_url = redis_url
+        self.settings = settings
         self.logs = logs
         self.workers: list[WorkerProcess] = []
         self.kills: Counter[str] = Counter()
@@ -56,7 +62,7 @@ class Fleet:
             loglevel="WARNING",
             log_path=self.logs / f"worker-{len(self.workers) + sum(self.kills.values())}.log",
         ).start()
-        worker.wait_ready(self.redis_url)
+        worker.wait_ready(self.redis_url, settings=self.settings)
         with self.lock:
             self.workers.append(worker)
         return worker
@@ -143,11 +149,71 @@ def update_doc(figures: dict[str, Any]) -> None:
     path.write_text(before + "\n".join(lines) + after)
 
 
+def failover_round(jobs: int, rng: random.Random, workdir: Path) -> dict[str, Any]:
+    """Jobs on Redis behind Sentinel while the primary is SIGKILLed a third of
+    the way through the submits, and later comes back as a replica: every job
+    whose submit returned must end as expected, its events gap-free."""
+    with SentinelGroup() as group:
+        env = {
+            "SKILLQ_BROKER_URL": group.url(0),
+            "SKILLQ_SENTINEL_MASTER": group.master,
+            "SKILLQ_ARTIFACTS_URL": (workdir / "failover-artifacts").as_uri(),
+            "SKILLQ_SKILLS": "bench.skills",
+            "SKILLQ_LEASE": "5",
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        }
+        settings = Settings(
+            broker_url=group.url(0),
+            sentinel_master=group.master,
+            artifacts_url=env["SKILLQ_ARTIFACTS_URL"],
+        )
+        fleet = Fleet(env, group.url(0), workdir, settings)
+        for _ in range(3):
+            fleet.add()
+        started = time.monotonic()
+        submitted: list[str] = []
+        refused = 0
+        old_port = group.primary_port()
+        old = None
+        with SkillClient(settings) as client:
+            for n in range(jobs):
+                if n == jobs // 3:
+                    old = group.kill_primary()
+                try:
+                    submitted.append(client.submit("bench.soak", {"millis": rng.randint(10, 100)}))
+                except (redis.RedisError, NotReplicated, TimeoutError):
+                    refused += 1
+            group.wait_failover(old_port)
+            promoted_after = round(time.monotonic() - started, 1)
+            if old is not None:
+                old.start()  # rejoins as a replica of the new primary
+            pending = set(submitted)
+            deadline = time.monotonic() + 600
+            while pending and time.monotonic() < deadline:
+                pending = unfinished(client, pending)
+                if pending:
+                    time.sleep(0.5)
+            results = [check(client, job, False) for job in submitted]
+        fleet.stop()
+    bad = [why for ok, _, why in results if not ok]
+    for why in bad[:20]:
+        print(f"BAD (failover): {why}", file=sys.stderr)
+    return {
+        "failover: jobs submitted (primary SIGKILLed after a third)": jobs,
+        "failover: submits refused with an error during the failover": refused,
+        "failover: jobs whose submit returned that ended succeeded": len(submitted) - len(bad),
+        "failover: jobs lost or wrong": len(bad) + len(pending),
+        "failover: jobs run more than once": sum(1 for _, a, _ in results if a > 1),
+        "failover: seconds from the first submit to the replica's promotion": promoted_after,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-doc", action="store_true")
+    parser.add_argument("--failover-jobs", type=int, default=300)
     options = parser.parse_args(argv)
     rng = random.Random(options.seed)
     workdir = Path(tempfile.mkdtemp(prefix="skillq-soak-"))
@@ -232,12 +298,15 @@ def main(argv: list[str] | None = None) -> int:
         "delivery lease (s)": env["SKILLQ_LEASE"],
         "run": time.strftime("%Y-%m-%d", time.gmtime()) + f", seed {options.seed}",
     }
+    failover = failover_round(options.failover_jobs, rng, workdir)
+    figures.update(failover)
     print(json.dumps(figures, indent=2))
     for job, why in bad[:20]:
         print(f"BAD {job}: {why}", file=sys.stderr)
     if not options.no_doc:
         update_doc(figures)
-    return 1 if bad or pending or dead != pushed["items"] else 0
+    lost = failover["failover: jobs lost or wrong"]
+    return 1 if bad or pending or lost or dead != pushed["items"] else 0
 
 
 if __name__ == "__main__":

@@ -28,11 +28,10 @@ from ..store.job_status import JobStatus
 from ..store.jobs import cancel_call
 from ..store.keys import Keys
 from ..store.registry import read_catalog_async, read_workers_async
-from ..store.replication import call_replicated_async, not_replicated, required_replicas, timeout_ms
 from ..store.scripts import CANCEL, SUBMIT, UNSUBMIT
 from ..wire.celery_app import configured_app
 from ..wire.skill_info import SkillCache, SkillInfo, merge_skills
-from ..wire.submission import Draft, Order, SubmitOptions, draft, eta_of, outcome, submitted_id
+from ..wire.submission import Draft, Order, SubmitOptions, draft, eta_of, outcome
 from ..wire.task_message import DirectPublish
 from ..workspace.grants import Grant, GrantSigner
 from ..workspace.revocations import Revocation, check_not_revoked
@@ -43,6 +42,7 @@ from .fanout import Fanout, Follower
 from .following import CATCH_UP_CHUNK, Envelope, JobFollower
 from .listing import JobPage, list_jobs, owned_jobs
 from .logs import LogLine, alog_lines
+from .recording import record_async
 from .schedules import AsyncScheduleMethods
 from .subscription import Deadline, Subscription
 
@@ -241,21 +241,9 @@ class AsyncSkillClient(AsyncScheduleMethods, AsyncAnswerMethods):
         planned = draft(self.settings, self.keys, info, options, direct=self.direct)
         if self._submit_script is None:
             self._submit_script = self.redis.register_script(SUBMIT)
-        replicas = required_replicas(self.settings)
-        reply, reached = await call_replicated_async(
-            self.redis,
-            self._submit_script,
-            keys=planned.submit_keys,
-            args=planned.submit_args,
-            replicas=replicas,
-            wait_ms=timeout_ms(self.settings),
+        submitted, created = await record_async(
+            self.settings, self.redis, self._submit_script, planned
         )
-        submitted, created = submitted_id(reply, planned)
-        if created and reached < replicas:
-            await self.redis.register_script(UNSUBMIT)(
-                keys=planned.submit_keys, args=planned.unsubmit_args(submitted)
-            )
-            raise not_replicated(self.settings, submitted, replicas, reached)
         return submitted, planned if created else None
 
     # --- polling ---

@@ -24,15 +24,9 @@ from ..store.artifacts import ArtifactStore
 from ..store.connections import sync_redis
 from ..store.job_status import JobStatus
 from ..store.registry import read_catalog, read_workers
-from ..store.replication import (
-    call_replicated,
-    not_replicated,
-    required_replicas,
-    timeout_ms,
-)
 from ..store.scripts import SUBMIT, UNSUBMIT
 from ..wire.skill_info import SkillCache, SkillInfo, merge_skills
-from ..wire.submission import Order, SubmitOptions, draft, eta_of, outcome, submitted_id
+from ..wire.submission import Order, SubmitOptions, draft, eta_of, outcome
 from ..workspace.grants import GrantSigner
 from ..workspace.revocations import Revocation
 from ..workspace.workspace_client import GrantedWorkspace
@@ -41,6 +35,7 @@ from .asynchronous import AsyncSkillClient
 from .following import Envelope
 from .listing import JobPage
 from .logs import LogLine, log_lines
+from .recording import record
 from .schedules import ScheduleMethods
 from .subscription import Deadline
 from .waiting import FinishWaiter
@@ -226,21 +221,7 @@ class SkillClient(ScheduleMethods, AnswerMethods):
             )
             if span is not None:
                 span.set_attribute("skillq.job_id", planned.order.job_id)
-            replicas = required_replicas(self.settings)
-            reply, reached = call_replicated(
-                self._redis,
-                self._submit_script,
-                keys=planned.submit_keys,
-                args=planned.submit_args,
-                replicas=replicas,
-                wait_ms=timeout_ms(self.settings),
-            )
-            submitted, created = submitted_id(reply, planned)
-            if created and reached < replicas:
-                self._redis.register_script(UNSUBMIT)(
-                    keys=planned.submit_keys, args=planned.unsubmit_args(submitted)
-                )
-                raise not_replicated(self.settings, submitted, replicas, reached)
+            submitted, created = record(self.settings, self._redis, self._submit_script, planned)
             if not created or planned.queued_by_script:
                 return submitted  # already submitted: never a second job
             try:

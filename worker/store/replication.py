@@ -30,9 +30,11 @@ VIEW_TTL = 2.0
 _found: dict[tuple[str, str | None], tuple[float, int]] = {}
 
 
-def required_replicas(settings: Settings, url: str | None = None) -> int:
+def required_replicas(settings: Settings, url: str | None = None, *, fresh: bool = False) -> int:
     """``SKILLQ_REDIS_MIN_REPLICAS``, or when unset: 1 on a Sentinel URL whose
-    sentinels report a live replica of the primary now, else 0."""
+    sentinels report a live replica of the primary now, else 0. ``fresh``:
+    ask the sentinels again now (after a ``WAIT`` fell short: the replica may
+    have just been promoted)."""
     if settings.redis_min_replicas is not None:
         return settings.redis_min_replicas
     url = url or settings.effective_redis_url
@@ -41,7 +43,7 @@ def required_replicas(settings: Settings, url: str | None = None) -> int:
     key = (url, settings.sentinel_master)
     now = time.monotonic()
     cached = _found.get(key)
-    if cached is None or now - cached[0] > VIEW_TTL:
+    if cached is None or fresh or now - cached[0] > VIEW_TTL:
         try:
             count = 1 if sentinels.replica_count(settings, url) > 0 else 0
         except (RedisError, OSError) as exc:
@@ -80,6 +82,16 @@ async def call_replicated_async(
         pipe.execute_command("WAIT", replicas, wait_ms)
         reply, reached = await pipe.execute()
     return reply, int(reached)
+
+
+def short(settings: Settings, reached: int, wanted: int) -> bool:
+    """Whether a write that reached ``reached`` replicas falls short: with the
+    default, only if the sentinels, asked again now, still report a replica."""
+    if reached >= wanted:
+        return False
+    if settings.redis_min_replicas is not None:
+        return True
+    return reached < required_replicas(settings, fresh=True)
 
 
 def not_replicated(settings: Settings, job_id: str, wanted: int, reached: int) -> NotReplicated:
