@@ -31,6 +31,7 @@ from typing import Any
 import boto3
 import redis
 
+from bench.replication import replication
 from bench.throughput import throughput
 from worker.client import SkillClient
 from worker.core.settings import Settings
@@ -687,6 +688,7 @@ def main(argv: list[str] | None = None) -> int:
             ("artifacts", bench.artifacts),
             ("memory", bench.memory),
             ("polling", bench.polling),
+            ("replication", lambda: replication(bench)),
         ]
         for name, step in plan:
             if sections and name not in sections:
