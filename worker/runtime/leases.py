@@ -209,3 +209,16 @@ class DeliveryGuard:
 
     def close(self) -> None:
         self._stop.set()
+
+
+def running_delivery_tags() -> set[str]:
+    """Delivery tags of the jobs this worker process has started."""
+    from celery.worker import state as worker_state
+
+    tags: set[str] = set()
+    for request in list(worker_state.active_requests):
+        message = getattr(request, "message", None)
+        tag = getattr(message, "delivery_tag", None)
+        if tag is not None:
+            tags.add(str(tag))
+    return tags

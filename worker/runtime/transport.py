@@ -37,6 +37,7 @@ from ..core.settings import Settings
 from ..interface.skills import TASK_PREFIX
 from ..store.artifacts import JOB_ID
 from ..store.keys import Keys
+from ..store.outage import outlast
 from ..wire.celery_app import OPTIONS_KEY, transport_settings
 from ..wire.envelope import Inspection, inspect
 from . import delays, leases, refusals
@@ -77,19 +78,6 @@ class TransportConfig:
         return cls(settings, Keys(settings.key_prefix), frozenset(given.get("tasks", ())))
 
 
-def running_delivery_tags() -> set[str]:
-    """Delivery tags of the jobs this worker process has started."""
-    from celery.worker import state as worker_state
-
-    tags: set[str] = set()
-    for request in list(worker_state.active_requests):
-        message = getattr(request, "message", None)
-        tag = getattr(message, "delivery_tag", None)
-        if tag is not None:
-            tags.add(str(tag))
-    return tags
-
-
 virtual_qos_append = VirtualQoS.append
 
 
@@ -114,12 +102,19 @@ class QoS(kombu_redis.QoS):
         stored = json.dumps([message._raw, delivery["exchange"], delivery["routing_key"]])
         config: TransportConfig = self.channel.skillq  # type: ignore[attr-defined]
         keys = [self.unacked_key, self.unacked_index_key, config.keys.leases]
-        with self.channel.conn_or_acquire() as client:  # type: ignore[attr-defined]
-            leases.TAKE(
-                keys=[*keys, config.keys.lease_lengths],
-                args=[delivery_tag, stored, repr(config.settings.lease)],
-                client=client,
-            )
+
+        def take() -> None:
+            with self.channel.conn_or_acquire() as client:  # type: ignore[attr-defined]
+                leases.TAKE(
+                    keys=[*keys, config.keys.lease_lengths],
+                    args=[delivery_tag, stored, repr(config.settings.lease)],
+                    client=client,
+                )
+
+        # The message is already off its list (BRPOP) and only here: a Redis
+        # that went away (a failover, a restart) must not lose it, so its
+        # unacked entry is retried until Redis (the new primary) takes it.
+        outlast(config.settings.redis_outage_budget, f"leasing delivery {delivery_tag}", take)
         virtual_qos_append(self, message, delivery_tag)
 
     def ack(self, delivery_tag: Any) -> None:
@@ -161,7 +156,7 @@ class QoS(kombu_redis.QoS):
 
     def restore_unacked(self, client: Any = None) -> None:
         delivered: Any = self._delivered
-        running = running_delivery_tags()
+        running = leases.running_delivery_tags()
         try:
             with self.channel.conn_or_acquire(client) as conn:  # type: ignore[attr-defined]
                 for tag in list(delivered):
