@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import redis
+from pydantic import SecretStr
 
 from worker.client import SkillClient
 from worker.core.errors import NotReplicated
@@ -217,3 +218,62 @@ def test_sentinel_urls_keep_passwords_out_of_messages() -> None:
     url = "sentinel://:hunter2@127.0.0.1:26379/0;sentinel://:hunter2@127.0.0.1:26380/0"
     shown = redacted(url)
     assert "hunter2" not in shown and shown.count("127.0.0.1") == 2
+
+
+def test_passwords_for_redis_and_for_the_sentinels(
+    start_worker: Callable[..., WorkerProcess], tmp_path: Path
+) -> None:
+    redis_password, sentinel_password = "redis-pw-7f3a", "sentinel-pw-91c2"
+    with SentinelGroup(password=redis_password, sentinel_password=sentinel_password) as group:
+        env = {
+            **sentinel_env(group),
+            "SKILLQ_REDIS_PASSWORD": redis_password,
+            "SKILLQ_SENTINEL_PASSWORD": sentinel_password,
+        }
+        settings = sentinel_settings(group).model_copy(
+            update={
+                "redis_password": SecretStr(redis_password),
+                "sentinel_password": SecretStr(sentinel_password),
+            }
+        )
+        worker = start_worker(
+            pool="threads",
+            concurrency=2,
+            queues="failover",
+            env=env,
+            ready_url=group.url(2),
+            ready_settings=settings,
+        )
+        with SkillClient(settings) as client:
+            job = client.submit("tally", {"runs": str(tmp_path / "runs"), "n": 5})
+            assert client.result(job, timeout=60) == 5
+        # Without the sentinels' password the sentinels refuse to say where the primary is.
+        refused = subprocess.run(
+            [SKILLQ, "health", "--json"],
+            env={**os.environ, **env, "SKILLQ_SENTINEL_PASSWORD": "wrong"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert refused.returncode == 6, refused.stderr  # redis_unavailable
+        # Each sentinel is named and why it refused, not a client's repr.
+        assert refused.stderr.count("AuthenticationError") == 3, refused.stderr
+        assert "<redis" not in refused.stderr and "sentinel 127.0.0.1:" in refused.stderr
+        done = subprocess.run(
+            [SKILLQ, "health", "--json", "--hostname", worker.hostname],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        for text in (
+            done.stdout,
+            done.stderr,
+            refused.stdout,
+            refused.stderr,
+            worker.log_tail(400),
+        ):
+            assert redis_password not in text and sentinel_password not in text

@@ -80,10 +80,12 @@ class EmbeddedRedis:
         appendonly: bool = False,
         directory: Path | None = None,
         extra: list[str] | None = None,
+        password: str | None = None,
     ) -> None:
         self.port = port or free_port()
         self.appendonly = appendonly
         self.extra = list(extra or [])  # more redis-server arguments (--replicaof ...)
+        self.password = password  # requirepass, and masterauth for a replica
         self._own_dir = directory is None
         self.directory = directory or Path(tempfile.mkdtemp(prefix="skillq-redis-"))
         self.binary = find_redis_server()
@@ -113,10 +115,15 @@ class EmbeddedRedis:
             "no",
             "--logfile",
             str(self.directory / "redis.log"),
+            *(
+                ["--requirepass", self.password, "--masterauth", self.password]
+                if self.password
+                else []
+            ),
             *self.extra,
         ]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2, password=self.password)
         deadline = time.monotonic() + timeout
         try:
             while True:

@@ -25,8 +25,16 @@ QUORUM = 2
 class EmbeddedSentinel:
     """One ``redis-server --sentinel`` watching the group's primary."""
 
-    def __init__(self, directory: Path, primary_port: int, down_after_ms: int) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        primary_port: int,
+        down_after_ms: int,
+        server_password: str | None = None,
+        password: str | None = None,
+    ) -> None:
         self.port = free_port()
+        self.password = password  # the sentinel's own (requirepass)
         self.directory = directory
         self.config = directory / "sentinel.conf"
         self.config.write_text(
@@ -41,6 +49,16 @@ class EmbeddedSentinel:
                     f"sentinel down-after-milliseconds {MASTER} {down_after_ms}",
                     f"sentinel failover-timeout {MASTER} {max(3000, down_after_ms * 3)}",
                     f"sentinel parallel-syncs {MASTER} 1",
+                    *(
+                        [f"sentinel auth-pass {MASTER} {server_password}"]
+                        if server_password
+                        else []
+                    ),
+                    *(
+                        [f"requirepass {password}", f"sentinel sentinel-pass {password}"]
+                        if password
+                        else []
+                    ),
                     "",
                 ]
             )
@@ -53,7 +71,7 @@ class EmbeddedSentinel:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2, password=self.password)
         try:
 
             def answers() -> bool:
@@ -70,7 +88,9 @@ class EmbeddedSentinel:
         return self
 
     def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_timeout=2, decode_responses=True)
+        return redis.Redis(
+            port=self.port, socket_timeout=2, decode_responses=True, password=self.password
+        )
 
     def stop(self) -> None:
         if self.process is not None:
@@ -89,17 +109,36 @@ class SentinelGroup:
     current primary; ``wait_failover`` waits until the sentinels name another.
     """
 
-    def __init__(self, *, down_after_ms: int = 1000, appendonly: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        down_after_ms: int = 1000,
+        appendonly: bool = True,
+        password: str | None = None,
+        sentinel_password: str | None = None,
+    ) -> None:
+        """``password``: the Redis servers' (``requirepass``, and ``masterauth`` so a
+        replica can sync); ``sentinel_password``: the sentinels' own."""
         self.root = Path(tempfile.mkdtemp(prefix="skillq-sentinel-"))
-        self.primary = EmbeddedRedis(appendonly=appendonly, directory=self.root / "a")
+        self.password = password
+        self.primary = EmbeddedRedis(
+            appendonly=appendonly, directory=self.root / "a", password=password
+        )
         self.replica = EmbeddedRedis(
             appendonly=appendonly,
             directory=self.root / "b",
+            password=password,
             extra=["--replicaof", "127.0.0.1", str(self.primary.port)],
         )
         self.servers = [self.primary, self.replica]
         self.sentinels = [
-            EmbeddedSentinel(self._dir(f"s{index}"), self.primary.port, down_after_ms)
+            EmbeddedSentinel(
+                self._dir(f"s{index}"),
+                self.primary.port,
+                down_after_ms,
+                password,
+                sentinel_password,
+            )
             for index in range(3)
         ]
         self.master = MASTER
@@ -129,7 +168,7 @@ class SentinelGroup:
                     return False
                 if int(state["num-slaves"]) < 1 or int(state["num-other-sentinels"]) < 2:
                     return False
-        with redis.Redis(port=self.replica.port, decode_responses=True) as replica:
+        with self.server_client(self.replica.port) as replica:
             return bool(replica.info("replication").get("master_link_status") == "up")
 
     def primary_port(self) -> int:
@@ -144,6 +183,12 @@ class SentinelGroup:
                     continue
                 return int(port)
         raise ConfigurationError("no sentinel names a primary")
+
+    def server_client(self, port: int, db: int = 0) -> redis.Redis:
+        """A plain client of one of the group's Redis servers."""
+        return redis.Redis(
+            port=port, db=db, socket_timeout=2, decode_responses=True, password=self.password
+        )
 
     def server_on(self, port: int) -> EmbeddedRedis:
         return next(server for server in self.servers if server.port == port)
@@ -169,7 +214,7 @@ class SentinelGroup:
             if named == old_port:
                 return 0
             try:
-                with redis.Redis(port=named, socket_timeout=1, decode_responses=True) as client:
+                with self.server_client(named) as client:
                     role = client.info("replication").get("role")
             except redis.RedisError:
                 return 0

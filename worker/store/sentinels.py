@@ -13,11 +13,13 @@ client already makes through a Redis restart carry it across a failover.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from redis.asyncio.sentinel import SentinelManagedConnection as _AsyncManaged
+from redis.sentinel import MasterNotFoundError
 from redis.sentinel import SentinelManagedConnection as _SyncManaged
 
 from ..core.errors import ConfigurationError
@@ -89,6 +91,15 @@ class SentinelURL:
 
 
 _primaries: dict[str, tuple[str, int]] = {}
+# redis-py names each sentinel that failed by its client's whole repr.
+_CLIENT_REPR = re.compile(
+    r"<redis\.(?:asyncio\.)?client\.Redis\(.*?host=([^,]+),port=(\d+).*?\)>\)>\)>"
+)
+
+
+def readable(exc: BaseException) -> str:
+    """redis-py's "no master found" with each sentinel as host:port, not a repr."""
+    return _CLIENT_REPR.sub(r"sentinel \1:\2", str(exc))
 
 
 def followed(master: str, address: tuple[str, int]) -> None:
@@ -113,9 +124,18 @@ class FollowingConnection(_SyncManaged):
     every retry of that command (and for ever, on a client that holds its
     one connection). Asking in ``_connect`` covers every path."""
 
+    def _connect_retry(self) -> Any:
+        try:
+            return super()._connect_retry()  # type: ignore[no-untyped-call]
+        except MasterNotFoundError as exc:
+            raise MasterNotFoundError(readable(exc)) from None
+
     def _connect(self) -> Any:
         if self.connection_pool.is_master:
-            self.host, self.port = self.connection_pool.get_master_address()
+            try:
+                self.host, self.port = self.connection_pool.get_master_address()
+            except MasterNotFoundError as exc:
+                raise MasterNotFoundError(readable(exc)) from None
             followed(self.connection_pool.service_name, (self.host, self.port))
         return super()._connect()  # type: ignore[no-untyped-call]
 
@@ -123,9 +143,18 @@ class FollowingConnection(_SyncManaged):
 class AsyncFollowingConnection(_AsyncManaged):
     """The asyncio twin of :class:`FollowingConnection`."""
 
+    async def _connect_retry(self) -> Any:
+        try:
+            return await super()._connect_retry()  # type: ignore[no-untyped-call]
+        except MasterNotFoundError as exc:
+            raise MasterNotFoundError(readable(exc)) from None
+
     async def _connect(self) -> Any:
         if self.connection_pool.is_master:
-            self.host, self.port = await self.connection_pool.get_master_address()
+            try:
+                self.host, self.port = await self.connection_pool.get_master_address()
+            except MasterNotFoundError as exc:
+                raise MasterNotFoundError(readable(exc)) from None
             followed(self.connection_pool.service_name, (self.host, self.port))
         return await super()._connect()  # type: ignore[no-untyped-call]
 
