@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis
 from pydantic import SecretStr
@@ -25,7 +26,8 @@ from pydantic import SecretStr
 from worker.client import SkillClient
 from worker.core.errors import NotReplicated
 from worker.core.settings import Settings
-from worker.embedded import SentinelGroup, WorkerProcess, wait_for
+from worker.embedded import HttpServerProcess, SentinelGroup, WorkerProcess, wait_for
+from worker.server.principals import new_token, token_hash
 from worker.store.redis_config import redacted
 from worker.store.replication import required_replicas
 
@@ -141,8 +143,42 @@ def client_events(settings: Settings, job_id: str) -> list[dict[str, Any]]:
         return [dict(e) for e in follower.events(job_id, timeout=120)]
 
 
+def http_job(url: str, token: str, args: dict[str, Any]) -> str:
+    """Submit ``tally`` through the job API and wait until it succeeded; its id."""
+    with httpx.Client(
+        base_url=url, timeout=30, headers={"Authorization": f"Bearer {token}"}
+    ) as api:
+        made = api.post("/v1/jobs", json={"skill": "tally", "args": args})
+        assert made.status_code == 202, made.text
+        job = str(made.json()["job_id"])
+
+        def succeeded() -> bool:
+            return bool(api.get(f"/v1/jobs/{job}").json().get("state") == "succeeded")
+
+        wait_for(succeeded, 60, f"job {job} through the HTTP server")
+        return job
+
+
+@pytest.fixture
+def http_server(group: SentinelGroup, stack_env: dict[str, str]) -> Iterator[tuple[str, str]]:
+    """``skillq serve`` on the group's sentinels: its URL and an admin token. It
+    signs what it submits with the workers' key."""
+    token = new_token()
+    entry = {"sha256": token_hash(token), "subject": "ops", "scopes": ["skillq:admin"]}
+    env = {
+        **sentinel_env(group),
+        "SKILLQ_SERVER_TOKENS": json.dumps([entry]),
+        "SKILLQ_AUTH_KEY": stack_env["SKILLQ_AUTH_KEY"],
+    }
+    with HttpServerProcess(env) as server:
+        yield server.url, token
+
+
 def test_the_old_primary_comes_back_as_a_replica_without_its_stale_state(
-    group: SentinelGroup, start_worker: Callable[..., WorkerProcess], tmp_path: Path
+    group: SentinelGroup,
+    http_server: tuple[str, str],
+    start_worker: Callable[..., WorkerProcess],
+    tmp_path: Path,
 ) -> None:
     workers = start_workers(start_worker, group)
     runs = tmp_path / "runs"
@@ -164,11 +200,18 @@ def test_the_old_primary_comes_back_as_a_replica_without_its_stale_state(
         wait_for(replica_again, 60, "the old primary to rejoin as a replica")
         third = client.submit("tally", {"runs": str(runs), "n": 3})
         assert client.result(third, timeout=60) == 3
+        # The HTTP server, started before the failover, serves across it.
+        through_http = http_job(*http_server, {"runs": str(runs), "n": 4})
         with redis.Redis(port=old.port, db=2, decode_responses=True) as back:
             # It holds the new primary's data, second job included.
             assert wait_for(lambda: back.exists(f"skillq:job:{second}"), 30, "replication")
         assert client.status(first).state == "succeeded"
-    assert collections.Counter(runs.read_text().split()) == {first: 1, second: 1, third: 1}
+    assert collections.Counter(runs.read_text().split()) == {
+        first: 1,
+        second: 1,
+        third: 1,
+        through_http: 1,
+    }
     # Each worker logged the failover it followed.
     for worker in workers:
         assert f":{old.port} to 127.0.0.1:" in worker.log_tail(400), worker.log_tail()
