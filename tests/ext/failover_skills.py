@@ -26,3 +26,10 @@ async def chatter(ctx: RunContext[Any], args: dict[str, Any]) -> int:
         await ctx.emit_event(AgentEvent("tick", {"i": index}))
         await asyncio.sleep(float(args["interval"]))
     return count
+
+
+@skill("calls_tally", queue="failover")
+async def calls_tally(ctx: RunContext[Any], args: dict[str, Any]) -> dict[str, Any]:
+    """Calls ``tally`` and reports how the call came back."""
+    result = await ctx.call("skillq", "tally", args=args, timeout=30)
+    return {"ok": result.ok, "error": result.error}

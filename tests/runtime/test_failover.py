@@ -320,3 +320,34 @@ def test_passwords_for_redis_and_for_the_sentinels(
             worker.log_tail(400),
         ):
             assert redis_password not in text and sentinel_password not in text
+
+
+def test_a_child_call_that_reaches_no_replica_is_refused_and_undone(
+    group: SentinelGroup, start_worker: Callable[..., WorkerProcess], tmp_path: Path
+) -> None:
+    # The worker asks for two replicas (one exists), and gives up waiting for
+    # its own outcome's soon; the caller's submit asks for none.
+    strict = {
+        **sentinel_env(group),
+        "SKILLQ_REDIS_MIN_REPLICAS": "2",
+        "SKILLQ_REDIS_REPLICA_TIMEOUT": "0.2",
+        "SKILLQ_REDIS_OUTAGE_BUDGET": "1",
+    }
+    start_worker(
+        pool="threads",
+        concurrency=2,
+        queues="failover",
+        env=strict,
+        ready_url=group.url(2),
+        ready_settings=sentinel_settings(group),
+    )
+    runs = tmp_path / "runs"
+    with SkillClient(sentinel_settings(group, redis_min_replicas=0)) as client:
+        job = client.submit("calls_tally", {"runs": str(runs), "n": 1})
+        came_back = client.result(job, timeout=60)
+        assert came_back["ok"] is False and "NotReplicated" in came_back["error"], came_back
+        children = client.status(job).children
+    assert not runs.exists()  # the child never ran
+    with group.server_client(group.primary_port(), db=2) as records:
+        for child in children:
+            assert not records.exists(f"skillq:job:{child}")

@@ -46,8 +46,9 @@ from typing import Any, Protocol, cast
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
+from ..client.recording import record_async
 from ..client.subscription import RECONNECTED, Deadline, Subscription
-from ..core.errors import SkillqError
+from ..core.errors import NotReplicated, SkillqError
 from ..core.settings import Settings
 from ..core.tracing import tracing_for
 from ..interface.a2a import A2AClient, CallResult
@@ -253,8 +254,11 @@ class JobCaller:
                 return refused(f"{type(exc).__name__}: {exc}")
             if span is not None:
                 span.set_attribute("skillq.job_id", child)
-            made = await c._submit(keys=planned.submit_keys, args=planned.submit_args)
-            if int(made) == 0:  # the record exists: an earlier run made this call
+            try:  # confirmed on the replicas asked for, as any submit
+                _, created = await record_async(c.settings, c.redis, c._submit, planned)
+            except NotReplicated as exc:
+                return refused(f"NotReplicated: {exc}", child)
+            if not created:  # the record exists: an earlier run made this call
                 raw = cast(dict[str, str], await c.redis.hgetall(c.keys.job(child)))
                 return planned.order, (JobStatus.from_hash(child, raw), raw.get("inline") == "1")
             if not inline and not planned.queued_by_script:
