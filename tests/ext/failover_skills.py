@@ -33,3 +33,11 @@ async def calls_tally(ctx: RunContext[Any], args: dict[str, Any]) -> dict[str, A
     """Calls ``tally`` and reports how the call came back."""
     result = await ctx.call("skillq", "tally", args=args, timeout=30)
     return {"ok": result.ok, "error": result.error}
+
+
+@skill("gate", queue="failover")
+async def gate(ctx: RunContext[Any], args: dict[str, Any]) -> str:
+    """Runs until the file ``open`` names exists (the test's signal)."""
+    while not Path(str(args["open"])).exists():
+        await asyncio.sleep(0.05)
+    return ctx.task_id

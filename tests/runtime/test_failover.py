@@ -30,6 +30,7 @@ from worker.embedded import HttpServerProcess, SentinelGroup, WorkerProcess, wai
 from worker.server.principals import new_token, token_hash
 from worker.store.redis_config import redacted
 from worker.store.replication import required_replicas
+from worker.wire.celery_app import configured_app
 
 SKILLQ = str(Path(sys.executable).with_name("skillq"))
 
@@ -351,3 +352,47 @@ def test_a_child_call_that_reaches_no_replica_is_refused_and_undone(
     with group.server_client(group.primary_port(), db=2) as records:
         for child in children:
             assert not records.exists(f"skillq:job:{child}")
+
+
+def test_an_acknowledgement_on_a_channel_whose_connection_is_gone(group: SentinelGroup) -> None:
+    """What stopped a worker in a failover run: Celery acknowledged a job on
+    the channel it came from after the connection had gone and the channel's
+    pool was dropped; kombu's Sentinel channel rebuilt the pool from
+    ``self.connection.client`` (None): ``AttributeError``, "Unrecoverable
+    error". The channel now keeps its pool through the sentinels."""
+    app = configured_app(sentinel_settings(group), consuming=True)
+    connection = app.connection_for_read()
+    connection.connect()
+    channel: Any = connection.default_channel
+    with channel.conn_or_acquire() as client:
+        assert client.ping()
+    channel.qos._delivered["tag-1"] = None
+    connection.close()
+    channel._pool = None  # as kombu leaves it when it drops a channel's pools
+    assert channel.connection is None
+    channel.qos.ack("tag-1")  # raised AttributeError before
+    assert "tag-1" not in channel.qos._delivered
+
+
+def test_jobs_running_across_a_failover_finish_and_their_workers_serve_on(
+    group: SentinelGroup, start_worker: Callable[..., WorkerProcess], tmp_path: Path
+) -> None:
+    workers = start_workers(start_worker, group)
+    signal = tmp_path / "open"
+    settings = sentinel_settings(group)
+    with SkillClient(settings) as client:
+        jobs = [client.submit("gate", {"open": str(signal)}) for _ in range(4)]
+
+        def all_running() -> bool:
+            return all(client.status(job).state == "running" for job in jobs)
+
+        wait_for(all_running, 60, "every gate job to run (two per worker)")
+        old = group.kill_primary()
+        group.wait_failover(old.port)
+        signal.touch()
+        assert sorted(client.result(job, timeout=90) for job in jobs) == sorted(jobs)
+        for worker in workers:
+            assert worker.process is not None and worker.process.poll() is None, worker.log_tail()
+            assert "Unrecoverable error" not in worker.log_tail(400)
+        after = client.submit("tally", {"runs": str(tmp_path / "runs"), "n": 9})
+        assert client.result(after, timeout=60) == 9

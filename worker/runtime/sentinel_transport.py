@@ -8,6 +8,8 @@ overrides first and kombu's Sentinel pool under them, so both hold.
 
 from __future__ import annotations
 
+from typing import Any
+
 from kombu.transport import redis as kombu_redis
 
 from ..store.sentinels import FollowingConnection
@@ -19,6 +21,22 @@ class SentinelChannel(Channel, kombu_redis.SentinelChannel):
     whose connections ask the sentinels on every reconnect."""
 
     connection_class = FollowingConnection
+
+    def _sentinel_managed_pool(self, asynchronous: bool = False) -> Any:
+        """kombu's pool through the sentinels, kept for after the connection is gone.
+
+        Celery acknowledges a job that ran across a reconnect on the channel
+        it came from; kombu has dropped that channel's pools and would build
+        one again from ``self.connection.client``, which is None by then: an
+        AttributeError that stopped the worker. The kept pool follows the
+        primary by itself (its connections ask the sentinels)."""
+        kept: dict[bool, Any] = self.__dict__.setdefault("_skillq_sentinel_pools", {})
+        gone = self.connection is None or self.connection.client is None
+        if gone and asynchronous in kept:
+            return kept[asynchronous]
+        pool = super()._sentinel_managed_pool(asynchronous)  # type: ignore[misc]
+        kept[asynchronous] = pool
+        return pool
 
 
 class SentinelTransport(Transport):

@@ -45,9 +45,10 @@ from . import delays, leases, refusals
 log = logging.getLogger(__name__)
 
 # sha256 (first 16 hex digits) of the source of each kombu method overridden
-# below, as written for kombu 5.7. tests/test_units.py fails when a kombu
-# upgrade changes one: re-read it and re-run tests/runtime/test_faults.py and
-# tests/runtime/test_hostile.py before updating the digest.
+# below (and in sentinel_transport.py), as written for kombu 5.7.
+# tests/test_units.py fails when a kombu upgrade changes one: re-read it and
+# re-run tests/runtime/test_faults.py and tests/runtime/test_hostile.py
+# before updating the digest.
 OVERRIDDEN_KOMBU_SOURCES = {
     "Channel._brpop_read": "c42518699709f2df",
     "Channel._brpop_start": "06723d707ddf2240",
@@ -58,6 +59,7 @@ OVERRIDDEN_KOMBU_SOURCES = {
     "QoS.restore_visible": "d4a4a40a3eaf9f23",
     "QoS._remove_from_indices": "980a109d54ad9136",
     "QoS.ack": "1bc15a4ddf541af6",
+    "SentinelChannel._sentinel_managed_pool": "bde54a2d6e93ac13",
     "Channel.basic_consume": "34e0da85e689ff98",
     "Channel._create_client": "dae92bc4075dafb9",
 }

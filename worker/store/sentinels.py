@@ -90,7 +90,7 @@ class SentinelURL:
         return ";".join(f"{SCHEME}{auth}{host}:{port}/{self.db}" for host, port in self.sentinels)
 
 
-_primaries: dict[str, tuple[str, int]] = {}
+_primaries: dict[tuple[str, str], tuple[str, int]] = {}
 # redis-py names each sentinel that failed by its client's whole repr.
 _CLIENT_REPR = re.compile(
     r"<redis\.(?:asyncio\.)?client\.Redis\(.*?host=([^,]+),port=(\d+).*?\)>\)>\)>"
@@ -102,14 +102,21 @@ def readable(exc: BaseException) -> str:
     return _CLIENT_REPR.sub(r"sentinel \1:\2", str(exc))
 
 
-def followed(master: str, address: tuple[str, int]) -> None:
-    """Log, once per process, each move of the primary a connection follows."""
-    before = _primaries.get(master)
-    _primaries[master] = address
+def followed(pool: Any, address: tuple[str, int]) -> None:
+    """Log, once per process and group of sentinels, each move of the primary
+    a connection follows."""
+    group = sorted(
+        f"{c.connection_pool.connection_kwargs.get('host')}:"
+        f"{c.connection_pool.connection_kwargs.get('port')}"
+        for c in pool.sentinel_manager.sentinels
+    )
+    key = (str(pool.service_name), ",".join(group))
+    before = _primaries.get(key)
+    _primaries[key] = address
     if before is not None and before != address:
         log.warning(
             "Redis primary %r moved from %s:%s to %s:%s (a Sentinel failover): following it",
-            master,
+            pool.service_name,
             *before,
             *address,
         )
@@ -136,7 +143,7 @@ class FollowingConnection(_SyncManaged):
                 self.host, self.port = self.connection_pool.get_master_address()
             except MasterNotFoundError as exc:
                 raise MasterNotFoundError(readable(exc)) from None
-            followed(self.connection_pool.service_name, (self.host, self.port))
+            followed(self.connection_pool, (self.host, self.port))
         return super()._connect()  # type: ignore[no-untyped-call]
 
 
@@ -155,7 +162,7 @@ class AsyncFollowingConnection(_AsyncManaged):
                 self.host, self.port = await self.connection_pool.get_master_address()
             except MasterNotFoundError as exc:
                 raise MasterNotFoundError(readable(exc)) from None
-            followed(self.connection_pool.service_name, (self.host, self.port))
+            followed(self.connection_pool, (self.host, self.port))
         return await super()._connect()  # type: ignore[no-untyped-call]
 
 
