@@ -18,6 +18,7 @@ from typing import Any
 import redis
 from celery import Celery
 
+from ..client.recording import record
 from ..core.errors import SkillqError
 from ..core.settings import Settings
 from ..store.connections import sync_redis
@@ -33,7 +34,7 @@ from ..store.schedules import (
 )
 from ..store.scripts import SUBMIT
 from ..wire.skill_info import merge_skills
-from ..wire.submission import SubmitOptions, draft, submitted_id
+from ..wire.submission import SubmitOptions, draft
 from ..wire.task_message import DirectPublish
 
 log = logging.getLogger(__name__)
@@ -116,8 +117,9 @@ class ScheduleFirer:
         except SkillqError as exc:
             log.error("schedule %r: its run due at %.3f is refused: %s", spec.name, due, exc)
             return ""
-        reply = self._submit(keys=planned.submit_keys, args=planned.submit_args)
-        submitted, created = submitted_id(reply, planned)
+        # Confirmed on the replicas asked for; NotReplicated leaves the claim to
+        # lapse, and the same due time is fired again (the same job id).
+        submitted, created = record(self._settings, self._client, self._submit, planned)
         if created:
             self._client.hset(
                 self._keys.job(submitted),
