@@ -17,7 +17,9 @@ from ..store.replication import (
     call_replicated_async,
     not_replicated,
     required_replicas,
+    required_replicas_async,
     short,
+    short_async,
     timeout_ms,
 )
 from ..store.scripts import UNSUBMIT
@@ -48,7 +50,7 @@ async def record_async(
     settings: Settings, redis: Any, script: Any, planned: Draft
 ) -> tuple[str, bool]:
     """The asyncio twin of :func:`record`."""
-    replicas = required_replicas(settings)
+    replicas = await required_replicas_async(settings)
     reply, reached = await call_replicated_async(
         redis,
         script,
@@ -58,7 +60,7 @@ async def record_async(
         wait_ms=timeout_ms(settings),
     )
     submitted, created = submitted_id(reply, planned)
-    if created and short(settings, reached, replicas):
+    if created and await short_async(settings, reached, replicas):
         await redis.register_script(UNSUBMIT)(
             keys=planned.submit_keys, args=planned.unsubmit_args(submitted)
         )

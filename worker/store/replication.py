@@ -11,6 +11,7 @@ everything the script wrote.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -35,22 +36,47 @@ def required_replicas(settings: Settings, url: str | None = None, *, fresh: bool
     sentinels report a live replica of the primary now, else 0. ``fresh``:
     ask the sentinels again now (after a ``WAIT`` fell short: the replica may
     have just been promoted)."""
+    known = _known(settings, url, fresh)
+    if known is not None:
+        return known
+    return _ask(settings, url or settings.effective_redis_url)
+
+
+async def required_replicas_async(
+    settings: Settings, url: str | None = None, *, fresh: bool = False
+) -> int:
+    """:func:`required_replicas` for an event loop: the sentinels, when they must
+    be asked, are asked on a thread (a sentinel that does not answer holds a
+    call for up to a second)."""
+    known = _known(settings, url, fresh)
+    if known is not None:
+        return known
+    return await asyncio.to_thread(_ask, settings, url or settings.effective_redis_url)
+
+
+def _known(settings: Settings, url: str | None, fresh: bool) -> int | None:
+    """The answer without asking anyone, or None when the sentinels must be asked."""
     if settings.redis_min_replicas is not None:
         return settings.redis_min_replicas
     url = url or settings.effective_redis_url
     if not sentinels.is_sentinel(url):
         return 0
-    key = (url, settings.sentinel_master)
-    now = time.monotonic()
-    cached = _found.get(key)
-    if cached is None or fresh or now - cached[0] > VIEW_TTL:
-        try:
-            count = 1 if sentinels.replica_count(settings, url) > 0 else 0
-        except (RedisError, OSError) as exc:
-            log.warning("cannot ask the sentinels for replicas now: %s", exc)
-            count = cached[1] if cached else 0
-        cached = _found[key] = (now, count)
+    cached = _found.get((url, settings.sentinel_master))
+    if cached is None or fresh or time.monotonic() - cached[0] > VIEW_TTL:
+        return None
     return cached[1]
+
+
+def _ask(settings: Settings, url: str) -> int:
+    key = (url, settings.sentinel_master)
+    cached = _found.get(key)
+    try:
+        count = 1 if sentinels.replica_count(settings, url) > 0 else 0
+    except (RedisError, OSError) as exc:
+        log.warning("cannot ask the sentinels for replicas now: %s", exc)
+        count = cached[1] if cached else 0
+    _found[key] = (time.monotonic(), count)
+    return count
 
 
 def timeout_ms(settings: Settings) -> int:
@@ -92,6 +118,15 @@ def short(settings: Settings, reached: int, wanted: int) -> bool:
     if settings.redis_min_replicas is not None:
         return True
     return reached < required_replicas(settings, fresh=True)
+
+
+async def short_async(settings: Settings, reached: int, wanted: int) -> bool:
+    """:func:`short` for an event loop."""
+    if reached >= wanted:
+        return False
+    if settings.redis_min_replicas is not None:
+        return True
+    return reached < await required_replicas_async(settings, fresh=True)
 
 
 def not_replicated(settings: Settings, job_id: str, wanted: int, reached: int) -> NotReplicated:
