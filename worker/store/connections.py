@@ -27,6 +27,19 @@ from . import sentinels
 CONNECT_TIMEOUT = 5.0
 
 
+def riding_out(settings: Settings, retry: type[SyncRetry] | type[Retry]) -> dict[str, Any]:
+    """The connection options of every long-lived client: keepalive, a bounded
+    connect, and retries with backoff through short outages."""
+    return {
+        "decode_responses": True,
+        "socket_keepalive": True,
+        "socket_connect_timeout": CONNECT_TIMEOUT,
+        "health_check_interval": 30,
+        "retry": retry(ExponentialBackoff(cap=1.0, base=0.05), retries=settings.redis_retries),
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+    }
+
+
 def sync_redis(settings: Settings, url: str | None = None, *, single: bool = False) -> redis.Redis:
     """The blocking client for a job's start and end (same retry policy); of
     skillq's Redis unless ``url`` names another (the result backend).
@@ -35,14 +48,7 @@ def sync_redis(settings: Settings, url: str | None = None, *, single: bool = Fal
     from a pool and given back around every command, which costs a prefork
     child, running one job at a time, about a tenth of its CPU per job."""
     url = url or settings.effective_redis_url
-    options: dict[str, Any] = {
-        "decode_responses": True,
-        "socket_keepalive": True,
-        "socket_connect_timeout": CONNECT_TIMEOUT,
-        "health_check_interval": 30,
-        "retry": SyncRetry(ExponentialBackoff(cap=1.0, base=0.05), retries=settings.redis_retries),
-        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
-    }
+    options = riding_out(settings, SyncRetry)
     if sentinels.is_sentinel(url):
         client: redis.Redis = sentinels.sync_client(settings, url, single=single, **options)
         return client
@@ -57,14 +63,7 @@ def async_redis(settings: Settings, url: str | None = None) -> Redis:
     waits about 6 s.
     """
     url = url or settings.effective_redis_url
-    options: dict[str, Any] = {
-        "decode_responses": True,
-        "socket_keepalive": True,
-        "socket_connect_timeout": CONNECT_TIMEOUT,
-        "health_check_interval": 30,
-        "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=settings.redis_retries),
-        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
-    }
+    options = riding_out(settings, Retry)
     if sentinels.is_sentinel(url):
         client: Redis = sentinels.async_client(settings, url, **options)
         return client

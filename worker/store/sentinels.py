@@ -195,24 +195,29 @@ def server_auth(settings: Settings, target: SentinelURL) -> dict[str, Any]:
     return auth
 
 
+def _pool(
+    settings: Settings, url: str, pool_class: Any, sentinel_class: Any, connection: dict[str, Any]
+) -> Any:
+    """A pool of connections to the primary the sentinels name (either flavour)."""
+    target = SentinelURL.parse(url)
+    sentinel = sentinel_class(list(target.sentinels), sentinel_kwargs=sentinel_kwargs(settings))
+    return pool_class(
+        master_name(settings),
+        sentinel,
+        is_master=True,
+        db=target.db,
+        **server_auth(settings, target),
+        **connection,
+    )
+
+
 def sync_client(settings: Settings, url: str, *, single: bool = False, **connection: Any) -> Any:
     """A blocking client of the primary the sentinels name, following failovers."""
     from redis import Redis
     from redis.sentinel import Sentinel, SentinelConnectionPool
 
-    target = SentinelURL.parse(url)
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
-        list(target.sentinels), sentinel_kwargs=sentinel_kwargs(settings)
-    )
-    pool = SentinelConnectionPool(  # type: ignore[no-untyped-call]
-        master_name(settings),
-        sentinel,
-        is_master=True,
-        connection_class=FollowingConnection,
-        db=target.db,
-        **server_auth(settings, target),
-        **connection,
-    )
+    connection["connection_class"] = FollowingConnection
+    pool = _pool(settings, url, SentinelConnectionPool, Sentinel, connection)
     return Redis(connection_pool=pool, single_connection_client=single)
 
 
@@ -221,19 +226,8 @@ def async_client(settings: Settings, url: str, **connection: Any) -> Any:
     from redis.asyncio import Redis
     from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 
-    target = SentinelURL.parse(url)
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
-        list(target.sentinels), sentinel_kwargs=sentinel_kwargs(settings)
-    )
-    pool = SentinelConnectionPool(  # type: ignore[no-untyped-call]
-        master_name(settings),
-        sentinel,
-        is_master=True,
-        connection_class=AsyncFollowingConnection,
-        db=target.db,
-        **server_auth(settings, target),
-        **connection,
-    )
+    connection["connection_class"] = AsyncFollowingConnection
+    pool = _pool(settings, url, SentinelConnectionPool, Sentinel, connection)
     return Redis(connection_pool=pool)
 
 
