@@ -54,6 +54,7 @@ EXPORTED = [
     "MissingScopes",
     "NoAuth",
     "NotReplicated",
+    "NotRetryable",
     "NotWaitingForInput",
     "RedisMisconfigured",
     "RequestTooLarge",

@@ -238,6 +238,29 @@ def test_cancel_and_artifacts(api: httpx.Client) -> None:
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "artifact_not_found"
 
 
+def test_a_retry_is_the_callers_new_job_linked_to_the_old(api: httpx.Client) -> None:
+    job = submit(api, ALICE, "boom", {"why": "first"})
+    assert outcome(api, ALICE, job)["state"] == "failed"
+    assert api.post(f"/v1/jobs/{job}/retry", headers=auth(BOB)).status_code == 404
+    retried = api.post(f"/v1/jobs/{job}/retry", headers=auth(ALICE))
+    assert retried.status_code == 202, retried.text
+    again = retried.json()["job_id"]
+    assert outcome(api, ALICE, again)["state"] == "failed"
+    new = api.get(f"/v1/jobs/{again}", headers=auth(ALICE)).json()
+    assert new["retry_of"] == job and new["owner"] == "alice" and new["args"] == {"why": "first"}
+    assert api.get(f"/v1/jobs/{job}", headers=auth(ALICE)).json()["retried_by"] == [again]
+    by_admin = api.post(f"/v1/jobs/{job}/retry", headers=auth(ADMIN)).json()["job_id"]
+    assert api.get(f"/v1/jobs/{by_admin}", headers=auth(ADMIN)).json()["owner"] == "root"
+    running = submit(api, ALICE, "sleepy", {"seconds": 60})
+    wait_for(
+        lambda: api.get(f"/v1/jobs/{running}", headers=auth(ALICE)).json()["state"] == "running",
+        timeout=30,
+    )
+    refused = api.post(f"/v1/jobs/{running}/retry", headers=auth(ALICE))
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "not_retryable"
+    api.post(f"/v1/jobs/{running}/cancel", headers=auth(ALICE))
+
+
 def test_registry_and_openapi(api: httpx.Client) -> None:
     skills = {item["name"]: item for item in api.get("/v1/skills", headers=auth(ALICE)).json()}
     assert {"echo", "story", "whoami"} <= set(skills)

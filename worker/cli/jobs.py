@@ -220,6 +220,28 @@ def respond(
 
 
 @cli.command()
+def retry(
+    job_id: str,
+    auth: Annotated[str | None, typer.Option("--auth", help="Auth claims (JSON).")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait and print the result.")] = False,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="With --wait: seconds to wait.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run an ended job again as a new job (same skill, args, queue and priority),
+    linked to it both ways; print the new job's id."""
+    with make_client() as client:
+        new_id = client.retry(job_id, auth=parse_json("--auth", auth))
+        if wait:
+            print_result(client, new_id, timeout, as_json)
+        elif as_json:
+            emit_json({"job_id": new_id, "retry_of": job_id})
+        else:
+            out.print(new_id, highlight=False)
+
+
+@cli.command()
 def artifacts(
     job_id: str,
     download: Annotated[

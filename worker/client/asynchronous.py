@@ -43,6 +43,7 @@ from .following import CATCH_UP_CHUNK, Envelope, JobFollower
 from .listing import JobPage, list_jobs, owned_jobs
 from .logs import LogLine, alog_lines
 from .recording import record_async
+from .retrying import AsyncRetryMethods
 from .schedules import AsyncScheduleMethods
 from .subscription import Deadline, Subscription
 
@@ -51,7 +52,7 @@ __all__ = ["AsyncSkillClient", "Order", "SkillInfo"]
 T = TypeVar("T")
 
 
-class AsyncSkillClient(AsyncScheduleMethods, AsyncAnswerMethods):
+class AsyncSkillClient(AsyncScheduleMethods, AsyncAnswerMethods, AsyncRetryMethods):
     """The asyncio client. Create it inside the loop that will use it."""
 
     def __init__(self, settings: Settings | None = None, *, app: Celery | None = None) -> None:

@@ -71,6 +71,10 @@ def status_table(status: JobStatus) -> Table:
         rows.append(("parent", status.parent))
     if status.children:
         rows.append(("children", ", ".join(status.children)))
+    if status.retry_of:
+        rows.append(("retry of", status.retry_of))
+    if status.retried_by:
+        rows.append(("retried by", ", ".join(status.retried_by)))
     if status.notice:
         rows.append(("notice", escape(status.notice)))
     if status.question is not None:

@@ -36,6 +36,7 @@ from .following import Envelope
 from .listing import JobPage
 from .logs import LogLine, log_lines
 from .recording import record
+from .retrying import RetryMethods
 from .schedules import ScheduleMethods
 from .subscription import Deadline
 from .waiting import FinishWaiter
@@ -68,7 +69,7 @@ class Workspace:
         return cast(str, self._run(self._workspace.delegate(scopes, ttl=ttl)))
 
 
-class SkillClient(ScheduleMethods, AnswerMethods):
+class SkillClient(ScheduleMethods, AnswerMethods, RetryMethods):
     """The synchronous client: the same methods as :class:`AsyncSkillClient`.
 
     The calls every job makes (``submit``, ``status``, ``result`` of a

@@ -31,6 +31,7 @@ error keeps it too (in brackets), so ``except PermissionError`` still works::
     +-- JobTimeout
     +-- InputTimeout
     +-- NotWaitingForInput
+    +-- NotRetryable
     +-- JobNotFound
     +-- ScheduleNotFound
     +-- JobFailed
@@ -70,6 +71,10 @@ from .error_spec import A2A_TASK_NOT_FOUND as A2A_TASK_NOT_FOUND
 from .error_spec import A2A_UNSUPPORTED_OPERATION as A2A_UNSUPPORTED_OPERATION
 from .error_spec import DEFAULT_SPEC as DEFAULT_SPEC
 from .error_spec import ErrorSpec as ErrorSpec
+from .job_errors import DuplicateStep as DuplicateStep
+from .job_errors import InputTimeout as InputTimeout
+from .job_errors import NotRetryable as NotRetryable
+from .job_errors import NotWaitingForInput as NotWaitingForInput
 
 
 class CancelledByCaller(SkillqError, RuntimeError):
@@ -264,33 +269,6 @@ class ScheduleNotFound(SkillqError):
         super().__init__(f"no schedule named {name!r}")
 
 
-class DuplicateStep(SkillqError, ValueError):
-    """A job ran two steps of one name: a step's name is its identity across deliveries."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        super().__init__(
-            f"step {name!r} already ran in this job: give each ctx.step its own name "
-            "(e.g. f'fetch-{page}')"
-        )
-
-
-class InputTimeout(SkillqError):
-    """Nobody answered a job's question (``ctx.ask``) before its timeout."""
-
-    def __init__(self, job_id: str, question: str) -> None:
-        self.job_id = job_id
-        super().__init__(f"job {job_id}: no answer to {question[:200]!r} before its timeout")
-
-
-class NotWaitingForInput(SkillqError):
-    """An answer for a job that asks nothing now (never asked, answered, ended)."""
-
-    def __init__(self, job_id: str, state: str) -> None:
-        self.job_id = job_id
-        super().__init__(f"job {job_id} is not waiting for input (it is {state})")
-
-
 class JobExpired(SkillqError):
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
@@ -355,6 +333,7 @@ ERROR_TABLE: dict[type[BaseException], ErrorSpec] = {
     JobTimeout: ErrorSpec("timeout", 1, 504),
     InputTimeout: ErrorSpec("input_timeout", 1, 504),
     NotWaitingForInput: ErrorSpec("not_waiting", 2, 409, A2A_TASK_NOT_CANCELABLE),
+    NotRetryable: ErrorSpec("not_retryable", 2, 409, A2A_UNSUPPORTED_OPERATION),
     JobExpired: ErrorSpec("expired", 1, 410),
     HandlerAborted: ErrorSpec("handler_aborted", 1, 500),
     DeliveryLimitExceeded: ErrorSpec("delivery_limit", 1, 500),

@@ -288,6 +288,20 @@ async def cancel(job_id: str, client: Client, caller: Caller) -> Cancelled:
     return Cancelled(job_id=job_id, cancelled=asked, state=(await client.status(job_id)).state)
 
 
+@router.post("/jobs/{job_id}/retry", status_code=202)
+async def retry(job_id: str, client: Client, caller: Caller) -> Submitted:
+    """A new job with an ended job's skill, args, queue and priority, submitted as
+    the caller (who must be its owner, or admin, and hold the skill's scopes);
+    409 while the job runs or when its args were not kept."""
+    ended = await visible(client, caller, job_id)
+    if ended.skill is not None:
+        caller.require((await skill_info(client, ended.skill)).scopes)
+    new_id = await client.retry(job_id, auth=caller.claims(), owner=caller.subject)
+    return Submitted(
+        job_id=new_id, status_url=f"/v1/jobs/{new_id}", events_url=f"/v1/jobs/{new_id}/events"
+    )
+
+
 class Answer(BaseModel):
     """The answer to the question a job waits on; checked against its schema."""
 

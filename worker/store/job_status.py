@@ -156,6 +156,11 @@ class JobStatus(BaseModel):
     question: Question | None = None  # while ``input_required``: what it asks
     schedule: str | None = None  # the schedule that made it
     scheduled_for: float | None = None  # the due time it was made for
+    # What it was called with, as submitted through skillq (None: a plain
+    # Celery producer queued it, and only its message held them).
+    args: dict[str, Any] | None = None
+    retry_of: str | None = None  # the job this one retries
+    retried_by: list[str] = []  # jobs made to retry this one, oldest first
 
     @property
     def finished(self) -> bool:
@@ -208,4 +213,7 @@ class JobStatus(BaseModel):
             eta=number("eta"),
             priority=int(raw.get("priority") or 0),
             errors=[JobError.model_validate(item) for item in json.loads(raw.get("errors", "[]"))],
+            args=json.loads(raw["args"]) if raw.get("args") else None,
+            retry_of=raw.get("retry_of") or None,
+            retried_by=[job for job in raw.get("retried_by", "").split(",") if job],
         )

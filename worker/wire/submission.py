@@ -137,6 +137,7 @@ class SubmitOptions:
     time_limit: float | None = None
     parent: Parent | None = None
     headers: Mapping[str, str] | None = None
+    retry_of: str | None = None  # the job this one retries (linked both ways)
 
 
 def draft(
@@ -294,8 +295,15 @@ def draft(
         keys.jobs_index(),
         keys.skill_index(skill),
         keys.idempotency(idempotency_key) if idempotency_key else "",
+        keys.job(options.retry_of) if options.retry_of else "",
     ]
-    submit_args += [owner or "", "" if eta is None else repr(eta), str(priority or "")]
+    submit_args += [
+        owner or "",
+        "" if eta is None else repr(eta),
+        str(priority or ""),
+        encoded,
+        options.retry_of or "",
+    ]
     return Draft(order, record, submit_keys, submit_args, direct is not None)
 
 

@@ -9,7 +9,10 @@
 -- inline in its caller's process, 14: the job's owner ('' for none; KEYS 6 is
 -- then the owner's index). KEYS 7: the index of all jobs, 8: the skill's
 -- index, 9: the idempotency key's marker ('' for none). ARGV 15: when the job
--- may start (Unix seconds; '' to start at once), 16: its priority ('' for 0).
+-- may start (Unix seconds; '' to start at once), 16: its priority ('' for 0),
+-- 17: the args as JSON (kept, so the job can be shown and retried), 18: the
+-- job this one retries ('' for none; KEYS 10 is then that job's record, which
+-- lists this one in its ``retried_by``).
 -- Returns the existing job's id when the idempotency key already made one.
 -- Returns 0 when the record exists (the job was submitted: nothing is queued
 -- twice), 1 when the job is recorded (and its message queued). A child is
@@ -26,6 +29,7 @@ local owner_index = KEYS[6]
 local all_index = KEYS[7]
 local skill_index = KEYS[8]
 local idempotency_marker = KEYS[9]
+local retried_record = KEYS[10]
 local skill = ARGV[1]
 local queue = ARGV[2]
 local now = ARGV[3]
@@ -42,6 +46,8 @@ local inline = ARGV[13]
 local owner = ARGV[14]
 local eta = ARGV[15]
 local priority = ARGV[16]
+local args_json = ARGV[17]
+local retry_of = ARGV[18]
 if idempotency_marker and idempotency_marker ~= '' then
   local existing = redis.call('GET', idempotency_marker)
   if existing then return existing end  -- the job this idempotency key made
@@ -55,7 +61,16 @@ if message ~= '' then
   if broker_db ~= '' then redis.call('SELECT', own_db) end
 end
 redis.call('HSET', record, 'state', 'queued', 'skill', skill, 'queue', queue,
-           'created_at', now, 'attempts', 0, 'seq', 0)
+           'created_at', now, 'attempts', 0, 'seq', 0, 'args', args_json)
+if retry_of ~= '' then
+  redis.call('HSET', record, 'retry_of', retry_of)
+  local earlier = redis.call('HGET', retried_record, 'retried_by')
+  if earlier then
+    redis.call('HSET', retried_record, 'retried_by', earlier .. ',' .. job_id)
+  elseif redis.call('EXISTS', retried_record) == 1 then
+    redis.call('HSET', retried_record, 'retried_by', job_id)
+  end
+end
 if eta and eta ~= '' then redis.call('HSET', record, 'eta', eta) end
 if priority and priority ~= '' then redis.call('HSET', record, 'priority', priority) end
 if notice ~= '' then redis.call('HSET', record, 'notice', notice) end

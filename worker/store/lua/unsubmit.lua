@@ -3,8 +3,9 @@
 -- ARGV 1: the job id; 2: the message SUBMIT queued ('' or absent when
 -- Celery published it), 3: the broker's database when it is not this one
 -- ('' if it is), 4: this database. Removes the record, its index entries and
--- its idempotency marker, and a child's entry in its parent's ``children``
--- (KEYS 3), so a retry of the submission starts afresh.
+-- its idempotency marker, a child's entry in its parent's ``children``
+-- (KEYS 3) and a retry's entry in its retried job's ``retried_by`` (KEYS 10),
+-- so a retry of the submission starts afresh.
 -- Returns 0, undoing nothing, when the queued message is no longer in its
 -- list: a worker took it, so the job is running and stays.
 
@@ -21,17 +22,19 @@ if message ~= '' then
   if removed == 0 then return 0 end
 end
 redis.call('DEL', KEYS[1])
-local parent_record = KEYS[3]
-if parent_record and parent_record ~= '' then
-  local children = redis.call('HGET', parent_record, 'children')
-  if children then
-    local kept = {}
-    for child in string.gmatch(children, '[^,]+') do
-      if child ~= job_id then kept[#kept + 1] = child end
-    end
-    redis.call('HSET', parent_record, 'children', table.concat(kept, ','))
+-- Take this job out of a comma-separated list of ids in another record.
+local function unlist(other_record, field)
+  if not other_record or other_record == '' then return end
+  local listed = redis.call('HGET', other_record, field)
+  if not listed then return end
+  local kept = {}
+  for id in string.gmatch(listed, '[^,]+') do
+    if id ~= job_id then kept[#kept + 1] = id end
   end
+  redis.call('HSET', other_record, field, table.concat(kept, ','))
 end
+unlist(KEYS[3], 'children')
+unlist(KEYS[10], 'retried_by')
 for i = 6, 8 do
   if KEYS[i] and KEYS[i] ~= '' then redis.call('ZREM', KEYS[i], job_id) end
 end
