@@ -45,6 +45,7 @@ from .logs import LogLine, alog_lines
 from .recording import record_async
 from .retrying import AsyncRetryMethods
 from .schedules import AsyncScheduleMethods
+from .stats import AsyncStatsMethods
 from .subscription import Deadline, Subscription
 
 __all__ = ["AsyncSkillClient", "Order", "SkillInfo"]
@@ -52,7 +53,9 @@ __all__ = ["AsyncSkillClient", "Order", "SkillInfo"]
 T = TypeVar("T")
 
 
-class AsyncSkillClient(AsyncScheduleMethods, AsyncAnswerMethods, AsyncRetryMethods):
+class AsyncSkillClient(
+    AsyncScheduleMethods, AsyncAnswerMethods, AsyncRetryMethods, AsyncStatsMethods
+):
     """The asyncio client. Create it inside the loop that will use it."""
 
     def __init__(self, settings: Settings | None = None, *, app: Celery | None = None) -> None:

@@ -38,6 +38,7 @@ from .logs import LogLine, log_lines
 from .recording import record
 from .retrying import RetryMethods
 from .schedules import ScheduleMethods
+from .stats import StatsMethods
 from .subscription import Deadline
 from .waiting import FinishWaiter
 
@@ -69,7 +70,7 @@ class Workspace:
         return cast(str, self._run(self._workspace.delegate(scopes, ttl=ttl)))
 
 
-class SkillClient(ScheduleMethods, AnswerMethods, RetryMethods):
+class SkillClient(ScheduleMethods, AnswerMethods, RetryMethods, StatsMethods):
     """The synchronous client: the same methods as :class:`AsyncSkillClient`.
 
     The calls every job makes (``submit``, ``status``, ``result`` of a

@@ -41,6 +41,7 @@ from ..wire.submission import shown_kwargs
 from . import metrics, supervision
 from .attach import announced, attach, load_factory
 from .delays import WAKE_HEADER
+from .depths import DepthSampler
 from .endings import finish
 from .joblogs import shape_worker_logs
 from .outcome import Outcome
@@ -269,6 +270,7 @@ def connect_worker_signals(
         queues = sorted(app.amqp.queues.consume_from or app.amqp.queues)
         # Fails fast and tries again at the next beat: an outage is counted in beats.
         client = probe_redis(settings.effective_redis_url, CONNECT_TIMEOUT, settings=settings)
+        broker = probe_redis(settings.broker_url, CONNECT_TIMEOUT, settings=settings)
         announcer = WorkerAnnouncer(
             client,
             Keys(settings.key_prefix),
@@ -279,6 +281,7 @@ def connect_worker_signals(
             agent=agent,
             pool=pool_name(getattr(sender, "controller", sender)),
             concurrency=getattr(getattr(sender, "controller", sender), "concurrency", None),
+            each_beat=DepthSampler(broker, client, Keys(settings.key_prefix), queues),
         )
         announcer.start()
         announcers.append(announcer)

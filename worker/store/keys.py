@@ -147,6 +147,11 @@ class Keys:
         """Sorted set of running job ids by start time (``START`` adds, ends remove)."""
         return f"{self.prefix}:running"
 
+    def rollup(self, minute: int | str) -> str:
+        """Hash of one minute's rollup (``minute``: Unix seconds // 60): jobs ended
+        by outcome, run durations by bucket, queue depths (``worker.store.rollups``)."""
+        return f"{self.prefix}:rollup:{minute}"
+
     def idempotency(self, key: str) -> str:
         """The job an idempotency key made; lives as long as a record."""
         return f"{self.prefix}:idem:{key}"
@@ -166,6 +171,9 @@ class Keys:
         return f"{self.prefix}:limit:rate:{skill}"
 
 
+ROLLUP_TTL = 25 * 3600  # seconds a minute's rollup is kept: the dashboard's last day
+
+
 def lua_layout() -> str:
     """The key layout as a Lua table of the parts that follow the prefix, for the
     scripts that build keys themselves (``prelude.lua``): written from the methods
@@ -181,6 +189,7 @@ def lua_layout() -> str:
         "running": bare.running_index(),
         "jobs": bare.jobs_index(),
         "skill_jobs": bare.skill_index(""),
+        "rollup": bare.rollup(""),
     }
     fields = ", ".join(f"{name} = {json.dumps(part)}" for name, part in parts.items())
-    return f"local KEY = {{{fields}}}\n"
+    return f"local KEY = {{{fields}}}\nlocal ROLLUP_TTL = {ROLLUP_TTL}\n"

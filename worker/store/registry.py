@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, cast
 
 import redis
@@ -52,8 +53,10 @@ class WorkerAnnouncer:
         agent: dict[str, Any] | None = None,
         pool: str = "",
         concurrency: int | None = None,
+        each_beat: Callable[[], None] | None = None,
     ) -> None:
         self._client = client
+        self._each_beat = each_beat
         self._keys = keys
         self._hostname = hostname
         self._interval = interval
@@ -111,6 +114,8 @@ class WorkerAnnouncer:
                 self._publish()
             except redis.RedisError as exc:
                 log.warning("heartbeat to Redis failed: %s", exc)
+            if self._each_beat is not None:
+                self._each_beat()
 
 
 def _entries(values: Any) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ if state == 'queued' or state == 'retrying' or state == 'input_required' then
   redis.call('HDEL', job, 'next_run_at')
   status('cancelled')
   touch()
+  rollup(prefix, 'cancelled')
   return 'cancelled'
 end
 redis.call('PUBLISH', cancel_channel, job_id)

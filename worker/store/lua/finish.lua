@@ -31,7 +31,8 @@ local orphaned_error = ARGV[19]
 local delivery = ARGV[20]
 
 -- One read for what FINISH needs (each redis.call costs Redis beyond its command).
-local f = redis.call('HMGET', job, 'state', 'delivery', 'queue', 'created_at', 'children')
+local f = redis.call('HMGET', job, 'state', 'delivery', 'queue', 'created_at', 'children',
+                     'started_at')
 local current = f[1]
 if terminal(current) then
   return current
@@ -56,6 +57,7 @@ end
 redis.call('HSET', job, unpack(fields))
 status(state, extra)
 touch()
+rollup(prefix, state, f[6])
 if meta_key ~= '' then
   if meta_db ~= '' then redis.call('SELECT', meta_db) end
   redis.call('SET', meta_key, meta_json, 'EX', meta_ttl)

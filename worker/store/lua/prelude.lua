@@ -59,6 +59,20 @@ end
 local function terminal(state)
   return state == 'succeeded' or state == 'failed' or state == 'cancelled'
 end
+-- The dashboard's rollup of the minute ``now`` falls in (``worker.store.rollups``):
+-- jobs ended by outcome, and run durations in buckets of half powers of two
+-- milliseconds (bucket b holds runs up to 2^(b/2) ms). O(1) per job; each
+-- minute's hash is kept ROLLUP_TTL seconds, so memory stays bounded.
+local function rollup(prefix, state, started)
+  local key = prefix .. KEY.rollup .. math.floor(tonumber(now) / 60)
+  if redis.call('HINCRBY', key, state, 1) == 1 then redis.call('EXPIRE', key, ROLLUP_TTL) end
+  if started then
+    local ms = (tonumber(now) - tonumber(started)) * 1000
+    local bucket = 0
+    if ms > 1 then bucket = math.min(80, math.ceil(2 * math.log(ms) / math.log(2))) end
+    redis.call('HINCRBY', key, 'd' .. bucket, 1)
+  end
+end
 -- End the unfinished descendants of the job KEYS name (children of ctx.call,
 -- theirs, ...; up to 1,000): queued ones are cancelled at once, running ones
 -- flagged and published to their workers. With ``orphaned`` (an error JSON),
@@ -87,6 +101,7 @@ local function end_children(prefix, ttl, orphaned)
         redis.call('HSET', job, 'state', 'cancelled', 'finished_at', now)
         status('cancelled')
         touch()
+        rollup(prefix, 'cancelled')
       elseif orphaned and redis.call('HGET', key, 'inline') == '1' then
         local queue = redis.call('HGET', key, 'queue')
         if state == 'running' and queue then
@@ -96,6 +111,7 @@ local function end_children(prefix, ttl, orphaned)
         redis.call('ZREM', prefix .. KEY.running, id)
         status('failed', ',"error":' .. orphaned)
         touch()
+        rollup(prefix, 'failed', redis.call('HGET', key, 'started_at'))
       else
         redis.call('PUBLISH', prefix .. KEY.cancel_channel, id)
       end

@@ -58,6 +58,7 @@ if flagged and redis.call('EXISTS', cancel_flag) == 1 then
              'created_at', created, 'skill', skill, 'queue', queue_name)
   status('cancelled')
   touch()
+  rollup(prefix, 'cancelled')
   end_children(prefix, cancel_ttl, orphaned_error)
   return {'cancelled', attempts_before, 'cancelled'}
 end
@@ -72,6 +73,7 @@ if lost > tonumber(max_deliveries) then
   redis.call('HDEL', job, 'notice')
   status('failed', ',"error":' .. over_limit_error)
   touch()
+  rollup(prefix, 'failed')
   end_children(prefix, cancel_ttl, orphaned_error)
   return {'failed', attempts, 'failed', retries}
 end
