@@ -95,8 +95,8 @@ def test_a_day_and_a_half_of_minutes_stays_bounded(settings: Settings) -> None:
         sizes.append(int(client.memory_usage(key) or 0))
     # What a day holds (the keys older than ROLLUP_TTL expire): well under 4 MB.
     assert max(sizes) * (ROLLUP_TTL // 60 + 1) < 4 * 1024 * 1024
-    minute = Minute.from_hash(0, client.hgetall(found[0]))
-    assert sum(minute.ended.values()) == 100
+    first = Minute.from_hash(0, client.hgetall(found[0]))
+    assert sum(first.ended.values()) == 100
     client.delete(*found)
     client.close()
 

@@ -260,10 +260,11 @@ class AsyncSkillClient(
         since: float | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        owner: str | None = None,
     ) -> JobPage:
-        """Jobs newest first, filtered by skill, state and creation time (Unix
-        seconds; for ``state="running"``, start time), a page at a time: pass the
-        page's ``cursor`` back for the next one."""
+        """Jobs newest first, filtered by skill, state, creation time (Unix
+        seconds; for ``state="running"``, start time) and owner, a page at a time:
+        pass the page's ``cursor`` back for the next one."""
         return await list_jobs(
             self.redis,
             self.keys,
@@ -272,6 +273,7 @@ class AsyncSkillClient(
             since=since,
             limit=limit,
             cursor=cursor,
+            owner=owner,
         )
 
     async def owned_jobs(

@@ -49,12 +49,17 @@ async def list_jobs(
     since: float | None = None,
     limit: int = 50,
     cursor: str | None = None,
+    owner: str | None = None,
 ) -> JobPage:
+    """A page of jobs newest first; ``owner``: only that owner's (from the owner's
+    index, the other filters applied to its records)."""
     if state is not None and state not in STATES:
         raise InvalidArgs("jobs", f"state must be one of {sorted(STATES)}, not {state!r}")
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidArgs("jobs", f"limit must be 1..{MAX_LIMIT}")
-    if state == "running":
+    if owner is not None:
+        index = keys.owned(owner)
+    elif state == "running":
         index = keys.running_index()
     elif skill is not None:
         index = keys.skill_index(skill)

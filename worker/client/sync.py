@@ -242,10 +242,13 @@ class SkillClient(ScheduleMethods, AnswerMethods, RetryMethods, StatsMethods):
         since: float | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        owner: str | None = None,
     ) -> JobPage:
         """See :meth:`AsyncSkillClient.jobs`."""
         return self._run(
-            self._client.jobs(skill=skill, state=state, since=since, limit=limit, cursor=cursor)
+            self._client.jobs(
+                skill=skill, state=state, since=since, limit=limit, cursor=cursor, owner=owner
+            )
         )
 
     def owned_jobs(

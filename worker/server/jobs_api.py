@@ -196,18 +196,28 @@ async def list_jobs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     before: Annotated[
         float | None,
-        Query(allow_inf_nan=False, description="created_at of the last job seen"),
+        Query(allow_inf_nan=False, description="next_before of the previous page"),
+    ] = None,
+    state: Annotated[str | None, Query(max_length=32, description="only jobs in it")] = None,
+    skill: Annotated[str | None, Query(max_length=128, description="only its jobs")] = None,
+    since: Annotated[
+        float | None,
+        Query(allow_inf_nan=False, description="only jobs created since (Unix seconds)"),
     ] = None,
 ) -> JobPage:
-    """The caller's jobs, newest first; every caller's for the admin scope."""
-    if caller.admin:
-        page = await client.jobs(limit=limit, cursor=None if before is None else repr(before))
-        return JobPage(
-            jobs=page.jobs, next_before=None if page.cursor is None else float(page.cursor)
-        )
-    jobs = await client.owned_jobs(caller.subject, limit=limit, before=before)
-    last = jobs[-1].created_at if len(jobs) == limit and jobs else None
-    return JobPage(jobs=jobs, next_before=last)
+    """The caller's jobs, newest first (every caller's for the admin scope),
+    filtered by state, skill and creation time. A filter the indexes do not
+    answer reads at most 20 pages of records, so a page may come back short:
+    go on from ``next_before`` while it is not null."""
+    page = await client.jobs(
+        skill=skill,
+        state=state,
+        since=since,
+        limit=limit,
+        cursor=None if before is None else repr(before),
+        owner=None if caller.admin else caller.subject,
+    )
+    return JobPage(jobs=page.jobs, next_before=None if page.cursor is None else float(page.cursor))
 
 
 @router.get("/jobs/{job_id}")
