@@ -1,29 +1,18 @@
-"""The live page in headless Chromium (Debian's, driven by Playwright): submit a
+"""The live page (/ui/run) in headless Chromium (Debian's, driven by Playwright): submit a
 streaming skill and watch its text and status arrive, cancel another job."""
 
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable, Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, Response, sync_playwright
+from playwright.sync_api import Browser, Page, Response
 
 from worker.embedded import HttpServerProcess, WorkerProcess
 from worker.server.principals import new_token, token_hash
 
 TOKEN = new_token()
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture(scope="module")
@@ -38,19 +27,9 @@ def server_url(
     worker.stop(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    chromium = shutil.which("chromium")
-    assert chromium, "chromium is required (make test installs Debian's package)"
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
-        yield launched
-        launched.close()
-
-
 def open_page(browser: Browser, url: str) -> Page:
     page = browser.new_page()
-    page.goto(url)
+    page.goto(url + "/ui/run")
     page.fill("#token", TOKEN)
     page.click("#load")
     page.wait_for_function("document.querySelectorAll('#skill option').length > 0")
@@ -97,7 +76,7 @@ def test_a_job_is_cancelled_from_the_page(browser: Browser, server_url: str) -> 
 
 def test_a_wrong_token_is_shown(browser: Browser, server_url: str) -> None:
     page = browser.new_page()
-    page.goto(server_url)
+    page.goto(server_url + "/ui/run")
     page.fill("#token", "sq_wrong")
     page.click("#load")
     page.wait_for_function("document.getElementById('connection').className === 'error'")

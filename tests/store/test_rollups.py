@@ -58,9 +58,7 @@ def test_a_thousand_jobs_add_up_by_outcome(
             for p in ("p50", "p95", "p99")
         )
         # The worker's heartbeat samples its queues' depth into the current minute.
-        wait_for(
-            lambda: "default" in client.stats(120).minutes[-1].queued, 90, "a depth sample"
-        )
+        wait_for(lambda: "default" in client.stats(120).minutes[-1].queued, 90, "a depth sample")
         with pytest.raises(InvalidArgs):
             client.stats(10)
 

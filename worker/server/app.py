@@ -7,16 +7,14 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse
 
 from ..client.asynchronous import AsyncSkillClient
 from ..core.errors import ConfigurationError
 from ..core.settings import Settings
-from . import http_errors, jobs_api, schedules_api
+from . import artifacts_api, dashboard_api, http_errors, jobs_api, schedules_api, ui
 from .a2a_app import RequireBearer, a2a_routes
 from .guards import RequestGuard
 from .principals import Authenticator
@@ -47,11 +45,15 @@ def create_server(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.readers = dashboard_api.Readers(settings)
     app.state.authenticator = authenticator
     app.state.streams = StreamLimits(settings.server_max_streams_per_caller)
     http_errors.install(app)
     app.include_router(jobs_api.router)
+    app.include_router(artifacts_api.router)
     app.include_router(schedules_api.router)
+    app.include_router(dashboard_api.router)
+    app.include_router(ui.router)
     app.router.routes.extend(a2a_routes(settings, lambda: app.state.client, app.state.streams))
     app.add_middleware(RequireBearer, authenticator=authenticator)
     if settings.tracing:
@@ -62,13 +64,6 @@ def create_server(settings: Settings | None = None) -> FastAPI:
         max_body=settings.effective_server_max_body,
         max_depth=settings.max_args_depth,
     )
-
-    page = (Path(__file__).parent / "static" / "index.html").read_text()
-
-    @app.get("/", include_in_schema=False)
-    async def index() -> HTMLResponse:
-        """The live page: pick a skill, fill its args, watch it run, cancel, download."""
-        return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
 
     @app.get("/healthz", tags=["ops"])
     async def healthz(request: Request) -> dict[str, Any]:

@@ -14,16 +14,14 @@ import json
 import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, cast
-from urllib.parse import quote, urlparse
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 
 from ..client.asynchronous import AsyncSkillClient
-from ..core.errors import ArtifactNotFound, InvalidRequest, JobNotFound, SkillqError
+from ..core.errors import InvalidRequest, JobNotFound, SkillqError
 from ..store.job_status import JobStatus
 from ..wire.skill_info import SkillInfo
 from ..wire.submission import MAX_OWNER, SubmitOptions, eta_of
@@ -145,13 +143,6 @@ class Cancelled(BaseModel):
     job_id: str
     cancelled: bool  # False: it had already finished
     state: str
-
-
-class ArtifactOut(BaseModel):
-    name: str
-    mime_type: str
-    size_bytes: int
-    url: str
 
 
 class JobPage(BaseModel):
@@ -324,37 +315,6 @@ async def answer(job_id: str, body: Answer, client: Client, caller: Caller) -> J
     naming the field when the answer does not fit, 409 when it asks nothing."""
     await visible(client, caller, job_id)
     return await client.respond(job_id, body.data)
-
-
-@router.get("/jobs/{job_id}/artifacts")
-async def artifacts(job_id: str, client: Client, caller: Caller) -> list[ArtifactOut]:
-    current = await visible(client, caller, job_id)
-    return [
-        ArtifactOut(
-            name=item.name,
-            mime_type=item.mime_type,
-            size_bytes=item.size_bytes,
-            url=f"/v1/jobs/{job_id}/artifacts/{quote(item.name, safe='/')}",
-        )
-        for item in current.artifacts
-    ]
-
-
-@router.get(
-    "/jobs/{job_id}/artifacts/{name:path}",
-    response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}}, 307: {}},
-)
-async def artifact(job_id: str, name: str, client: Client, caller: Caller) -> Response:
-    """S3: a redirect to a presigned URL; a local store: the bytes."""
-    current = await visible(client, caller, job_id)
-    found = next((item for item in current.artifacts if item.name == name), None)
-    if found is None:
-        raise ArtifactNotFound(f"{job_id}/{name}")
-    if urlparse(found.uri).scheme == "s3":
-        return RedirectResponse(await client.artifact_url(found.uri, 600), status_code=307)
-    data = await client.read_artifact(found.uri)
-    return Response(data, media_type=found.mime_type or "application/octet-stream")
 
 
 @router.get("/skills", tags=["registry"])
