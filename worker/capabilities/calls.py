@@ -36,10 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import json
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, cast
 
@@ -64,6 +61,9 @@ from ..store.scripts import CANCEL, SUBMIT
 from ..wire.skill_info import SkillInfo
 from ..wire.submission import Order, Parent, SubmitOptions, draft
 from ..wire.task_message import DirectPublish
+from .call_results import call_key as call_key
+from .call_results import child_job_id as child_job_id
+from .call_results import refused, result_of
 from .http_a2a import HttpA2AClient
 
 SETTLE_MARGIN = 5.0  # after a cancel, how much longer than the grace a call waits for the end
@@ -131,6 +131,7 @@ class JobCaller:
         args: dict[str, Any] | None = None,
         grant: str | None = None,
         timeout: float | None = None,
+        budget: Mapping[str, float] | None = None,
     ) -> CallResult:
         # Numbered before the first await, so concurrent calls (gather) keep
         # the order the handler made them in on every run.
@@ -145,7 +146,7 @@ class JobCaller:
             return planned
         info, order_args = planned
         key = call_key(self._scope.job_id, number, target, info.name, order_args, grant)
-        return await self._run_child(info, order_args, timeout, grant, key)
+        return await self._run_child(info, order_args, timeout, grant, key, budget)
 
     async def _plan(
         self, agent: str, skill: str, args: dict[str, Any]
@@ -200,11 +201,13 @@ class JobCaller:
         timeout: float | None,
         grant: str | None,
         key: str,
+        budget: Mapping[str, float] | None = None,
     ) -> CallResult:
         c = self._c
         inline = c.inline is not None and info.name in c.skills
         for generation in range(MAX_GENERATIONS):
-            made = await self._make_child(info, args, grant, inline, child_job_id(key, generation))
+            child = child_job_id(key, generation)
+            made = await self._make_child(info, args, grant, inline, child, budget)
             if isinstance(made, CallResult):
                 return made
             order, existing = made
@@ -230,7 +233,13 @@ class JobCaller:
         return refused(f"the call to {info.name!r} was made anew {MAX_GENERATIONS} times")
 
     async def _make_child(
-        self, info: SkillInfo, args: dict[str, Any], grant: str | None, inline: bool, child: str
+        self,
+        info: SkillInfo,
+        args: dict[str, Any],
+        grant: str | None,
+        inline: bool,
+        child: str,
+        budget: Mapping[str, float] | None = None,
     ) -> CallResult | tuple[Order, tuple[JobStatus, bool] | None]:
         """Submit the child under its id; an existing one is returned instead."""
         c, scope = self._c, self._scope
@@ -246,6 +255,7 @@ class JobCaller:
                     grant=grant,
                     headers=tracing.headers(),
                     job_id=child,
+                    budget=budget,
                 )
                 planned = draft(
                     c.settings, c.keys, info, options, direct=None if inline else c.direct
@@ -352,46 +362,3 @@ class JobCaller:
                 ):
                     status = await self._status(child)
             return status
-
-
-def call_key(
-    parent: str,
-    number: int,
-    target: str,
-    skill: str,
-    args: dict[str, Any],
-    grant: str | None,
-) -> str:
-    """What makes a call the same call on the caller's next run."""
-    text = json.dumps(args, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass"))
-    digest.update(b"\0" + (grant or "").encode("utf-8", "surrogatepass"))
-    return f"{parent}/{number}/{target}/{skill}/{digest.hexdigest()}"
-
-
-def child_job_id(key: str, generation: int) -> str:
-    """The child's job id: the same for the same call, a new one per generation."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"skillq-call:{key}/{generation}"))
-
-
-def refused(error: str, child: str | None = None) -> CallResult:
-    return CallResult(ok=False, error=error, task_id=child)
-
-
-def result_of(status: JobStatus, *, timed_out: float | None) -> CallResult:
-    artifacts = [item.ref() for item in status.artifacts]
-    if status.state == "succeeded":
-        return CallResult(
-            ok=True, output=status.result, task_id=status.id, state="succeeded", artifacts=artifacts
-        )
-    if timed_out is not None:
-        error = f"timed out after {timed_out:g} s; the child job was cancelled"
-    elif status.state == "cancelled":
-        error = "the child job was cancelled"
-    elif status.error is not None:
-        error = f"{status.error.type}: {status.error.message}"
-    else:
-        error = f"the child job is {status.state}"
-    return CallResult(
-        ok=False, error=error, task_id=status.id, state=status.state, artifacts=artifacts
-    )

@@ -61,6 +61,7 @@ class HttpA2AClient:
         args: dict[str, Any] | None = None,
         grant: str | None = None,
         timeout: float | None = None,
+        budget: Mapping[str, float] | None = None,  # a remote agent's spending is its own
     ) -> CallResult:
         if not target.startswith(("http://", "https://")):
             return CallResult(ok=False, error=f"an A2A target is an http(s) URL, not {target!r}")
@@ -69,11 +70,11 @@ class HttpA2AClient:
             from a2a.client import ClientConfig, create_client
         except ImportError as exc:  # pragma: no cover - a2a-sdk is a dependency
             return CallResult(ok=False, error=f"calling A2A agents needs a2a-sdk: {exc}")
-        budget = self._default_timeout if timeout is None else max(0.0, timeout)
-        deadline = time.monotonic() + budget
+        wait = self._default_timeout if timeout is None else max(0.0, timeout)
+        deadline = time.monotonic() + wait
         http = httpx.AsyncClient(
             headers=self._headers,
-            timeout=min(60.0, max(budget, 1.0)),
+            timeout=min(60.0, max(wait, 1.0)),
             event_hooks={"request": [with_trace_context]},
         )
         task_id: str | None = None
@@ -89,7 +90,7 @@ class HttpA2AClient:
                     timeout=max(0.001, deadline - time.monotonic()),
                 )
             except TimeoutError:
-                return CallResult(ok=False, error=f"timed out after {budget:g} s reaching {target}")
+                return CallResult(ok=False, error=f"timed out after {wait:g} s reaching {target}")
             except Exception as exc:
                 return CallResult(ok=False, error=f"cannot call {target}: {_describe(exc)}")
             task_id = task.id
@@ -101,7 +102,7 @@ class HttpA2AClient:
                 await self._cancel(client, task_id)
                 return CallResult(
                     ok=False,
-                    error=f"timed out after {budget:g} s; the remote task was cancelled",
+                    error=f"timed out after {wait:g} s; the remote task was cancelled",
                     task_id=task_id,
                     state="cancelled",
                 )

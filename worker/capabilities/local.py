@@ -131,6 +131,7 @@ class LocalCaller:
         args: dict[str, Any] | None = None,
         grant: str | None = None,
         timeout: float | None = None,
+        budget: Mapping[str, float] | None = None,
     ) -> CallResult:
         name = agent_name(target)
         if name not in self.agents:
@@ -174,6 +175,8 @@ class LocalCaller:
                 max_depth=self._max_depth,
                 _depth=self._depth + 1,
             ),
+            budget={**callee.budget, **dict(budget or {})},
+            on_budget=callee.on_budget,
         )
         self.children.append(child)
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from . import jobs, operate, registry  # noqa: F401 (each registers its commands)
 from .app import cli
+from .quotas import quota_cli
 from .registry import agents_cli
 from .schedules import schedule_cli
 from .server import serve, token_cli
@@ -22,6 +23,7 @@ cli.add_typer(workspace_cli, name="workspace")
 cli.add_typer(token_cli, name="token")
 cli.add_typer(agents_cli, name="agents")
 cli.add_typer(schedule_cli, name="schedule")
+cli.add_typer(quota_cli, name="quota")
 cli.command("serve")(serve)
 
 

@@ -53,6 +53,13 @@ def submit(
             "--time-limit", help="Seconds the job may run (at most the skill's own limit)."
         ),
     ] = None,
+    owner: Annotated[
+        str | None, typer.Option("--owner", help="Who the job belongs to (quotas count it).")
+    ] = None,
+    budget: Annotated[
+        list[str] | None,
+        typer.Option("--budget", help="What it may spend: UNIT=AMOUNT (repeatable), e.g. usd=0.5."),
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait and print the result.")] = False,
     watch_: Annotated[bool, typer.Option("--watch", help="Follow events live.")] = False,
     timeout: Annotated[
@@ -80,6 +87,8 @@ def submit(
             priority=priority,
             concurrency_key=concurrency_key,
             time_limit=time_limit,
+            budget=parse_budget(budget),
+            owner=owner,
         )
         if watch_:
             follow(client, new_id, timeout, as_json)
@@ -89,6 +98,20 @@ def submit(
             emit_json({"job_id": new_id})
         else:
             out.print(new_id, highlight=False)
+
+
+def parse_budget(items: list[str] | None) -> dict[str, float] | None:
+    """``["usd=0.5", "tokens=2e5"]`` as ``{"usd": 0.5, "tokens": 200000.0}``."""
+    if not items:
+        return None
+    found: dict[str, float] = {}
+    for item in items:
+        unit, _, amount = item.partition("=")
+        try:
+            found[unit.strip()] = float(amount)
+        except ValueError:
+            raise InvalidArgs("budget", f"--budget takes UNIT=AMOUNT, not {item!r}") from None
+    return found
 
 
 def parse_eta(text: str) -> datetime:

@@ -42,6 +42,7 @@ from .fanout import Fanout, Follower
 from .following import CATCH_UP_CHUNK, Envelope, JobFollower
 from .listing import JobPage, list_jobs, owned_jobs
 from .logs import LogLine, alog_lines
+from .quotas import AsyncQuotaMethods
 from .recording import record_async
 from .retrying import AsyncRetryMethods
 from .schedules import AsyncScheduleMethods
@@ -54,7 +55,11 @@ T = TypeVar("T")
 
 
 class AsyncSkillClient(
-    AsyncScheduleMethods, AsyncAnswerMethods, AsyncRetryMethods, AsyncStatsMethods
+    AsyncScheduleMethods,
+    AsyncAnswerMethods,
+    AsyncRetryMethods,
+    AsyncStatsMethods,
+    AsyncQuotaMethods,
 ):
     """The asyncio client. Create it inside the loop that will use it."""
 
@@ -181,6 +186,7 @@ class AsyncSkillClient(
         priority: int | None = None,
         concurrency_key: str | None = None,
         time_limit: float | None = None,
+        budget: dict[str, float] | None = None,
     ) -> str:
         """Enqueue a job and return its id; an existing ``job_id`` is not run twice,
         nor is a second job made for an ``idempotency_key`` seen within the
@@ -211,6 +217,7 @@ class AsyncSkillClient(
             priority=priority,
             concurrency_key=concurrency_key,
             time_limit=time_limit,
+            budget=budget,
         )
         return await self.submit_options(options)
 

@@ -35,6 +35,7 @@ from .asynchronous import AsyncSkillClient
 from .following import Envelope
 from .listing import JobPage
 from .logs import LogLine, log_lines
+from .quotas import QuotaMethods
 from .recording import record
 from .retrying import RetryMethods
 from .schedules import ScheduleMethods
@@ -70,7 +71,7 @@ class Workspace:
         return cast(str, self._run(self._workspace.delegate(scopes, ttl=ttl)))
 
 
-class SkillClient(ScheduleMethods, AnswerMethods, RetryMethods, StatsMethods):
+class SkillClient(ScheduleMethods, AnswerMethods, RetryMethods, StatsMethods, QuotaMethods):
     """The synchronous client: the same methods as :class:`AsyncSkillClient`.
 
     The calls every job makes (``submit``, ``status``, ``result`` of a
@@ -176,6 +177,7 @@ class SkillClient(ScheduleMethods, AnswerMethods, RetryMethods, StatsMethods):
         priority: int | None = None,
         concurrency_key: str | None = None,
         time_limit: float | None = None,
+        budget: dict[str, float] | None = None,
     ) -> str:
         """Enqueue a job and return its id; an existing ``job_id`` is not run twice,
         nor is a second job made for an ``idempotency_key`` seen within the
@@ -191,7 +193,8 @@ class SkillClient(ScheduleMethods, AnswerMethods, RetryMethods, StatsMethods):
         ``ctx.workspace`` is bound to; the skill must declare workspace access.
         ``owner``: who the job belongs to; :meth:`owned_jobs` lists them.
         ``time_limit``: seconds this job may run (at most the skill's own limit);
-        past it the job fails ``JobTimeout``.
+        past it the job fails ``JobTimeout``. ``budget``: what it may ``ctx.spend``
+        per unit (``{"usd": 0.5}``), at most its skill's own budget.
         """
         options = SubmitOptions(
             skill,
@@ -206,6 +209,7 @@ class SkillClient(ScheduleMethods, AnswerMethods, RetryMethods, StatsMethods):
             priority=priority,
             concurrency_key=concurrency_key,
             time_limit=time_limit,
+            budget=budget,
         )
         return self.submit_options(options)
 

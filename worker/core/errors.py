@@ -32,6 +32,8 @@ error keeps it too (in brackets), so ``except PermissionError`` still works::
     +-- InputTimeout
     +-- NotWaitingForInput
     +-- NotRetryable
+    +-- BudgetExceeded
+    +-- QuotaExceeded
     +-- JobNotFound
     +-- ScheduleNotFound
     +-- JobFailed
@@ -71,10 +73,12 @@ from .error_spec import A2A_TASK_NOT_FOUND as A2A_TASK_NOT_FOUND
 from .error_spec import A2A_UNSUPPORTED_OPERATION as A2A_UNSUPPORTED_OPERATION
 from .error_spec import DEFAULT_SPEC as DEFAULT_SPEC
 from .error_spec import ErrorSpec as ErrorSpec
+from .job_errors import BudgetExceeded as BudgetExceeded
 from .job_errors import DuplicateStep as DuplicateStep
 from .job_errors import InputTimeout as InputTimeout
 from .job_errors import NotRetryable as NotRetryable
 from .job_errors import NotWaitingForInput as NotWaitingForInput
+from .job_errors import QuotaExceeded as QuotaExceeded
 
 
 class CancelledByCaller(SkillqError, RuntimeError):
@@ -334,6 +338,8 @@ ERROR_TABLE: dict[type[BaseException], ErrorSpec] = {
     InputTimeout: ErrorSpec("input_timeout", 1, 504),
     NotWaitingForInput: ErrorSpec("not_waiting", 2, 409, A2A_TASK_NOT_CANCELABLE),
     NotRetryable: ErrorSpec("not_retryable", 2, 409, A2A_UNSUPPORTED_OPERATION),
+    BudgetExceeded: ErrorSpec("budget_exceeded", 1, 402, A2A_INVALID_REQUEST),
+    QuotaExceeded: ErrorSpec("quota_exceeded", 2, 429, A2A_INVALID_REQUEST),
     JobExpired: ErrorSpec("expired", 1, 410),
     HandlerAborted: ErrorSpec("handler_aborted", 1, 500),
     DeliveryLimitExceeded: ErrorSpec("delivery_limit", 1, 500),

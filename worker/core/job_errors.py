@@ -4,6 +4,8 @@ table maps each to its codes."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from .error_base import SkillqError
 
 
@@ -41,3 +43,30 @@ class NotRetryable(SkillqError):
     def __init__(self, job_id: str, why: str) -> None:
         self.job_id = job_id
         super().__init__(f"job {job_id} cannot be retried: {why}")
+
+
+class BudgetExceeded(SkillqError):
+    """A ``ctx.spend`` that would take a job, or a job above it in its call tree,
+    past its budget; nothing of it is recorded. ``job_id``: the job whose
+    ceiling it would cross."""
+
+    def __init__(self, job_id: str, unit: str, amount: float, spent: float, ceiling: float):
+        self.job_id, self.unit = job_id, unit
+        self.amount, self.spent, self.ceiling = amount, spent, ceiling
+        super().__init__(
+            f"spending {amount:g} {unit} would pass the budget of job {job_id}: "
+            f"{spent:g} of {ceiling:g} {unit} spent (raise it at submit with budget=, "
+            "or in @skill(budget=...))"
+        )
+
+
+class QuotaExceeded(SkillqError):
+    """An owner's jobs spent their quota for the period; it renews at ``renews_at``."""
+
+    def __init__(self, owner: str, unit: str, limit: float, renews_at: float) -> None:
+        self.owner, self.unit, self.limit, self.renews_at = owner, unit, limit, renews_at
+        when = datetime.fromtimestamp(renews_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        super().__init__(
+            f"{owner!r} has spent its quota of {limit:g} {unit} for this period; "
+            f"it renews at {when}"
+        )

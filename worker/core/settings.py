@@ -13,6 +13,9 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .errors import InvalidArgs
+from .quotas import Quota, parse_quotas
+
 AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
 
 
@@ -114,12 +117,22 @@ class Settings(BaseSettings):
     server_max_body: int | None = Field(default=None, ge=1024)
     server_max_streams_per_caller: int = Field(default=32, ge=1)
     server_stream_buffer: int = Field(default=1000, ge=10)
+    default_quota: str = ""  # "usd=20/day, tokens=5e5/6h": every owner without their own
 
     @field_validator("key_prefix")
     @classmethod
     def _prefix_has_no_colon(cls, value: str) -> str:
         if not value or ":" in value:
             raise ValueError("key_prefix must be non-empty and contain no ':'")
+        return value
+
+    @field_validator("default_quota")
+    @classmethod
+    def _quota_reads(cls, value: str) -> str:
+        try:
+            parse_quotas(value)
+        except InvalidArgs as exc:
+            raise ValueError(str(exc)) from None
         return value
 
     @field_validator("agent")
@@ -158,6 +171,10 @@ class Settings(BaseSettings):
         """Largest request body the server reads: room for the largest args a worker
         accepts plus the request around them."""
         return self.server_max_body or self.max_args_bytes + 64 * 1024
+
+    @property
+    def default_quotas(self) -> dict[str, Quota]:
+        return parse_quotas(self.default_quota)
 
     @property
     def skill_modules(self) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
@@ -39,4 +40,9 @@ class A2AClient(Protocol):
         args: dict[str, Any] | None = None,
         grant: str | None = None,
         timeout: float | None = None,
-    ) -> CallResult: ...
+        budget: Mapping[str, float] | None = None,
+    ) -> CallResult:
+        """``budget``: what the callee may ``ctx.spend`` (skillq jobs; a remote
+        agent's own spending is not seen). Passed only when given, so clients
+        written before budgets keep working."""
+        ...

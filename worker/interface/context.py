@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -21,6 +21,7 @@ from ..core.errors import CancelledByCaller as CancelledByCaller
 from ..core.errors import MissingScopes as MissingScopes
 from .a2a import A2AClient, CallResult
 from .artifact_ref import ArtifactRef as ArtifactRef  # re-exported: part of the interface
+from .budgets import Ledger, LocalLedger, OnBudget, RaiseBudget, spend
 from .capabilities import DiscoveryClient, SandboxClient, SandboxUnavailable, WorkspaceClient
 from .steps import StepDone, StepRunner
 
@@ -86,16 +87,23 @@ class RunContext(ABC, Generic[AuthT]):
         args: dict[str, Any] | None = None,
         grant: str | None = None,
         timeout: float | None = None,
+        budget: Mapping[str, float] | None = None,
     ) -> CallResult:
         """Invoke another agent's skill through the runtime's :class:`A2AClient`.
 
         ``target`` is whatever that client understands: a URL for
         :class:`~worker.capabilities.http_a2a.HttpA2AClient`, an agent name for in-process
         routing. Pair with :meth:`WorkspaceClient.delegate` to hand the callee
-        a scoped workspace grant.
+        a scoped workspace grant. ``budget={"usd": 0.2}``: the share of what is
+        left that the callee may spend; its spending counts against this job's
+        budget too, so a share can never let the tree spend more.
         """
         client = self._a2a_client()
-        return await client.call(target, skill, args=args, grant=grant, timeout=timeout)
+        if budget is None:
+            return await client.call(target, skill, args=args, grant=grant, timeout=timeout)
+        return await client.call(
+            target, skill, args=args, grant=grant, timeout=timeout, budget=budget
+        )
 
     @abstractmethod
     def _a2a_client(self) -> A2AClient:
@@ -157,6 +165,28 @@ class RunContext(ABC, Generic[AuthT]):
         answers cannot ask."""
         raise NotImplementedError("this context cannot ask: use LocalRunContext(answers=...)")
 
+    async def spend(self, amount: float, unit: str = "usd") -> float:
+        """Record spending ``amount`` of ``unit`` ("usd", "tokens", ...) against
+        this job and return what is left under the nearest ceiling (``inf``
+        when none applies). A spend that would pass the job's budget, an
+        ancestor's in its call tree, or its owner's quota raises
+        ``BudgetExceeded`` and records nothing; with ``@skill(on_budget="ask")``
+        the owner is asked to raise it instead (:mod:`worker.interface.budgets`)."""
+        return await spend(self._ledger(), amount, unit, self._on_budget, self._budget_ask)
+
+    _on_budget: OnBudget = "fail"
+
+    def _ledger(self) -> Ledger:
+        """Where this context's spending is kept; in memory unless a runtime says."""
+        ledger: Ledger | None = self.__dict__.get("_local_ledger")
+        if ledger is None:
+            ledger = self.__dict__["_local_ledger"] = LocalLedger(self.task_id, None)
+        return ledger
+
+    async def _budget_ask(self, number: int, question: str) -> RaiseBudget:
+        answer: RaiseBudget = await self.ask(question, schema=RaiseBudget)
+        return answer
+
     def _steps(self) -> StepRunner:
         """Where this context keeps finished steps; in memory unless a runtime says."""
         runner: StepRunner | None = self.__dict__.get("_step_runner")
@@ -205,11 +235,16 @@ class LocalRunContext(RunContext[AuthT]):
         discover: DiscoveryClient | None = None,
         steps: dict[str, Any] | None = None,
         answers: dict[str, Any] | Callable[[str], Any] | None = None,
+        budget: dict[str, float] | None = None,
+        on_budget: OnBudget = "fail",
     ) -> None:
         """``steps``: results of steps an earlier delivery finished (name -> result),
         to test how a handler resumes; :attr:`steps` holds every finished one.
         ``answers``: what ``ctx.ask`` gets, by question or from a callback; every
-        question asked is kept in :attr:`asked`."""
+        question asked is kept in :attr:`asked`. ``budget``: ceilings ``ctx.spend``
+        is held to (``{"usd": 1.0}``), and :attr:`spent` what it recorded;
+        ``on_budget="ask"`` asks (through ``answers``) to raise a ceiling it
+        would cross, as ``@skill(on_budget="ask")`` does on a worker."""
         self.task_id = task_id
         self.auth = auth
         self._secrets: dict[str, str] = dict(secrets or {})
@@ -225,6 +260,8 @@ class LocalRunContext(RunContext[AuthT]):
         self.slept: list[float] = []
         self._answers = answers
         self.asked: list[str] = []
+        self.ledger = LocalLedger(task_id, budget)
+        self._on_budget = on_budget
 
     @property
     def workspace(self) -> WorkspaceClient:
@@ -306,6 +343,14 @@ class LocalRunContext(RunContext[AuthT]):
 
             runner = self.__dict__["_step_runner"] = StepRunner(load, save, emit)
         return runner
+
+    @property
+    def spent(self) -> dict[str, float]:
+        """What ``ctx.spend`` recorded, per unit."""
+        return dict(self.ledger.spent)
+
+    def _ledger(self) -> Ledger:
+        return self.ledger
 
     def artifact_refs(self) -> list[ArtifactRef]:
         """References to every artifact written, in the order they were first written."""

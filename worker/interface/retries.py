@@ -10,11 +10,13 @@ from __future__ import annotations
 import random
 
 from ..core.errors import (
+    BudgetExceeded,
     ConfigurationError,
     HandlerAborted,
     InvalidArgs,
     InvalidAuth,
     InvalidGrant,
+    QuotaExceeded,
     WorkspaceDenied,
 )
 from .context import CancelledByCaller, MissingScopes
@@ -30,6 +32,8 @@ NEVER_RETRIED: tuple[type[BaseException], ...] = (
     WorkspaceDenied,
     ConfigurationError,
     HandlerAborted,
+    BudgetExceeded,
+    QuotaExceeded,
 )
 
 

@@ -20,8 +20,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, JsonValue, TypeAdapter
 
-from ..core.errors import ConfigurationError
+from ..core.errors import ConfigurationError, InvalidArgs
 from .auth import NoAuth
+from .budgets import OnBudget, checked_budget
 from .context import RunContext
 
 SKILL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
@@ -89,6 +90,8 @@ class Skill:
     concurrency: int | None = None
     key_concurrency: int | None = None
     rate_limit: Rate | None = None
+    budget: Mapping[str, float] = field(default_factory=dict, compare=False)
+    on_budget: OnBudget = "fail"
     result_adapter: TypeAdapter[Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -150,6 +153,8 @@ def skill(
     concurrency: int | None = None,
     key_concurrency: int | None = None,
     rate_limit: str | None = None,
+    budget: Mapping[str, float] | None = None,
+    on_budget: OnBudget = "fail",
 ) -> Callable[[Handler], Skill]:
     """Declare an async handler as a skill served by skillq workers.
 
@@ -168,6 +173,11 @@ def skill(
     given at submit; ``rate_limit="100/m"`` (``/s``, ``/m``, ``/h``, or e.g.
     ``"5/10s"``) spaces starts evenly at that rate. A job over a limit waits
     in its queue (re-queued with a delay), never in a pool slot.
+
+    ``budget={"usd": 1.0}``: what a job of the skill may ``ctx.spend`` per unit
+    unless its submit gives less; ``on_budget="ask"``: a spend that would
+    cross a ceiling asks the job's owner to raise it instead of failing the
+    job with ``BudgetExceeded`` (:mod:`worker.interface.budgets`).
     """
     if not SKILL_NAME.match(name):
         raise ConfigurationError(
@@ -187,6 +197,12 @@ def skill(
         if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
             raise ConfigurationError(f"skill {name!r}: {label} must be a positive integer")
     rate = None if rate_limit is None else Rate.parse(name, rate_limit)
+    if on_budget not in ("fail", "ask"):
+        raise ConfigurationError(f"skill {name!r}: on_budget is 'fail' or 'ask'")
+    try:
+        ceilings = checked_budget(budget)
+    except InvalidArgs as exc:
+        raise ConfigurationError(f"skill {name!r}: {exc}") from None
 
     def decorate(handler: Handler) -> Skill:
         if not is_async(handler):
@@ -217,6 +233,8 @@ def skill(
             concurrency=concurrency,
             key_concurrency=key_concurrency,
             rate_limit=rate,
+            budget=ceilings,
+            on_budget=on_budget,
         )
 
     return decorate

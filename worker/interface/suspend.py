@@ -89,17 +89,17 @@ class Asks:
     async def ask(
         self, question: str, schema: type[BaseModel] | None, timeout: float | None
     ) -> Any:
-        if not isinstance(question, str) or not 0 < len(question) <= MAX_QUESTION:
-            raise ValueError(f"a question is a string of 1 to {MAX_QUESTION} characters")
-        if timeout is not None and (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, int | float)
-            or not math.isfinite(timeout)
-            or not 0 < timeout <= MAX_SLEEP
-        ):
-            raise ValueError(f"an ask's timeout is 0 to {MAX_SLEEP:.0f} seconds, not {timeout!r}")
+        check_question(question, timeout)
         self._count += 1
-        number = str(self._count)
+        return await self.ask_as(self._count, question, schema, timeout)
+
+    async def ask_as(
+        self, count: int, question: str, schema: type[BaseModel] | None, timeout: float | None
+    ) -> Any:
+        """Ask as question ``count`` (its answer is ``answer:<count>``): for asks
+        that do not come in the handler's order, such as a budget's."""
+        check_question(question, timeout)
+        number = str(count)
         answer = await self._load(ANSWER_FIELD + number)
         if answer is not None:
             return schema.model_validate_json(answer) if schema else json.loads(answer)
@@ -120,4 +120,16 @@ class Asks:
         if expires is not None and now >= expires:
             raise InputTimeout(self._job_id, question)
         until = float(expires) if expires is not None else now + MAX_SLEEP
-        raise Suspended(until, "input_required", {"ask": self._count, "question": question})
+        raise Suspended(until, "input_required", {"ask": count, "question": question})
+
+
+def check_question(question: str, timeout: float | None) -> None:
+    if not isinstance(question, str) or not 0 < len(question) <= MAX_QUESTION:
+        raise ValueError(f"a question is a string of 1 to {MAX_QUESTION} characters")
+    if timeout is not None and (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not math.isfinite(timeout)
+        or not 0 < timeout <= MAX_SLEEP
+    ):
+        raise ValueError(f"an ask's timeout is 0 to {MAX_SLEEP:.0f} seconds, not {timeout!r}")

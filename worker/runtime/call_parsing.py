@@ -16,7 +16,7 @@ from ..interface.skills import AnyArgs, Skill
 from ..store.events import dumps
 from ..wire.envelope import nesting_depth_over
 from ..wire.signing import SignedCall, verify
-from ..wire.submission import finite_number, printable, signed_options
+from ..wire.submit_checks import finite_number, printable, signed_options
 from ..workspace.grants import MAX_TOKEN_BYTES
 from .limiter import concurrency_key_of
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from ..core.errors import InvalidArtifactName, InvalidEvent, InvalidResult
 from ..core.secrets import SecretScope
 from ..interface.a2a import A2AClient
+from ..interface.budgets import Ledger, OnBudget, RaiseBudget
 from ..interface.capabilities import (
     Capabilities,
     DiscoveryClient,
@@ -51,6 +52,8 @@ class CeleryRunContext(RunContext[AuthT]):
         skill: str = "",
         observed: Observed | None = None,
         delivery: str = "",
+        ledger: Ledger | None = None,
+        on_budget: OnBudget = "fail",
     ) -> None:
         self.task_id = task_id
         self.auth = auth
@@ -66,6 +69,8 @@ class CeleryRunContext(RunContext[AuthT]):
         self._held_text = ""
         self._observed = observed or Observed()
         self._delivery = delivery
+        self._spending = ledger
+        self._on_budget = on_budget
 
     async def emit_event(self, event: AgentEvent) -> None:
         if isinstance(event.kind, str) and self._secrets.redact(event.kind) != event.kind:
@@ -168,6 +173,10 @@ class CeleryRunContext(RunContext[AuthT]):
         self, question: str, *, schema: type[BaseModel] | None = None, timeout: float | None = None
     ) -> Any:
         """The job waits ``input_required`` for ``client.respond``, holding no slot."""
+        await self.flush_text()
+        return await self._asks().ask(self._secrets.redact(question), schema, timeout)
+
+    def _asks(self) -> Asks:
         asks: Asks | None = self.__dict__.get("_asks")
         if asks is None:
 
@@ -178,8 +187,22 @@ class CeleryRunContext(RunContext[AuthT]):
                 await self._jobs.record_field(self.task_id, key, value, self._delivery)
 
             asks = self.__dict__["_asks"] = Asks(self.task_id, load, save)
+        return asks
+
+    def _ledger(self) -> Ledger:
+        return self._spending or super()._ledger()
+
+    async def spend(self, amount: float, unit: str = "usd") -> float:
+        left = await super().spend(amount, unit)
+        self._observed.metrics.spent(self._skill, unit, float(amount))
+        return left
+
+    async def _budget_ask(self, number: int, question: str) -> RaiseBudget:
+        """A budget's question is numbered by the crossing, not by the order of
+        the handler's asks (:func:`worker.interface.budgets.question_number`)."""
         await self.flush_text()
-        return await asks.ask(self._secrets.redact(question), schema, timeout)
+        answer: RaiseBudget = await self._asks().ask_as(number, question, RaiseBudget, None)
+        return answer
 
     async def check_cancelled(self) -> None:
         if self._token.cancelled:

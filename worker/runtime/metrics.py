@@ -53,6 +53,9 @@ class Metrics:
     def cancel_latency(self, skill: str, seconds: float) -> None:
         pass
 
+    def spent(self, skill: str, unit: str, amount: float) -> None:
+        pass
+
 
 class PrometheusMetrics(Metrics):
     """The metrics, recorded into this process's multiprocess files."""
@@ -117,6 +120,9 @@ class PrometheusMetrics(Metrics):
             ("skill",),
             registry=none,
         )
+        self.spend = Counter(
+            "skillq_spend", "What jobs spent (ctx.spend).", ("skill", "unit"), registry=none
+        )
         self.cancel = Histogram(
             "skillq_cancel_latency_seconds",
             "Time from a cancel reaching the worker to the job ending.",
@@ -153,6 +159,9 @@ class PrometheusMetrics(Metrics):
 
     def cancel_latency(self, skill: str, seconds: float) -> None:
         self.cancel.labels(skill).observe(seconds)
+
+    def spent(self, skill: str, unit: str, amount: float) -> None:
+        self.spend.labels(skill, unit).inc(amount)
 
 
 def prepare(settings: Settings) -> Path | None:

@@ -24,6 +24,7 @@ from ..interface.capabilities import JobScope
 from ..interface.context import CancelledByCaller
 from ..interface.skills import Skill
 from ..interface.suspend import Suspended
+from ..store.budgets import RedisLedger
 from ..store.events import EventWriter
 from ..store.job_status import job_error
 from .call_parsing import parse_call
@@ -238,6 +239,8 @@ async def _execute(
             skill=skill.name,
             observed=rt.observed,
             delivery=delivery,
+            ledger=RedisLedger(rt.redis, rt.keys, settings, job_id, delivery, dict(skill.budget)),
+            on_budget=skill.on_budget,
         )
         ctx.require_scopes(skill.scopes)
         value = await run_handler(rt, skill, ctx, call.args, token, call.time_limit)

@@ -102,6 +102,11 @@ class SubmitRequest(BaseModel):
         allow_inf_nan=False,
         description="seconds the job may run (at most the skill's own limit)",
     )
+    budget: dict[str, float] | None = Field(
+        default=None,
+        max_length=16,
+        description='what the job may ctx.spend per unit, e.g. {"usd": 0.5}',
+    )
 
     def options(self, caller: Principal) -> SubmitOptions:
         """What this request asks, for ``caller``: its names and keys scoped to it."""
@@ -117,6 +122,7 @@ class SubmitRequest(BaseModel):
             priority=self.priority,
             concurrency_key=self.concurrency_key,
             time_limit=self.time_limit,
+            budget=self.budget,
             # Scoped to the caller: one caller's key never returns another's job.
             idempotency_key=None
             if self.idempotency_key is None

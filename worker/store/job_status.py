@@ -108,6 +108,11 @@ class Question(BaseModel):
     expires_at: float | None = None
 
 
+def by_unit(raw: Mapping[str, str], prefix: str) -> dict[str, float]:
+    found = {key[len(prefix) :]: value for key, value in raw.items() if key.startswith(prefix)}
+    return {unit: float(value) for unit, value in found.items()}
+
+
 def open_question(raw: Mapping[str, str]) -> Question | None:
     """The question a waiting job has not had answered (its latest)."""
     if raw.get("state") != "input_required":
@@ -161,6 +166,9 @@ class JobStatus(BaseModel):
     args: dict[str, Any] | None = None
     retry_of: str | None = None  # the job this one retries
     retried_by: list[str] = []  # jobs made to retry this one, oldest first
+    # ctx.spend: what it and the jobs it called spent, and its ceilings, per unit.
+    spend: dict[str, float] = {}
+    budget: dict[str, float] = {}
 
     @property
     def finished(self) -> bool:
@@ -216,4 +224,6 @@ class JobStatus(BaseModel):
             args=json.loads(raw["args"]) if raw.get("args") else None,
             retry_of=raw.get("retry_of") or None,
             retried_by=[job for job in raw.get("retried_by", "").split(",") if job],
+            spend=by_unit(raw, "spent:"),
+            budget=by_unit(raw, "budget:"),
         )

@@ -147,6 +147,16 @@ class Keys:
         """Sorted set of running job ids by start time (``START`` adds, ends remove)."""
         return f"{self.prefix}:running"
 
+    @property
+    def quotas(self) -> str:
+        """Hash of owner -> their quota, ``{"<unit>": [limit, period seconds]}``."""
+        return f"{self.prefix}:quotas"
+
+    def quota_used(self, owner_digest: str, unit: str, start: int | str) -> str:
+        """What an owner's jobs spent of ``unit`` in the period from ``start``
+        (``owner_digest``: SHA-1 of the owner, as the scripts write it)."""
+        return f"{self.prefix}:quota:{owner_digest}:{unit}:{start}"
+
     def rollup(self, minute: int | str) -> str:
         """Hash of one minute's rollup (``minute``: Unix seconds // 60): jobs ended
         by outcome, run durations by bucket, queue depths (``worker.store.rollups``)."""
@@ -190,6 +200,7 @@ def lua_layout() -> str:
         "jobs": bare.jobs_index(),
         "skill_jobs": bare.skill_index(""),
         "rollup": bare.rollup(""),
+        "quota": bare.quota_used("", "", "")[: -len("::")],
     }
     fields = ", ".join(f"{name} = {json.dumps(part)}" for name, part in parts.items())
     return f"local KEY = {{{fields}}}\nlocal ROLLUP_TTL = {ROLLUP_TTL}\n"

@@ -10,7 +10,6 @@ skillq's Redis server, queues its Celery message too (see
 from __future__ import annotations
 
 import json
-import math
 import time
 import uuid
 from collections.abc import Mapping
@@ -27,7 +26,9 @@ from ..core.errors import (
     InvalidSubmission,
     JobCancelled,
     JobFailed,
+    QuotaExceeded,
 )
+from ..core.quotas import quotas_json
 from ..core.settings import Settings
 from ..interface.skills import SKILL_NAME
 from ..store.artifacts import JOB_ID
@@ -40,6 +41,10 @@ from .envelope import nesting_depth_over
 from .schema_check import check_args
 from .signing import sign
 from .skill_info import SkillInfo
+from .submit_checks import MAX_DELAY as MAX_DELAY
+from .submit_checks import budget_argv, checked_priority, finite_number, printable
+from .submit_checks import eta_of as eta_of
+from .submit_checks import signed_options as signed_options
 from .task_message import REPR_LIMIT, DirectPublish, priority_list
 
 MAX_OWNER = 256
@@ -138,6 +143,7 @@ class SubmitOptions:
     parent: Parent | None = None
     headers: Mapping[str, str] | None = None
     retry_of: str | None = None  # the job this one retries (linked both ways)
+    budget: Mapping[str, float] | None = None  # what it may ctx.spend, per unit
 
 
 def draft(
@@ -296,6 +302,7 @@ def draft(
         keys.skill_index(skill),
         keys.idempotency(idempotency_key) if idempotency_key else "",
         keys.job(options.retry_of) if options.retry_of else "",
+        keys.quotas if owner else "",
     ]
     submit_args += [
         owner or "",
@@ -303,81 +310,20 @@ def draft(
         str(priority or ""),
         encoded,
         options.retry_of or "",
+        budget_argv(skill, options.budget),
+        quotas_json(settings.default_quotas) if owner and settings.default_quota else "",
+        keys.prefix,
     ]
     return Draft(order, record, submit_keys, submit_args, direct is not None)
 
 
-def checked_priority(skill: str, priority: int | None) -> int:
-    """A job priority: an integer from 0 (the default) to 9, the most urgent."""
-    if priority is None:
-        return 0
-    if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9:
-        raise InvalidSubmission(skill, f"priority must be an integer from 0 to 9, not {priority!r}")
-    return priority
-
-
-MAX_DELAY = 10 * 366 * 86400.0  # seconds: a job may wait in Redis up to ten years
-
-
-def eta_of(countdown: float | None, eta: datetime | float | None) -> float | None:
-    """When a job may start, from a countdown (seconds) or an eta (a datetime, or Unix
-    seconds); None for at once. Any delay up to :data:`MAX_DELAY` is held in
-    Redis (:mod:`worker.runtime.delays`)."""
-    when = _eta_of(countdown, eta)
-    if when is None:
-        return None
-    now = time.time()
-    if when - now > MAX_DELAY:
-        raise InvalidSubmission("", "a job may be delayed at most ten years")
-    # A time already past means at once (and a date before year 1 is no date).
-    return max(when, now)
-
-
-def _eta_of(countdown: float | None, eta: datetime | float | None) -> float | None:
-    if countdown is not None and eta is not None:
-        raise InvalidSubmission("", "give countdown or eta, not both")
-    if countdown is not None:
-        if not finite_number(countdown) or not countdown >= 0:
-            raise InvalidSubmission("", f"countdown must be >= 0 seconds, not {countdown!r}")
-        return time.time() + float(countdown)
-    if isinstance(eta, datetime):
-        if eta.tzinfo is None:
-            raise InvalidSubmission("", "eta must be timezone-aware (e.g. datetime.now(UTC))")
-        return eta.timestamp()
-    if eta is None:
-        return None
-    if not finite_number(eta):
-        raise InvalidSubmission("", f"eta must be an aware datetime or Unix seconds, not {eta!r}")
-    return float(eta)
-
-
-def signed_options(concurrency_key: str | None, time_limit: float | None) -> dict[str, Any]:
-    """The call options a signature covers besides args, claims and grant."""
-    found: dict[str, Any] = {}
-    if concurrency_key is not None:
-        found["concurrency_key"] = concurrency_key
-    if time_limit is not None:
-        found["time_limit"] = float(time_limit)
-    return found
-
-
-def finite_number(value: object) -> bool:
-    """A real number a float holds (not NaN, not infinite, not a 400-digit int)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
-
-
-def printable(value: str, limit: int) -> bool:
-    return 0 < len(value) <= limit and all(32 <= ord(char) != 127 for char in value)
-
-
 def submitted_id(reply: Any, draft: Draft) -> tuple[str, bool]:
     """What ``SUBMIT`` answered: the job's id, and whether this call created it
-    (``1``); ``0`` is an existing job id, a string the job an idempotency key made."""
+    (``1``); ``0`` is an existing job id, a string the job an idempotency key made.
+    Raises ``QuotaExceeded`` when it refused the submit of an owner over quota."""
+    if isinstance(reply, list):
+        said = [part.decode() if isinstance(part, bytes) else str(part) for part in reply]
+        raise QuotaExceeded(said[1], said[2], float(said[3]), float(said[4]))
     if isinstance(reply, bytes):
         reply = reply.decode()
     if isinstance(reply, str) and not reply.isdigit():

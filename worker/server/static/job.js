@@ -31,6 +31,13 @@
 
   function fact(label, value) { return [el("dt", {}, label), el("dd", {}, value)]; }
 
+  // What the job and the jobs it called spent (ctx.spend), against its budget.
+  function spending(s) {
+    const units = [...new Set([...Object.keys(s.spend || {}), ...Object.keys(s.budget || {})])].sort();
+    return units.map((unit) => fact("spent " + unit, el("span", { "data-spent": unit },
+      `${+(s.spend[unit] || 0).toFixed(6)}` + (unit in s.budget ? ` of ${+s.budget[unit].toFixed(6)}` : ""))));
+  }
+
   function drawStatus() {
     const s = status;
     clear(document.getElementById("state")).append(badge(s.state));
@@ -39,7 +46,8 @@
       fact("worker", s.worker || "-"), fact("attempts", String(s.attempts)), fact("priority", String(s.priority)),
       fact("created", time(s.created_at)), fact("started", time(s.started_at)), fact("finished", time(s.finished_at)),
       fact("duration", duration(jobDuration(s))), s.progress ? fact("progress", s.progress) : [],
-      s.notice ? fact("notice", s.notice) : [], s.eta ? fact("starts at", time(s.eta)) : []));
+      s.notice ? fact("notice", s.notice) : [], s.eta ? fact("starts at", time(s.eta)) : [],
+      spending(s)));
     const finished = ["succeeded", "failed", "cancelled"].includes(s.state);
     clear(parts.actions).append(
       el("button", { id: "cancel", type: "button", disabled: finished, onclick: cancel }, "Cancel"), " ",

@@ -12,13 +12,19 @@
 -- may start (Unix seconds; '' to start at once), 16: its priority ('' for 0),
 -- 17: the args as JSON (kept, so the job can be shown and retried), 18: the
 -- job this one retries ('' for none; KEYS 10 is then that job's record, which
--- lists this one in its ``retried_by``).
+-- lists this one in its ``retried_by``), 19: the job's budget as JSON
+-- ({"<unit>": "<ceiling>"}; '' for none), kept as ``budget:<unit>`` fields;
+-- 20: the quota of owners without their own (JSON, see spend.lua; '' for
+-- none), 21: the key prefix. KEYS 11: the quotas hash.
+-- Returns {'quota', owner, unit, limit, renews at}, writing nothing, when
+-- the owner's jobs have spent a quota for its current period.
 -- Returns the existing job's id when the idempotency key already made one.
 -- Returns 0 when the record exists (the job was submitted: nothing is queued
 -- twice), 1 when the job is recorded (and its message queued). A child is
 -- listed in its parent's ``children`` (in start order), and a child of a
 -- parent being cancelled is cancelled before it starts.
 
+-- include: key layout
 -- The arguments, by name (the header above says what each is).
 local record = KEYS[1]
 local queue_list = KEYS[2]
@@ -48,11 +54,29 @@ local eta = ARGV[15]
 local priority = ARGV[16]
 local args_json = ARGV[17]
 local retry_of = ARGV[18]
+local budget_json = ARGV[19]
+local default_quota = ARGV[20]
+local prefix = ARGV[21]
+local quotas = KEYS[11]
 if idempotency_marker and idempotency_marker ~= '' then
   local existing = redis.call('GET', idempotency_marker)
   if existing then return existing end  -- the job this idempotency key made
 end
 if redis.call('EXISTS', record) == 1 then return 0 end
+if owner ~= '' and quotas and quotas ~= '' then
+  local defined = redis.call('HGET', quotas, owner) or default_quota
+  if defined and defined ~= '' then
+    for unit, quota in pairs(cjson.decode(defined)) do
+      local limit, period = tonumber(quota[1]), tonumber(quota[2])
+      local start = math.floor(tonumber(now) / period) * period
+      local used = tonumber(redis.call('GET', prefix .. KEY.quota .. redis.sha1hex(owner) .. ':'
+                                      .. unit .. ':' .. string.format('%d', start))) or 0
+      if used >= limit then
+        return {'quota', owner, unit, tostring(limit), string.format('%d', start + period)}
+      end
+    end
+  end
+end
 if message ~= '' then
   -- First: a script stops at an error without undoing what it wrote, and a
   -- record without its message would stay queued forever.
@@ -62,6 +86,11 @@ if message ~= '' then
 end
 redis.call('HSET', record, 'state', 'queued', 'skill', skill, 'queue', queue,
            'created_at', now, 'attempts', 0, 'seq', 0, 'args', args_json)
+if budget_json and budget_json ~= '' then
+  for unit, ceiling in pairs(cjson.decode(budget_json)) do
+    redis.call('HSET', record, 'budget:' .. unit, ceiling)
+  end
+end
 if retry_of ~= '' then
   redis.call('HSET', record, 'retry_of', retry_of)
   local earlier = redis.call('HGET', retried_record, 'retried_by')
