@@ -5,7 +5,7 @@ a job whose args only its message held; the same from the CLI."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from celery import Celery
@@ -21,8 +21,12 @@ HOSTILE = {"message": "<img src=x onerror=alert(1)>\u2028 \U0001f600 " + "x" * 2
 
 
 @pytest.fixture(scope="module")
-def retry_worker(start_worker: Callable[..., WorkerProcess]) -> WorkerProcess:
-    return start_worker(pool="threads", concurrency=2, queues="default,ext,retry-q")
+def retry_worker(start_worker: Callable[..., WorkerProcess]) -> Iterator[WorkerProcess]:
+    """Stopped with the module: a worker left on ``default`` would take other
+    modules' jobs."""
+    worker = start_worker(pool="threads", concurrency=2, queues="default,ext,retry-q")
+    yield worker
+    worker.stop(timeout=10)
 
 
 def test_a_failed_job_retried_is_a_new_job_linked_both_ways(

@@ -310,3 +310,8 @@ async def floods(ctx: RunContext[Any], args: FloodArgs) -> int:
     for number in range(args.events):
         await ctx.emit_progress(f"{number} {filler}")
     return args.events
+
+
+@skill("pays", description="Spends what it is told to (ctx.spend).")
+async def pays(ctx: RunContext[Any], args: Any) -> float:
+    return await ctx.spend(float(args["amount"]), str(args.get("unit", "usd")))

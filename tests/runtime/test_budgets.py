@@ -55,6 +55,8 @@ def test_a_spend_past_the_budget_fails_the_job_and_records_nothing(
     spends = [e["payload"] for e in client.events(job) if e["kind"] == "spend"]
     assert [round(p["spent"], 9) for p in spends] == [0.1, 0.2, 0.3]
     assert spends[-1]["left"] == pytest.approx(0.05)
+    retried = client.retry(job)  # a retry keeps the budget its submit gave
+    assert client.status(retried).budget == {"usd": 0.35}
     # The workers serve on.
     again = client.submit("spender", {"each": 0.1, "times": 2}, budget={"usd": 1})
     assert client.result(again, timeout=60)["left"] == pytest.approx([0.9, 0.8])

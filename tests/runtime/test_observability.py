@@ -92,17 +92,21 @@ def test_a_prefork_workers_metrics_count_what_ran(
     try:
         ok = [client.submit("echo", {"message": str(n)}, queue="metered-q") for n in range(4)]
         bad = [client.submit("boom", {}, queue="metered-q") for _ in range(2)]
+        paid = [
+            client.submit("pays", {"amount": 0.25}, queue="metered-q", budget={"usd": 1})
+            for _ in range(2)
+        ]
         slow = client.submit("sleepy", {"seconds": 60}, queue="metered-q")
         wait_for(lambda: client.status(slow).state == "running", timeout=30, what="sleepy")
         assert client.cancel(slow)
-        everything = [*ok, *bad, slow]
+        everything = [*ok, *bad, *paid, slow]
         wait_for(
             lambda: all(client.status(job).finished for job in everything),
             timeout=60,
             what="every job to finish",
         )
         wait_for(
-            lambda: value(scrape(port), "skillq_jobs_finished_total") >= 7,
+            lambda: value(scrape(port), "skillq_jobs_finished_total") >= 9,
             timeout=30,
             what="the metrics to count every job",
         )
@@ -112,12 +116,13 @@ def test_a_prefork_workers_metrics_count_what_ran(
         assert value(found, finished, skill="boom", outcome="failed") == 2
         assert value(found, finished, skill="sleepy", outcome="cancelled") == 1
         assert value(found, "skillq_jobs_failed_total", skill="boom", code="handler_error") == 2
-        assert value(found, "skillq_jobs_started_total", queue="metered-q") == 7
-        assert value(found, "skillq_job_duration_seconds_count") == 7
-        assert value(found, "skillq_job_queue_wait_seconds_count") == 7
+        assert value(found, "skillq_jobs_started_total", queue="metered-q") == 9
+        assert value(found, "skillq_job_duration_seconds_count") == 9
+        assert value(found, "skillq_job_queue_wait_seconds_count") == 9
         assert value(found, "skillq_jobs_running") == 0
         assert value(found, "skillq_cancel_latency_seconds_count", skill="sleepy") == 1
         assert value(found, "skillq_events_written_total", skill="sleepy") >= 1
+        assert value(found, "skillq_spend_total", skill="pays", unit="usd") == 0.5
     finally:
         worker.stop(timeout=10)
 

@@ -24,19 +24,23 @@ from worker.store.scriptfiles import load
 def test_a_thousand_jobs_add_up_by_outcome(
     start_worker: Callable[..., WorkerProcess], settings: Settings
 ) -> None:
-    """A deployment of its own (key prefix): no other test's jobs in its minutes."""
+    """A deployment of its own (key prefix and queue): no other test's jobs in its
+    minutes, and no other worker takes its jobs."""
     prefix = f"roll{uuid.uuid4().hex[:6]}"
     start_worker(
         pool="threads",
         concurrency=4,
-        queues="default,ext",
+        queues=prefix,
         env={"SKILLQ_KEY_PREFIX": prefix},
         ready_prefix=prefix,
     )
     with SkillClient(settings.model_copy(update={"key_prefix": prefix})) as client:
-        ok = [client.submit("echo", {"message": str(i)}) for i in range(900)]
-        bad = [client.submit("boom") for _ in range(60)]
-        later = [client.submit("echo", {"message": "never"}, countdown=3600) for _ in range(40)]
+        ok = [client.submit("echo", {"message": str(i)}, queue=prefix) for i in range(900)]
+        bad = [client.submit("boom", queue=prefix) for _ in range(60)]
+        later = [
+            client.submit("echo", {"message": "never"}, countdown=3600, queue=prefix)
+            for _ in range(40)
+        ]
         for job in later:
             assert client.cancel(job)
         for job in ok:
@@ -58,7 +62,7 @@ def test_a_thousand_jobs_add_up_by_outcome(
             for p in ("p50", "p95", "p99")
         )
         # The worker's heartbeat samples its queues' depth into the current minute.
-        wait_for(lambda: "default" in client.stats(120).minutes[-1].queued, 90, "a depth sample")
+        wait_for(lambda: prefix in client.stats(120).minutes[-1].queued, 90, "a depth sample")
         with pytest.raises(InvalidArgs):
             client.stats(10)
 

@@ -1,6 +1,7 @@
 """Retrying a job by hand: ``client.retry(job_id)`` makes a new job of the same
 skill with the same args, on the same queue at the same priority, linked both
-ways (the new job's ``retry_of``, the old one's ``retried_by``).
+ways (the new job's ``retry_of``, the old one's ``retried_by``), with the
+budget its submit gave.
 
 A new job rather than the old one run again: the old job's record, events and
 error stay as they were, to compare with. It is submitted by whoever retries
@@ -46,6 +47,7 @@ def retry_options(
         owner=owner,
         priority=status.priority or None,
         retry_of=status.id,
+        budget=status.budget or None,
     )
 
 
