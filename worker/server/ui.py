@@ -34,9 +34,19 @@ def text_of(name: str) -> str:
     return (STATIC / name).read_text("utf-8")
 
 
-def page(name: str, *, strict: bool = True) -> HTMLResponse:
-    headers = {**HEADERS, "Content-Security-Policy": STRICT} if strict else HEADERS
-    return HTMLResponse(text_of(name), headers=headers)
+PAGES = {  # page -> its title and the header link it sits under
+    "overview": ("overview", "/ui/"),
+    "jobs": ("jobs", "/ui/jobs"),
+    "job": ("job", "/ui/jobs"),
+    "workers": ("workers and queues", "/ui/workers"),
+}
+
+
+def page(name: str) -> HTMLResponse:
+    """One dashboard page: the shared shell with the page's script."""
+    title, here = PAGES[name]
+    shell = text_of("page.html").format(title=title, page=name, here=here)
+    return HTMLResponse(shell, headers={**HEADERS, "Content-Security-Policy": STRICT})
 
 
 @router.get("/")
@@ -53,31 +63,31 @@ async def ui_bare() -> RedirectResponse:
 @router.get("/ui/")
 async def overview() -> HTMLResponse:
     """Jobs ended per minute, run-time percentiles, queue depth."""
-    return page("overview.html")
+    return page("overview")
 
 
 @router.get("/ui/jobs")
 async def jobs() -> HTMLResponse:
     """Jobs newest first, filtered by state, skill and time."""
-    return page("jobs.html")
+    return page("jobs")
 
 
 @router.get("/ui/jobs/{job_id}")
 async def job(job_id: str) -> HTMLResponse:
     """A job's whole story."""
-    return page("job.html")
+    return page("job")
 
 
 @router.get("/ui/workers")
 async def workers() -> HTMLResponse:
     """Workers, queues, dead letters and schedules."""
-    return page("workers.html")
+    return page("workers")
 
 
 @router.get("/ui/run")
 async def run() -> HTMLResponse:
     """The live page: pick a skill, fill its args, watch it run, cancel, download."""
-    return page("index.html", strict=False)  # its script and style are inline
+    return HTMLResponse(text_of("index.html"), headers=HEADERS)  # inline script and style
 
 
 @router.get("/ui/assets/{name}")
