@@ -122,10 +122,3 @@ async def usage(
             "renews_at": float(start + quota.period),
         }
     return found
-
-
-async def check_quota(redis: Redis, keys: Keys, settings: Settings, owner: str) -> None:
-    """Refuse a submit of an owner whose jobs have spent a quota for this period."""
-    for unit, used in (await usage(redis, keys, settings, owner)).items():
-        if used["spent"] >= used["limit"]:
-            raise QuotaExceeded(owner, unit, used["limit"], used["renews_at"])
