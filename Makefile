@@ -34,8 +34,10 @@ tools:
 	$(call need,chromium,chromium)
 	$(call need,ip,iproute2)
 
+# One test process per core, at most four; a module's tests stay in one process
+# (its module-scoped workers), and each process starts its own Redis and S3.
 test: $(STAMP) tools
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --numprocesses auto --maxprocesses 4 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
