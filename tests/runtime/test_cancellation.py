@@ -124,6 +124,20 @@ def test_handler_that_blocks_its_loop_is_stopped(
     assert client.status(job_id).attempts == 1
 
 
+def test_a_handler_blocking_its_loop_stalls_no_other_job_of_its_process(
+    worker: WorkerProcess, client: SkillClient
+) -> None:
+    # Threads: each pool thread runs its own loop, so the neighbour's job runs
+    # and ends while the blocker still holds its thread (one shared loop would
+    # hold the echo until the blocker returned).
+    blocked = start_running(client, "blocker", {"seconds": 10})
+    neighbour = client.submit("echo", {"message": "beside a blocked loop"})
+    assert client.result(neighbour, timeout=8) == {"message": "beside a blocked loop"}
+    assert client.status(blocked).state == "running"
+    assert client.status(neighbour).worker == client.status(blocked).worker
+    assert client.result(blocked, timeout=30) == "finished"
+
+
 @pytest.mark.parametrize("pool", ["prefork", "threads"])
 def test_revoke_terminate_from_celery_tooling(
     start_worker: Callable[..., WorkerProcess],

@@ -8,7 +8,8 @@ settings and returns more clients, or replacements, as a mapping with the
 keys ``a2a`` (``ctx.call``), ``discover``, ``workspace`` and ``sandbox`` (or a
 :class:`~worker.interface.capabilities.Capabilities`). It is called once at worker
 start, so a broken factory stops the worker before it takes a job, and once
-in every worker process, so its clients belong to that process.
+for every event loop (each prefork child, each thread of a threads pool), so
+its clients belong to the loop that uses them.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def announced(factory: Factory | None, settings: Settings) -> list[str]:
 
 
 def attach(rt: ProcessRuntime, skills: SkillSet, app: Celery, factory: Factory | None) -> None:
-    """Give the process its clients; runs on the process's loop, once."""
+    """Give a loop its clients; runs on that loop, once."""
 
     async def publish(order: Order) -> None:
         await asyncio.to_thread(order.send, app)

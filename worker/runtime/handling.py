@@ -29,8 +29,8 @@ async def guarded(handler_call: Any) -> Any:
     """Await the handler, turning what would stop the worker into a failure.
 
     An asyncio task re-raises ``SystemExit`` and ``KeyboardInterrupt`` out of
-    the event loop, which would end the loop thread (threads pool) or the
-    worker (solo pool). Caught here, inside the task, they fail the job.
+    the event loop, into the pool thread running it (ending the worker in the
+    solo pool). Caught here, inside the task, they fail the job.
     """
     try:
         return await handler_call

@@ -1,13 +1,21 @@
-"""Per-process runtime: one event loop and the clients bound to it.
+"""Per-thread runtime: an event loop and the clients bound to it.
 
 Celery tasks are synchronous and Celery has no ``async def`` tasks, so each
-worker process owns one asyncio loop running in a dedicated thread. Pool
-threads (or the prefork child's main thread, or the solo pool) hand their
-coroutines to it. Nothing calls ``asyncio.run`` per task: connections, the
-cancel subscription and prepared scripts live as long as the process.
+thread that runs jobs (a prefork child's main thread, the solo pool, each
+thread of a threads pool) owns one asyncio loop and runs it inline for the
+duration of each job. Nothing calls ``asyncio.run`` per task: connections,
+the cancel subscription and prepared scripts live as long as the thread.
 
-The runtime is created lazily on the first job in a process and keyed by pid,
-so a prefork child never inherits its parent's loop or sockets.
+Why a loop per pool thread rather than one loop thread per process: handing
+each job to another thread and back cost the threads pool a fifth of its CPU
+per job (a self-pipe write, two futures, a wake-up of a third thread and the
+GIL passing between them), and a handler that blocked a shared loop stalled
+every other job of its process. What is the process's, not the loop's (the
+secrets, the log redactor, the artifact store, limits, the delivery guard,
+metrics, tracing) is built once per process and shared by its loops.
+
+Runtimes are created lazily on a thread's first job and keyed by pid, so a
+prefork child never inherits its parent's loop or sockets.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from celery.exceptions import WorkerShutdown, WorkerTerminate
@@ -35,6 +44,7 @@ from .cancellation import CancelWatcher
 from .joblogs import install_capture
 from .leases import DeliveryGuard
 from .limiter import Limiter
+from .metrics import Metrics
 from .metrics import for_process as metrics_for
 from .observed import Observed
 
@@ -42,50 +52,80 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class ProcessRuntime:
-    """One worker process's event loop and everything bound to it.
+@dataclass
+class ProcessParts:
+    """What a process's loops share: built once per process, on its first job."""
 
-    ``inline``: the loop runs in the calling thread for the duration of each
-    job (prefork children and the solo pool run one job at a time in their
-    main thread, so a hand-off to another thread would only add latency).
-    Otherwise (threads pool) the loop runs in its own thread and pool threads
-    hand it their coroutines. Between jobs an inline loop is paused; a cancel
-    sent meanwhile waits in the subscription and in the durable flag, which
-    the next job's start checks anyway.
+    secrets: SecretSource
+    log_redactor: LogRedactor
+    artifacts: ArtifactStore
+    limiter: Limiter
+    guard: DeliveryGuard
+    metrics: Metrics
+    observed: Observed
+    fused_results: bool
+
+    @classmethod
+    def build(cls, settings: Settings, secrets: SecretSource | None = None) -> ProcessParts:
+        redactor = LogRedactor()
+        redactor.install()
+        redact_standard_streams(redactor)
+        install_capture(settings.log_format)
+        keys = Keys(settings.key_prefix)
+        # Limits and the guard run their own threads: a pooled client of their own.
+        shared = sync_redis(settings)
+        metrics = metrics_for(settings)
+        return cls(
+            secrets=secrets or SecretSource(directory=settings.secrets_dir),
+            log_redactor=redactor,
+            artifacts=open_store(settings),
+            limiter=Limiter(shared, keys, settings),
+            guard=DeliveryGuard(shared, keys, settings),
+            metrics=metrics,
+            observed=Observed(metrics, tracing_for(settings)),
+            fused_results=fused(settings),
+        )
+
+    def close(self) -> None:
+        self.limiter.close()
+        self.guard.close()
+
+
+class ProcessRuntime:
+    """One thread's event loop and everything bound to it, beside its process's parts.
+
+    The loop runs in the calling thread for the duration of each job; between
+    jobs it is paused. A cancel sent meanwhile waits in the subscription and
+    in the durable flag, which the next job's start checks anyway.
     """
 
     def __init__(
         self,
         settings: Settings,
         *,
-        inline: bool,
+        parts: ProcessParts | None = None,
         secrets: SecretSource | None = None,
         setup: Callable[[ProcessRuntime], None] | None = None,
     ) -> None:
+        parts = parts or ProcessParts.build(settings, secrets)
         self.settings = settings
+        self.parts = parts
         self.capabilities = Capabilities()
-        self.inline = inline
         self.pid = os.getpid()
+        self.thread = threading.get_ident()
         self.keys = Keys(settings.key_prefix)
         self.loop = asyncio.new_event_loop()
         self.closing = False
-        self._thread: threading.Thread | None = None
-        if not inline:
-            self._thread = threading.Thread(target=self._serve, name="skillq-loop", daemon=True)
-            self._thread.start()
-        self.secrets = secrets or SecretSource(directory=settings.secrets_dir)
-        self.log_redactor = LogRedactor()
-        self.log_redactor.install()
-        redact_standard_streams(self.log_redactor)
-        self.artifacts: ArtifactStore = open_store(settings)
-        # Inline (prefork, solo) a process runs one job at a time: one connection.
-        self.records = JobRecords(sync_redis(settings, single=inline), self.keys, settings)
-        self.limiter = Limiter(self.records.client, self.keys, settings)
-        self.guard = DeliveryGuard(self.records.client, self.keys, settings)
-        self.metrics = metrics_for(settings)
-        self.observed = Observed(self.metrics, tracing_for(settings))
-        install_capture(settings.log_format)
-        self.fused_results = fused(settings)
+        self.secrets = parts.secrets
+        self.log_redactor = parts.log_redactor
+        self.artifacts = parts.artifacts
+        self.limiter = parts.limiter
+        self.guard = parts.guard
+        self.metrics = parts.metrics
+        self.observed = parts.observed
+        self.fused_results = parts.fused_results
+        # One job at a time per thread: its start and end hold one connection.
+        self.records = JobRecords(sync_redis(settings, single=True), self.keys, settings)
         self.redis: Redis
         self.jobs: JobStore
         self.cancels: CancelWatcher
@@ -99,26 +139,8 @@ class ProcessRuntime:
         if setup is not None:
             setup(self)  # attaches capability clients bound to this loop
 
-    def _serve(self) -> None:
-        """Run the loop until :meth:`close`, whatever a stray task raises.
-
-        A task a handler spawned that raises ``SystemExit`` or
-        ``KeyboardInterrupt`` unwinds ``run_forever``; without this the
-        loop thread would end and every later job of the process would hang.
-        """
-        while True:
-            try:
-                self.loop.run_forever()
-                return
-            except BaseException as exc:
-                if self.closing:
-                    return
-                log.error("a task on the skillq loop raised %r; the loop goes on", exc)
-
     def call(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` on this process's loop and return its result."""
-        if not self.inline:
-            return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+        """Run ``coro`` on this thread's loop and return its result."""
         future = asyncio.ensure_future(coro, loop=self.loop)
         while True:
             try:
@@ -132,6 +154,7 @@ class ProcessRuntime:
                 log.error("a task on the skillq loop raised %r; the loop goes on", exc)
 
     def close(self) -> None:
+        """Close the loop's clients; from its own thread, or once that thread is idle."""
         self.closing = True
 
         async def shutdown() -> None:
@@ -139,24 +162,16 @@ class ProcessRuntime:
             await self.redis.aclose()
 
         try:
-            if self.inline:
-                if not self.loop.is_closed():
-                    self.loop.run_until_complete(asyncio.wait_for(shutdown(), 5))
-                    self.loop.close()
-            elif self.loop.is_running():
-                asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(timeout=5)
-                self.loop.call_soon_threadsafe(self.loop.stop)
-                if self._thread is not None:
-                    self._thread.join(timeout=5)
+            if not self.loop.is_closed() and not self.loop.is_running():
+                self.loop.run_until_complete(asyncio.wait_for(shutdown(), 5))
+                self.loop.close()
         except Exception as exc:  # closing is best effort
             log.debug("runtime shutdown: %s", exc)
-        self.limiter.close()
-        self.guard.close()
         self.records.client.close()
 
 
 class Engine:
-    """Hands each process its own :class:`ProcessRuntime`, created on first use."""
+    """Hands each thread that runs jobs its own :class:`ProcessRuntime`, made on first use."""
 
     def __init__(
         self,
@@ -167,24 +182,38 @@ class Engine:
         self.settings = settings
         self.setup = setup
         self.secrets = secrets
-        self._runtime: ProcessRuntime | None = None
+        self._parts: ProcessParts | None = None
+        self._parts_pid = 0
+        self._runtimes: list[ProcessRuntime] = []
+        self._local = threading.local()
         self._lock = threading.Lock()
 
     def runtime(self) -> ProcessRuntime:
-        current = self._runtime
-        if current is not None and current.pid == os.getpid():
+        current: ProcessRuntime | None = getattr(self._local, "runtime", None)
+        if current is not None and current.pid == os.getpid() and not current.closing:
             return current
         with self._lock:
-            current = self._runtime
-            if current is None or current.pid != os.getpid():
-                inline = threading.current_thread() is threading.main_thread()
-                current = self._runtime = ProcessRuntime(
-                    self.settings, inline=inline, secrets=self.secrets, setup=self.setup
-                )
-            return current
+            pid = os.getpid()
+            if self._parts is None or self._parts_pid != pid:
+                # This process's first job (a prefork child forgets its parent's parts).
+                self._parts = ProcessParts.build(self.settings, self.secrets)
+                self._parts_pid = pid
+                self._runtimes = []
+            parts = self._parts
+        current = ProcessRuntime(self.settings, parts=parts, setup=self.setup)
+        with self._lock:
+            self._runtimes.append(current)
+        self._local.runtime = current
+        return current
 
     def close(self) -> None:
         with self._lock:
-            if self._runtime is not None and self._runtime.pid == os.getpid():
-                self._runtime.close()
-            self._runtime = None
+            mine = self._parts_pid == os.getpid()
+            runtimes = self._runtimes if mine else []
+            parts = self._parts if mine else None
+            self._runtimes = []
+            self._parts = None
+        for runtime in runtimes:
+            runtime.close()
+        if parts is not None:
+            parts.close()
