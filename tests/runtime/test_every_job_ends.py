@@ -180,6 +180,12 @@ def mutations(envelope: dict[str, Any]) -> dict[str, tuple[dict[str, Any], str]]
         "embed text": (with_body(envelope, [[], {"args": {}}, "x"]), "embed is not an object"),
         "task an object": ({**envelope, "headers": {**headers, "task": {"a": 1}}}, "headers.task"),
         "1000 levels": (with_body(envelope, deep), "nests"),
+        # kombu's JSON turns {"__type__": ...} objects into Python values, as the
+        # consumer would: one it cannot turn is refused here, not in the consumer.
+        "bad kombu marker": (
+            with_body(envelope, [[], {"args": {"__type__": "datetime", "__value__": "x"}}, {}]),
+            "body is not JSON",
+        ),
     }
 
 

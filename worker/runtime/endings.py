@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import replace
 
 from ..interface.retries import retry_delay
 from ..interface.skills import Skill
@@ -67,7 +66,7 @@ def schedule_retry(
         outcome.error.type,
         delay,
     )
-    return replace(outcome, state="retrying", delay=delay)
+    return outcome.but(state="retrying", delay=delay)
 
 
 def suspend(rt: ProcessRuntime, job_id: str, outcome: Outcome, delivery: str) -> Outcome:
@@ -84,7 +83,7 @@ def suspend(rt: ProcessRuntime, job_id: str, outcome: Outcome, delivery: str) ->
         return superseded(job_id)
     if state != "suspended":
         return stored_outcome(rt, job_id)  # cancelled meanwhile: that stands
-    return replace(outcome, delay=max(0.0, waiting.until - time.time()))
+    return outcome.but(delay=max(0.0, waiting.until - time.time()))
 
 
 def superseded(job_id: str) -> Outcome:
@@ -124,7 +123,7 @@ def finish(
     if final != outcome.state:
         # Another process finalised the job first (a cancel); its word stands.
         return stored_outcome(rt, job_id)
-    return replace(outcome, celery_stored=meta is not None)
+    return outcome.but(celery_stored=meta is not None)
 
 
 def stored_outcome(rt: ProcessRuntime, job_id: str) -> Outcome:
@@ -140,5 +139,5 @@ def stored_outcome(rt: ProcessRuntime, job_id: str) -> Outcome:
         # Celery's copy may have expired or been forgotten: write it again.
         meta = meta_json(job_id, outcome.state, outcome.result, outcome.error)
         rt.records.store_celery_meta(meta_key(job_id), meta)
-        outcome = replace(outcome, celery_stored=True)
+        outcome = outcome.but(celery_stored=True)
     return outcome

@@ -67,26 +67,67 @@ async def run_handler(
     token: CancelToken,
     time_limit: float | None,
 ) -> Any:
-    """Run the handler under its time limit; after a cancel, give it a grace period."""
+    """Run the handler under its time limit; after a cancel, give it a grace period.
+
+    The handler runs in the job's own task (``execute`` always runs as one),
+    not in a task of its own: a second task per job cost a task's creation and
+    a loop iteration on every job. A cancel stops it by cancelling that task
+    once the grace is over, and only while the handler runs: a cancel that
+    arrives later must not cut short the writing of the outcome's events.
+    """
     loop = asyncio.get_running_loop()
-    # The handler's task (and what it starts) copies the context, whose job log
-    # (set by execute) sends its records to this job alone.
-    task: asyncio.Future[Any] = asyncio.ensure_future(guarded(skill.handler(ctx, args)))
-    timers: list[asyncio.TimerHandle] = []
-    token.on_cancel(lambda: timers.append(loop.call_later(rt.settings.cancel_grace, task.cancel)))
+    task = asyncio.current_task()
+    assert task is not None
+    grace = _Grace(task)
+    token.on_cancel(lambda: grace.start(loop, rt.settings.cancel_grace))
     try:
         if time_limit is None:
-            return await task
+            return await guarded(skill.handler(ctx, args))
+        limit = asyncio.timeout(time_limit)
         try:
-            async with asyncio.timeout(time_limit):
-                return await task
+            async with limit:
+                return await guarded(skill.handler(ctx, args))
         except TimeoutError as exc:
-            if task.cancelled():
+            if limit.expired():
                 raise JobTimeout(ctx.task_id, time_limit) from exc
             raise
+    except asyncio.CancelledError:
+        grace.settle()
+        raise
     finally:
-        for timer in timers:
-            timer.cancel()
+        grace.end()
+
+
+class _Grace:
+    """The timer that cancels a job's task a grace period after its cancel."""
+
+    __slots__ = ("fired", "over", "task", "timer")
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.timer: asyncio.TimerHandle | None = None
+        self.fired = False
+        self.over = False
+
+    def start(self, loop: asyncio.AbstractEventLoop, grace: float) -> None:
+        if not self.over and self.timer is None:
+            self.timer = loop.call_later(grace, self._fire)
+
+    def _fire(self) -> None:
+        if not self.over:
+            self.fired = True
+            self.task.cancel()
+
+    def settle(self) -> None:
+        """The cancel was ours and has arrived: the task goes on to record it."""
+        if self.fired:
+            self.fired = False
+            self.task.uncancel()
+
+    def end(self) -> None:
+        self.over = True
+        if self.timer is not None:
+            self.timer.cancel()
 
 
 def check_grant_use(rt: ProcessRuntime, skill: Skill, call: Call) -> None:

@@ -12,7 +12,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 
 from ..core.errors import (
@@ -280,4 +279,4 @@ async def _execute(
             await ctx.flush_text()  # text held back in case it began a secret
         await writer.drain()  # a broken event stream must not hide the outcome
     rt.metrics.events_written(skill.name, writer.written)
-    return replace(outcome, signed_until=signed_until), result_text
+    return outcome.but(signed_until=signed_until), result_text

@@ -41,6 +41,7 @@ from ..store.outage import outlast
 from ..wire.celery_app import OPTIONS_KEY, transport_settings
 from ..wire.envelope import Inspection, inspect
 from . import delays, leases, refusals
+from .checked_message import CheckedMessage, remember
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +177,7 @@ class QoS(kombu_redis.QoS):
 
 class Channel(kombu_redis.Channel):
     QoS = QoS
+    Message = CheckedMessage
     _saved_connparams: dict[bool, dict[str, Any]]
 
     @property
@@ -299,6 +301,7 @@ class Channel(kombu_redis.Channel):
         # A tag of this delivery's own: a stale run's late acknowledgement then
         # never removes the entry of the delivery that took its job over.
         found.message["properties"]["delivery_tag"] = uuid.uuid4().hex
+        remember(self, found.message, found.body)
         self.__dict__["_requeue_pause"] = REQUEUE_PAUSE_FIRST
         self.__dict__.pop("_foreign_streak", None)
         return found.message

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from kombu.utils import json as kombu_json
 from kombu.utils.encoding import bytes_to_str
 
 ACCEPTED_CONTENT_TYPE = "application/json"
@@ -45,6 +46,9 @@ class Inspection:
     reason: str = ""
     job_id: str = ""
     task: str = ""
+    # The task body as Celery's consumer would decode it (kombu's JSON), so the
+    # consumer need not decode it again: None for control messages.
+    body: Any = None
 
 
 def nesting_depth_over(value: Any, limit: int) -> bool:
@@ -84,12 +88,13 @@ def inspect(item: bytes | str, max_depth: int, *, task: bool = True) -> Inspecti
             job_id = raw_id if isinstance(raw_id, str) and len(raw_id) <= MAX_ID_LENGTH else ""
             task_name = raw_task if isinstance(raw_task, str) else ""
         _check_envelope(envelope)
+        body = None
         if task:
             _check_headers(headers)
-            _check_body(envelope, max_depth)
+            body = _check_body(envelope, max_depth)
         else:
             _check_plain_body(envelope)
-        return Inspection(envelope, job_id=job_id, task=task_name)
+        return Inspection(envelope, job_id=job_id, task=task_name, body=body)
     except Refused as refused:
         return Inspection(None, str(refused), job_id, task_name)
     except RecursionError:
@@ -187,7 +192,9 @@ def _decoded_body(envelope: dict[str, Any]) -> Any:
     try:
         if envelope["properties"].get("body_encoding") == "base64":
             body = base64.b64decode(body, validate=True).decode("utf-8")
-        return json.loads(body)
+        # kombu's decoder, as Celery's consumer uses: the same values, and a
+        # marker it cannot turn into one (a bad ``__type__``) is refused here.
+        return kombu_json.loads(body)
     except RecursionError:
         raise Refused("body nests too deeply to decode") from None
     except ValueError as exc:  # binascii.Error and UnicodeDecodeError included
@@ -199,7 +206,7 @@ def _check_plain_body(envelope: dict[str, Any]) -> None:
         raise Refused("control reply body is not an object")
 
 
-def _check_body(envelope: dict[str, Any], max_depth: int) -> None:
+def _check_body(envelope: dict[str, Any], max_depth: int) -> list[Any]:
     decoded = _decoded_body(envelope)
     if not isinstance(decoded, list) or len(decoded) != 3:
         raise Refused("body must be [args, kwargs, embed] (task protocol 2)")
@@ -221,3 +228,4 @@ def _check_body(envelope: dict[str, Any], max_depth: int) -> None:
     # [args, kwargs, embed] adds one level above what the producer sent.
     if nesting_depth_over(decoded, max_depth + 2):
         raise Refused(f"body nests deeper than {max_depth} levels (SKILLQ_MAX_ARGS_DEPTH)")
+    return decoded
