@@ -9,7 +9,9 @@ import signal
 import time
 from collections.abc import Callable
 
-from tests.conftest import wait_for
+import redis
+
+from tests.conftest import held, wait_for
 from worker.client import SkillClient
 from worker.embedded import WorkerProcess
 
@@ -115,3 +117,36 @@ def test_workers_with_other_leases_never_take_each_others_jobs(
     status = client.status(job)
     assert status.attempts == 1 and status.worker == patient.hostname
     assert statuses(client, job) == ["running", "succeeded"]
+
+
+def test_acknowledgements_leave_redis_at_idle_and_a_killed_worker_reruns_nothing(
+    start_worker: Callable[..., WorkerProcess], client: SkillClient, raw: redis.Redis
+) -> None:
+    # An acknowledgement waits to ride on the next take's script call; with
+    # nothing more to take it goes by itself within milliseconds (the lease
+    # keeper's last resort would take seconds). A worker whose main process
+    # froze and was killed before acknowledging leaves its entries to come
+    # back with the lease, to a START that finds each finished job done.
+    env = {"SKILLQ_LEASE": str(LEASE)}
+    queue = "leases-acks"
+    first = start_worker(pool="threads", concurrency=2, queues=queue, env=env)
+    jobs = [client.submit("echo", {"message": str(i)}, queue=queue) for i in range(20)]
+    for i, job in enumerate(jobs):
+        assert client.result(job, timeout=30) == {"message": str(i)}
+    wait_for(lambda: not any(held(raw, job) for job in jobs), 1.5, "the releases at idle")
+    doomed = start_worker(pool="prefork", concurrency=2, queues=queue, env=env)
+    first.stop()
+    more = [client.submit("story", {"words": 3, "delay": 0.05}, queue=queue) for _ in range(30)]
+    wait_for(lambda: sum(client.status(j).finished for j in more) >= 4, 30, "some jobs to end")
+    main, *children = doomed.pids()
+    os.kill(main, signal.SIGSTOP)  # its children finish their jobs; nothing is acknowledged
+    wait_for(
+        lambda: not any(client.status(j).state == "running" for j in more), 30, "the runs to end"
+    )
+    for pid in (main, *children):
+        os.kill(pid, signal.SIGKILL)
+    start_worker(pool="threads", concurrency=2, queues=queue, env=env)
+    for job in more:
+        assert client.result(job, timeout=LEASE + 30)["words"] == 3
+        assert statuses(client, job) == ["running", "succeeded"]
+    wait_for(lambda: not any(held(raw, job) for job in more), 10, "every entry to go")
