@@ -121,6 +121,9 @@ def test_asking_the_owner_raises_the_budget_and_the_job_goes_on(
     assert failed.value.code == "budget_exceeded"
 
 
+PERIOD = 15  # seconds: the quota's period in the test below
+
+
 def test_an_owner_over_quota_is_refused_until_the_period_renews(
     budget_workers: None,
     client: SkillClient,
@@ -128,29 +131,35 @@ def test_an_owner_over_quota_is_refused_until_the_period_renews(
     settings: Settings,
 ) -> None:
     owner = f"quota-{uuid.uuid4().hex[:6]}"
-    client.set_quota(owner, "usd=0.3/10s")
-    spent = client.submit("spender", {"each": 0.1, "times": 5}, owner=owner)
-    with pytest.raises(JobFailed) as failed:
-        client.result(spent, timeout=60)
-    assert failed.value.code == "quota_exceeded"
-    assert client.status(spent).spend["usd"] == pytest.approx(0.3)
-    usage = client.quota_usage(owner)["usd"]
-    assert usage["spent"] == pytest.approx(0.3) and usage["limit"] == 0.3
-    with pytest.raises(QuotaExceeded, match="renews at"):
-        client.submit("spender", {"each": 0.1, "times": 1}, owner=owner)
-    refused = skillq(stack_env, "submit", "spender", "--args", '{"each": 0.1}', "--owner", owner)
-    assert refused.returncode == 2 and "renews at" in refused.stderr
     token = new_token()
     tokens = [{"sha256": token_hash(token), "subject": owner, "scopes": []}]
     with HttpServerProcess({**stack_env, "SKILLQ_SERVER_TOKENS": json.dumps(tokens)}) as server:
+        # Periods are aligned to the epoch: start at the top of one, so the
+        # refusals below all fall in it on a loaded machine too.
+        wait_for(lambda: time.time() % PERIOD < 1, PERIOD + 5, "a period to begin")
+        client.set_quota(owner, f"usd=0.3/{PERIOD}s")
+        spent = client.submit("spender", {"each": 0.1, "times": 5}, owner=owner)
+        with pytest.raises(JobFailed) as failed:
+            client.result(spent, timeout=60)
+        assert failed.value.code == "quota_exceeded"
+        assert client.status(spent).spend["usd"] == pytest.approx(0.3)
+        usage = client.quota_usage(owner)["usd"]
+        assert usage["spent"] == pytest.approx(0.3) and usage["limit"] == 0.3
+        with pytest.raises(QuotaExceeded, match="renews at"):
+            client.submit("spender", {"each": 0.1, "times": 1}, owner=owner)
+        refused = skillq(
+            stack_env, "submit", "spender", "--args", '{"each": 0.1}', "--owner", owner
+        )
+        assert refused.returncode == 2 and "renews at" in refused.stderr
         answer = httpx.post(
             f"{server.url}/v1/jobs",
             json={"skill": "spender", "args": {"each": 0.1, "times": 1}},
             headers={"Authorization": f"Bearer {token}"},
         )
+        assert time.time() < usage["renews_at"], "the refusals took longer than a period"
         assert answer.status_code == 429 and answer.json()["error"]["code"] == "quota_exceeded"
         renews = usage["renews_at"]
-        wait_for(lambda: time.time() > renews, 15, "the next period")
+        wait_for(lambda: time.time() > renews, PERIOD + 5, "the next period")
         renewed = httpx.post(
             f"{server.url}/v1/jobs",
             json={"skill": "spender", "args": {"each": 0.1, "times": 1}},
