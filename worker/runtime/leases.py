@@ -41,7 +41,6 @@ from .cancellation import CancelToken
 log = logging.getLogger(__name__)
 
 LAPSED_PER_SWEEP = 100
-ACKS_FORGOTTEN = 2.0  # seconds before the keeper sends acknowledgements itself
 
 
 TAKE = ClientScript("lease_take")
@@ -114,10 +113,6 @@ class LeaseKeeper:
                     len(gone),
                     ", ".join(gone),
                 )
-            for qos in list(self._holders):
-                flush = getattr(qos, "flush_acks", None)
-                if flush is not None:  # acknowledgements no take or timer carried
-                    flush(older_than=ACKS_FORGOTTEN)
 
     def close(self) -> None:
         self._stop.set()

@@ -30,10 +30,6 @@ REPR_HEADERS = ("argsrepr", "kwargsrepr")
 CANVAS_KEYS = ("callbacks", "errbacks", "chain")
 
 
-# What kombu.utils.json.loads does, built once (it builds a decoder per call).
-KOMBU_JSON = json.JSONDecoder(object_hook=kombu_json.object_hook)
-
-
 class Refused(Exception):
     """Why an item cannot be handed to Celery."""
 
@@ -196,9 +192,9 @@ def _decoded_body(envelope: dict[str, Any]) -> Any:
     try:
         if envelope["properties"].get("body_encoding") == "base64":
             body = base64.b64decode(body, validate=True).decode("utf-8")
-        # kombu's decoding, as Celery's consumer's: the same values, and a
+        # kombu's decoder, as Celery's consumer uses: the same values, and a
         # marker it cannot turn into one (a bad ``__type__``) is refused here.
-        return KOMBU_JSON.decode(body)
+        return kombu_json.loads(body)
     except RecursionError:
         raise Refused("body nests too deeply to decode") from None
     except ValueError as exc:  # binascii.Error and UnicodeDecodeError included
