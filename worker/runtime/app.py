@@ -38,7 +38,7 @@ from ..store.storecheck import check_apart
 from ..wire.celery_app import configured_app
 from ..wire.resigning import resigned
 from ..wire.submission import shown_kwargs
-from . import metrics, supervision
+from . import leases, metrics, supervision
 from .attach import announced, attach, load_factory
 from .delays import WAKE_HEADER
 from .depths import DepthSampler
@@ -298,6 +298,7 @@ def connect_worker_signals(
             firer.stop()
         for server in servers:
             server.shutdown()
+        leases.close_keeper()  # the last acknowledgements reach Redis before the exit
         engine.close()
 
     def on_process_shutdown(**_: Any) -> None:

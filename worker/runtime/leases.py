@@ -15,6 +15,9 @@ into a lease:
   broker safely), and never within a lease after renewals resumed from a
   pause of them all (a Redis restart, a partition of every worker), so live
   workers renew first (``lease_lapsed.lua``);
+- an acknowledged delivery's entry and lease leave Redis with the next
+  take's script call, or by the keeper's thread within 20 ms when nothing
+  more is taken (:mod:`worker.runtime.acks`);
 - every delivery gets a tag of its own when it is taken, so a late
   acknowledgement from a stale run never removes its successor's entry;
 - the job record's delivery token fences the stale run itself: its events,
@@ -27,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 import weakref
 from typing import Any
 
@@ -36,6 +40,7 @@ from ..core.settings import Settings
 from ..store.connections import sync_redis
 from ..store.keys import Keys
 from ..store.scriptfiles import ClientScript
+from .acks import ACK_RETRY, ACK_WAIT, PendingAcks
 from .cancellation import CancelToken
 
 log = logging.getLogger(__name__)
@@ -50,20 +55,26 @@ RELEASE = ClientScript("lease_release")
 
 
 class LeaseKeeper:
-    """Renews the leases of the deliveries this process's channels hold.
+    """Renews the leases of the deliveries this process's channels hold, and
+    sends the acknowledgements no take carried.
 
     A thread of its own, not the consumer's event loop: a loop busy with a
-    long put-back or a Redis retry must not let held jobs lapse. A process
-    that is killed or frozen stops renewing, which is the point.
+    long put-back or a Redis retry must not let held jobs lapse, and a
+    removal retried against an unreachable Redis must never hold the
+    consumer. A process that is killed or frozen stops renewing, which is
+    the point.
     """
 
-    def __init__(self, settings: Settings, keys: Keys, unacked_index: str) -> None:
+    def __init__(self, settings: Settings, keys: Keys, unacked: str, unacked_index: str) -> None:
         self._settings = settings
         self._keys = keys
+        self._unacked = unacked
         self._index = unacked_index
         self._holders: weakref.WeakSet[Any] = weakref.WeakSet()
         self._client: redis.Redis | None = None
         self._stop = threading.Event()
+        self._failing = False
+        self.acks = PendingAcks()
         self._thread = threading.Thread(target=self._keep, name="skillq-delivery-leases")
         self._thread.daemon = True
         self._thread.start()
@@ -83,10 +94,13 @@ class LeaseKeeper:
                     continue
         return sorted(tags)
 
-    def renew(self) -> list[str]:
-        """Renew every held lease now; the tags that were no longer leased."""
+    def _redis(self) -> redis.Redis:
         if self._client is None:
             self._client = sync_redis(self._settings, self._settings.broker_url)
+        return self._client
+
+    def renew(self) -> list[str]:
+        """Renew every held lease now; the tags that were no longer leased."""
         keys = [
             self._index,
             self._keys.leases,
@@ -95,40 +109,105 @@ class LeaseKeeper:
             self._keys.lease_settled,
         ]
         gone = RENEW(
-            keys=keys, args=[repr(self._settings.lease), *self.held()], client=self._client
+            keys=keys, args=[repr(self._settings.lease), *self.held()], client=self._redis()
         )
         return [str(tag) for tag in gone]
 
-    def _keep(self) -> None:
-        while not self._stop.wait(self._settings.lease / 3):
+    def release_keys(self) -> list[str]:
+        """KEYS of ``lease_release.lua`` (and of the acknowledgements a take carries)."""
+        return [self._index, self._unacked, self._keys.leases, self._keys.lease_lengths]
+
+    def send_acks(self) -> bool:
+        """Send what waits in :attr:`acks` now; False when Redis could not take it."""
+        while tags := self.acks.due():
             try:
-                gone = self.renew()
-            except Exception as exc:  # the next round tries again; a lease outlasts two
-                log.warning("cannot renew the leases of held jobs now: %s", exc)
+                RELEASE(keys=self.release_keys(), args=tags, client=self._redis())
+            except Exception as exc:  # kept for the next take or round
+                if not self._failing:
+                    log.warning(
+                        "cannot remove %d acknowledged message(s) from Redis now (%s); they "
+                        "go with the next delivery taken or the next try, or come back when "
+                        "their leases lapse to a START that finds their jobs done",
+                        len(self.acks),
+                        exc,
+                    )
+                self._failing = True
+                return False
+            self.acks.done(tags)
+            if self._failing:
+                log.info("acknowledged messages reach Redis again")
+                self._failing = False
+        return True
+
+    def _renew_round(self) -> None:
+        try:
+            gone = self.renew()
+        except Exception as exc:  # the next round tries again; a lease outlasts two
+            log.warning("cannot renew the leases of held jobs now: %s", exc)
+            return
+        if gone:
+            log.warning(
+                "the leases of %d held message(s) lapsed before they were renewed; "
+                "another worker may run them (their runs here are fenced): %s",
+                len(gone),
+                ", ".join(gone),
+            )
+
+    def _keep(self) -> None:
+        interval = self._settings.lease / 3
+        renew_at = time.monotonic() + interval
+        retry_at = 0.0
+        while not self._stop.is_set():
+            now = time.monotonic()
+            waited = self.acks.waited()
+            if waited is not None and waited >= ACK_WAIT and now >= retry_at:
+                if not self.send_acks():
+                    retry_at = now + ACK_RETRY
                 continue
-            if gone:
-                log.warning(
-                    "the leases of %d held message(s) lapsed before they were renewed; "
-                    "another worker may run them (their runs here are fenced): %s",
-                    len(gone),
-                    ", ".join(gone),
-                )
+            if now >= renew_at:
+                self._renew_round()
+                renew_at = time.monotonic() + interval
+                continue
+            if waited is None:  # idle: woken by the first acknowledgement, or to renew
+                self.acks.arrived.wait(renew_at - now)
+            else:
+                due = max(now + ACK_WAIT - waited, retry_at)
+                self._stop.wait(max(0.0, min(renew_at, due) - now))
 
     def close(self) -> None:
+        """Stop, sending what was acknowledged first (one try: the worker is leaving)."""
         self._stop.set()
+        self.acks.arrived.set()
+        self._thread.join(timeout=5)
+        if len(self.acks):
+            self.send_acks()
 
 
 _keeper: LeaseKeeper | None = None
 _keeper_lock = threading.Lock()
 
 
-def keeper_for(settings: Settings, keys: Keys, unacked_index: str) -> LeaseKeeper:
+def keeper_for(settings: Settings, keys: Keys, unacked: str, unacked_index: str) -> LeaseKeeper:
     """This process's keeper, started by the first channel that consumes."""
     global _keeper
     with _keeper_lock:
         if _keeper is None:
-            _keeper = LeaseKeeper(settings, keys, unacked_index)
+            _keeper = LeaseKeeper(settings, keys, unacked, unacked_index)
         return _keeper
+
+
+def current_keeper() -> LeaseKeeper | None:
+    """This process's keeper, if a channel has consumed."""
+    return _keeper
+
+
+def close_keeper() -> None:
+    """At the worker's shutdown: acknowledgements waiting are sent, renewals stop."""
+    global _keeper
+    with _keeper_lock:
+        keeper, _keeper = _keeper, None
+    if keeper is not None:
+        keeper.close()
 
 
 def lapsed(client: Any, keys: Keys, unacked: str) -> list[str]:

@@ -23,25 +23,20 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass
 from queue import Empty
 from time import monotonic
 from typing import Any
 
 from kombu.transport import redis as kombu_redis
-from kombu.transport.virtual.base import QoS as VirtualQoS
 from kombu.utils.encoding import bytes_to_str
 from redis.exceptions import RedisError
 
-from ..core.settings import Settings
 from ..interface.skills import TASK_PREFIX
 from ..store.artifacts import JOB_ID
-from ..store.keys import Keys
-from ..store.outage import outlast
-from ..wire.celery_app import OPTIONS_KEY, transport_settings
 from ..wire.envelope import Inspection, inspect
 from . import delays, leases, refusals
 from .checked_message import CheckedMessage, remember
+from .leased_qos import QoS, TransportConfig
 
 log = logging.getLogger(__name__)
 
@@ -66,113 +61,6 @@ OVERRIDDEN_KOMBU_SOURCES = {
 }
 REQUEUE_PAUSE_FIRST, REQUEUE_PAUSE_MAX = 0.05, 0.5
 FOREIGN_STREAK_MAX = 10_000
-
-
-@dataclass(frozen=True)
-class TransportConfig:
-    settings: Settings
-    keys: Keys
-    tasks: frozenset[str]
-
-    @classmethod
-    def from_options(cls, options: dict[str, Any]) -> TransportConfig:
-        given = options.get(OPTIONS_KEY) or {}
-        settings = transport_settings(given)
-        return cls(settings, Keys(settings.key_prefix), frozenset(given.get("tasks", ())))
-
-
-virtual_qos_append = VirtualQoS.append
-
-
-class QoS(kombu_redis.QoS):
-    """Leased deliveries (:mod:`worker.runtime.leases`), and unacknowledged
-    messages when a connection is lost.
-
-    kombu pushes every unacknowledged message back onto its queue when the
-    channel closes, including those of jobs still running: after a Redis
-    blip the same job would then run twice at once. skillq restores only
-    messages whose jobs have not started; a running job acknowledges its
-    message when it finishes (through a fresh connection, see
-    ``Channel._connparams``), and if its worker dies instead the message
-    comes back when its lease lapses. A restore that cannot reach Redis is
-    left to the leases too, instead of stopping the worker.
-    """
-
-    def append(self, message: Any, delivery_tag: Any) -> None:
-        """kombu's unacked entry, leased from now by Redis's clock (one round trip,
-        as kombu's own pipeline)."""
-        delivery = message.delivery_info
-        stored = json.dumps([message._raw, delivery["exchange"], delivery["routing_key"]])
-        config: TransportConfig = self.channel.skillq  # type: ignore[attr-defined]
-        keys = [self.unacked_key, self.unacked_index_key, config.keys.leases]
-
-        def take() -> None:
-            with self.channel.conn_or_acquire() as client:  # type: ignore[attr-defined]
-                leases.TAKE(
-                    keys=[*keys, config.keys.lease_lengths],
-                    args=[delivery_tag, stored, repr(config.settings.lease)],
-                    client=client,
-                )
-
-        # The message is already off its list (BRPOP) and only here: a Redis
-        # that went away (a failover, a restart) must not lose it, so its
-        # unacked entry is retried until Redis (the new primary) takes it.
-        outlast(config.settings.redis_outage_budget, f"leasing delivery {delivery_tag}", take)
-        virtual_qos_append(self, message, delivery_tag)
-
-    def ack(self, delivery_tag: Any) -> None:
-        """kombu's removals and the lease's, as one script call."""
-        config: TransportConfig = self.channel.skillq  # type: ignore[attr-defined]
-        keys = [self.unacked_index_key, self.unacked_key, config.keys.leases]
-        with self.channel.conn_or_acquire() as client:  # type: ignore[attr-defined]
-            leases.RELEASE(
-                keys=[*keys, config.keys.lease_lengths], args=[delivery_tag], client=client
-            )
-        VirtualQoS.ack(self, delivery_tag)
-
-    def _remove_from_indices(self, delivery_tag: Any, pipe: Any = None) -> Any:
-        """kombu's removal (on acknowledge, reject and restore), and the lease."""
-        config: TransportConfig = self.channel.skillq  # type: ignore[attr-defined]
-        pipe = super()._remove_from_indices(delivery_tag, pipe)  # type: ignore[misc]
-        return pipe.zrem(config.keys.leases, delivery_tag).hdel(
-            config.keys.lease_lengths, delivery_tag
-        )
-
-    def restore_visible(self, start: int = 0, num: int | None = 10, interval: int = 10) -> None:
-        """Restore the deliveries whose lease lapsed, whoever held them.
-
-        Any number of workers may sweep at once: kombu's restore is a
-        transaction on the unacked hash, so a message is put back once.
-        """
-        config: TransportConfig = self.channel.skillq  # type: ignore[attr-defined]
-        with self.channel.conn_or_acquire() as client:  # type: ignore[attr-defined]
-            tags = leases.lapsed(client, config.keys, self.unacked_key)
-            for tag in tags:
-                self.restore_by_tag(tag, client)
-        if tags:
-            log.warning(
-                "restored %d job message(s) whose lease lapsed (their worker died, froze or "
-                "was cut off): %s",
-                len(tags),
-                ", ".join(tags),
-            )
-
-    def restore_unacked(self, client: Any = None) -> None:
-        delivered: Any = self._delivered
-        running = leases.running_delivery_tags()
-        try:
-            with self.channel.conn_or_acquire(client) as conn:  # type: ignore[attr-defined]
-                for tag in list(delivered):
-                    if str(tag) not in running:
-                        self.restore_by_tag(tag, client=conn)
-        except (AttributeError, OSError, RedisError) as exc:
-            log.warning(
-                "cannot restore %d unacknowledged message(s) now (%s); they stay in "
-                "Redis and come back when their leases lapse",
-                len(delivered),
-                exc,
-            )
-        delivered.clear()
 
 
 class Channel(kombu_redis.Channel):
@@ -225,7 +113,10 @@ class Channel(kombu_redis.Channel):
     def basic_consume(self, *args: Any, **kwargs: Any) -> Any:
         """Consuming: this process's lease keeper renews what the channel holds."""
         config = self.skillq
-        leases.keeper_for(config.settings, config.keys, self.unacked_index_key).hold(self.qos)
+        keeper = leases.keeper_for(
+            config.settings, config.keys, self.unacked_key, self.unacked_index_key
+        )
+        keeper.hold(self.qos)
         delays.promoter_for(config.settings, config.keys)
         return super().basic_consume(*args, **kwargs)
 
