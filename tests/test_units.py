@@ -424,3 +424,46 @@ def test_the_kombu_methods_skillq_overrides_are_the_ones_it_was_written_for() ->
         "tests/runtime/test_hostile.py, "
         "then update OVERRIDDEN_KOMBU_SOURCES"
     )
+
+
+def test_pending_acknowledgements_lose_none_while_takes_and_the_keeper_race() -> None:
+    # Acknowledgements come from pool threads while the consumer's takes and
+    # the lease keeper both carry what is due; a tag sent twice is harmless
+    # (the removals are idempotent), a tag never sent would come back with
+    # its lease. Every tag must be sent, and the list must end empty.
+    import threading
+
+    from worker.runtime.acks import ACKS_PER_CALL, PendingAcks
+
+    pending = PendingAcks()
+    sent: list[str] = []
+    lock = threading.Lock()
+    added = [f"tag-{i}" for i in range(20_000)]
+
+    def acknowledge(part: list[str]) -> None:
+        for tag in part:
+            pending.add(tag)
+
+    def carry(stop: threading.Event) -> None:
+        while not stop.is_set() or len(pending):
+            tags = pending.due()
+            assert len(tags) <= ACKS_PER_CALL
+            with lock:
+                sent.extend(tags)
+            pending.done(tags)
+
+    stop = threading.Event()
+    carriers = [threading.Thread(target=carry, args=(stop,)) for _ in range(2)]
+    producers = [threading.Thread(target=acknowledge, args=(added[i::4],)) for i in range(4)]
+    for thread in carriers + producers:
+        thread.start()
+    for thread in producers:
+        thread.join()
+    stop.set()
+    for thread in carriers:
+        thread.join()
+    assert set(sent) == set(added)
+    assert len(pending) == 0 and pending.waited() is None
+    assert not pending.arrived.is_set()
+    pending.add("late")
+    assert pending.arrived.is_set() and pending.due() == ["late"]

@@ -54,3 +54,45 @@ def test_the_key_layout_lives_in_keys_py_alone() -> None:
     assert f'job = "{Keys("").job("")}"' in table
     assert f'running = "{Keys("").running_index()}"' in table
     assert "KEY.job" in load("start") and table in load("start")
+
+
+def test_scripts_sent_on_the_connection_itself_behave_as_redis_py_sends_them(
+    tmp_path: Path,
+) -> None:
+    # The start, finish and take of every job skip redis-py's per-command
+    # machinery. They must still: answer what redis-py's EVALSHA answers,
+    # load themselves on a Redis that lost its scripts, keep the connection
+    # in step after a script error, ride out a restart on the connection's
+    # own retries, and leave pipelines and kombu's key-prefixing client to
+    # redis-py.
+    from kombu.transport.redis import PrefixedStrictRedis
+    from redis.backoff import ExponentialBackoff
+    from redis.retry import Retry
+
+    from worker.store.scriptfiles import DirectScript, direct
+
+    with EmbeddedRedis(appendonly=True, directory=tmp_path / "redis") as server:
+        retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=20)
+        held = redis.Redis.from_url(server.url, single_connection_client=True, retry=retry)
+        pooled = redis.Redis.from_url(server.url, decode_responses=True, retry=retry)
+        text = "redis.call('SET', KEYS[1], ARGV[1]); return {KEYS[1], ARGV[1], #ARGV}"
+        for client in (held, pooled):
+            script = DirectScript(client, text)
+            got = script(keys=["k"], args=["v\u00e9", "2"])
+            assert got == client.evalsha(script.sha, 1, "k", "v\u00e9", "2")
+            client.script_flush()
+            assert script(keys=["k"], args=["x"]) == client.evalsha(script.sha, 1, "k", "x")
+            failing = DirectScript(client, "return redis.error_reply('no, ' .. ARGV[1])")
+            try:
+                failing(keys=[], args=["because"])
+                raise AssertionError("a script's error must raise")
+            except redis.ResponseError as exc:
+                assert "no, because" in str(exc)
+            assert client.ping() is True  # the error's reply was read in full
+            server.restart()
+            assert script(keys=["k"], args=["after"])[1] in (b"after", "after")
+        pipe = held.pipeline(transaction=False)
+        DirectScript(held, text)(keys=["p"], args=["1"], client=pipe)
+        assert pipe.execute()[0][1] == b"1"
+        assert direct(held) and not direct(pipe)
+        assert not direct(PrefixedStrictRedis(global_keyprefix="a:"))

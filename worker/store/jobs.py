@@ -32,6 +32,7 @@ from .job_status import ARTIFACT_FIELD, STEP_FIELD, ArtifactInfo, JobError, JobS
 from .keys import Keys
 from .outage import outlast, outlast_async
 from .replication import call_replicated, confirm_replicas, required_replicas, timeout_ms
+from .scriptfiles import DirectScript
 
 
 @dataclass(frozen=True)
@@ -181,11 +182,11 @@ class JobRecords:
         self.client = client
         self.keys = keys
         self.settings = settings
-        self._start = client.register_script(scripts.START)
-        self._finish = client.register_script(scripts.FINISH)
-        self._retry = client.register_script(scripts.RETRY)
-        self._suspend = client.register_script(scripts.SUSPEND)
-        self._received = client.register_script(scripts.RECEIVED)
+        self._start = DirectScript(client, scripts.START)
+        self._finish = DirectScript(client, scripts.FINISH)
+        self._retry = DirectScript(client, scripts.RETRY)
+        self._suspend = DirectScript(client, scripts.SUSPEND)
+        self._received = DirectScript(client, scripts.RECEIVED)
         self._over_limit = job_error(
             DeliveryLimitExceeded(settings.max_deliveries), with_traceback=False
         ).model_dump_json()

@@ -17,7 +17,9 @@ from functools import cache
 from importlib.resources import files
 from typing import Any
 
-from redis.exceptions import NoScriptError
+import redis
+from redis.commands.core import Script
+from redis.exceptions import NoScriptError, ResponseError
 
 from .keys import lua_layout
 
@@ -43,6 +45,65 @@ def names() -> list[str]:
     )
 
 
+def evalsha_direct(client: redis.Redis, sha: str, keys: list[Any], args: list[Any]) -> Any:
+    """``EVALSHA`` on the client's own connection, without redis-py's per-command
+    machinery (its pool checks, observability hooks and argument filtering):
+    about 64,000 fewer instructions per call (callgrind), which is a seventh of
+    a prefork child's path for a no-op job, paid on every job's start, finish
+    and take. The connection's retry policy (``SKILLQ_REDIS_RETRIES``) and the
+    client's lock and pool are kept, so only the cost changes.
+    """
+    held = client.connection
+    pool = client.connection_pool
+    conn: Any = held if held is not None else pool.get_connection()
+    command = ("EVALSHA", sha, len(keys), *keys, *args)
+
+    def call() -> Any:
+        conn.send_command(*command)
+        return conn.read_response()
+
+    def failed(_: Exception) -> None:
+        conn.disconnect()
+
+    lock = client.single_connection_lock if held is not None else None
+    if lock is not None:
+        lock.acquire()
+    try:
+        return conn.retry.call_with_retry(call, failed)
+    except ResponseError:
+        raise  # Redis answered: the connection is in step
+    except BaseException:
+        conn.disconnect()  # a reply may be half read: never reuse the connection
+        raise
+    finally:
+        if lock is not None:
+            lock.release()
+        if held is None:
+            pool.release(conn)
+
+
+def direct(client: Any) -> bool:
+    """Whether ``client`` is a plain redis-py client (not a pipeline, not kombu's
+    key-prefixing subclass), whose commands :func:`evalsha_direct` may send."""
+    return type(client) is redis.Redis
+
+
+class DirectScript(Script):
+    """redis-py's ``Script`` (``register_script``) sent by :func:`evalsha_direct`
+    on a plain client; on a pipeline (``WAIT`` after it) as redis-py does."""
+
+    def __call__(self, keys: Any = None, args: Any = None, client: Any = None) -> Any:
+        target: Any = self.registered_client if client is None else client
+        if not direct(target):
+            return super().__call__(keys=keys, args=args, client=client)
+        keys, args = list(keys or ()), list(args or ())
+        try:
+            return evalsha_direct(target, self.sha, keys, args)
+        except NoScriptError:  # a new or restarted Redis: load it once, by its text
+            self.sha = target.script_load(self.script)
+            return evalsha_direct(target, self.sha, keys, args)
+
+
 class ClientScript:
     """A script called by SHA on whichever client the caller holds (kombu's
     pooled ones), loaded on the first call that finds Redis without it."""
@@ -52,8 +113,13 @@ class ClientScript:
         self.sha = hashlib.sha1(self.text.encode()).hexdigest()  # noqa: S324 (Redis's name)
 
     def __call__(self, *, keys: list[str], args: list[Any], client: Any) -> Any:
+        send = evalsha_direct if direct(client) else _evalsha
         try:
-            return client.evalsha(self.sha, len(keys), *keys, *args)
+            return send(client, self.sha, keys, args)
         except NoScriptError:  # a new or restarted Redis: load it once, by its text
             client.script_load(self.text)
-            return client.evalsha(self.sha, len(keys), *keys, *args)
+            return send(client, self.sha, keys, args)
+
+
+def _evalsha(client: Any, sha: str, keys: list[Any], args: list[Any]) -> Any:
+    return client.evalsha(sha, len(keys), *keys, *args)
