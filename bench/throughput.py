@@ -231,6 +231,10 @@ def cpu_row(row_type: Any, figure: str, got: Samples, attribute: str) -> Any:
         "<= 1.0x",
         None,
         higher_is_better=False,
+        spread={
+            side: [round(value * 1000, 3) for value in bounds]
+            for side, bounds in got.spread(attribute).items()
+        },
     )
     row.ok = row.ratio is not None and row.ratio <= 1.0
     return row

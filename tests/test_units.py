@@ -467,3 +467,15 @@ def test_pending_acknowledgements_lose_none_while_takes_and_the_keeper_race() ->
     assert not pending.arrived.is_set()
     pending.add("late")
     assert pending.arrived.is_set() and pending.due() == ["late"]
+
+
+def test_a_signature_lives_at_least_its_ttl() -> None:
+    # exp is whole seconds: rounding it down (from a rounded-down iat) took up
+    # to two seconds off a signature, all of a short SKILLQ_AUTH_TTL past a
+    # job's delay, and the delayed job failed "signed auth expired".
+    from worker.wire.signing import sign, verify
+
+    for moment in (100.0, 100.01, 100.99):
+        auth = sign("k" * 32, "job", "echo", {"a": 1}, {}, 2.0, now=moment)
+        assert auth["iat"] == 100 and auth["exp"] >= moment + 2.0
+        verify("k" * 32, "job", "echo", {"a": 1}, auth, now=moment + 2.0)

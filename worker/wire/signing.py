@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -94,8 +95,11 @@ def sign(
     grant: str | None = None,
     options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    issued = int(time.time() if now is None else now)
-    expires = int(issued + ttl)
+    moment = time.time() if now is None else now
+    issued = int(moment)
+    # Rounded up: a signature lives at least ``ttl`` (rounding down took up to
+    # two seconds off it, all of a short SKILLQ_AUTH_TTL past a job's delay).
+    expires = math.ceil(moment + ttl)
     digest = args_digest(args)
     return {
         "v": VERSION,
