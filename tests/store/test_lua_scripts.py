@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import redis
 
 from worker.embedded import EmbeddedRedis
@@ -89,6 +90,12 @@ def test_scripts_sent_on_the_connection_itself_behave_as_redis_py_sends_them(
             except redis.ResponseError as exc:
                 assert "no, because" in str(exc)
             assert client.ping() is True  # the error's reply was read in full
+            for hostile, raised in (("\ud800", UnicodeEncodeError), ({"a": 1}, redis.DataError)):
+                with pytest.raises(raised):
+                    script(keys=["k"], args=[hostile])
+                with pytest.raises(raised):
+                    client.evalsha(script.sha, 1, "k", hostile)
+            assert client.ping() is True
             server.restart()
             assert script(keys=["k"], args=["after"])[1] in (b"after", "after")
         pipe = held.pipeline(transaction=False)
