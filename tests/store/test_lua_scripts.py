@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -90,7 +91,11 @@ def test_scripts_sent_on_the_connection_itself_behave_as_redis_py_sends_them(
             except redis.ResponseError as exc:
                 assert "no, because" in str(exc)
             assert client.ping() is True  # the error's reply was read in full
-            for hostile, raised in (("\ud800", UnicodeEncodeError), ({"a": 1}, redis.DataError)):
+            cases: list[tuple[Any, type[Exception]]] = [
+                ("\ud800", UnicodeEncodeError),
+                ({"a": 1}, redis.DataError),
+            ]
+            for hostile, raised in cases:
                 with pytest.raises(raised):
                     script(keys=["k"], args=[hostile])
                 with pytest.raises(raised):
