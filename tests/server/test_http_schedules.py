@@ -5,9 +5,12 @@ sees them all, and malformed schedules are refused with a reason."""
 from __future__ import annotations
 
 import httpx
+import redis
 
 from tests.conftest import wait_for
 from tests.server.test_http_api import ADMIN, ALICE, BOB, api, api_env, auth
+from worker.client import SkillClient
+from worker.core.settings import Settings
 
 __all__ = ["api", "api_env"]  # the fixtures this module shares
 
@@ -76,3 +79,31 @@ def test_malformed_schedules_are_refused_with_a_reason(api: httpx.Client) -> Non
     assert nan.status_code == 400
     assert api.get("/v1/schedules").status_code == 401
     assert names(api, ALICE) == []
+
+
+def test_a_callers_schedule_calls_cost_the_same_however_many_others_have(
+    api: httpx.Client, settings: Settings, raw: redis.Redis
+) -> None:
+    # Before: pause, resume and remove looked the caller's schedule up among
+    # every caller's, two reads per schedule in Redis: one caller with many
+    # schedules made everyone's calls slow.
+    with SkillClient(settings) as client:
+        for index in range(300):
+            client.schedule(f"flood-{index}", "echo", every=3600, owner="mallory")
+    mine = {"name": "mine", "skill": "echo", "every": 3600}
+    assert api.post("/v1/schedules", json=mine, headers=auth(ALICE)).status_code == 201
+
+    def commands() -> int:
+        return sum(int(entry["calls"]) for entry in raw.info("commandstats").values())
+
+    for call in (
+        lambda: api.post("/v1/schedules/mine/pause", headers=auth(ALICE)),
+        lambda: api.post("/v1/schedules/mine/resume", headers=auth(ALICE)),
+        lambda: api.delete("/v1/schedules/mine", headers=auth(ALICE)),
+    ):
+        before = commands()
+        answered = call()
+        spent = commands() - before
+        assert answered.status_code == 200, answered.text
+        assert spent < 60, f"{spent} Redis commands for one schedule call"
+    assert api.delete("/v1/schedules/mine", headers=auth(ALICE)).status_code == 404

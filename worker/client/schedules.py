@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
@@ -106,6 +106,11 @@ class AsyncScheduleMethods:
             found = await pipe.execute()
         return [ScheduleInfo.from_hash(raw) for raw in found if raw.get("spec")]
 
+    async def schedule_info(self, name: str) -> ScheduleInfo | None:
+        """One schedule by its name, or None: one read, whatever else is scheduled."""
+        raw = cast(dict[str, str], await self.redis.hgetall(self.keys.schedule(name)))
+        return ScheduleInfo.from_hash(raw) if raw.get("spec") else None
+
     async def unschedule(self, name: str) -> bool:
         """Remove a schedule; False if there was none. Jobs it made are not touched."""
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -179,6 +184,9 @@ class ScheduleMethods:
 
     def schedules(self) -> list[ScheduleInfo]:
         return self._run(self._scheduler().schedules())
+
+    def schedule_info(self, name: str) -> ScheduleInfo | None:
+        return self._run(self._scheduler().schedule_info(name))
 
     def unschedule(self, name: str) -> bool:
         return self._run(self._scheduler().unschedule(name))

@@ -82,11 +82,10 @@ class ScheduleOut(BaseModel):
 
 
 async def owned(client: AsyncSkillClient, caller: Principal, name: str) -> ScheduleInfo:
-    stored = stored_name(caller, name)
-    for item in await client.schedules():
-        if item.name == stored and item.spec.owner == caller.subject:
-            return item
-    raise ScheduleNotFound(name)
+    item = await client.schedule_info(stored_name(caller, name))
+    if item is None or item.spec.owner != caller.subject:
+        raise ScheduleNotFound(name)
+    return item
 
 
 @router.post("/schedules", status_code=201)
