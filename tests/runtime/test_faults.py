@@ -132,6 +132,51 @@ def test_redis_restart_loses_nothing(
     worker.stop()
 
 
+def test_a_delayed_message_popped_as_redis_goes_away_is_parked_once_it_returns(
+    restartable_redis: EmbeddedRedis, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The transport pops a message off its list, then parks it in Redis when
+    # its eta is ahead; in between, the message is only in the worker's memory.
+    # Before, a Redis that went away then lost it (a job waiting for input was
+    # never woken: the asks restart test failed so in CI). The park is now
+    # retried through the outage, as the take is.
+    import threading
+
+    from worker.interface.skills import load_skills
+    from worker.store.keys import Keys
+    from worker.wire.celery_app import configured_app
+
+    local = settings.model_copy(update={"broker_url": restartable_redis.url})
+    app = configured_app(local, load_skills(["tasks"]), consuming=True)
+    raw = redis.Redis.from_url(restartable_redis.url)
+    app.send_task("skills.echo", kwargs={"args": {"message": "later"}}, countdown=3600)
+    item = raw.rpop("default")
+    assert item is not None
+    with app.connection_for_read() as connection:
+        channel: Any = connection.default_channel
+        raw.ping()  # the channel's pool has a connection to lose
+        restartable_redis.stop()
+        outcome: list[Any] = []
+
+        def pop() -> None:
+            try:
+                outcome.append(channel._checked(item, "default"))
+            except Exception as exc:  # what the consumer would have raised
+                outcome.append(exc)
+
+        popped = threading.Thread(target=pop)
+        popped.start()
+        wait_for(
+            lambda: "unreachable while parking" in caplog.text or not popped.is_alive(),
+            10,
+            "the park to find Redis gone",
+        )
+        restartable_redis.start()
+        popped.join(timeout=60)
+    assert outcome == [None], outcome  # parked, not delivered and not lost
+    assert raw.zcard(Keys(local.key_prefix).delayed) == 1
+
+
 def test_live_events_resume_across_a_redis_restart(
     restartable_redis: EmbeddedRedis,
     start_worker: Callable[..., WorkerProcess],

@@ -4,6 +4,8 @@ sees them all, and malformed schedules are refused with a reason."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 import redis
 
@@ -96,11 +98,12 @@ def test_a_callers_schedule_calls_cost_the_same_however_many_others_have(
     def commands() -> int:
         return sum(int(entry["calls"]) for entry in raw.info("commandstats").values())
 
-    for call in (
+    calls: list[Callable[[], httpx.Response]] = [
         lambda: api.post("/v1/schedules/mine/pause", headers=auth(ALICE)),
         lambda: api.post("/v1/schedules/mine/resume", headers=auth(ALICE)),
         lambda: api.delete("/v1/schedules/mine", headers=auth(ALICE)),
-    ):
+    ]
+    for call in calls:
         before = commands()
         answered = call()
         spent = commands() - before

@@ -23,9 +23,10 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from queue import Empty
 from time import monotonic
-from typing import Any
+from typing import Any, TypeVar
 
 from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import bytes_to_str
@@ -33,12 +34,14 @@ from redis.exceptions import RedisError
 
 from ..interface.skills import TASK_PREFIX
 from ..store.artifacts import JOB_ID
+from ..store.outage import outlast
 from ..wire.envelope import Inspection, inspect
 from . import delays, leases, refusals
 from .checked_message import CheckedMessage, remember
 from .leased_qos import QoS, TransportConfig
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # sha256 (first 16 hex digits) of the source of each kombu method overridden
 # below (and in sentinel_transport.py), as written for kombu 5.7.
@@ -214,8 +217,13 @@ class Channel(kombu_redis.Channel):
         if not served_within(entry, config.settings.skill_grace):
             return False  # nothing serves it: Celery fails it as an unknown skill
         priority = self._get_message_priority(found.message)
-        with self.conn_or_acquire() as client:
-            client.lpush(self._q_for_pri(queue, priority), item)  # type: ignore[attr-defined]
+        target = self._q_for_pri(queue, priority)  # type: ignore[attr-defined]
+
+        def put_back() -> None:
+            with self.conn_or_acquire() as client:
+                client.lpush(target, item)
+
+        self._outlast(f"putting back job {found.job_id}", put_back)
         log.info(
             "job %s is for skill %r, which this worker does not serve; put back on queue %r "
             "for a worker that does",
@@ -244,11 +252,15 @@ class Channel(kombu_redis.Channel):
             return False
         config = self.skillq
         target = self._q_for_pri(queue, self._get_message_priority(message))  # type: ignore[attr-defined]
-        with self.conn_or_acquire() as client:
-            if not delays.park(client, config.keys, message, eta, target, item):
-                return False
-        delays.promoter_for(config.settings, config.keys).wake()
+
+        def park() -> bool:
+            with self.conn_or_acquire() as client:
+                return delays.park(client, config.keys, message, eta, target, item)
+
         headers = message.get("headers") or {}
+        if not self._outlast(f"parking delayed job {headers.get('id')}", park):
+            return False
+        delays.promoter_for(config.settings, config.keys).wake()
         job_id, task = str(headers.get("id") or ""), str(headers.get("task") or "")
         if task.startswith(TASK_PREFIX) and JOB_ID.match(job_id):
             try:  # a plain producer's job has no record yet: queued, with its eta
@@ -265,9 +277,18 @@ class Channel(kombu_redis.Channel):
             client = self.__dict__["_skillq_client"] = sync_redis(self.skillq.settings)
         return client
 
+    def _outlast(self, what: str, step: Callable[[], T]) -> T:
+        """A step on a message already popped off its list, so only in memory
+        here: retried through a Redis outage (a restart, a failover) as the
+        take is, or the message would be lost."""
+        return outlast(self.skillq.settings.redis_outage_budget, what, step)
+
     def _dead_letter(self, item: bytes, queue: str, found: Inspection) -> None:
-        with self.conn_or_acquire() as client:
-            refusals.dead_letter(client, self.skillq.keys, item, queue, found)
+        def keep() -> None:
+            with self.conn_or_acquire() as client:
+                refusals.dead_letter(client, self.skillq.keys, item, queue, found)
+
+        self._outlast(f"dead-lettering job {found.job_id or '(unnamed)'}", keep)
         refusals.fail_job(self._records(), self.skillq.settings, self.skillq.keys, found)
 
     def _records(self) -> Any:
