@@ -69,6 +69,7 @@ def test_scripts_sent_on_the_connection_itself_behave_as_redis_py_sends_them(
     # redis-py.
     from kombu.transport.redis import PrefixedStrictRedis
     from redis.backoff import ExponentialBackoff
+    from redis.connection import PythonRespSerializer
     from redis.retry import Retry
 
     from worker.store.scriptfiles import DirectScript, direct
@@ -103,6 +104,16 @@ def test_scripts_sent_on_the_connection_itself_behave_as_redis_py_sends_them(
             assert client.ping() is True
             server.restart()
             assert script(keys=["k"], args=["after"])[1] in (b"after", "after")
+        # Without hiredis redis-py packs in Python: the direct path lets it.
+        python_packed = redis.Redis.from_url(server.url, single_connection_client=True)
+        python_packed.ping()
+        conn: Any = python_packed.connection
+        conn._command_packer = PythonRespSerializer(conn._buffer_cutoff, conn.encoder.encode)
+        assert DirectScript(python_packed, text)(keys=["q"], args=["\u00e9", "2"]) == [
+            b"q",
+            "\u00e9".encode(),
+            2,
+        ]
         pipe = held.pipeline(transaction=False)
         DirectScript(held, text)(keys=["p"], args=["1"], client=pipe)
         assert pipe.execute()[0][1] == b"1"
