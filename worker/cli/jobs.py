@@ -234,6 +234,8 @@ def respond(
         answer = json.loads(args)
     except ValueError as exc:
         raise InvalidArgs("?", f"--args is not JSON: {exc}") from exc
+    except RecursionError:  # the decoder recurses: far past SKILLQ_MAX_ARGS_DEPTH
+        raise InvalidArgs("?", "--args nests too deep to decode (SKILLQ_MAX_ARGS_DEPTH)") from None
     with make_client() as client:
         status = client.respond(job_id, answer)
     if as_json:

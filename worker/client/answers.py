@@ -1,7 +1,10 @@
 """Answering a job that asks (``ctx.ask``): ``client.respond(job_id, data)``.
 
-The answer is checked against the question's JSON schema here, so a wrong
-answer is refused with the field named and the job keeps waiting; stored in
+The answer obeys the limits args obey (``SKILLQ_MAX_ARGS_BYTES``,
+``SKILLQ_MAX_ARGS_DEPTH``, strict JSON: the same check as a submission's) and
+is checked against the question's JSON schema here, before anything is
+written, so a wrong answer is refused with the reason and the job keeps
+waiting; stored in
 the job's record; and the job's waiting message is brought forward in the
 broker, so the job runs again within a fraction of a second. Mixed into both
 clients, as the schedule calls are.
@@ -9,7 +12,6 @@ clients, as the schedule calls are.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -23,6 +25,7 @@ from ..store.job_status import JobStatus
 from ..store.jobs import job_argv, job_keys
 from ..store.keys import Keys
 from ..store.scriptfiles import load
+from ..wire.submit_checks import checked_json
 
 RESPOND = load("respond")
 WAKE = load("delay_wake")
@@ -30,15 +33,15 @@ WAKE_MARKER_TTL = 7 * 86400  # seconds: a job answered before its message was pa
 T = TypeVar("T")
 
 
-def checked_answer(job_id: str, status: JobStatus, data: Any) -> tuple[int, str]:
-    """The question's number and the answer as JSON, or why it cannot be given."""
+def checked_answer(
+    job_id: str, status: JobStatus, data: Any, settings: Settings
+) -> tuple[int, str]:
+    """The question's number and the answer as JSON, or why it cannot be given.
+    The limits come before the schema: a validator walks the answer by recursion."""
     question = status.question
     if question is None:
         raise NotWaitingForInput(job_id, status.state)
-    try:
-        text = json.dumps(data, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidArgs(status.skill or "?", f"the answer is not JSON: {exc}") from exc
+    text = checked_json(status.skill or "?", data, settings, what="the answer")
     validator = jsonschema.Draft202012Validator(question.schema_)
     errors = sorted(validator.iter_errors(data), key=lambda e: list(e.path))
     if errors:
@@ -65,10 +68,11 @@ class AsyncAnswerMethods:
 
     async def respond(self, job_id: str, data: Any) -> JobStatus:
         """Answer the question a job waits on (``input_required``); it runs again
-        and its ``ctx.ask`` returns ``data``. Raises ``InvalidArgs`` naming the
-        field when the answer does not fit the question's schema (the job keeps
-        waiting), ``NotWaitingForInput`` when it asks nothing now."""
-        number, text = checked_answer(job_id, await self.status(job_id), data)
+        and its ``ctx.ask`` returns ``data``. Raises ``InvalidArgs`` when the
+        answer is past what args may be, or naming the field when it does not
+        fit the question's schema (the job keeps waiting), ``NotWaitingForInput``
+        when it asks nothing now."""
+        number, text = checked_answer(job_id, await self.status(job_id), data, self.settings)
         keys = job_keys(self.keys, job_id)
         said = await self.redis.register_script(RESPOND)(
             keys=keys, args=[*job_argv(self.settings, job_id), str(number), text]

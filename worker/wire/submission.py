@@ -37,12 +37,11 @@ from ..store.events import dumps
 from ..store.job_status import JobStatus
 from ..store.keys import Keys
 from ..workspace.grants import MAX_TOKEN_BYTES
-from .envelope import nesting_depth_over
 from .schema_check import check_args
 from .signing import sign
 from .skill_info import SkillInfo
 from .submit_checks import MAX_DELAY as MAX_DELAY
-from .submit_checks import budget_argv, checked_priority, finite_number, printable
+from .submit_checks import budget_argv, checked_json, checked_priority, finite_number, printable
 from .submit_checks import eta_of as eta_of
 from .submit_checks import signed_options as signed_options
 from .task_message import REPR_LIMIT, DirectPublish, priority_list
@@ -167,22 +166,7 @@ def draft(
     args = {} if args is None else args
     if not isinstance(args, dict):
         raise InvalidArgs(skill, f"args must be a JSON object, not {type(args).__name__}")
-    limit = settings.max_args_depth
-    if nesting_depth_over(args, limit):
-        raise InvalidArgs(skill, f"args nest deeper than {limit} levels (SKILLQ_MAX_ARGS_DEPTH)")
-    try:
-        encoded = dumps(args)
-        size = len(encoded.encode())
-    except UnicodeEncodeError as exc:
-        raise InvalidArgs(
-            skill,
-            f"args hold a lone surrogate ({exc.object[exc.start : exc.end]!r}), which is not "
-            "Unicode text and has no UTF-8 encoding",
-        ) from None
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise InvalidArgs(skill, f"args are not JSON: {exc}") from exc
-    if size > settings.max_args_bytes:
-        raise InvalidArgs(skill, f"args are over the {settings.max_args_bytes}-byte limit")
+    encoded = checked_json(skill, args, settings)
     found = check_args(args, info.args_schema)
     if found:
         raise InvalidArgs(skill, "; ".join(found))

@@ -1,7 +1,7 @@
-"""The checks of a submission's options that do not need the skill: when it may
-start, its priority, its budget, what a signature covers, which numbers and
-texts are acceptable. Pure functions, re-exported by
-:mod:`worker.wire.submission`."""
+"""The checks of a submission's options that do not need the skill: what args
+(and an answer to ``ctx.ask``) may be, when a job may start, its priority, its
+budget, what a signature covers, which numbers and texts are acceptable. Pure
+functions, re-exported by :mod:`worker.wire.submission`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,40 @@ from datetime import datetime
 from typing import Any
 
 from ..core.errors import InvalidArgs, InvalidSubmission
+from ..core.settings import Settings
 from ..interface.budgets import checked_budget
+from ..store.events import dumps
+from .envelope import nesting_depth_over
+
+
+def checked_json(skill: str, value: Any, settings: Settings, what: str = "args") -> str:
+    """``value`` as the compact JSON stored for it, if it is what args may be:
+    nested at most ``SKILLQ_MAX_ARGS_DEPTH`` deep, JSON (no NaN or Infinity, no
+    integer too long to print, no lone surrogate) and at most
+    ``SKILLQ_MAX_ARGS_BYTES`` as UTF-8. Depth is measured first and without
+    recursion, so a value deeper than Python's stack is refused, never a
+    RecursionError; every refusal is :class:`InvalidArgs`, raised before
+    anything is written."""
+    are, nest, hold = ("are", "nest", "hold") if what == "args" else ("is", "nests", "holds")
+    limit = settings.max_args_depth
+    if nesting_depth_over(value, limit):
+        message = f"{what} {nest} deeper than {limit} levels (SKILLQ_MAX_ARGS_DEPTH)"
+        raise InvalidArgs(skill, message)
+    try:
+        encoded = dumps(value)
+        size = len(encoded.encode())
+    except UnicodeEncodeError as exc:
+        raise InvalidArgs(
+            skill,
+            f"{what} {hold} a lone surrogate ({exc.object[exc.start : exc.end]!r}), which is "
+            "not Unicode text and has no UTF-8 encoding",
+        ) from None
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidArgs(skill, f"{what} {are} not JSON: {exc}") from exc
+    if size > settings.max_args_bytes:
+        message = f"{what} {are} over the {settings.max_args_bytes}-byte limit"
+        raise InvalidArgs(skill, message + " (SKILLQ_MAX_ARGS_BYTES)")
+    return encoded
 
 
 def budget_argv(skill: str, budget: Mapping[str, float] | None) -> str:
