@@ -395,4 +395,6 @@ class AsyncSkillClient(
         return await self.store.get(ref.uri if isinstance(ref, ArtifactRef) else ref)
 
     async def artifact_url(self, ref: ArtifactRef | str, expires: int = 3600) -> str:
-        return await self.store.url(ref.uri if isinstance(ref, ArtifactRef) else ref, expires)
+        """On S3, a URL a browser downloads from (a bare URI: served as bytes)."""
+        uri, mime = (ref.uri, ref.mime_type) if isinstance(ref, ArtifactRef) else (ref, "")
+        return await self.store.url(uri, expires, mime)

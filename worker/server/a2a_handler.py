@@ -97,7 +97,7 @@ class SkillqRequestHandler(RequestHandler):
     def _url_of(self, job_id: str, context: ServerCallContext) -> convert.UrlOf:
         async def url(info: ArtifactInfo) -> str:
             if info.uri.startswith("s3://"):
-                return await self.client.artifact_url(info.uri, 3600)
+                return await self.client.artifact_url(info.ref(), 3600)
             name = quote(info.name, safe="/")
             return f"{self._base_url(context)}/v1/jobs/{job_id}/artifacts/{name}"
 

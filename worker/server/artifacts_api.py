@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel
 
 from ..core.errors import ArtifactNotFound
+from ..core.media import INERT_HEADERS, disposition, raster, served_type
 from .jobs_api import Caller, Client, visible
 from .previews import check_size, preview_response
 
@@ -59,7 +60,10 @@ async def artifact(
         bool, Query(description="JSON: a presigned URL (null: ask for the bytes)")
     ] = False,
 ) -> Response:
-    """S3: a redirect to a presigned URL; a local store: the bytes. ``preview``:
+    """S3: a redirect to a presigned URL; a local store: the bytes. Either way a
+    browser saves what a job wrote rather than runs it: raster images inline,
+    anything else as an ``application/octet-stream`` attachment, always with
+    ``nosniff`` and a sandboxing CSP (:mod:`worker.core.media`). ``preview``:
     the bytes from this server (up to 1 MiB), typed so that nothing a job wrote
     can run in a browser (images as themselves, text as text/plain). ``link``:
     ``{"url": ...}``, a presigned URL on S3 (null from a local store)."""
@@ -71,9 +75,11 @@ async def artifact(
         check_size(name, found.size_bytes)
         return preview_response(await client.read_artifact(found.uri), found.mime_type)
     if link:  # for a browser: where to download it from (no CORS on a redirect)
-        url = await client.artifact_url(found.uri, 600) if remote(found.uri) else None
+        url = await client.artifact_url(found.ref(), 600) if remote(found.uri) else None
         return JSONResponse({"url": url})
     if remote(found.uri):
-        return RedirectResponse(await client.artifact_url(found.uri, 600), status_code=307)
+        return RedirectResponse(await client.artifact_url(found.ref(), 600), status_code=307)
     data = await client.read_artifact(found.uri)
-    return Response(data, media_type=found.mime_type or "application/octet-stream")
+    inline = raster(found.mime_type)
+    headers = {**INERT_HEADERS, "Content-Disposition": disposition(name, inline=inline)}
+    return Response(data, media_type=served_type(found.mime_type), headers=headers)

@@ -12,16 +12,16 @@ from __future__ import annotations
 from fastapi import Response
 
 from ..core.errors import InvalidRequest
+from ..core.media import INERT_HEADERS, RASTER_IMAGES, base_type
 
 PREVIEW_MAX_BYTES = 1024 * 1024
-IMAGES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 TEXTUAL = ("text/", "application/json", "application/x-ndjson", "application/yaml")
 
 
 def preview_type(mime_type: str) -> str:
     """The media type a preview of an artifact of ``mime_type`` is sent as."""
-    base = mime_type.split(";", 1)[0].strip().lower()
-    if base in IMAGES:
+    base = base_type(mime_type)
+    if base in RASTER_IMAGES:
         return base
     if base.startswith(TEXTUAL) and base not in ("text/html", "text/javascript"):
         return "text/plain; charset=utf-8"
@@ -41,8 +41,7 @@ def preview_response(data: bytes, mime_type: str) -> Response:
         data,
         media_type=preview_type(mime_type),
         headers={
-            "X-Content-Type-Options": "nosniff",
-            "Content-Security-Policy": "default-src 'none'; sandbox",
+            **INERT_HEADERS,
             "Content-Disposition": "inline",
             "Cache-Control": "no-store",
         },

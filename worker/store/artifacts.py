@@ -27,6 +27,7 @@ from ..core.errors import (
     ConfigurationError,
     InvalidArtifactName,
 )
+from ..core.media import disposition, served_type
 from ..core.settings import Settings
 from ..interface.context import ArtifactRef
 
@@ -72,8 +73,10 @@ class ArtifactStore(ABC):
     async def get(self, uri: str) -> bytes: ...
 
     @abstractmethod
-    async def url(self, uri: str, expires: int = 3600) -> str:
-        """A URL a person or program can fetch the artifact from."""
+    async def url(self, uri: str, expires: int = 3600, mime_type: str = "") -> str:
+        """A URL a person or program can fetch the artifact from. Where the store
+        serves it (S3), a browser saves it rather than runs it: see
+        :mod:`worker.core.media`; ``mime_type`` is the type the job named."""
 
     @abstractmethod
     def check(self) -> None:
@@ -109,7 +112,7 @@ class FileArtifactStore(ArtifactStore):
         except (FileNotFoundError, IsADirectoryError) as exc:
             raise ArtifactNotFound(uri) from exc
 
-    async def url(self, uri: str, expires: int = 3600) -> str:
+    async def url(self, uri: str, expires: int = 3600, mime_type: str = "") -> str:
         return self._resolve(uri).as_uri()
 
     def check(self) -> None:
@@ -187,13 +190,18 @@ class S3ArtifactStore(ArtifactStore):
         body: bytes = await asyncio.to_thread(response["Body"].read)
         return body
 
-    async def url(self, uri: str, expires: int = 3600) -> str:
+    async def url(self, uri: str, expires: int = 3600, mime_type: str = "") -> str:
+        """Signed with the headers S3 answers with: always an attachment, typed
+        so that nothing a job wrote runs where the URL is opened."""
         key = self._key_of(uri)
+        params = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "ResponseContentDisposition": disposition(key),
+            "ResponseContentType": served_type(mime_type),
+        }
         return await asyncio.to_thread(
-            self.client.generate_presigned_url,
-            "get_object",
-            Params={"Bucket": self.bucket, "Key": key},
-            ExpiresIn=expires,
+            self.client.generate_presigned_url, "get_object", Params=params, ExpiresIn=expires
         )
 
     def check(self) -> None:
