@@ -4,6 +4,7 @@ every JavaScript object inherits."""
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 from typing import Any
@@ -47,5 +48,7 @@ async def writes_pages(ctx: RunContext[Any], args: dict[str, Any]) -> list[str]:
 
 
 @skill("spends_units", queue="browser", description="Spends [amount, unit] pairs in order.")
-async def spends_units(ctx: RunContext[Any], args: dict[str, Any]) -> list[float]:
-    return [await ctx.spend(float(amount), str(unit)) for amount, unit in args["spends"]]
+async def spends_units(ctx: RunContext[Any], args: dict[str, Any]) -> list[float | None]:
+    """What was left after each spend (None: no ceiling)."""
+    left = [await ctx.spend(float(amount), str(unit)) for amount, unit in args["spends"]]
+    return [None if math.isinf(value) else value for value in left]

@@ -11,13 +11,15 @@ from dataclasses import dataclass
 
 from .errors import InvalidArgs
 
-UNIT = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+# Matched whole (fullmatch): with re.match, "$" also matches before a final
+# newline, so "usd\n" passed as a unit of its own that no "usd" spend meets.
+UNIT = re.compile(r"[a-z][a-z0-9_]{0,31}")
 MAX_AMOUNT = 1e15
-QUOTA = re.compile(r"^\s*([a-z][a-z0-9_]*)\s*=\s*([0-9.eE+]+)\s*/\s*([0-9.]*)\s*([a-z]+)\s*$")
+QUOTA = re.compile(r"\s*([a-z][a-z0-9_]*)\s*=\s*([0-9.eE+]+)\s*/\s*([0-9.]*)\s*([a-z]+)\s*")
 
 
 def checked_unit(unit: object) -> str:
-    if not isinstance(unit, str) or not UNIT.match(unit):
+    if not isinstance(unit, str) or not UNIT.fullmatch(unit):
         raise InvalidArgs(
             "spend", f"a unit is 1-32 lowercase letters, digits or _ (e.g. 'usd'), not {unit!r}"
         )
@@ -55,7 +57,7 @@ def parse_quotas(text: str) -> dict[str, Quota]:
     """``"usd=20/day, tokens=200000/6h"`` as ``{unit: Quota}``."""
     found: dict[str, Quota] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
-        match = QUOTA.match(part)
+        match = QUOTA.fullmatch(part)
         suffix = NAMED.get(match[4], match[4]) if match else ""
         if match is None or suffix not in PERIODS:
             raise InvalidArgs(

@@ -32,10 +32,13 @@
   function fact(label, value) { return [el("dt", {}, label), el("dd", {}, value)]; }
 
   // What the job and the jobs it called spent (ctx.spend), against its budget.
+  // Units are the job's strings ("constructor" too): they key Maps, never plain objects.
   function spending(s) {
-    const units = [...new Set([...Object.keys(s.spend || {}), ...Object.keys(s.budget || {})])].sort();
-    return units.map((unit) => fact("spent " + unit, el("span", { "data-spent": unit },
-      `${+(s.spend[unit] || 0).toFixed(6)}` + (unit in s.budget ? ` of ${+s.budget[unit].toFixed(6)}` : ""))));
+    const spent = new Map(Object.entries(s.spend || {})), budget = new Map(Object.entries(s.budget || {}));
+    const units = [...new Set([...spent.keys(), ...budget.keys()])].sort();
+    const amount = (value) => `${+Number(value || 0).toFixed(6)}`;
+    return units.flatMap((unit) => fact("spent " + unit, el("span", { "data-spent": unit },
+      amount(spent.get(unit)) + (budget.has(unit) ? ` of ${amount(budget.get(unit))}` : ""))));
   }
 
   function drawStatus() {
@@ -176,7 +179,7 @@
       let data;
       try {
         if (read.length === 1 && read[0][0] === null) data = read[0][1]();
-        else { data = {}; for (const [name, get] of read) { const v = get(); if (v !== undefined) data[name] = v; } }
+        else { data = Object.create(null); for (const [name, get] of read) { const v = get(); if (v !== undefined) data[name] = v; } }
       } catch (error) { said.textContent = "not JSON: " + error.message; return; }
       try { await api("POST", `/v1/jobs/${encodeURIComponent(jobId)}/input`, { data }); said.textContent = ""; await load(); }
       catch (error) { said.textContent = SKILLQ.explain(error); }

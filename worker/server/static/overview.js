@@ -6,8 +6,11 @@
 
 (() => {
   const { el, api, clear } = SKILLQ;
-  const COLORS = { succeeded: "#15803d", failed: "#b91c1c", cancelled: "#9ca3af", p50: "#1d4ed8", p95: "#b45309", p99: "#7c3aed" };
+  // Queue names are anyone's strings ("constructor" too): they key Maps, never plain objects.
+  const COLORS = new Map(Object.entries({ succeeded: "#15803d", failed: "#b91c1c", cancelled: "#9ca3af", p50: "#1d4ed8", p95: "#b45309", p99: "#7c3aed" }));
   const QUEUE_COLORS = ["#0f766e", "#1d4ed8", "#b45309", "#7c3aed", "#be185d", "#4d7c0f", "#374151"];
+  const colorOf = (name, i) => COLORS.get(name) || QUEUE_COLORS[i % QUEUE_COLORS.length];
+  const count = (counts, key) => (Object.hasOwn(counts || {}, key) ? Number(counts[key]) || 0 : 0);
   SKILLQ.header(document.body.dataset.here);
   const page = document.getElementById("page");
   const windowSelect = el("select", { id: "window" }, el("option", { value: "3600" }, "last hour"), el("option", { value: "86400" }, "last day"));
@@ -30,11 +33,11 @@
     const bins = [];
     for (let i = 0; i < minutes.length; i += size) {
       const group = minutes.slice(i, i + size);
-      const bin = { at: group[0].at, ended: { succeeded: 0, failed: 0, cancelled: 0 }, p: { p50: null, p95: null, p99: null }, depth: {} };
+      const bin = { at: group[0].at, ended: { succeeded: 0, failed: 0, cancelled: 0 }, p: { p50: null, p95: null, p99: null }, depth: new Map() };
       for (const m of group) {
         for (const k of Object.keys(bin.ended)) bin.ended[k] += m.ended[k] || 0;
         for (const k of Object.keys(bin.p)) if (m.percentiles_ms[k] !== null) bin.p[k] = Math.max(bin.p[k] || 0, m.percentiles_ms[k]);
-        for (const [q, n] of Object.entries(m.queued)) bin.depth[q] = Math.max(bin.depth[q] || 0, n + (m.taken[q] || 0));
+        for (const q of Object.keys(m.queued)) bin.depth.set(q, Math.max(bin.depth.get(q) || 0, count(m.queued, q) + count(m.taken, q)));
       }
       bins.push(bin);
     }
@@ -51,7 +54,9 @@
     label(LEFT - 4, 10, top, "end"), label(LEFT - 4, H - BOTTOM, "0", "end"),
     label(LEFT, H - 4, clock(bins[0].at)), label(W - RIGHT, H - 4, clock(bins[bins.length - 1].at), "end"),
   ];
-  const legend = (names, colors) => el("div", { class: "legend" }, names.map((n, i) => el("span", {}, el("i", { style: `background:${colors[n] || QUEUE_COLORS[i % QUEUE_COLORS.length]}` }), n)));
+  // Swatches are coloured through the CSSOM: the page's CSP refuses style attributes.
+  const swatch = (color) => { const i = el("i", {}); i.style.backgroundColor = color; return i; };
+  const legend = (names) => el("div", { class: "legend" }, names.map((n, i) => el("span", {}, swatch(colorOf(n, i)), n)));
 
   function endedChart(bins) {
     const top = Math.max(1, ...bins.map((b) => b.ended.succeeded + b.ended.failed + b.ended.cancelled));
@@ -61,12 +66,12 @@
       let y = H - BOTTOM;
       for (const k of ["succeeded", "failed", "cancelled"]) {
         const h = b.ended[k] * scale;
-        if (h > 0) bars.push(el("svg:rect", { x: LEFT + i * step + 0.5, y: y - h, width: Math.max(1, step - 1), height: h, fill: COLORS[k], "data-outcome": k },
+        if (h > 0) bars.push(el("svg:rect", { x: LEFT + i * step + 0.5, y: y - h, width: Math.max(1, step - 1), height: h, fill: COLORS.get(k), "data-outcome": k },
           el("svg:title", {}, `${clock(b.at)} ${k}: ${b.ended[k]}`)));
         y -= h;
       }
     });
-    return [svg(...axis(bins, String(top)), ...bars), legend(["succeeded", "failed", "cancelled"], COLORS)];
+    return [svg(...axis(bins, String(top)), ...bars), legend(["succeeded", "failed", "cancelled"])];
   }
 
   function lineChart(bins, series, values, logScale) {
@@ -81,14 +86,14 @@
     const marks = series.flatMap((s, i) => {
       const points = bins.map((b, j) => [j, values(b, s)]).filter(([, v]) => v !== null && v !== undefined)
         .map(([j, v]) => [LEFT + j * step, y(v), v, b_at(bins[j])]);
-      const color = COLORS[s] || QUEUE_COLORS[i % QUEUE_COLORS.length];
+      const color = colorOf(s, i);
       if (!points.length) return [];
       // A line through the points, and a dot on each (one minute alone is a dot).
       return [el("svg:polyline", { points: points.map(([x, py]) => `${x.toFixed(1)},${py.toFixed(1)}`).join(" "), fill: "none", stroke: color, "stroke-width": 1.5, "data-series": s }),
         ...points.map(([x, py, v, at]) => el("svg:circle", { cx: x.toFixed(1), cy: py.toFixed(1), r: 2.5, fill: color, "data-series": s },
           el("svg:title", {}, `${at} ${s}: ${Math.round(v * 10) / 10}`)))];
     });
-    return [svg(...axis(bins, logScale ? `${Math.round(top)}` : String(top)), ...marks), legend(series, COLORS)];
+    return [svg(...axis(bins, logScale ? `${Math.round(top)}` : String(top)), ...marks), legend(series)];
   }
 
   async function refresh() {
@@ -102,8 +107,8 @@
         ...["p50", "p95", "p99"].map((k) => el("div", {}, el("strong", {}, ms(p[k])), `${k} run time`)));
       clear(charts.ended).append(...endedChart(bins));
       clear(charts.durations).append(...lineChart(bins, ["p50", "p95", "p99"], (b, s) => b.p[s], true));
-      const queues = [...new Set(bins.flatMap((b) => Object.keys(b.depth)))].sort();
-      clear(charts.depth).append(...(queues.length ? lineChart(bins, queues, (b, q) => (q in b.depth ? b.depth[q] : null), false) : [el("p", { class: "muted" }, "No samples yet (workers add one a minute).")]));
+      const queues = [...new Set(bins.flatMap((b) => [...b.depth.keys()]))].sort();
+      clear(charts.depth).append(...(queues.length ? lineChart(bins, queues, (b, q) => (b.depth.has(q) ? b.depth.get(q) : null), false) : [el("p", { class: "muted" }, "No samples yet (workers add one a minute).")]));
       SKILLQ.say("");
     } catch (error) {
       SKILLQ.say(SKILLQ.explain(error));

@@ -4,6 +4,11 @@
 // errors) reaches the page through el() as text nodes, never as markup: the
 // pages never assign innerHTML. The token is kept in this browser only
 // (localStorage, the key the live page uses) and sent as a bearer header.
+//
+// Strings a job chose (units, queue and field names) key Maps or objects with
+// no prototype, never plain ones: "constructor" is a member of every object.
+// No element gets a style attribute, which the pages' CSP refuses: styles are
+// classes in ui.css, or set through the CSSOM (node.style), which it allows.
 "use strict";
 
 const TOKEN_KEY = "skillq-token";
@@ -19,6 +24,7 @@ SKILLQ.el = (tag, attrs, ...children) => {
     : document.createElement(tag);
   for (const [key, value] of Object.entries(attrs || {})) {
     if (value === null || value === undefined || value === false) continue;
+    if (key === "style") throw new Error("the CSP refuses style attributes: use a class or node.style");
     if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
     else node.setAttribute(key, value === true ? "" : String(value));
   }
