@@ -39,6 +39,7 @@ from .core.errors import (
     ScheduleNotFound,
     SecretNotFound,
     SkillqError,
+    TooManySchedules,
     TooManyStreams,
     UnknownSkill,
     WorkspaceDenied,
@@ -65,6 +66,7 @@ from .interface.context import (
     RunContext,
 )
 from .interface.skills import Skill, skill
+from .store.schedule_index import SchedulePage
 from .store.schedules import ScheduleInfo
 
 __all__ = [
@@ -123,12 +125,14 @@ __all__ = [
     "SandboxUnavailable",
     "ScheduleInfo",
     "ScheduleNotFound",
+    "SchedulePage",
     "ScopedAuth",
     "SecretNotFound",
     "Settings",
     "Skill",
     "SkillClient",
     "SkillqError",
+    "TooManySchedules",
     "TooManyStreams",
     "UnknownSkill",
     "WorkspaceClient",

@@ -1,10 +1,12 @@
 """Schedules on real workers: one job per due time however many workers fire,
-removal and pause stop it, and a deployment that was down catches up with
-one job, not a burst."""
+removal and pause stop it, a deployment that was down catches up with one
+job, not a burst, and the command line pages them and refuses a cron that
+never fires."""
 
 from __future__ import annotations
 
 import itertools
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -48,7 +50,7 @@ def test_three_workers_make_one_job_per_due_time(
     count = len(made_by(client, name))
     settle(3)
     assert len(made_by(client, name)) == count, "a removed schedule made a job"
-    assert name not in [s.name for s in client.schedules()]
+    assert name not in [s.name for s in client.schedules(limit=1000).schedules]
 
 
 def test_a_paused_schedule_makes_nothing_until_resumed(
@@ -59,7 +61,8 @@ def test_a_paused_schedule_makes_nothing_until_resumed(
     client.schedule(name, "echo", {"message": "p"}, every=1, queue="scheduled-pause")
     wait_for(lambda: len(made_by(client, name)) >= 1, 30, "the first job")
     assert client.pause_schedule(name)
-    [listed] = [s for s in client.schedules() if s.name == name]
+    listed = client.schedule_info(name)
+    assert listed is not None
     assert listed.paused and listed.last_job is not None
     count = len(made_by(client, name))
     settle(3)
@@ -121,3 +124,31 @@ def test_schedules_from_the_command_line(
     assert bad.returncode == 2 and "not both" in bad.stderr
     unknown = skillq(stack_env, "schedule", "add", name, "nope", "--every", "2")
     assert unknown.returncode == 2 and "unknown skill" in unknown.stderr
+
+
+def test_the_command_line_pages_schedules_and_refuses_a_cron_that_never_fires(
+    start_worker: Callable[..., WorkerProcess], stack_env: dict[str, str], settings: Settings
+) -> None:
+    """Before: ``schedule ls`` listed every schedule at once, and a cron no date
+    matches ended with croniter's bare "failed to find next date" (exit 1)."""
+    prefix = f"paged{uuid.uuid4().hex[:6]}"
+    env = {**stack_env, "SKILLQ_KEY_PREFIX": prefix}
+    start_worker(pool="threads", concurrency=1, queues="paged", env=env, ready_prefix=prefix)
+    never = skillq(env, "schedule", "add", "never", "echo", "--cron", "0 0 31 2 *")
+    assert never.returncode == 2, (never.stdout, never.stderr)
+    assert "cron '0 0 31 2 *' never fires" in never.stderr and "Traceback" not in never.stderr
+    with SkillClient(settings.model_copy(update={"key_prefix": prefix})) as client:
+        for name in ("a", "b", "c"):
+            client.schedule(name, "echo", every=3600, queue="paged", owner="dora")
+        client.schedule("d", "echo", every=3600, queue="paged")
+    first = skillq(env, "schedule", "ls", "--limit", "2")
+    assert first.returncode == 0, first.stderr
+    assert [line.split()[0] for line in first.stdout.splitlines()] == ["a", "b"]
+    assert "more: --cursor b" in first.stderr
+    rest = skillq(env, "schedule", "ls", "--limit", "2", "--cursor", "b")
+    assert [line.split()[0] for line in rest.stdout.splitlines()] == ["c", "d"]
+    assert "more:" not in rest.stderr
+    dora = skillq(env, "schedule", "ls", "--owner", "dora", "--json")
+    page = json.loads(dora.stdout)
+    assert [item["name"] for item in page["schedules"]] == ["a", "b", "c"]
+    assert page["cursor"] is None

@@ -18,6 +18,7 @@ from worker.client import SkillClient
 from worker.core.settings import Settings
 from worker.embedded import HttpServerProcess, WorkerProcess, free_port, wait_for
 from worker.server.principals import new_token, token_hash
+from worker.store.schedules import ScheduleInfo
 
 ALICE, BOB, ADMIN = new_token(), new_token(), new_token()
 JWT_KEY = "jwt-test-key-" + new_token()
@@ -44,13 +45,23 @@ def api_env(stack_env: dict[str, str]) -> dict[str, str]:
     }
 
 
+def every_schedule(client: SkillClient) -> list[ScheduleInfo]:
+    found: list[ScheduleInfo] = []
+    cursor: str | None = None
+    while True:
+        page = client.schedules(limit=1000, cursor=cursor)
+        found += page.schedules
+        if (cursor := page.cursor) is None:
+            return found
+
+
 @pytest.fixture(scope="module")
 def api(
     api_env: dict[str, str], start_worker: Callable[..., WorkerProcess], settings: Settings
 ) -> Iterator[httpx.Client]:
     began = time.time()
     with SkillClient(settings) as client:
-        kept = {info.spec.name for info in client.schedules()}
+        kept = {info.spec.name for info in every_schedule(client)}
     worker = start_worker(pool="threads", concurrency=4, queues="default,ext,http", env=api_env)
     with (
         HttpServerProcess(api_env) as server,
@@ -63,7 +74,7 @@ def api(
             if not job.finished:
                 client.cancel(job.id)
         # Nor may the schedules it made (as alice) fire into the next module.
-        for info in client.schedules():
+        for info in every_schedule(client):
             if info.spec.name not in kept:
                 client.unschedule(info.spec.name)
     worker.stop(timeout=10)

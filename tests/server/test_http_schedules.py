@@ -1,26 +1,66 @@
 """``/v1/schedules``: each caller's own (two callers may share a name and
 never touch each other's), their jobs run as and belong to the caller, admin
-sees them all, and malformed schedules are refused with a reason."""
+sees them all, malformed schedules (a cron that never fires among them) are
+refused with a reason, listings are paged and cost the same however many
+schedules others have, and each caller's number of schedules is capped."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
+import pytest
 import redis
 
 from tests.conftest import wait_for
 from tests.server.test_http_api import ADMIN, ALICE, BOB, api, api_env, auth
 from worker.client import SkillClient
+from worker.core.errors import TooManySchedules
 from worker.core.settings import Settings
+from worker.embedded import HttpServerProcess
+from worker.server.principals import Principal
+from worker.server.schedules_api import stored_name
+from worker.store.keys import Keys
+from worker.store.schedules import ScheduleSpec
 
 __all__ = ["api", "api_env"]  # the fixtures this module shares
 
 
 def names(api: httpx.Client, token: str) -> list[str]:
-    listed = api.get("/v1/schedules", headers=auth(token))
-    assert listed.status_code == 200, listed.text
-    return [item["name"] for item in listed.json()]
+    """Every name the caller lists, page after page."""
+    found: list[str] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, str | int] = {"limit": 100, **({"cursor": cursor} if cursor else {})}
+        listed = api.get("/v1/schedules", params=params, headers=auth(token))
+        assert listed.status_code == 200, listed.text
+        found += [item["name"] for item in listed.json()["schedules"]]
+        cursor = listed.json()["next_cursor"]
+        if cursor is None:
+            return found
+
+
+def commands(raw: redis.Redis) -> int:
+    """Every command Redis has run (scripts' own calls included)."""
+    return sum(int(entry["calls"]) for entry in raw.info("commandstats").values())
+
+
+def legacy_schedules(raw: redis.Redis, keys: Keys, names: list[str], owner: str) -> None:
+    """Schedules as a release before the name indexes wrote them (a hash, the
+    due set, and the one set of every name), fast, in one pipeline."""
+    now = time.time()
+    with raw.pipeline(transaction=False) as pipe:
+        for name in names:
+            spec = ScheduleSpec(name=name, skill="echo", every=3600, owner=owner, anchor=now)
+            pipe.hset(
+                keys.schedule(name),
+                mapping={"spec": spec.model_dump_json(), "next": repr(now + 3600), "paused": "0"},
+            )
+            pipe.zadd(keys.schedules_due, {name: now + 3600})
+            pipe.sadd(keys.schedule_names, name)
+        pipe.execute()
 
 
 def test_schedules_belong_to_their_caller(api: httpx.Client) -> None:
@@ -40,7 +80,7 @@ def test_schedules_belong_to_their_caller(api: httpx.Client) -> None:
     assert api.delete("/v1/schedules/tick", headers=auth(BOB)).status_code == 404
 
     def alices_job() -> str | None:
-        for item in api.get("/v1/schedules", headers=auth(ALICE)).json():
+        for item in api.get("/v1/schedules", headers=auth(ALICE)).json()["schedules"]:
             if item["name"] == "tick" and item["last_job"]:
                 return str(item["last_job"])
         return None
@@ -69,6 +109,7 @@ def test_malformed_schedules_are_refused_with_a_reason(api: httpx.Client) -> Non
         ({**base, "name": "../up", "every": 2}, "name"),
         ({**base, "every": 0.1}, "every"),
         ({**base, "skill": "no-such-skill", "every": 2}, "unknown skill"),
+        ({**base, "cron": "0 0 31 2 *"}, "cron '0 0 31 2 *' never fires"),
     ):
         refused = api.post("/v1/schedules", json=body, headers=auth(ALICE))
         assert 400 <= refused.status_code < 500, (body, refused.text)
@@ -95,18 +136,133 @@ def test_a_callers_schedule_calls_cost_the_same_however_many_others_have(
     mine = {"name": "mine", "skill": "echo", "every": 3600}
     assert api.post("/v1/schedules", json=mine, headers=auth(ALICE)).status_code == 201
 
-    def commands() -> int:
-        return sum(int(entry["calls"]) for entry in raw.info("commandstats").values())
-
     calls: list[Callable[[], httpx.Response]] = [
         lambda: api.post("/v1/schedules/mine/pause", headers=auth(ALICE)),
         lambda: api.post("/v1/schedules/mine/resume", headers=auth(ALICE)),
         lambda: api.delete("/v1/schedules/mine", headers=auth(ALICE)),
     ]
     for call in calls:
-        before = commands()
+        before = commands(raw)
         answered = call()
-        spent = commands() - before
+        spent = commands(raw) - before
         assert answered.status_code == 200, answered.text
         assert spent < 60, f"{spent} Redis commands for one schedule call"
     assert api.delete("/v1/schedules/mine", headers=auth(ALICE)).status_code == 404
+
+
+def test_a_cron_that_never_fires_is_a_422_on_a_connection_that_stays_open(
+    api: httpx.Client,
+) -> None:
+    """Before: croniter's CroniterBadDateError escaped as a 500 (an outside
+    probe saw the connection reset too): February never has a 31st."""
+    never = {"name": "never", "skill": "echo", "cron": "0 0 31 2 *"}
+    refused = api.post("/v1/schedules", json=never, headers=auth(ALICE))
+    assert refused.status_code == 422, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "invalid_args", error
+    assert "cron '0 0 31 2 *' never fires" in error["message"], error
+    assert refused.headers.get("connection") != "close"
+    assert "never" not in names(api, ALICE)  # the next request, on the same client
+
+
+@pytest.fixture
+def flood(raw: redis.Redis, settings: Settings) -> Iterator[list[str]]:
+    """2,000 schedules of bob's, written as a release before the name indexes
+    wrote them (so they are folded in on the way), removed afterwards."""
+    keys = Keys(settings.key_prefix)
+    bobs = f"{stored_name(Principal('bob'), 'flood')}-"
+    made = [f"{bobs}{index:04d}" for index in range(2000)]
+    legacy_schedules(raw, keys, made, "bob")
+    yield made
+    with SkillClient(settings) as client:
+        for name in made:
+            client.unschedule(name)
+
+
+def test_listings_and_the_overview_cost_the_same_however_many_others_have(
+    api: httpx.Client, raw: redis.Redis, settings: Settings, flood: list[str]
+) -> None:
+    """Before: alice's list read every caller's schedules (10,061 Redis
+    commands with bob's 10,000) and the overview listed them all, every 3 s."""
+    keys = Keys(settings.key_prefix)
+    # One of alice's from before the indexes too: folded in, it is hers.
+    legacy_schedules(raw, keys, [stored_name(Principal("alice"), "old")], "alice")
+    for index in range(3):
+        mine = {"name": f"mine-{index}", "skill": "echo", "every": 3600}
+        assert api.post("/v1/schedules", json=mine, headers=auth(ALICE)).status_code == 201
+    api.get("/v1/schedules", headers=auth(ALICE))  # folds what is left, once
+
+    before = commands(raw)
+    first = api.get("/v1/schedules", params={"limit": 2}, headers=auth(ALICE))
+    spent = commands(raw) - before
+    assert first.status_code == 200, first.text
+    assert spent < 60, f"{spent} Redis commands for a page of alice's 4 schedules"
+    page = first.json()
+    assert [item["name"] for item in page["schedules"]] == ["mine-0", "mine-1"]
+    rest = api.get(
+        "/v1/schedules", params={"limit": 2, "cursor": page["next_cursor"]}, headers=auth(ALICE)
+    ).json()
+    assert [item["name"] for item in rest["schedules"]] == ["mine-2", "old"]
+    assert rest["next_cursor"] is None
+    assert raw.scard(keys.schedule_names) == 0, "the old set was folded in"
+
+    before = commands(raw)
+    admins = api.get("/v1/schedules", params={"limit": 50}, headers=auth(ADMIN))
+    spent = commands(raw) - before
+    assert admins.status_code == 200, admins.text
+    assert spent < 120, f"{spent} Redis commands for a page of 50 of everyone's"
+    assert len(admins.json()["schedules"]) == 50 and admins.json()["next_cursor"]
+
+    before = commands(raw)
+    overview = api.get("/v1/overview", headers=auth(ADMIN))
+    spent = commands(raw) - before
+    assert overview.status_code == 200, overview.text
+    assert spent < 150, f"{spent} Redis commands for the overview"
+    assert len(overview.content) < 100_000, f"{len(overview.content)} bytes of overview"
+    shown: dict[str, Any] = overview.json()
+    assert shown["schedules_total"] >= 2004 and shown["schedules_paused"] >= 0
+    assert 0 < len(shown["schedules"]) <= 20
+    for token, name in ((ALICE, "mine-0"), (ALICE, "mine-1"), (ALICE, "mine-2"), (ALICE, "old")):
+        assert api.delete(f"/v1/schedules/{name}", headers=auth(token)).status_code == 200
+
+
+def test_a_callers_schedules_are_capped(
+    api: httpx.Client, api_env: dict[str, str], settings: Settings
+) -> None:
+    """Before: nothing bounded how many schedules one caller could keep."""
+    capped_env = {**api_env, "SKILLQ_MAX_SCHEDULES_PER_OWNER": "3"}
+    with (
+        HttpServerProcess(capped_env) as server,
+        httpx.Client(base_url=server.url, timeout=60) as capped,
+    ):
+
+        def add(token: str, name: str) -> httpx.Response:
+            body = {"name": name, "skill": "echo", "every": 3600}
+            return capped.post("/v1/schedules", json=body, headers=auth(token))
+
+        for index in range(3):
+            assert add(ALICE, f"capped-{index}").status_code == 201
+        over = add(ALICE, "capped-3")
+        assert over.status_code == 429, over.text
+        error = over.json()["error"]
+        assert error["code"] == "too_many_schedules", error
+        assert "3 schedules (SKILLQ_MAX_SCHEDULES_PER_OWNER)" in error["message"], error
+        assert add(ALICE, "capped-0").status_code == 201  # replacing one is not a new one
+        assert add(BOB, "capped-0").status_code == 201  # bob's count is his own
+        assert capped.delete("/v1/schedules/capped-0", headers=auth(ALICE)).status_code == 200
+        assert add(ALICE, "capped-3").status_code == 201
+        assert sorted(names(capped, ALICE)) == ["capped-1", "capped-2", "capped-3"]
+        for token, name in ((ALICE, "capped-1"), (ALICE, "capped-2"), (ALICE, "capped-3")):
+            assert capped.delete(f"/v1/schedules/{name}", headers=auth(token)).status_code == 200
+        assert capped.delete("/v1/schedules/capped-0", headers=auth(BOB)).status_code == 200
+    # The Python client keeps the same count for an owner.
+    with SkillClient(settings.model_copy(update={"max_schedules_per_owner": 2})) as client:
+        client.schedule("carol-1", "echo", every=3600, owner="carol")
+        client.schedule("carol-2", "echo", every=3600, owner="carol")
+        with pytest.raises(TooManySchedules, match="SKILLQ_MAX_SCHEDULES_PER_OWNER"):
+            client.schedule("carol-3", "echo", every=3600, owner="carol")
+        assert [s.name for s in client.schedules(owner="carol").schedules] == [
+            "carol-1",
+            "carol-2",
+        ]
+        assert client.unschedule("carol-1") and client.unschedule("carol-2")

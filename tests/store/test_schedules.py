@@ -1,6 +1,7 @@
 """When a schedule is due, with a fixed clock: intervals, cron in a named time
-zone across both daylight-saving changes, what a late claim fires under each
-catch-up policy, and the specs refused."""
+zone across both daylight-saving changes (a wall-clock time that occurs twice
+fires once), what a late claim fires under each catch-up policy, and the
+specs refused (a cron that never fires among them)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
+from worker.core.errors import InvalidArgs
 from worker.store.keys import Keys
 from worker.store.schedules import (
     LATE_GRACE,
@@ -61,6 +63,43 @@ def test_cron_runs_both_hours_that_read_two_oclock_at_fall_back() -> None:
     assert [b - a for a, b in itertools.pairwise(runs)] == [3600.0] * 3
     shown = [datetime.fromtimestamp(t, BERLIN).strftime("%H:%M%z") for t in runs]
     assert shown == ["01:00+0200", "02:00+0200", "02:00+0100", "03:00+0100"]
+
+
+@pytest.mark.parametrize(
+    ("zone", "cron", "day", "first", "second"),
+    [
+        ("Europe/Berlin", "30 2 * * *", (2026, 10, 25), "02:30+0200", "02:30+0100"),
+        ("America/New_York", "0 1 * * *", (2026, 11, 1), "01:00-0400", "01:00-0500"),
+    ],
+)
+def test_a_wall_clock_time_that_occurs_twice_fires_once(
+    zone: str, cron: str, day: tuple[int, int, int], first: str, second: str
+) -> None:
+    """Before: a daily run fired at both readings of its time on the night the
+    clocks go back (croniter walks the wall clock, which passes it twice)."""
+    spec = ScheduleSpec(name="s", skill="echo", cron=cron, timezone=zone)
+    local = ZoneInfo(zone)
+    runs = [next_due(spec, datetime(*day, tzinfo=local).timestamp() - 86400)]
+    for _ in range(3):
+        runs.append(next_due(spec, runs[-1]))
+    shown = [datetime.fromtimestamp(t, local).strftime("%m-%d %H:%M%z") for t in runs]
+    on_the_day = [text for text in shown if text.startswith(f"{day[1]:02d}-{day[2]:02d}")]
+    assert on_the_day == [f"{day[1]:02d}-{day[2]:02d} {first}"], shown
+    assert f"{day[1]:02d}-{day[2]:02d} {second}" not in shown
+    # The day the clocks go back is 25 hours long: so is the wait across it.
+    assert [b - a for a, b in itertools.pairwise(runs)] == [86400.0, 90000.0, 86400.0]
+    # Asked between the two readings, the next run is the next day's.
+    between = datetime.strptime(f"{day[0]} {day[1]} {day[2]} {second}", "%Y %m %d %H:%M%z")
+    assert next_due(spec, between.timestamp() - 60) == runs[2]
+
+
+def test_a_cron_that_never_fires_is_refused_naming_it() -> None:
+    """Before: croniter's CroniterBadDateError escaped (a 500 over HTTP)."""
+    spec = ScheduleSpec(name="s", skill="echo", cron="0 0 31 2 *")
+    with pytest.raises(InvalidArgs, match=r"cron '0 0 31 2 \*' never fires"):
+        next_due(spec, at(2026, 1, 1, 0, 0))
+    rare = ScheduleSpec(name="s", skill="echo", cron="0 0 29 2 *")  # leap days only
+    assert datetime.fromtimestamp(next_due(rare, at(2026, 3, 1, 0, 0)), BERLIN).year == 2028
 
 
 def test_a_late_claim_fires_by_the_catch_up_policy() -> None:

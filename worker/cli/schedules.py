@@ -76,18 +76,27 @@ def add(
 
 
 @schedule_cli.command("ls")
-def listed(as_json: JsonFlag = False) -> None:
-    """Every schedule, with its next and last run."""
+def listed(
+    owner: Annotated[str | None, typer.Option("--owner", help="Only this owner's.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n")] = 100,
+    cursor: Annotated[str | None, typer.Option("--cursor", help="From a previous page.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Schedules by name, with their next and last run (one page; --cursor goes on)."""
     with make_client() as client:
-        found = client.schedules()
+        page = client.schedules(owner=owner, limit=limit, cursor=cursor)
     if as_json:
-        emit_json([described(item) for item in found])
+        emit_json(
+            {"schedules": [described(item) for item in page.schedules], "cursor": page.cursor}
+        )
         return
-    for item in found:
+    for item in page.schedules:
         when = f"every {item.spec.every:g} s" if item.spec.every else f"cron {item.spec.cron!r}"
         state = "paused" if item.paused else f"next {shown_time(item.next_run_at)}"
         last = f"last {shown_time(item.last_run_at)} ({item.last_job})" if item.last_job else ""
         out.print(f"{item.name}\t{item.spec.skill}\t{when}\t{state}\t{last}", highlight=False)
+    if page.cursor:
+        err.print(f"more: --cursor {page.cursor}", highlight=False)
 
 
 def _named(action: str, done: bool, name: str) -> None:

@@ -3,7 +3,10 @@
 Mixed into both clients (:class:`AsyncScheduleMethods` into the async one,
 :class:`ScheduleMethods` into the blocking one, which runs the async calls),
 so each client module keeps to its own concern. Firing is the workers'
-(:mod:`worker.runtime.schedules`).
+(:mod:`worker.runtime.schedules`); listing pages through the name indexes
+(:mod:`worker.store.schedule_index`). A schedule with an owner counts toward
+that owner's ``SKILLQ_MAX_SCHEDULES_PER_OWNER``; one without (the
+deployment's own) does not.
 """
 
 from __future__ import annotations
@@ -15,9 +18,17 @@ from typing import Any, TypeVar, cast
 from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
 
-from ..core.errors import InvalidSubmission
+from ..core.errors import InvalidSubmission, TooManySchedules
 from ..core.settings import Settings
 from ..store.keys import Keys
+from ..store.schedule_index import (
+    REMOVE,
+    SchedulePage,
+    ScheduleSummary,
+    fold_legacy,
+    schedule_page,
+    schedule_summary,
+)
 from ..store.schedules import PAUSE, PUT, CatchUp, ScheduleInfo, ScheduleSpec, next_due
 from ..wire.skill_info import SkillInfo
 from ..wire.submission import SubmitOptions, draft
@@ -89,22 +100,31 @@ class AsyncScheduleMethods:
         info = await self.skill(skill)
         options = SubmitOptions(skill, dict(spec.args), auth=claims, queue=queue, priority=priority)
         draft(self.settings, self.keys, info, options)  # what a fire would refuse, refused now
-        following = next_due(spec, now)
-        await self.redis.register_script(PUT)(
-            keys=[self.keys.schedules_due, self.keys.schedule(name), self.keys.schedule_names],
-            args=[name, spec.model_dump_json(), repr(following), ""],
+        following = next_due(spec, now)  # refuses a cron that never fires
+        keys = [self.keys.schedules_due, self.keys.schedule(name), self.keys.schedule_index]
+        if owner is not None:
+            keys.append(self.keys.schedule_owner(owner))
+            await fold_legacy(self.redis, self.keys)  # the cap counts the old ones too
+        most = self.settings.max_schedules_per_owner
+        put = await self.redis.register_script(PUT)(
+            keys=keys, args=[name, spec.model_dump_json(), repr(following), "", most]
         )
+        if int(put) < 0:
+            raise TooManySchedules(most)
         paused = await self.redis.hget(self.keys.schedule(name), "paused") == "1"
         return ScheduleInfo(spec=spec, paused=paused, next_run_at=None if paused else following)
 
-    async def schedules(self) -> list[ScheduleInfo]:
-        """Every schedule, by name, with when it runs next and what it ran last."""
-        names = sorted(str(name) for name in await self.redis.smembers(self.keys.schedule_names))
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for name in names:
-                pipe.hgetall(self.keys.schedule(name))
-            found = await pipe.execute()
-        return [ScheduleInfo.from_hash(raw) for raw in found if raw.get("spec")]
+    async def schedules(
+        self, *, owner: str | None = None, limit: int = 100, cursor: str | None = None
+    ) -> SchedulePage:
+        """A page of schedules by name (``owner``: only that owner's), each with
+        when it runs next and what it ran last: pass the page's ``cursor`` back
+        for the next one. O(page), however many schedules there are."""
+        return await schedule_page(self.redis, self.keys, owner=owner, limit=limit, cursor=cursor)
+
+    async def schedule_summary(self) -> ScheduleSummary:
+        """How many schedules there are (and paused), and the next few to fire."""
+        return await schedule_summary(self.redis, self.keys)
 
     async def schedule_info(self, name: str) -> ScheduleInfo | None:
         """One schedule by its name, or None: one read, whatever else is scheduled."""
@@ -113,11 +133,16 @@ class AsyncScheduleMethods:
 
     async def unschedule(self, name: str) -> bool:
         """Remove a schedule; False if there was none. Jobs it made are not touched."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(self.keys.schedule(name))
-            pipe.zrem(self.keys.schedules_due, name)
-            pipe.srem(self.keys.schedule_names, name)
-            deleted, _, _ = await pipe.execute()
+        keys = self.keys
+        deleted = await self.redis.register_script(REMOVE)(
+            keys=[
+                keys.schedules_due,
+                keys.schedule(name),
+                keys.schedule_index,
+                keys.schedule_names,
+            ],
+            args=[name],
+        )
         return bool(deleted)
 
     async def pause_schedule(self, name: str) -> bool:
@@ -182,8 +207,14 @@ class ScheduleMethods:
             )
         )
 
-    def schedules(self) -> list[ScheduleInfo]:
-        return self._run(self._scheduler().schedules())
+    def schedules(
+        self, *, owner: str | None = None, limit: int = 100, cursor: str | None = None
+    ) -> SchedulePage:
+        """See :meth:`AsyncScheduleMethods.schedules`."""
+        return self._run(self._scheduler().schedules(owner=owner, limit=limit, cursor=cursor))
+
+    def schedule_summary(self) -> ScheduleSummary:
+        return self._run(self._scheduler().schedule_summary())
 
     def schedule_info(self, name: str) -> ScheduleInfo | None:
         return self._run(self._scheduler().schedule_info(name))

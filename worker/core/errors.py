@@ -48,6 +48,7 @@ error keeps it too (in brackets), so ``except PermissionError`` still works::
     +-- InvalidRequest
     |   +-- RequestTooLarge
     +-- TooManyStreams
+    +-- TooManySchedules
 """
 
 from __future__ import annotations
@@ -308,6 +309,19 @@ class TooManyStreams(SkillqError):
         )
 
 
+class TooManySchedules(SkillqError):
+    """An owner has as many schedules as one owner may: a new one is refused
+    (replacing one of theirs is not)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(
+            f"you already have {limit} schedules (SKILLQ_MAX_SCHEDULES_PER_OWNER): "
+            "remove one, or replace one of yours by its name"
+        )
+        self.args = (limit,)
+
+
 class JobCancelled(SkillqError):
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
@@ -352,6 +366,7 @@ ERROR_TABLE: dict[type[BaseException], ErrorSpec] = {
     InvalidRequest: ErrorSpec("invalid_request", 2, 400, A2A_INVALID_REQUEST),
     RequestTooLarge: ErrorSpec("too_large", 2, 413, A2A_INVALID_REQUEST),
     TooManyStreams: ErrorSpec("too_many_streams", 2, 429, A2A_INVALID_REQUEST),
+    TooManySchedules: ErrorSpec("too_many_schedules", 2, 429, A2A_INVALID_REQUEST),
     JobCancelled: ErrorSpec("cancelled", 3, 409, A2A_TASK_NOT_CANCELABLE),
     CancelledByCaller: ErrorSpec("cancelled", 3, 409, A2A_TASK_NOT_CANCELABLE),
     JobNotFound: ErrorSpec("not_found", 4, 404, A2A_TASK_NOT_FOUND),

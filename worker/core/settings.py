@@ -117,6 +117,7 @@ class Settings(BaseSettings):
     server_max_body: int | None = Field(default=None, ge=1024)
     server_max_streams_per_caller: int = Field(default=32, ge=1)
     server_stream_buffer: int = Field(default=1000, ge=10)
+    max_schedules_per_owner: int = Field(default=1000, ge=1)
     default_quota: str = ""  # "usd=20/day, tokens=5e5/6h": every owner without their own
 
     @field_validator("key_prefix")

@@ -5,6 +5,8 @@ queues, dead letters and schedules (``/v1/overview``).
 Both describe every caller's work, so both need the admin scope (anonymous
 callers on loopback hold it); another caller gets 403. Every read is
 O(minutes) or O(workers + queues + running jobs), never a keyspace scan.
+Schedules are counted and only the next few to fire are read: the page
+polls this every 3 s, and ``/v1/schedules`` pages through the rest.
 """
 
 from __future__ import annotations
@@ -127,12 +129,16 @@ class Readers:
 async def overview(client: Client, caller: Caller, request: Request) -> dict[str, Any]:
     """Live workers (agent, skills, pool, concurrency, running jobs, last
     heartbeat), each queue's backlog and oldest waiting job, the newest dead
-    letters with their reasons, and every schedule with its next run. Admin only."""
+    letters with their reasons, how many schedules there are (and paused) and
+    the next ones to fire. Admin only."""
     require_admin(caller, request.app.state.settings)
     readers: Readers = request.app.state.readers
     found = await asyncio.to_thread(readers.overview)
+    summary = await client.schedule_summary()
     found["schedules"] = [
         info.model_dump(mode="json", by_alias=True, exclude={"spec": {"auth"}})
-        for info in await client.schedules()
+        for info in summary.next
     ]
+    found["schedules_total"] = summary.total
+    found["schedules_paused"] = summary.paused
     return found

@@ -4,19 +4,23 @@ A schedule's name is the caller's, as a job name is: it is stored under a
 digest of the caller's subject, so two callers may both have ``nightly``
 and neither can see, replace or remove the other's. Its jobs run as the
 caller (signed with the caller's claims) and are owned by it. Admin lists
-every caller's schedules.
+every caller's schedules. A listing is a page by name from the caller's own
+index (admin: everyone's), so it costs the same however many schedules
+others have; each caller may keep ``SKILLQ_MAX_SCHEDULES_PER_OWNER`` (429
+past it).
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..client.asynchronous import AsyncSkillClient
 from ..core.errors import ScheduleNotFound
+from ..store.schedule_index import MAX_LIMIT
 from ..store.schedules import ScheduleInfo
 from .jobs_api import Caller, Client, skill_info
 from .principals import Principal
@@ -108,14 +112,29 @@ async def create(body: ScheduleRequest, client: Client, caller: Caller) -> Sched
     return ScheduleOut.of(made, caller)
 
 
+class SchedulePageOut(BaseModel):
+    schedules: list[ScheduleOut]
+    next_cursor: str | None = None
+
+
 @router.get("/schedules")
-async def listed(client: Client, caller: Caller) -> list[ScheduleOut]:
-    """The caller's schedules (admin: everyone's), by name."""
-    return [
-        ScheduleOut.of(item, caller)
-        for item in await client.schedules()
-        if caller.may_see(item.spec.owner)
-    ]
+async def listed(
+    client: Client,
+    caller: Caller,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="next_cursor of the previous page")
+    ] = None,
+) -> SchedulePageOut:
+    """A page of the caller's schedules (admin: everyone's) by name: go on
+    from ``next_cursor`` (opaque) while it is not null. Only the caller's own
+    index is read, so a cursor can never reach another caller's schedules."""
+    owner = None if caller.admin else caller.subject
+    page = await client.schedules(owner=owner, limit=limit, cursor=cursor)
+    return SchedulePageOut(
+        schedules=[ScheduleOut.of(item, caller) for item in page.schedules],
+        next_cursor=page.cursor,
+    )
 
 
 @router.delete("/schedules/{name}")

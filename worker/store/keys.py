@@ -67,8 +67,18 @@ class Keys:
         return f"{self.prefix}:schedule:{name}"
 
     @property
+    def schedule_index(self) -> str:
+        """Sorted set of every schedule's name, all scored 0 so it pages by name."""
+        return f"{self.prefix}:schedules:names"
+
+    def schedule_owner(self, owner: str) -> str:
+        """The same for one owner's schedules: their listing and their cap."""
+        return f"{self.prefix}:schedules:owner:{owner}"
+
+    @property
     def schedule_names(self) -> str:
-        """Set of every schedule's name."""
+        """Set of every schedule's name, as written before the indexes above: what
+        is left in it is folded into them by the next listing, count or add."""
         return f"{self.prefix}:schedules"
 
     @property

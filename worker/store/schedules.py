@@ -6,7 +6,11 @@ for due schedules and claims them atomically (``schedule_claim.lua``); the
 job made for a due time has an id derived from the schedule's name and that
 time, so a claim retried after a worker died submits the same job, which
 ``SUBMIT`` never queues twice. Cron expressions are read by croniter in the
-schedule's time zone (``zoneinfo``), so they follow daylight saving time.
+schedule's time zone (``zoneinfo``), so they follow daylight saving time: a
+wall-clock time the spring change skips fires at the first time after it, and
+one the autumn change reads twice fires once, at its first reading, unless
+the cron runs every hour (hour field ``*``), whose repeated hour is a real one.
+A cron no date matches (``0 0 31 2 *``) is refused when it is created.
 Due times missed while no worker was up follow ``catch_up``: ``one`` (the
 default) fires the latest of them, ``all`` every one, ``none`` only one that
 is at most :data:`LATE_GRACE` late.
@@ -21,9 +25,10 @@ from datetime import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..core.errors import InvalidSubmission
 from .keys import Keys
 from .scriptfiles import load
 
@@ -127,9 +132,28 @@ def next_due(spec: ScheduleSpec, after: float) -> float:
         periods = math.floor((after - spec.anchor) / spec.every) + 1
         return spec.anchor + max(periods, 1) * spec.every
     assert spec.cron is not None  # the spec's validator holds one or the other
-    start = datetime.fromtimestamp(after, ZoneInfo(spec.timezone))
-    found: datetime = croniter(spec.cron, start).get_next(datetime)
-    return found.timestamp()
+    zone = ZoneInfo(spec.timezone)
+    every_hour = croniter.expand(spec.cron)[0][1] == ["*"]
+    times = croniter(spec.cron, datetime.fromtimestamp(after, zone))
+    try:
+        while True:
+            found: datetime = times.get_next(datetime)
+            if every_hour or not second_reading(found, zone):
+                return found.timestamp()
+    except CroniterBadDateError:
+        raise InvalidSubmission(
+            spec.skill, f"invalid schedule: cron {spec.cron!r} never fires (no date matches it)"
+        ) from None
+
+
+def second_reading(moment: datetime, zone: ZoneInfo) -> bool:
+    """Whether ``moment`` is the second time its wall-clock reading occurs (the
+    hour the clocks go back repeats): a daily 02:30 has already fired then."""
+    wall = moment.replace(tzinfo=None)
+    first = wall.replace(tzinfo=zone, fold=0).timestamp()
+    return first < moment.timestamp() and (
+        datetime.fromtimestamp(first, zone).replace(tzinfo=None) == wall
+    )
 
 
 def to_fire(spec: ScheduleSpec, first: float, now: float) -> tuple[list[float], float]:

@@ -1,6 +1,6 @@
 // /ui/workers: live workers, each queue's backlog and oldest waiting job, the
-// newest dead letters with their reasons, and schedules with their next runs;
-// refreshed every 3 s from /v1/overview (admin).
+// newest dead letters with their reasons, and how many schedules there are with
+// the next ones to fire; refreshed every 3 s from /v1/overview (admin).
 "use strict";
 
 (() => {
@@ -34,7 +34,7 @@
       clear(parts.dead).append(el("p", { class: "muted" }, `${o.dead_letters_total} kept`), table("dead-table", ["At", "Queue", "Reason", "Job", "Task"],
         o.dead_letters.map((d) => el("tr", {}, cells(time(d.at), d.queue, d.reason, d.job_id ? jobLink(d.job_id) : "-", d.task || "-"))),
         "None."));
-      clear(parts.schedules).append(table("schedules-table", ["Schedule", "Skill", "Every / cron", "Next run", "Last run", "Last job", "Owner"],
+      clear(parts.schedules).append(el("p", { class: "muted" }, `${o.schedules_total} kept, ${o.schedules_paused} paused; the next to fire:`), table("schedules-table", ["Schedule", "Skill", "Every / cron", "Next run", "Last run", "Last job", "Owner"],
         o.schedules.map((s) => el("tr", {}, cells(s.spec.name, s.spec.skill, s.spec.cron || (s.spec.every ? `every ${s.spec.every} s` : "-"),
           s.paused ? "paused" : time(s.next_run_at), time(s.last_run_at), s.last_job ? jobLink(s.last_job) : "-", s.spec.owner || "-"))),
         "None."));
