@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 import zlib
 from collections.abc import Callable, Iterator
@@ -262,6 +263,11 @@ def test_workers_queues_and_charts_render_for_admin(admin: Watched, site: Site) 
     page.wait_for_selector("#queues-table tr[data-queue='http']")
     text = page.inner_text("#workers-table")
     assert "threads" in text and "hostile" in text
+    # Schedules are counted, never all listed: the page polls this every 3 s.
+    counted = page.wait_for_selector("#schedules p.muted")
+    assert counted is not None and re.fullmatch(
+        r"\d+ kept, \d+ paused; the next to fire:", counted.inner_text()
+    )
     admin.shot("workers")
     page = admin.open("/ui/")
     page.wait_for_selector("#chart-ended rect[data-outcome='failed']")
