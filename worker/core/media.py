@@ -44,4 +44,5 @@ def disposition(name: str, *, inline: bool = False) -> str:
     leaf = name.rsplit("/", 1)[-1] or "artifact"
     plain = "".join(c if c.isascii() and c.isprintable() and c not in '"\\;' else "_" for c in leaf)
     kind = "inline" if inline else "attachment"
-    return f"{kind}; filename=\"{plain}\"; filename*=UTF-8''{quote(leaf, safe='')}"
+    exact = quote(leaf, safe="", errors="replace")  # a lone surrogate becomes ?
+    return f"{kind}; filename=\"{plain}\"; filename*=UTF-8''{exact}"
