@@ -41,3 +41,15 @@ async def gate(ctx: RunContext[Any], args: dict[str, Any]) -> str:
     while not Path(str(args["open"])).exists():
         await asyncio.sleep(0.05)
     return ctx.task_id
+
+
+@skill("ask_tally", queue="failover")
+async def ask_tally(ctx: RunContext[Any], args: dict[str, Any]) -> str:
+    """Asks one question, sleeps if told to, writes its run down; returns the answer."""
+    timeout = args.get("timeout")
+    answer = await ctx.ask("go on?", timeout=None if timeout is None else float(timeout))
+    if args.get("sleep"):
+        await ctx.sleep(float(args["sleep"]))
+    with Path(str(args["runs"])).open("a") as handle:
+        handle.write(f"{ctx.task_id}\n")
+    return str(answer)

@@ -396,3 +396,117 @@ def test_jobs_running_across_a_failover_finish_and_their_workers_serve_on(
             assert "Unrecoverable error" not in worker.log_tail(400)
         after = client.submit("tally", {"runs": str(tmp_path / "runs"), "n": 9})
         assert client.result(after, timeout=60) == 9
+
+
+def test_answered_asks_resume_after_a_failover(
+    group: SentinelGroup, start_worker: Callable[..., WorkerProcess], tmp_path: Path
+) -> None:
+    """Jobs waiting for input while the primary dies resume once answered.
+
+    Before: after the failover each worker's consumer had reconnected through
+    another sentinel URL with kombu's plain transport, which holds a message
+    whose eta is ahead (the waiting job's, brought forward by the answer) in
+    memory and in kombu's unacked hash with no lease: the jobs stayed
+    ``queued`` for ever. Broker, records and results share one database here,
+    as with a single ``SKILLQ_BROKER_URL``."""
+    env = {
+        **sentinel_env(group),
+        "SKILLQ_RESULT_BACKEND": group.url(0),
+        "SKILLQ_REDIS_URL": group.url(0),
+        "SKILLQ_LEASE": "5",
+    }
+    settings = sentinel_settings(group).model_copy(
+        update={"result_backend": group.url(0), "redis_url": group.url(0)}
+    )
+    workers = [
+        start_worker(
+            pool="prefork",
+            concurrency=2,
+            queues="failover",
+            env=env,
+            ready_url=group.url(0),
+            ready_settings=settings,
+        )
+        for _ in range(2)
+    ]
+    runs = tmp_path / "runs"
+    with SkillClient(settings) as client:
+        # Half sleep 3 s after their answer; delayed jobs wait parked across it too.
+        jobs = [
+            client.submit("ask_tally", {"runs": str(runs), "sleep": 3 * (n % 2)})
+            for n in range(20)
+        ]
+        delayed = [
+            client.submit("tally", {"runs": str(runs), "n": n}, countdown=15) for n in range(4)
+        ]
+
+        def all_waiting() -> bool:
+            return all(client.status(job).state == "input_required" for job in jobs)
+
+        wait_for(all_waiting, 60, "every job to wait for input")
+        old = group.kill_primary()
+        group.wait_failover(old.port)
+        # Answered once every worker's consumer is back (they reconnected through
+        # the sentinel URLs in turn).
+        wait_for(
+            lambda: all(w.log_tail(400).count("(a Sentinel failover)") for w in workers),
+            60,
+            "both workers to follow the failover",
+        )
+        for job in jobs:
+            answer_across_failover(client, job, "yes")
+        for job in jobs:
+            assert client.result(job, timeout=60) == "yes", client.status(job)
+        for n, job in enumerate(delayed):
+            assert client.result(job, timeout=60) == n, client.status(job)
+    assert collections.Counter(runs.read_text().split()) == dict.fromkeys(jobs + delayed, 1)
+
+
+def answer_across_failover(client: SkillClient, job: str, answer: Any) -> None:
+    """Answer, retrying while the client still reaches for the old primary."""
+    errors: list[BaseException] = []
+
+    def answered() -> bool:
+        try:
+            client.respond(job, answer)
+        except (redis.RedisError, TimeoutError) as exc:
+            errors.append(exc)
+            return False
+        return True
+
+    wait_for(answered, 30, f"an answer to reach job {job}: {errors[-1:]}")
+
+
+def test_workers_consume_with_skillq_transport_after_a_failover(
+    group: SentinelGroup, start_worker: Callable[..., WorkerProcess], tmp_path: Path
+) -> None:
+    """After a reconnect through another sentinel URL the consumer is still
+    skillq's: a poison item is dead-lettered (kombu's own transport exits the
+    worker on it) and a running job holds a lease (kombu's holds none)."""
+    workers = start_workers(start_worker, group)
+    settings = sentinel_settings(group)
+    old = group.kill_primary()
+    port = group.wait_failover(old.port)
+    wait_for(
+        lambda: all(w.log_tail(400).count("(a Sentinel failover)") for w in workers),
+        60,
+        "both workers to follow the failover",
+    )
+    signal = tmp_path / "open"
+    with SkillClient(settings) as client, group.server_client(port, db=0) as broker:
+        jobs = [client.submit("gate", {"open": str(signal)}) for _ in range(4)]
+        wait_for(
+            lambda: all(client.status(job).state == "running" for job in jobs),
+            60,
+            "every gate job to run (two per worker)",
+        )
+        assert broker.zcard("skillq:leases") == 4
+        signal.touch()
+        assert sorted(client.result(job, timeout=60) for job in jobs) == sorted(jobs)
+        for _ in range(4):  # the slots are free: each worker reads some
+            broker.lpush("failover", b"\x00 not json")
+        wait_for(lambda: broker.llen("skillq:dead") >= 4, 30, "the poison items dead-lettered")
+        after = client.submit("tally", {"runs": str(tmp_path / "runs"), "n": 3})
+        assert client.result(after, timeout=60) == 3
+    for worker in workers:
+        assert worker.process is not None and worker.process.poll() is None, worker.log_tail()

@@ -48,6 +48,7 @@ from .outcome import Outcome
 from .process import Engine, ProcessRuntime
 from .runner import run_job
 from .schedules import ScheduleFirer
+from .sentinel_transport import keep_transport_across_reconnects
 
 log = logging.getLogger(__name__)
 
@@ -240,6 +241,7 @@ def connect_worker_signals(
         """After Celery's logging is set up, before the pool and consumer start."""
         if getattr(instance, "app", None) is not app:
             return
+        keep_transport_across_reconnects()
         scoped = sorted(name for name in skills if skills[name].scopes)
         if scoped and settings.auth_secret is None:
             log.warning(

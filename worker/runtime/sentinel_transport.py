@@ -13,6 +13,7 @@ from typing import Any
 from kombu.transport import redis as kombu_redis
 
 from ..store.sentinels import FollowingConnection
+from ..wire.celery_app import SENTINEL_TRANSPORT, TRANSPORT
 from .transport import Channel, Transport
 
 
@@ -42,3 +43,33 @@ class SentinelChannel(Channel, kombu_redis.SentinelChannel):
 class SentinelTransport(Transport):
     default_port = 26379
     Channel = SentinelChannel
+
+
+# The URL schemes kombu resolves to a transport class, as skillq's consumers must.
+SKILLQ_TRANSPORTS = {
+    "redis": TRANSPORT,
+    "rediss": TRANSPORT,
+    "sentinel": SENTINEL_TRANSPORT,
+}
+
+
+def keep_transport_across_reconnects() -> None:
+    """In a worker process: every broker URL resolves to skillq's transport.
+
+    A broker URL of several sentinels (``sentinel://a;sentinel://b``) is, to
+    kombu, a list of failover alternates. After a lost connection Celery's
+    consumer switches to the next one, and kombu's ``Connection.switch``
+    takes the transport from that URL's scheme, dropping the class the
+    worker was configured with: from then on the worker consumed with
+    kombu's plain transport, without leases, parking or the envelope check.
+    Jobs that waited for input were then held unleased in kombu's unacked
+    hash for ever once answered. Pointing the schemes at skillq's classes
+    keeps every reconnect on them; publishing is unchanged by it.
+    """
+    from kombu import transport
+
+    transport.TRANSPORT_ALIASES.update(SKILLQ_TRANSPORTS)
+    resolved = getattr(transport, "_transport_cache", None)  # kombu's memo of the aliases
+    if isinstance(resolved, dict):
+        for scheme in SKILLQ_TRANSPORTS:
+            resolved.pop(scheme, None)
