@@ -76,8 +76,7 @@ class AsyncSkillClient(
         self._submit_script: AsyncScript | None = None
         self._cancel_script: AsyncScript | None = None
         self._grants: GrantSigner | None = None
-        # A server shares one pub/sub connection among all its followers (use_fanout).
-        self.fanout: Fanout | None = None
+        self.fanout: Fanout | None = None  # a server's followers, on their own (use_fanout)
 
     @property
     def redis(self) -> Redis:
@@ -98,9 +97,9 @@ class AsyncSkillClient(
         return self._store
 
     def use_fanout(self, buffer: int) -> None:
-        """Follow every job of this client on one shared pub/sub connection (a
-        server's many streams), each follower buffering at most ``buffer`` events."""
-        self.fanout = Fanout(self.redis, buffer=buffer)
+        """Follow every job of this client on one shared pub/sub connection and a pool
+        of its own (a server's many streams), each buffering at most ``buffer`` events."""
+        self.fanout = Fanout(self.settings, buffer=buffer)
 
     @property
     def _chunk(self) -> int:
@@ -335,7 +334,8 @@ class AsyncSkillClient(
         return self._following().events(job_id, after=after, follow=follow, timeout=timeout)
 
     def _following(self) -> JobFollower:
-        return JobFollower(self.redis, self.keys, self._follow, self._chunk)
+        redis = self.redis if self.fanout is None else self.fanout.redis
+        return JobFollower(redis, self.keys, self._follow, self._chunk)
 
     # --- cancel ---
 

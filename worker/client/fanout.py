@@ -14,6 +14,13 @@ server's memory never grows with a reader that does not read.
 
 A follower has the interface of a ``Subscription`` (``open``, ``get``,
 ``close``), so :meth:`AsyncSkillClient.events` takes either.
+
+The fan-out has a Redis pool of its own (:data:`CONNECTIONS`, on which a
+follower's reads wait for a free connection): its subscription and every
+read of its followers (the job's record, the replay from its stream) go
+there, so however many streams are open, and however slow Redis is, they
+never take the connections the server's requests use, nor fail for want of
+one.
 """
 
 from __future__ import annotations
@@ -29,11 +36,14 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ..core.settings import Settings
+from ..store.connections import async_redis
 from .subscription import IDLE, MESSAGE, RECONNECTED, SUBSCRIBE_TIMEOUT, Deadline, Envelope
 
 log = logging.getLogger(__name__)
 
 READ_TIMEOUT = 1.0
+CONNECTIONS = 32  # the fan-out's own: one subscribed, the rest for its followers' reads
 
 
 class Follower:
@@ -102,11 +112,12 @@ class Follower:
 class Fanout:
     """One pub/sub connection and one reader task for all of a process's followers.
 
-    Create it inside the loop that uses it; :meth:`aclose` ends the task.
+    Create it inside the loop that uses it; :meth:`aclose` ends the task and
+    closes its connections (``redis``, which the followers read on).
     """
 
-    def __init__(self, redis: Redis, *, buffer: int = 1000) -> None:
-        self.redis = redis
+    def __init__(self, settings: Settings, *, buffer: int = 1000) -> None:
+        self.redis: Redis = async_redis(settings, pool_size=CONNECTIONS)
         self.buffer = buffer
         self._followers: dict[str, set[Follower]] = {}
         self._confirmed: dict[str, asyncio.Event] = {}
@@ -252,3 +263,5 @@ class Fanout:
             with contextlib.suppress(Exception):
                 await self._pubsub.aclose()
             self._pubsub = None
+        with contextlib.suppress(Exception):
+            await self.redis.aclose()

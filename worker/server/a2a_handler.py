@@ -48,7 +48,7 @@ from ..wire.submission import SubmitOptions
 from . import a2a_convert as convert
 from .jobs_api import skill_info
 from .principals import MESSAGE_IDS, Principal
-from .streams import StreamLimits
+from .streams import StreamLimits, open_stream
 
 ERRORS_BY_CODE = {code: cls for cls, code in a2a_errors.JSON_RPC_ERROR_CODE_MAP.items()}
 
@@ -144,9 +144,10 @@ class SkillqRequestHandler(RequestHandler):
     async def _follow(self, job_id: str, context: ServerCallContext) -> AsyncGenerator[Event]:
         """A snapshot, then every event after it, to the end of the job."""
         caller = self._caller(context)
-        job = await self._visible(job_id, caller)
-        try:
-            lease = self._streams.take(caller.subject)
+        try:  # counted before anything is read (see streams.open_stream)
+            lease, job = await open_stream(self._streams, self.client, caller, job_id)
+        except JobNotFound:
+            raise a2a_errors.TaskNotFoundError(message=f"task not found: {job_id}") from None
         except SkillqError as exc:
             raise a2a_error(exc) from exc
         try:

@@ -28,7 +28,7 @@ from ..wire.submission import MAX_OWNER, SubmitOptions, eta_of
 from ..workspace.grants import MAX_TOKEN_BYTES
 from .http_errors import error_body
 from .principals import JOB_NAMES, Authenticator, Principal
-from .streams import StreamLimits
+from .streams import StreamLimits, open_stream
 
 SSE_PING_SECONDS = 15
 MAX_SEQ = 2**53  # past any job's events, and within what a stream id can hold
@@ -267,8 +267,8 @@ async def events(
     ``event`` its kind, ``data`` the JSON envelope. Reconnecting with
     ``Last-Event-ID`` resumes after that seq (on any replica), with no gap."""
     start = max(after, seq_of(last_event_id))
-    await visible(client, caller, job_id)
-    lease = cast(StreamLimits, request.app.state.streams).take(caller.subject)
+    limits = cast(StreamLimits, request.app.state.streams)
+    lease, _ = await open_stream(limits, client, caller, job_id)  # counted before any read
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
         try:

@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import redis
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.backoff import ExponentialBackoff
 from redis.connection import parse_url as _parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -25,6 +26,13 @@ from . import sentinels
 # A connect that has not completed in this long will not: the host is away or
 # a firewall drops the packets (the OS would wait minutes). Retries follow.
 CONNECT_TIMEOUT = 5.0
+# How long a command waits for a free connection of a bounded pool (``pool_size``).
+POOL_WAIT = 20.0
+
+
+class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
+    """A pool of the primary the sentinels name on which a command waits for a free
+    connection (as on :class:`BlockingConnectionPool`) instead of failing."""
 
 
 def riding_out(settings: Settings, retry: type[SyncRetry] | type[Retry]) -> dict[str, Any]:
@@ -55,18 +63,29 @@ def sync_redis(settings: Settings, url: str | None = None, *, single: bool = Fal
     return redis.Redis.from_url(url, single_connection_client=single, **options)
 
 
-def async_redis(settings: Settings, url: str | None = None) -> Redis:
+def async_redis(settings: Settings, url: str | None = None, *, pool_size: int = 0) -> Redis:
     """A client that rides out short Redis restarts and failovers instead of
     failing jobs; of skillq's Redis unless ``url`` names another.
 
     Backoff doubles from 50 ms up to 1 s, so ``SKILLQ_REDIS_RETRIES`` of 10
     waits about 6 s.
+
+    ``pool_size``: a pool of its own of that many connections, on which a
+    command waits (up to :data:`POOL_WAIT`) for a free one: what uses it can
+    queue behind itself but never take, nor fail for want of, the connections
+    of anything else. Otherwise redis-py's pool, which fails the 101st command
+    in flight at once.
     """
     url = url or settings.effective_redis_url
     options = riding_out(settings, Retry)
+    if pool_size:
+        options.update(max_connections=pool_size, timeout=POOL_WAIT)
     if sentinels.is_sentinel(url):
-        client: Redis = sentinels.async_client(settings, url, **options)
+        pool_class = BlockingSentinelPool if pool_size else SentinelConnectionPool
+        client: Redis = sentinels.async_client(settings, url, pool_class=pool_class, **options)
         return client
+    if pool_size:
+        return Redis.from_pool(BlockingConnectionPool.from_url(url, **options))
     return Redis.from_url(url, **options)
 
 

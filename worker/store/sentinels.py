@@ -221,13 +221,14 @@ def sync_client(settings: Settings, url: str, *, single: bool = False, **connect
     return Redis(connection_pool=pool, single_connection_client=single)
 
 
-def async_client(settings: Settings, url: str, **connection: Any) -> Any:
-    """The asyncio twin of :func:`sync_client`."""
+def async_client(settings: Settings, url: str, *, pool_class: Any = None, **connection: Any) -> Any:
+    """The asyncio twin of :func:`sync_client`; ``pool_class`` a subclass of
+    redis-py's ``SentinelConnectionPool`` (a bounded, blocking one)."""
     from redis.asyncio import Redis
     from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 
     connection["connection_class"] = AsyncFollowingConnection
-    pool = _pool(settings, url, SentinelConnectionPool, Sentinel, connection)
+    pool = _pool(settings, url, pool_class or SentinelConnectionPool, Sentinel, connection)
     return Redis(connection_pool=pool)
 
 
