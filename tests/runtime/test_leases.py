@@ -9,11 +9,13 @@ import signal
 import time
 from collections.abc import Callable
 
+import pytest
 import redis
 
 from tests.conftest import held, wait_for
 from worker.client import SkillClient
-from worker.embedded import WorkerProcess
+from worker.core.settings import Settings
+from worker.embedded import EmbeddedRedis, WorkerProcess
 
 LEASE = 5.0
 
@@ -150,3 +152,64 @@ def test_acknowledgements_leave_redis_at_idle_and_a_killed_worker_reruns_nothing
         assert client.result(job, timeout=LEASE + 30)["words"] == 3
         assert statuses(client, job) == ["running", "succeeded"]
     wait_for(lambda: not any(held(raw, job) for job in more), 10, "every entry to go")
+
+
+@pytest.mark.parametrize("stall", ["pause", "restart"])
+def test_a_redis_wide_stall_takes_no_job_from_its_live_worker(
+    start_worker: Callable[..., WorkerProcess], settings: Settings, stall: str
+) -> None:
+    """``CLIENT PAUSE ... ALL`` longer than the lease while a job runs: when it
+    ends, every command queued meanwhile runs at once, another worker's sweep
+    among them. Before: the sweep ran before any renewal and found the lease
+    lapsed by Redis's clock, so the job was leased to the idle worker and ran
+    twice at once. A lease lapses only against renewals that could have
+    happened. The same across a restart (AOF on), where the workers'
+    connections drop and Celery's consumer reconnects."""
+    lease = 3.0
+    with EmbeddedRedis(appendonly=True) as server:
+        env = {
+            "SKILLQ_LEASE": str(lease),
+            "SKILLQ_BROKER_URL": server.url,
+            "SKILLQ_REDIS_URL": server.url,
+            "SKILLQ_RESULT_BACKEND": server.url,
+        }
+        own = settings.model_copy(
+            update={"broker_url": server.url, "redis_url": server.url, "result_backend": server.url}
+        )
+        queue = "leases-stall"
+        busy = start_worker(
+            pool="prefork",
+            concurrency=1,
+            queues=queue,
+            env=env,
+            ready_url=server.url,
+            ready_settings=own,
+        )
+        with SkillClient(own) as client:
+            job = client.submit("sleepy", {"seconds": 4 * lease, "tick": 0.2}, queue=queue)
+            wait_for(lambda: client.status(job).state == "running", 30, "the job to start")
+            start_worker(
+                pool="threads",
+                concurrency=1,
+                queues=queue,
+                env=env,
+                ready_url=server.url,
+                ready_settings=own,
+            )
+            if stall == "pause":
+                with redis.Redis.from_url(server.url) as admin:
+                    admin.execute_command("CLIENT", "PAUSE", int(lease * 8 / 3 * 1000), "ALL")
+            else:  # down for longer than a lease: three renewals fail
+                server.stop()
+                wait_for(
+                    lambda: busy.log_tail(400).count("cannot renew the leases") >= 3,
+                    30,
+                    "renewals to fail for a lease",
+                )
+                server.start()
+            assert client.result(job, timeout=120)["slept"] >= 4 * lease
+            status = client.status(job)
+            assert status.attempts == 1 and status.worker == busy.hostname, status
+            assert statuses(client, job)[-1] == "succeeded"
+            assert "DeliverySuperseded" not in busy.log_tail(400)
+            assert "took this delivery over" not in busy.log_tail(400)

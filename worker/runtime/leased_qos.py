@@ -109,7 +109,7 @@ class QoS(kombu_redis.QoS):
         """
         config: TransportConfig = self.channel.skillq  # type: ignore[attr-defined]
         with self.channel.conn_or_acquire() as client:  # type: ignore[attr-defined]
-            tags = leases.lapsed(client, config.keys, self.unacked_key)
+            tags = leases.lapsed(client, config.keys, self.unacked_key, config.settings.lease)
             for tag in tags:
                 self.restore_by_tag(tag, client)
         if tags:

@@ -210,12 +210,14 @@ def close_keeper() -> None:
         keeper.close()
 
 
-def lapsed(client: Any, keys: Keys, unacked: str) -> list[str]:
+def lapsed(client: Any, keys: Keys, unacked: str, lease: float) -> list[str]:
     """Tags of deliveries whose lease lapsed, to restore (at most a sweep's worth);
-    each delivery's lease is its holder's, whatever this worker's is."""
+    each delivery's lease is its holder's, whatever this worker's (``lease``,
+    which only tells how stale the last renewal may be before the sweep
+    takes Redis to have stalled)."""
     found = LAPSED(
-        keys=[unacked, keys.leases, keys.lease_lengths, keys.lease_settled],
-        args=[LAPSED_PER_SWEEP],
+        keys=[unacked, keys.leases, keys.lease_lengths, keys.lease_settled, keys.lease_renewed],
+        args=[LAPSED_PER_SWEEP, repr(lease)],
         client=client,
     )
     return [tag.decode() if isinstance(tag, bytes) else str(tag) for tag in found]
