@@ -433,8 +433,7 @@ def test_answered_asks_resume_after_a_failover(
     with SkillClient(settings) as client:
         # Half sleep 3 s after their answer; delayed jobs wait parked across it too.
         jobs = [
-            client.submit("ask_tally", {"runs": str(runs), "sleep": 3 * (n % 2)})
-            for n in range(20)
+            client.submit("ask_tally", {"runs": str(runs), "sleep": 3 * (n % 2)}) for n in range(20)
         ]
         delayed = [
             client.submit("tally", {"runs": str(runs), "n": n}, countdown=15) for n in range(4)
