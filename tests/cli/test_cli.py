@@ -119,6 +119,11 @@ def test_cancel(cli_worker: WorkerProcess, stack_env: dict[str, str], client: Sk
         (["submit", "no_such_skill"], 2, "unknown skill"),
         (["submit", "echo", "--args", "{not json"], 2, "not valid JSON"),
         (["submit", "echo", "--args", "[1]"], 2, "must be a JSON object"),
+        (  # the decoder's own recursion, not a traceback
+            ["submit", "echo", "--args", '{"a":' + "[" * 5000 + "]" * 5000 + "}"],
+            2,
+            "--args is nested too deeply",
+        ),
         (["submit", "wordcount", "--args", "{}"], 2, "text: field required"),
         (["submit", "boom", "--wait"], 1, "the handler gave up on purpose"),
         (

@@ -58,6 +58,9 @@ def parse_json(option: str, text: str | None) -> dict[str, Any] | None:
     except json.JSONDecodeError as exc:
         err.print(f"[red]error:[/red] {option} is not valid JSON: {exc}", highlight=False)
         raise typer.Exit(2) from exc
+    except RecursionError as exc:  # the decoder recurses: far past SKILLQ_MAX_ARGS_DEPTH
+        err.print(f"[red]error:[/red] {option} is nested too deeply", highlight=False)
+        raise typer.Exit(2) from exc
     if not isinstance(value, dict):
         err.print(f"[red]error:[/red] {option} must be a JSON object", highlight=False)
         raise typer.Exit(2)
