@@ -5,18 +5,23 @@ never fires."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import time
 import uuid
 from collections.abc import Callable
 
+from pydantic import TypeAdapter
+
 from tests.cli.test_cli import skillq
 from tests.conftest import wait_for
-from worker.client import SkillClient
+from worker import SchedulePage
+from worker.client import AsyncSkillClient, SkillClient
 from worker.core.settings import Settings
 from worker.embedded import WorkerProcess
 from worker.store.job_status import JobStatus
+from worker.store.schedules import ScheduleInfo
 
 
 def made_by(client: SkillClient, name: str) -> list[JobStatus]:
@@ -50,7 +55,7 @@ def test_three_workers_make_one_job_per_due_time(
     count = len(made_by(client, name))
     settle(3)
     assert len(made_by(client, name)) == count, "a removed schedule made a job"
-    assert name not in [s.name for s in client.schedules(limit=1000).schedules]
+    assert name not in [s.name for s in client.schedules(limit=1000)]
 
 
 def test_a_paused_schedule_makes_nothing_until_resumed(
@@ -152,3 +157,44 @@ def test_the_command_line_pages_schedules_and_refuses_a_cron_that_never_fires(
     page = json.loads(dora.stdout)
     assert [item["name"] for item in page["schedules"]] == ["a", "b", "c"]
     assert page["cursor"] is None
+
+
+def test_schedules_is_the_list_it_was_with_the_next_pages_cursor(
+    start_worker: Callable[..., WorkerProcess], stack_env: dict[str, str], settings: Settings
+) -> None:
+    """Before: ``schedules()`` returned a page object, so ``schedules()[0]``,
+    ``len``, ``== [...]`` and ``for ... in`` on its result, as written against
+    the list it returned until paging came, failed (both clients)."""
+    prefix = f"aslist{uuid.uuid4().hex[:6]}"
+    env = {**stack_env, "SKILLQ_KEY_PREFIX": prefix}
+    start_worker(pool="threads", concurrency=1, queues="aslist", env=env, ready_prefix=prefix)
+    mine = settings.model_copy(update={"key_prefix": prefix})
+    with SkillClient(mine) as client:
+        assert client.schedules() == [] and client.schedules().cursor is None
+        made = [
+            client.schedule(name, "echo", every=3600, queue="aslist") for name in ("a", "b", "c")
+        ]
+        listed = client.schedules()
+        assert isinstance(listed, list) and isinstance(listed, SchedulePage)
+        assert listed == made and made == listed and len(listed) == 3
+        assert listed[0].name == "a" and [s.name for s in listed[1:]] == ["b", "c"]
+        assert [item.name for item in listed] == ["a", "b", "c"] and listed.cursor is None
+        as_list = TypeAdapter(list[ScheduleInfo])
+        assert as_list.dump_json(listed) == as_list.dump_json(made)
+        assert json.loads(json.dumps(listed, default=lambda m: m.model_dump(mode="json"))) == [
+            m.model_dump(mode="json") for m in made
+        ]
+        first = client.schedules(limit=2)
+        assert first == made[:2] and first.cursor == "b"
+        rest = client.schedules(limit=2, cursor=first.cursor)
+        assert rest == made[2:] and rest.cursor is None
+
+    async def listed_async() -> tuple[list[ScheduleInfo], str | None, list[ScheduleInfo]]:
+        async with AsyncSkillClient(mine) as aclient:
+            first = await aclient.schedules(limit=2)
+            rest = await aclient.schedules(cursor=first.cursor)
+            return first, first.cursor, rest
+
+    head, cursor, tail = asyncio.run(listed_async())
+    assert head == made[:2] and cursor == "b" and tail == made[2:]
+    assert head[1].name == "b" and len(tail) == 1

@@ -50,7 +50,7 @@ def every_schedule(client: SkillClient) -> list[ScheduleInfo]:
     cursor: str | None = None
     while True:
         page = client.schedules(limit=1000, cursor=cursor)
-        found += page.schedules
+        found += page
         if (cursor := page.cursor) is None:
             return found
 

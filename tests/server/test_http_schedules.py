@@ -261,8 +261,5 @@ def test_a_callers_schedules_are_capped(
         client.schedule("carol-2", "echo", every=3600, owner="carol")
         with pytest.raises(TooManySchedules, match="SKILLQ_MAX_SCHEDULES_PER_OWNER"):
             client.schedule("carol-3", "echo", every=3600, owner="carol")
-        assert [s.name for s in client.schedules(owner="carol").schedules] == [
-            "carol-1",
-            "carol-2",
-        ]
+        assert [s.name for s in client.schedules(owner="carol")] == ["carol-1", "carol-2"]
         assert client.unschedule("carol-1") and client.unschedule("carol-2")

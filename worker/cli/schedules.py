@@ -86,11 +86,9 @@ def listed(
     with make_client() as client:
         page = client.schedules(owner=owner, limit=limit, cursor=cursor)
     if as_json:
-        emit_json(
-            {"schedules": [described(item) for item in page.schedules], "cursor": page.cursor}
-        )
+        emit_json({"schedules": [described(item) for item in page], "cursor": page.cursor})
         return
-    for item in page.schedules:
+    for item in page:
         when = f"every {item.spec.every:g} s" if item.spec.every else f"cron {item.spec.cron!r}"
         state = "paused" if item.paused else f"next {shown_time(item.next_run_at)}"
         last = f"last {shown_time(item.last_run_at)} ({item.last_job})" if item.last_job else ""

@@ -117,9 +117,10 @@ class AsyncScheduleMethods:
     async def schedules(
         self, *, owner: str | None = None, limit: int = 100, cursor: str | None = None
     ) -> SchedulePage:
-        """A page of schedules by name (``owner``: only that owner's), each with
-        when it runs next and what it ran last: pass the page's ``cursor`` back
-        for the next one. O(page), however many schedules there are."""
+        """Schedules by name (``owner``: only that owner's), each with when it
+        runs next and what it ran last: a list of at most ``limit``, whose
+        ``cursor`` (None on the last page) is passed back for the next one.
+        O(page), however many schedules there are."""
         return await schedule_page(self.redis, self.keys, owner=owner, limit=limit, cursor=cursor)
 
     async def schedule_summary(self) -> ScheduleSummary:

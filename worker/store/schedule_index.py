@@ -18,6 +18,7 @@ the new code first.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, cast
 
 from pydantic import BaseModel
@@ -37,11 +38,28 @@ PAGE = load("schedule_page")
 REMOVE = load("schedule_remove")
 
 
-class SchedulePage(BaseModel):
-    """One page of schedules by name; ``cursor`` goes on from the last (None: no more)."""
+class SchedulePage(list[ScheduleInfo]):
+    """One page of schedules by name, and ``cursor``, which goes on from its last
+    (None: no more).
 
-    schedules: list[ScheduleInfo]
-    cursor: str | None = None
+    A list, because ``schedules()`` returned one before it was paged: code
+    that indexes, iterates, counts, compares or serialises the result keeps
+    working, and reads ``cursor`` only when it wants the next page.
+    """
+
+    cursor: str | None
+
+    def __init__(self, schedules: Iterable[ScheduleInfo] = (), cursor: str | None = None) -> None:
+        super().__init__(schedules)
+        self.cursor = cursor
+
+    @property
+    def schedules(self) -> list[ScheduleInfo]:
+        """The page's schedules as a plain list (as the page's first form named them)."""
+        return list(self)
+
+    def __repr__(self) -> str:
+        return f"SchedulePage({list.__repr__(self)}, cursor={self.cursor!r})"
 
 
 class ScheduleSummary(BaseModel):
