@@ -135,7 +135,8 @@ def test_the_command_line_pages_schedules_and_refuses_a_cron_that_never_fires(
     start_worker: Callable[..., WorkerProcess], stack_env: dict[str, str], settings: Settings
 ) -> None:
     """Before: ``schedule ls`` listed every schedule at once, and a cron no date
-    matches ended with croniter's bare "failed to find next date" (exit 1)."""
+    matches ended with croniter's bare "failed to find next date" (exit 1).
+    ``--json`` still prints a list, as scripts read it before paging."""
     prefix = f"paged{uuid.uuid4().hex[:6]}"
     env = {**stack_env, "SKILLQ_KEY_PREFIX": prefix}
     start_worker(pool="threads", concurrency=1, queues="paged", env=env, ready_prefix=prefix)
@@ -153,10 +154,13 @@ def test_the_command_line_pages_schedules_and_refuses_a_cron_that_never_fires(
     rest = skillq(env, "schedule", "ls", "--limit", "2", "--cursor", "b")
     assert [line.split()[0] for line in rest.stdout.splitlines()] == ["c", "d"]
     assert "more:" not in rest.stderr
+    # --json prints the list it printed before paging; the cursor goes to stderr.
     dora = skillq(env, "schedule", "ls", "--owner", "dora", "--json")
-    page = json.loads(dora.stdout)
-    assert [item["name"] for item in page["schedules"]] == ["a", "b", "c"]
-    assert page["cursor"] is None
+    assert [item["name"] for item in json.loads(dora.stdout)] == ["a", "b", "c"]
+    assert "more:" not in dora.stderr
+    paged = skillq(env, "schedule", "ls", "--limit", "3", "--json")
+    assert [item["name"] for item in json.loads(paged.stdout)] == ["a", "b", "c"]
+    assert "more: --cursor c" in paged.stderr
 
 
 def test_schedules_is_the_list_it_was_with_the_next_pages_cursor(

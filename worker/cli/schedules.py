@@ -85,14 +85,15 @@ def listed(
     """Schedules by name, with their next and last run (one page; --cursor goes on)."""
     with make_client() as client:
         page = client.schedules(owner=owner, limit=limit, cursor=cursor)
-    if as_json:
-        emit_json({"schedules": [described(item) for item in page], "cursor": page.cursor})
-        return
-    for item in page:
-        when = f"every {item.spec.every:g} s" if item.spec.every else f"cron {item.spec.cron!r}"
-        state = "paused" if item.paused else f"next {shown_time(item.next_run_at)}"
-        last = f"last {shown_time(item.last_run_at)} ({item.last_job})" if item.last_job else ""
-        out.print(f"{item.name}\t{item.spec.skill}\t{when}\t{state}\t{last}", highlight=False)
+    if as_json:  # the list it printed before paging; the cursor is on stderr
+        emit_json([described(item) for item in page])
+    else:
+        for item in page:
+            every = item.spec.every
+            when = f"every {every:g} s" if every else f"cron {item.spec.cron!r}"
+            state = "paused" if item.paused else f"next {shown_time(item.next_run_at)}"
+            last = f"last {shown_time(item.last_run_at)} ({item.last_job})" if item.last_job else ""
+            out.print(f"{item.name}\t{item.spec.skill}\t{when}\t{state}\t{last}", highlight=False)
     if page.cursor:
         err.print(f"more: --cursor {page.cursor}", highlight=False)
 
