@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -29,17 +30,15 @@ __all__ = ["api", "api_env"]  # the fixtures this module shares
 
 
 def names(api: httpx.Client, token: str) -> list[str]:
-    """Every name the caller lists, page after page."""
+    """Every name the caller lists, page after page (the Link header's next)."""
     found: list[str] = []
-    cursor: str | None = None
-    while True:
-        params: dict[str, str | int] = {"limit": 100, **({"cursor": cursor} if cursor else {})}
-        listed = api.get("/v1/schedules", params=params, headers=auth(token))
+    url: str | None = "/v1/schedules?limit=100"
+    while url is not None:
+        listed = api.get(url, headers=auth(token))
         assert listed.status_code == 200, listed.text
-        found += [item["name"] for item in listed.json()["schedules"]]
-        cursor = listed.json()["next_cursor"]
-        if cursor is None:
-            return found
+        found += [item["name"] for item in listed.json()]
+        url = listed.links.get("next", {}).get("url")
+    return found
 
 
 def commands(raw: redis.Redis) -> int:
@@ -80,7 +79,7 @@ def test_schedules_belong_to_their_caller(api: httpx.Client) -> None:
     assert api.delete("/v1/schedules/tick", headers=auth(BOB)).status_code == 404
 
     def alices_job() -> str | None:
-        for item in api.get("/v1/schedules", headers=auth(ALICE)).json()["schedules"]:
+        for item in api.get("/v1/schedules", headers=auth(ALICE)).json():
             if item["name"] == "tick" and item["last_job"]:
                 return str(item["last_job"])
         return None
@@ -165,6 +164,63 @@ def test_a_cron_that_never_fires_is_a_422_on_a_connection_that_stays_open(
     assert "never" not in names(api, ALICE)  # the next request, on the same client
 
 
+def test_an_old_caller_reads_a_list_and_the_headers_page_through_the_rest(
+    api: httpx.Client,
+) -> None:
+    """Before: GET /v1/schedules answered ``{"schedules", "next_cursor"}``, and a
+    caller written for the bare array it answered until paging came broke on
+    it. The body is that array again (the first page); the next page's link
+    is in the ``Link`` (RFC 8288) and ``X-Next-Cursor`` headers."""
+    made = [f"paging-{index}" for index in range(5)]
+    for token, name in [(ALICE, name) for name in made] + [(BOB, "paging-x"), (BOB, "zz")]:
+        body = {"name": name, "skill": "echo", "every": 3600}
+        assert api.post("/v1/schedules", json=body, headers=auth(token)).status_code == 201
+
+    # As a caller before paging read it: one array, each item a schedule.
+    old_style = api.get("/v1/schedules", headers=auth(ALICE))
+    assert old_style.status_code == 200, old_style.text
+    listed = old_style.json()
+    assert isinstance(listed, list) and [item["name"] for item in listed] == made
+    assert {"name", "skill", "every", "paused", "next_run_at"} <= set(listed[0])
+    assert "link" not in old_style.headers and "x-next-cursor" not in old_style.headers
+
+    # Paged by the Link header: every one of alice's, none of bob's.
+    pages: list[list[str]] = []
+    url: str | None = "/v1/schedules?limit=2"
+    while url is not None:
+        page = api.get(url, headers=auth(ALICE))
+        assert page.status_code == 200, page.text
+        pages.append([item["name"] for item in page.json()])
+        url = page.links.get("next", {}).get("url")
+        if url is not None:
+            cursor = page.headers["x-next-cursor"]
+            assert page.headers["link"] == (
+                f'</v1/schedules?{urlencode({"limit": 2, "cursor": cursor})}>; rel="next"'
+            )
+        else:
+            assert "x-next-cursor" not in page.headers
+    assert pages == [made[0:2], made[2:4], made[4:]]
+
+    # Paged by X-Next-Cursor passed back as ?cursor=: the same pages.
+    by_cursor: list[list[str]] = []
+    params: dict[str, str | int] = {"limit": 2}
+    while True:
+        page = api.get("/v1/schedules", params=params, headers=auth(ALICE))
+        by_cursor.append([item["name"] for item in page.json()])
+        if "x-next-cursor" not in page.headers:
+            break
+        params = {"limit": 2, "cursor": page.headers["x-next-cursor"]}
+    assert by_cursor == pages
+
+    # Bob pages only his own, however alice's cursor reads.
+    bobs = api.get("/v1/schedules", params={"limit": 1}, headers=auth(BOB))
+    assert [item["name"] for item in bobs.json()] == ["paging-x"]
+    rest = api.get(bobs.links["next"]["url"], headers=auth(BOB))
+    assert [item["name"] for item in rest.json()] == ["zz"] and "link" not in rest.headers
+    for token, name in [(ALICE, name) for name in made] + [(BOB, "paging-x"), (BOB, "zz")]:
+        assert api.delete(f"/v1/schedules/{name}", headers=auth(token)).status_code == 200
+
+
 @pytest.fixture
 def flood(raw: redis.Redis, settings: Settings) -> Iterator[list[str]]:
     """2,000 schedules of bob's, written as a release before the name indexes
@@ -197,13 +253,14 @@ def test_listings_and_the_overview_cost_the_same_however_many_others_have(
     spent = commands(raw) - before
     assert first.status_code == 200, first.text
     assert spent < 60, f"{spent} Redis commands for a page of alice's 4 schedules"
-    page = first.json()
-    assert [item["name"] for item in page["schedules"]] == ["mine-0", "mine-1"]
+    assert [item["name"] for item in first.json()] == ["mine-0", "mine-1"]
     rest = api.get(
-        "/v1/schedules", params={"limit": 2, "cursor": page["next_cursor"]}, headers=auth(ALICE)
-    ).json()
-    assert [item["name"] for item in rest["schedules"]] == ["mine-2", "old"]
-    assert rest["next_cursor"] is None
+        "/v1/schedules",
+        params={"limit": 2, "cursor": first.headers["x-next-cursor"]},
+        headers=auth(ALICE),
+    )
+    assert [item["name"] for item in rest.json()] == ["mine-2", "old"]
+    assert "x-next-cursor" not in rest.headers and "link" not in rest.headers
     assert raw.scard(keys.schedule_names) == 0, "the old set was folded in"
 
     before = commands(raw)
@@ -211,7 +268,7 @@ def test_listings_and_the_overview_cost_the_same_however_many_others_have(
     spent = commands(raw) - before
     assert admins.status_code == 200, admins.text
     assert spent < 120, f"{spent} Redis commands for a page of 50 of everyone's"
-    assert len(admins.json()["schedules"]) == 50 and admins.json()["next_cursor"]
+    assert len(admins.json()) == 50 and admins.headers["x-next-cursor"]
 
     before = commands(raw)
     overview = api.get("/v1/overview", headers=auth(ADMIN))

@@ -6,16 +6,19 @@ and neither can see, replace or remove the other's. Its jobs run as the
 caller (signed with the caller's claims) and are owned by it. Admin lists
 every caller's schedules. A listing is a page by name from the caller's own
 index (admin: everyone's), so it costs the same however many schedules
-others have; each caller may keep ``SKILLQ_MAX_SCHEDULES_PER_OWNER`` (429
-past it).
+others have; it is the bare array the route answered before paging, with
+the next page in the ``Link`` and ``X-Next-Cursor`` headers, so callers
+written for that array keep working. Each caller may keep
+``SKILLQ_MAX_SCHEDULES_PER_OWNER`` (429 past it).
 """
 
 from __future__ import annotations
 
 import hashlib
 from typing import Annotated, Any, Literal
+from urllib.parse import quote, unquote, urlencode
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..client.asynchronous import AsyncSkillClient
@@ -112,29 +115,51 @@ async def create(body: ScheduleRequest, client: Client, caller: Caller) -> Sched
     return ScheduleOut.of(made, caller)
 
 
-class SchedulePageOut(BaseModel):
-    schedules: list[ScheduleOut]
-    next_cursor: str | None = None
+NEXT_PAGE = {
+    "Link": {
+        "description": "The next page (absent on the last): `</v1/schedules?limit=N&cursor=C>;"
+        ' rel="next"`',
+        "schema": {"type": "string"},
+    },
+    "X-Next-Cursor": {
+        "description": "The next page's cursor, to pass back as `cursor` (absent on the last page)",
+        "schema": {"type": "string"},
+    },
+}
 
 
-@router.get("/schedules")
+def next_page_headers(limit: int, cursor: str) -> dict[str, str]:
+    """The headers that lead to the page after ``cursor``. A cursor is a
+    schedule's name, which keeps to letters, digits and ``._:@/-``; anything
+    else (a name an older release let through) is %-escaped, so no header can
+    be split or refused, and :func:`listed` reads it back unescaped."""
+    token = quote(cursor, safe="/:@")
+    query = urlencode({"limit": limit, "cursor": token})
+    return {"Link": f'</v1/schedules?{query}>; rel="next"', "X-Next-Cursor": token}
+
+
+@router.get("/schedules", responses={200: {"headers": NEXT_PAGE}})
 async def listed(
     client: Client,
     caller: Caller,
+    response: Response,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
     cursor: Annotated[
-        str | None, Query(max_length=512, description="next_cursor of the previous page")
+        str | None, Query(max_length=512, description="X-Next-Cursor of the previous page")
     ] = None,
-) -> SchedulePageOut:
-    """A page of the caller's schedules (admin: everyone's) by name: go on
-    from ``next_cursor`` (opaque) while it is not null. Only the caller's own
-    index is read, so a cursor can never reach another caller's schedules."""
+) -> list[ScheduleOut]:
+    """The caller's schedules (admin: everyone's) by name, ``limit`` at a time:
+    the array it answered before paging, the first page of it unless
+    ``cursor`` says where to go on. The ``Link`` (``rel="next"``) and
+    ``X-Next-Cursor`` headers lead to the next page; neither is sent on the
+    last. Only the caller's own index is read, so a cursor can never reach
+    another caller's schedules."""
     owner = None if caller.admin else caller.subject
-    page = await client.schedules(owner=owner, limit=limit, cursor=cursor)
-    return SchedulePageOut(
-        schedules=[ScheduleOut.of(item, caller) for item in page.schedules],
-        next_cursor=page.cursor,
-    )
+    after = None if cursor is None else unquote(cursor)
+    page = await client.schedules(owner=owner, limit=limit, cursor=after)
+    if page.cursor is not None:
+        response.headers.update(next_page_headers(limit, page.cursor))
+    return [ScheduleOut.of(item, caller) for item in page]
 
 
 @router.delete("/schedules/{name}")
