@@ -7,6 +7,7 @@ schedules others have, and each caller's number of schedules is capped."""
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlencode
@@ -18,7 +19,7 @@ import redis
 from tests.conftest import wait_for
 from tests.server.test_http_api import ADMIN, ALICE, BOB, api, api_env, auth
 from worker.client import SkillClient
-from worker.core.errors import TooManySchedules
+from worker.core.errors import InvalidSubmission, TooManySchedules
 from worker.core.settings import Settings
 from worker.embedded import HttpServerProcess
 from worker.server.principals import Principal
@@ -219,6 +220,63 @@ def test_an_old_caller_reads_a_list_and_the_headers_page_through_the_rest(
     assert [item["name"] for item in rest.json()] == ["zz"] and "link" not in rest.headers
     for token, name in [(ALICE, name) for name in made] + [(BOB, "paging-x"), (BOB, "zz")]:
         assert api.delete(f"/v1/schedules/{name}", headers=auth(token)).status_code == 200
+
+
+def test_a_name_with_a_trailing_newline_is_refused(api: httpx.Client, settings: Settings) -> None:
+    """Before: the client's name check (``re.match`` with ``$``) let ``nightly\\n``
+    through, a name no HTTP route, header or terminal shows as written."""
+    with SkillClient(settings) as client:
+        with pytest.raises(InvalidSubmission, match="a schedule name"):
+            client.schedule("nightly\n", "echo", every=3600)
+        assert client.schedule_info("nightly\n") is None
+    body = {"name": "nightly\n", "skill": "echo", "every": 3600}
+    refused = api.post("/v1/schedules", json=body, headers=auth(ALICE))
+    assert refused.status_code == 422, refused.text
+    assert "nightly\n" not in names(api, ALICE)
+
+
+def test_a_name_an_older_release_let_through_still_lists_and_fires(
+    api: httpx.Client, raw: redis.Redis, settings: Settings
+) -> None:
+    """A schedule an older release stored as ``<name>\\n`` is read as written:
+    the admin's listing pages across it (its cursor %-escaped in the headers)
+    and a worker fires it. Refused on reading, it would fail every listing and
+    hold up every worker's look for due schedules."""
+    keys, now = Keys(settings.key_prefix), time.time()
+    odd = f"legacy{uuid.uuid4().hex[:8]}"
+    name = f"{odd}\n"
+    spec = ScheduleSpec.model_construct(
+        name=name, skill="echo", args={"message": "old"}, every=3600.0, anchor=now - 1
+    )
+    with raw.pipeline(transaction=False) as pipe:  # as that release wrote it
+        pipe.hset(
+            keys.schedule(name),
+            mapping={"spec": spec.model_dump_json(), "paused": "0", "next": repr(now - 1)},
+        )
+        pipe.zadd(keys.schedules_due, {name: now - 1})
+        pipe.sadd(keys.schedule_names, name)
+        pipe.execute()
+    with SkillClient(settings) as client:
+
+        def last_job() -> str | None:
+            info = client.schedule_info(name)
+            return None if info is None else info.last_job
+
+        client.schedule(f"{odd}z", "echo", every=3600)
+        try:
+            params: dict[str, str | int] = {"limit": 1, "cursor": odd}
+            first = api.get("/v1/schedules", params=params, headers=auth(ADMIN))
+            assert first.status_code == 200, first.text
+            assert [item["name"] for item in first.json()] == [name]
+            assert first.headers["x-next-cursor"] == f"{odd}%0A"
+            after = api.get(first.links["next"]["url"], headers=auth(ADMIN))
+            assert after.status_code == 200, after.text
+            assert after.json()[0]["name"] == f"{odd}z"
+            fired = wait_for(last_job, 30, "the old schedule's run")
+            assert client.result(str(fired), timeout=30) == {"message": "old"}
+        finally:
+            client.unschedule(name)
+            client.unschedule(f"{odd}z")
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from worker.store.keys import Keys
 from worker.store.schedules import (
     LATE_GRACE,
     MOST_PER_CLAIM,
+    ScheduleInfo,
     ScheduleSpec,
     job_id_for,
     next_due,
@@ -147,9 +148,21 @@ def test_each_due_time_has_one_job_id() -> None:
         ({"cron": "* * * * *", "timezone": "Mars/Olympus"}, "unknown time zone"),
         ({"every": 2, "name": "../etc"}, "a schedule name"),
         ({"every": 2, "name": "a\nb"}, "a schedule name"),
+        ({"every": 2, "name": "nightly\n"}, "a schedule name"),  # re.match with $ let it by
         ({"every": 2, "catch_up": "some"}, "catch_up"),
     ],
 )
 def test_bad_specs_are_refused_with_a_reason(fields: dict[str, object], says: str) -> None:
     with pytest.raises(ValidationError, match=says):
         ScheduleSpec.model_validate({"name": "s", "skill": "echo", **fields})
+
+
+def test_a_stored_name_an_older_release_let_through_is_still_read() -> None:
+    """A name such as ``nightly\\n`` is refused when a schedule is made, but
+    one an older release stored is read as written: it lists, fires and can
+    be removed, instead of failing every listing and every worker's look."""
+    legacy = ScheduleSpec.model_construct(name="nightly\n", skill="echo", every=60.0, anchor=0.0)
+    info = ScheduleInfo.from_hash({"spec": legacy.model_dump_json(), "next": "60.0"})
+    assert info.name == "nightly\n" and info.next_run_at == 60.0
+    with pytest.raises(ValidationError, match="a schedule name"):
+        ScheduleSpec.model_validate_json(legacy.model_dump_json())

@@ -159,7 +159,7 @@ class AsyncScheduleMethods:
         raw = await self.redis.hget(self.keys.schedule(name), "spec")
         if raw is None:
             return False
-        following = next_due(ScheduleSpec.model_validate_json(raw), time.time())
+        following = next_due(ScheduleSpec.stored(raw), time.time())
         done = await self.redis.register_script(PAUSE)(
             keys=[self.keys.schedules_due, self.keys.schedule(name)],
             args=[name, "1" if paused else "0", repr(following)],

@@ -71,7 +71,7 @@ class ScheduleFirer:
         )
         made = 0
         for name, first, spec_json, token in claimed:
-            spec = ScheduleSpec.model_validate_json(spec_json)
+            spec = ScheduleSpec.stored(spec_json)
             begin = float(first)
             times, following = to_fire(spec, begin, max(time.time(), begin))
             last_job = ""
