@@ -84,3 +84,18 @@ async def abort(ctx: RunContext[Any], args: AbortArgs) -> None:
     if args.how == "keyboard_interrupt":
         raise KeyboardInterrupt
     raise asyncio.CancelledError  # no cancel of this job asked for it
+
+
+class WaitArgs(BaseModel):
+    seconds: float = 2.0
+    deltas: int = 0
+
+
+@skill("bench.wait", args=WaitArgs, description="Waits as a model call would, streaming deltas.")
+async def wait(ctx: RunContext[Any], args: WaitArgs) -> None:
+    if not args.deltas:
+        await asyncio.sleep(args.seconds)
+        return
+    for index in range(args.deltas):
+        await asyncio.sleep(args.seconds / args.deltas)
+        await ctx.emit_text_delta(f"token {index} ")

@@ -21,23 +21,29 @@ from .support import JsonFlag, emit_json, err, out
 @cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def worker(
     ctx: typer.Context,
-    pool: Annotated[str, typer.Option("--pool", "-P", help="prefork, threads or solo")] = "prefork",
+    pool: Annotated[
+        str, typer.Option("--pool", "-P", help="prefork, threads, solo or async")
+    ] = "prefork",
     concurrency: Annotated[int | None, typer.Option("--concurrency", "-c")] = None,
     queues: Annotated[str | None, typer.Option("--queues", "-Q")] = None,
     loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "INFO",
 ) -> None:
     """Start a worker; extra options go to `celery worker` unchanged."""
     from ..runtime.app import create_worker_app
+    from ..runtime.async_pool import POOL as ASYNC_POOL
 
     # As `python -m` and `celery` do: skill modules in this folder are found.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    argv = ["worker", "--pool", pool, "--loglevel", loglevel]
+    # Celery's --pool takes only the pools it knows: the async pool is configured.
+    argv = ["worker", *(["--pool", pool] if pool != "async" else []), "--loglevel", loglevel]
     if concurrency:
         argv += ["--concurrency", str(concurrency)]
     if queues:
         argv += ["--queues", queues]
     app = create_worker_app(Settings())
+    if pool == "async":
+        app.conf.worker_pool = ASYNC_POOL
     app.worker_main(argv=[*argv, *ctx.args])
 
 

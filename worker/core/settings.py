@@ -118,6 +118,8 @@ class Settings(BaseSettings):
     server_max_streams_per_caller: int = Field(default=32, ge=1)
     server_stream_buffer: int = Field(default=1000, ge=10)
     max_schedules_per_owner: int = Field(default=1000, ge=1)
+    # The async pool (--pool async): Redis connections its jobs share, whatever -c says.
+    async_pool_connections: int = Field(default=32, ge=1)
     default_quota: str = ""  # "usd=20/day, tokens=5e5/6h": every owner without their own
 
     @field_validator("key_prefix")

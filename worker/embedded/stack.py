@@ -51,6 +51,8 @@ class WorkerProcess:
 
         self.hostname = hostname or f"skillq-{uuid.uuid4().hex[:8]}@localhost"
         self.env = {**os.environ, **env}
+        if pool == "async":  # Celery's --pool knows only its own pools, and 'custom'
+            self.env["CELERY_CUSTOM_WORKER_POOL"] = "worker.runtime.async_pool:AsyncPool"
         self.command = [
             sys.executable,
             "-m",
@@ -59,7 +61,7 @@ class WorkerProcess:
             app_module,
             "worker",
             "--pool",
-            pool,
+            "custom" if pool == "async" else pool,
             "--concurrency",
             str(concurrency),
             "--hostname",

@@ -84,7 +84,8 @@ def pool_name(controller: Any) -> str:
     """``prefork``, ``threads``, ``solo``... as the worker was started with."""
     pool = getattr(controller, "pool_cls", None)
     module = getattr(pool, "__module__", "") or str(pool or "")
-    return {"thread": "threads"}.get(module.rsplit(".", 1)[-1], module.rsplit(".", 1)[-1])
+    named = {"thread": "threads", "async_pool": "async"}
+    return named.get(module.rsplit(".", 1)[-1], module.rsplit(".", 1)[-1])
 
 
 def register_skill(app: Celery, engine: Engine, skill: Skill) -> None:

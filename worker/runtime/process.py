@@ -41,6 +41,7 @@ from ..store.connections import async_redis, sync_redis
 from ..store.jobs import JobRecords, JobStore
 from ..store.keys import Keys
 from .cancellation import CancelWatcher
+from .greenbridge import await_only, in_job_greenlet
 from .joblogs import install_capture
 from .leases import DeliveryGuard
 from .limiter import Limiter
@@ -114,7 +115,11 @@ class ProcessRuntime:
         self.pid = os.getpid()
         self.thread = threading.get_ident()
         self.keys = Keys(settings.key_prefix)
-        self.loop = asyncio.new_event_loop()
+        # The async pool's jobs run on its loop (in greenlets): the runtime is that loop's,
+        # shared by every job of the process.
+        adopted = running_loop()
+        self.shared = adopted is not None
+        self.loop = adopted or asyncio.new_event_loop()
         self.closing = False
         self.secrets = parts.secrets
         self.log_redactor = parts.log_redactor
@@ -129,10 +134,32 @@ class ProcessRuntime:
         self.redis: Redis
         self.jobs: JobStore
         self.cancels: CancelWatcher
-        self.call(self._open(setup))
+        self._setup = setup
+        self._opened: asyncio.Future[None] | None = None
+
+    def open(self) -> None:
+        """Connect; jobs of the async pool that arrive meanwhile wait for it."""
+        if self._opened is None:
+            self._opened = self.loop.create_future()
+            try:
+                self.call(self._open(self._setup))
+            except BaseException as exc:
+                self._opened.set_exception(exc)
+                raise
+            self._opened.set_result(None)
+        elif not self._opened.done():
+            self.call(self._until_open(self._opened))
+        elif self._opened.exception() is not None:
+            raise RuntimeError("this thread's skillq runtime failed to open")
+
+    @staticmethod
+    async def _until_open(opened: asyncio.Future[None]) -> None:
+        await asyncio.shield(opened)
 
     async def _open(self, setup: Callable[[ProcessRuntime], None] | None) -> None:
-        self.redis = async_redis(self.settings)
+        # The async pool's jobs share one bounded pool; a pool thread's loop runs one job.
+        size = self.settings.async_pool_connections if self.shared else 0
+        self.redis = async_redis(self.settings, pool_size=size)
         self.jobs = JobStore(self.redis, self.keys, self.settings)
         self.cancels = CancelWatcher(self.redis, self.keys)
         await self.cancels.start()
@@ -141,6 +168,8 @@ class ProcessRuntime:
 
     def call(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` on this thread's loop and return its result."""
+        if in_job_greenlet():  # the async pool: the loop runs other jobs meanwhile
+            return await_only(coro)
         future = asyncio.ensure_future(coro, loop=self.loop)
         while True:
             try:
@@ -170,6 +199,14 @@ class ProcessRuntime:
         self.records.client.close()
 
 
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The loop running in this thread, if any (the async pool's, in its jobs)."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 class Engine:
     """Hands each thread that runs jobs its own :class:`ProcessRuntime`, made on first use."""
 
@@ -191,6 +228,7 @@ class Engine:
     def runtime(self) -> ProcessRuntime:
         current: ProcessRuntime | None = getattr(self._local, "runtime", None)
         if current is not None and current.pid == os.getpid() and not current.closing:
+            current.open()  # at once, unless another job of the async pool is opening it
             return current
         with self._lock:
             pid = os.getpid()
@@ -203,7 +241,8 @@ class Engine:
         current = ProcessRuntime(self.settings, parts=parts, setup=self.setup)
         with self._lock:
             self._runtimes.append(current)
-        self._local.runtime = current
+        self._local.runtime = current  # before it opens: the async pool's next jobs wait
+        current.open()
         return current
 
     def close(self) -> None:

@@ -1,0 +1,41 @@
+"""The async pool (``--pool async``): many jobs of one process on one event loop."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from tests.conftest import wait_for
+from worker.client import SkillClient
+from worker.embedded import WorkerProcess
+
+
+def test_a_hundred_waiting_jobs_run_at_once_in_one_process(
+    start_worker: Callable[..., WorkerProcess], client: SkillClient
+) -> None:
+    worker = start_worker(pool="async", concurrency=200, queues="async-many")
+    began = time.monotonic()
+    jobs = [
+        client.submit("sleepy", {"seconds": 2, "tick": 0.5}, queue="async-many") for _ in range(100)
+    ]
+    for job in jobs:
+        assert client.result(job, timeout=60)["slept"] >= 2
+    # One after another they would take 200 s; all at once, about 2 s.
+    assert time.monotonic() - began < 30
+    assert {client.status(job).worker for job in jobs} == {worker.hostname}
+    assert all(client.status(job).attempts == 1 for job in jobs)
+
+
+def test_a_cancel_reaches_one_job_among_many(
+    start_worker: Callable[..., WorkerProcess], client: SkillClient
+) -> None:
+    start_worker(pool="async", concurrency=50, queues="async-cancel")
+    jobs = [
+        client.submit("sleepy", {"seconds": 4, "tick": 0.05}, queue="async-cancel")
+        for _ in range(20)
+    ]
+    wait_for(lambda: all(client.status(job).state == "running" for job in jobs), 30, "all to run")
+    client.cancel(jobs[0])
+    wait_for(lambda: client.status(jobs[0]).state == "cancelled", 10, "the cancel")
+    for job in jobs[1:]:
+        assert client.result(job, timeout=60)["slept"] >= 4
