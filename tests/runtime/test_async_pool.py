@@ -39,3 +39,25 @@ def test_a_cancel_reaches_one_job_among_many(
     wait_for(lambda: client.status(jobs[0]).state == "cancelled", 10, "the cancel")
     for job in jobs[1:]:
         assert client.result(job, timeout=60)["slept"] >= 4
+
+
+def test_a_handler_that_blocks_the_loop_is_named(
+    start_worker: Callable[..., WorkerProcess], client: SkillClient
+) -> None:
+    """A blocked loop stalls every job of the process: the worker says which
+    job blocked it, for how long and where, and the other jobs still end."""
+    worker = start_worker(pool="async", concurrency=10, queues="async-blocked")
+    waiting = client.submit("sleepy", {"seconds": 1, "tick": 0.1}, queue="async-blocked")
+    blocking = client.submit("blocker", {"seconds": 2}, queue="async-blocked")
+    assert client.result(blocking, timeout=60) == "finished"
+    assert client.result(waiting, timeout=60)["slept"] >= 1
+    caught = f"blocked for 0.5 s by job {blocking} (skill 'blocker') at "
+    wait_for(lambda: caught in worker.log_tail(400), 10, "the blocked loop reported")
+    assert "ext_skills.py:" in worker.log_tail(400).split(caught, 1)[1].splitlines()[0]
+    wait_for(
+        lambda: "the event loop ran again after " in worker.log_tail(400),
+        10,
+        "the end of the block reported",
+    )
+    held = worker.log_tail(400).split("the event loop ran again after ", 1)[1]
+    assert 1.5 <= float(held.split(" s ", 1)[0]) <= 5, held

@@ -120,6 +120,8 @@ class Settings(BaseSettings):
     max_schedules_per_owner: int = Field(default=1000, ge=1)
     # The async pool (--pool async): Redis connections its jobs share, whatever -c says.
     async_pool_connections: int = Field(default=32, ge=1)
+    # Seconds a handler may hold the async pool's loop before it is reported.
+    loop_block_warning: float = Field(default=0.5, gt=0)
     default_quota: str = ""  # "usd=20/day, tokens=5e5/6h": every owner without their own
 
     @field_validator("key_prefix")

@@ -32,6 +32,8 @@ from typing import Any
 from celery.concurrency.base import BasePool, apply_target
 
 from .greenbridge import run_in_greenlet
+from .loopwatch import LoopWatch
+from .metrics import for_process as metrics_for
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,7 @@ class AsyncPool(BasePool):
         self.loop = asyncio.new_event_loop()
         self._jobs: set[asyncio.Task[None]] = set()
         self._thread = threading.Thread(target=self._serve, name="skillq-async-pool", daemon=True)
+        self._watch: LoopWatch | None = None
 
     def _serve(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -58,6 +61,10 @@ class AsyncPool(BasePool):
 
     def on_start(self) -> None:
         self._thread.start()
+        settings = self.app.conf.get("skillq_settings") if self.app is not None else None
+        threshold = settings.loop_block_warning if settings is not None else 0.5
+        metrics = metrics_for(settings) if settings is not None else None
+        self._watch = LoopWatch(self.loop, self._thread, threshold, metrics).start()
 
     def on_apply(
         self,
@@ -106,6 +113,8 @@ class AsyncPool(BasePool):
             if jobs:
                 await asyncio.wait(jobs, timeout=STOP_WAIT if cancel else None)
 
+        if self._watch is not None:
+            self._watch.stop()
         if not self._thread.is_alive():
             return
         try:

@@ -56,6 +56,9 @@ class Metrics:
     def spent(self, skill: str, unit: str, amount: float) -> None:
         pass
 
+    def loop_blocked(self, skill: str, seconds: float) -> None:
+        pass
+
 
 class PrometheusMetrics(Metrics):
     """The metrics, recorded into this process's multiprocess files."""
@@ -123,6 +126,12 @@ class PrometheusMetrics(Metrics):
         self.spend = Counter(
             "skillq_spend", "What jobs spent (ctx.spend).", ("skill", "unit"), registry=none
         )
+        self.blocked = Counter(
+            "skillq_loop_blocked_seconds",
+            "Time a handler held the async pool's shared event loop past the threshold.",
+            ("skill",),
+            registry=none,
+        )
         self.cancel = Histogram(
             "skillq_cancel_latency_seconds",
             "Time from a cancel reaching the worker to the job ending.",
@@ -162,6 +171,9 @@ class PrometheusMetrics(Metrics):
 
     def spent(self, skill: str, unit: str, amount: float) -> None:
         self.spend.labels(skill, unit).inc(amount)
+
+    def loop_blocked(self, skill: str, seconds: float) -> None:
+        self.blocked.labels(skill).inc(seconds)
 
 
 def prepare(settings: Settings) -> Path | None:
