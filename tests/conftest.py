@@ -72,6 +72,10 @@ def stack_env(
     redis_server: EmbeddedRedis, s3_endpoint: str, s3: Any, ext_dir: Path
 ) -> dict[str, str]:
     """Environment that points workers, clients and the CLI at the test's real parts."""
+    return stack_env_for(redis_server, s3_endpoint, ext_dir)
+
+
+def stack_env_for(redis_server: EmbeddedRedis, s3_endpoint: str, ext_dir: Path) -> dict[str, str]:
     env = {
         **AWS,
         "SKILLQ_BROKER_URL": redis_server.url,
@@ -94,6 +98,10 @@ def stack_env(
 
 @pytest.fixture(scope="session")
 def settings(stack_env: dict[str, str]) -> Settings:
+    return settings_for(stack_env)
+
+
+def settings_for(stack_env: dict[str, str]) -> Settings:
     return Settings(
         broker_url=stack_env["SKILLQ_BROKER_URL"],
         artifacts_url=stack_env["SKILLQ_ARTIFACTS_URL"],
@@ -181,7 +189,18 @@ def start_worker(
     ``ready_url`` and ``ready_prefix``: the Redis and key prefix the worker
     announces itself under, when a test points it elsewhere.
     """
+    yield from worker_starter(stack_env, redis_server, tmp_path_factory, pytestconfig)
+
+
+def worker_starter(
+    stack_env: dict[str, str],
+    redis_server: EmbeddedRedis,
+    tmp_path_factory: pytest.TempPathFactory,
+    pytestconfig: pytest.Config,
+) -> Iterator[Callable[..., WorkerProcess]]:
+    """The body of ``start_worker``: the workers it started are stopped when it resumes."""
     started = pytestconfig.stash.setdefault(STARTED_WORKERS, [])
+    mine: list[WorkerProcess] = []
     logs = tmp_path_factory.mktemp("worker-logs")
 
     def start(
@@ -203,13 +222,14 @@ def start_worker(
             **kwargs,
         ).start()
         started.append(process)
+        mine.append(process)
         process.wait_ready(
             ready_url or redis_server.url, key_prefix=ready_prefix, settings=ready_settings
         )
         return process
 
     yield start
-    stop_all(started, wait=True)
+    stop_all(mine, wait=True)
 
 
 @pytest.fixture(scope="module", params=["prefork", "threads"])

