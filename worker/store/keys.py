@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 
@@ -140,6 +141,13 @@ class Keys:
         """Sorted set of an owner's job ids scored by submit time (trimmed to the
         record retention by ``SUBMIT``)."""
         return f"{self.prefix}:owned:{owner}"
+
+    def context(self, owner: str, context_id: str) -> str:
+        """Sorted set of the job ids an owner submitted in one A2A context (its
+        ``contextId``), scored by submit time and trimmed as the owner's index is;
+        hashed, so no owner's or context's text can name another's key."""
+        digest = hashlib.sha256(json.dumps([owner, context_id]).encode()).hexdigest()
+        return f"{self.prefix}:context:{digest}"
 
     def remote_agents(self) -> str:
         """Hash: agent name → an A2A agent outside this deployment (``skillq agents add``)."""

@@ -143,6 +143,7 @@ class SubmitOptions:
     headers: Mapping[str, str] | None = None
     retry_of: str | None = None  # the job this one retries (linked both ways)
     budget: Mapping[str, float] | None = None  # what it may ctx.spend, per unit
+    context: str | None = None  # the A2A contextId it belongs to (indexed per owner)
 
 
 def draft(
@@ -174,6 +175,7 @@ def draft(
         ("an owner", owner),
         ("an idempotency key", idempotency_key),
         ("a concurrency key", concurrency_key),
+        ("a context", options.context),
     ):
         if value is not None and not printable(value, MAX_OWNER):
             raise InvalidSubmission(skill, f"{name} is 1 to {MAX_OWNER} printable characters")
@@ -287,6 +289,7 @@ def draft(
         keys.idempotency(idempotency_key) if idempotency_key else "",
         keys.job(options.retry_of) if options.retry_of else "",
         keys.quotas if owner else "",
+        keys.context(owner or "", options.context) if options.context else "",
     ]
     submit_args += [
         owner or "",
@@ -297,6 +300,7 @@ def draft(
         budget_argv(skill, options.budget),
         quotas_json(settings.default_quotas) if owner and settings.default_quota else "",
         keys.prefix,
+        options.context or "",
     ]
     return Draft(order, record, submit_keys, submit_args, direct is not None)
 

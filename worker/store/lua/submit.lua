@@ -15,7 +15,9 @@
 -- lists this one in its ``retried_by``), 19: the job's budget as JSON
 -- ({"<unit>": "<ceiling>"}; '' for none), kept as ``budget:<unit>`` fields;
 -- 20: the quota of owners without their own (JSON, see spend.lua; '' for
--- none), 21: the key prefix. KEYS 11: the quotas hash.
+-- none), 21: the key prefix. KEYS 11: the quotas hash. ARGV 22: the A2A
+-- context the job belongs to ('' for none; KEYS 12 is then the owner's index
+-- of that context, kept as the owner's index is).
 -- Returns {'quota', owner, unit, limit, renews at}, writing nothing, when
 -- the owner's jobs have spent a quota for its current period.
 -- Returns the existing job's id when the idempotency key already made one.
@@ -58,6 +60,8 @@ local budget_json = ARGV[19]
 local default_quota = ARGV[20]
 local prefix = ARGV[21]
 local quotas = KEYS[11]
+local context = ARGV[22] or ''
+local context_index = KEYS[12]
 if idempotency_marker and idempotency_marker ~= '' then
   local existing = redis.call('GET', idempotency_marker)
   if existing then return existing end  -- the job this idempotency key made
@@ -121,6 +125,14 @@ if owner ~= '' then
   redis.call('ZADD', index, now, job_id)
   redis.call('ZREMRANGEBYSCORE', index, '-inf', tonumber(now) - tonumber(record_ttl))
   redis.call('EXPIRE', index, record_ttl)
+end
+if context ~= '' then
+  -- An A2A context: the record names it, and the owner's index of it lists
+  -- the context's tasks newest first, trimmed and expiring as the owner's.
+  redis.call('HSET', record, 'context', context)
+  redis.call('ZADD', context_index, now, job_id)
+  redis.call('ZREMRANGEBYSCORE', context_index, '-inf', tonumber(now) - tonumber(record_ttl))
+  redis.call('EXPIRE', context_index, record_ttl)
 end
 -- The indexes drop the entries of records that have expired, and have their
 -- ttl renewed, on one submit in 16 (picked by the job id's last character):

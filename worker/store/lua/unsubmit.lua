@@ -2,10 +2,11 @@
 -- replicas SKILLQ_REDIS_MIN_REPLICAS asks for. The same KEYS as SUBMIT.
 -- ARGV 1: the job id; 2: the message SUBMIT queued ('' or absent when
 -- Celery published it), 3: the broker's database when it is not this one
--- ('' if it is), 4: this database. Removes the record, its index entries and
--- its idempotency marker, a child's entry in its parent's ``children``
--- (KEYS 3) and a retry's entry in its retried job's ``retried_by`` (KEYS 10),
--- so a retry of the submission starts afresh.
+-- ('' if it is), 4: this database. Removes the record, its index entries
+-- (its A2A context's, KEYS 12, too) and its idempotency marker, a child's
+-- entry in its parent's ``children`` (KEYS 3) and a retry's entry in its
+-- retried job's ``retried_by`` (KEYS 10), so a retry of the submission
+-- starts afresh.
 -- Returns 0, undoing nothing, when the queued message is no longer in its
 -- list: a worker took it, so the job is running and stays.
 
@@ -35,7 +36,7 @@ local function unlist(other_record, field)
 end
 unlist(KEYS[3], 'children')
 unlist(KEYS[10], 'retried_by')
-for i = 6, 8 do
+for _, i in ipairs({6, 7, 8, 12}) do
   if KEYS[i] and KEYS[i] ~= '' then redis.call('ZREM', KEYS[i], job_id) end
 end
 if KEYS[9] and KEYS[9] ~= '' then redis.call('DEL', KEYS[9]) end
