@@ -350,7 +350,7 @@ ERROR_TABLE: dict[type[BaseException], ErrorSpec] = {
     DuplicateStep: ErrorSpec("duplicate_step", 1, 500),
     JobTimeout: ErrorSpec("timeout", 1, 504),
     InputTimeout: ErrorSpec("input_timeout", 1, 504),
-    NotWaitingForInput: ErrorSpec("not_waiting", 2, 409, A2A_TASK_NOT_CANCELABLE),
+    NotWaitingForInput: ErrorSpec("not_waiting", 2, 409, A2A_UNSUPPORTED_OPERATION),
     NotRetryable: ErrorSpec("not_retryable", 2, 409, A2A_UNSUPPORTED_OPERATION),
     BudgetExceeded: ErrorSpec("budget_exceeded", 1, 402, A2A_INVALID_REQUEST),
     QuotaExceeded: ErrorSpec("quota_exceeded", 2, 429, A2A_INVALID_REQUEST),

@@ -68,10 +68,11 @@ def timestamp(seconds: float | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 
 
-def agent_text(task_id: str, text: str) -> Message:
+def agent_text(task_id: str, text: str, context_id: str = "") -> Message:
     return Message(
         message_id=f"{task_id}-status",
         task_id=task_id,
+        context_id=context_id,
         role=Role.ROLE_AGENT,
         parts=[Part(text=text)],
     )
@@ -107,10 +108,17 @@ def result_artifact(value: Any) -> Artifact:
 
 
 async def snapshot(
-    job: JobStatus, text: str, url_of: UrlOf, *, context_id: str | None = None
+    job: JobStatus,
+    text: str,
+    url_of: UrlOf,
+    *,
+    context_id: str | None = None,
+    history: Iterable[Message] = (),
+    with_artifacts: bool = True,
 ) -> Task:
     """The task as of the job's record (``seq`` = ``job.last_seq``), with the text
-    streamed so far."""
+    streamed so far (``with_artifacts=False``: none, as ListTasks leaves them out
+    unless asked, so no artifact URL is signed for nothing)."""
     artifacts = [await file_artifact(info, url_of) for info in job.artifacts]
     if text:
         artifacts.append(
@@ -118,11 +126,16 @@ async def snapshot(
         )
     if job.state == "succeeded":
         artifacts.append(result_artifact(job.result))
+    context = context_id or job.id
+    status = status_of(job)
+    if status.HasField("message"):
+        status.message.context_id = context
     return Task(
         id=job.id,
-        context_id=context_id or job.id,
-        status=status_of(job),
-        artifacts=artifacts,
+        context_id=context,
+        status=status,
+        artifacts=artifacts if with_artifacts else [],
+        history=history,
         metadata=struct({"seq": job.last_seq, "skill": job.skill or "", "state": job.state}),
     )
 
@@ -195,11 +208,13 @@ async def updates(
         status.timestamp.FromDatetime(datetime.fromtimestamp(float(envelope.get("ts", 0)), UTC))
         error, question = payload.get("error"), payload.get("question")
         if isinstance(question, str):
-            status.message.CopyFrom(agent_text(job_id, question))
+            status.message.CopyFrom(agent_text(job_id, question, context_id))
         if isinstance(error, dict):
             status.message.CopyFrom(
                 agent_text(
-                    job_id, f"{error.get('type')}: {error.get('message')} ({error.get('code')})"
+                    job_id,
+                    f"{error.get('type')}: {error.get('message')} ({error.get('code')})",
+                    context_id,
                 )
             )
         found.append(
@@ -210,9 +225,9 @@ async def updates(
         return found
     status = TaskStatus(state=TaskState.TASK_STATE_WORKING)
     if kind == "progress":
-        status.message.CopyFrom(agent_text(job_id, str(payload.get("message", ""))))
+        status.message.CopyFrom(agent_text(job_id, str(payload.get("message", "")), context_id))
     else:
-        message = agent_text(job_id, "")
+        message = agent_text(job_id, "", context_id)
         del message.parts[:]
         message.parts.append(data_part({"kind": kind, "payload": payload}))
         status.message.CopyFrom(message)
@@ -221,9 +236,14 @@ async def updates(
     ]
 
 
-def is_final(update: Any) -> bool:
-    return isinstance(update, TaskStatusUpdateEvent) and update.status.state in (
-        TaskState.TASK_STATE_COMPLETED,
-        TaskState.TASK_STATE_FAILED,
-        TaskState.TASK_STATE_CANCELED,
-    )
+TERMINAL = frozenset(
+    {TaskState.TASK_STATE_COMPLETED, TaskState.TASK_STATE_FAILED, TaskState.TASK_STATE_CANCELED}
+)
+INTERRUPTED = frozenset({TaskState.TASK_STATE_INPUT_REQUIRED, TaskState.TASK_STATE_AUTH_REQUIRED})
+
+
+def is_final(update: Any, *, interrupted: bool = False) -> bool:
+    """An update after which the stream ends: a terminal state, and with
+    ``interrupted`` (a send's stream) also one that waits on the client."""
+    ends = TERMINAL | INTERRUPTED if interrupted else TERMINAL
+    return isinstance(update, TaskStatusUpdateEvent) and update.status.state in ends
