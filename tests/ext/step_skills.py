@@ -85,6 +85,15 @@ async def approver(ctx: RunContext[Any], args: dict[str, Any]) -> dict[str, Any]
     return {"approved": answer.approve, "note": answer.note}
 
 
+@skill("asks_twice", queue="steps-ask")
+async def asks_twice(ctx: RunContext[Any], args: dict[str, Any]) -> dict[str, Any]:
+    """Two questions in one handler: the second is asked on the run the first's
+    answer resumes."""
+    first = await ctx.ask("first?", schema=Approval)
+    second = await ctx.ask("second?", schema=Approval)
+    return {"first": first.approve, "second": second.approve}
+
+
 @skill("asks_through_a_child", queue="steps-ask")
 async def asks_through_a_child(ctx: RunContext[Any], args: dict[str, Any]) -> dict[str, Any]:
     """Calls ``approver``, which runs inline in this process and asks there."""

@@ -55,6 +55,19 @@ def test_a_question_frees_the_slot_and_the_answer_resumes_the_job_once(
     assert states == ["running", "input_required", "queued", "running", "succeeded"]
 
 
+def test_a_handler_that_asks_twice_gets_both_answers(
+    start_worker: Callable[..., WorkerProcess], client: SkillClient
+) -> None:
+    start_worker(pool="threads", concurrency=1, queues="steps-ask", env=ENV)
+    job = client.submit("asks_twice", {}, queue="steps-ask")
+    for number, question, answer in ((1, "first?", True), (2, "second?", False)):
+        wait_for(lambda: waiting(client, job), 30, question)
+        asked = client.status(job).question
+        assert asked is not None and (asked.number, asked.question) == (number, question)
+        client.respond(job, {"approve": answer})
+    assert client.result(job, timeout=30) == {"first": True, "second": False}
+
+
 def test_an_unanswered_question_times_out_and_a_waiting_job_cancels_at_once(
     start_worker: Callable[..., WorkerProcess], client: SkillClient, tmp_path: Path
 ) -> None:

@@ -177,7 +177,9 @@ class CeleryRunContext(RunContext[AuthT]):
         return await self._asks().ask(self._secrets.redact(question), schema, timeout)
 
     def _asks(self) -> Asks:
-        asks: Asks | None = self.__dict__.get("_asks")
+        # Kept under a name of its own: under "_asks" the instance's value would
+        # hide this method, and a second ask in one run would call the Asks.
+        asks: Asks | None = self.__dict__.get("_asks_made")
         if asks is None:
 
             async def load(key: str) -> str | None:
@@ -186,7 +188,7 @@ class CeleryRunContext(RunContext[AuthT]):
             async def save(key: str, value: str) -> None:
                 await self._jobs.record_field(self.task_id, key, value, self._delivery)
 
-            asks = self.__dict__["_asks"] = Asks(self.task_id, load, save)
+            asks = self.__dict__["_asks_made"] = Asks(self.task_id, load, save)
         return asks
 
     def _ledger(self) -> Ledger:
