@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test tools lint typecheck ci soak bench bench-smoke clean
+.PHONY: demo test test-async tools lint typecheck ci soak bench bench-smoke clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,14 @@ tools:
 test: $(STAMP) tools
 	$(BIN)/pytest -q --numprocesses auto --maxprocesses 4 --dist loadfile
 
+# The job-path tests again, their workers in the async pool (--pool async);
+# tests of a pool's own behaviour (keeps_pool) run in the pass above only.
+ASYNC_POOL_TESTS := tests/runtime tests/capabilities/test_calls.py tests/client/test_delays.py \
+	--ignore tests/runtime/test_failover.py
+test-async: $(STAMP) tools
+	$(BIN)/pytest -q --numprocesses auto --maxprocesses 4 --dist loadfile \
+		--worker-pool async -m "not keeps_pool" $(ASYNC_POOL_TESTS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -59,7 +67,7 @@ bench-smoke: $(STAMP)
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak
 
-ci: lint typecheck bench-smoke test
+ci: lint typecheck bench-smoke test test-async
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -118,9 +118,42 @@ WORKERS_BEFORE_TEST = pytest.StashKey[int]()
 WORKERS_BEFORE_CALL = pytest.StashKey[int]()
 
 
+CURRENT_ITEM = pytest.StashKey[pytest.Item]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--worker-pool",
+        default=None,
+        help="run the prefork and threads workers tests start in this pool instead "
+        "(async): the job-path tests in the async pool; tests marked keeps_pool keep theirs",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "keeps_pool: the test is about its pool's own behaviour (a prefork child's death, "
+        "Celery's hard time limit, a handler blocking a thread's loop): --worker-pool "
+        "leaves its workers as they are",
+    )
+
+
+def pool_for(config: pytest.Config, pool: str) -> str:
+    """The pool a test's worker runs in: ``--worker-pool`` for prefork and threads."""
+    chosen = config.getoption("--worker-pool")
+    item = config.stash.get(CURRENT_ITEM, None)
+    if not chosen or pool not in ("prefork", "threads"):
+        return pool
+    if item is not None and item.get_closest_marker("keeps_pool") is not None:
+        return pool
+    return str(chosen)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     item.stash[WORKERS_BEFORE_TEST] = len(item.config.stash.get(STARTED_WORKERS, []))
+    item.config.stash[CURRENT_ITEM] = item
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -215,7 +248,7 @@ def worker_starter(
     ) -> WorkerProcess:
         process = WorkerProcess(
             {**stack_env, **(env or {})},
-            pool=pool,
+            pool=pool_for(pytestconfig, pool),
             concurrency=concurrency,
             queues=queues,
             log_path=logs / f"worker-{len(started)}.log",

@@ -13,6 +13,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import wait_for
 from worker.capabilities.calls import call_key, child_job_id
 from worker.client import SkillClient
@@ -35,6 +37,7 @@ def lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
+@pytest.mark.keeps_pool
 def test_an_inline_child_of_a_killed_process_runs_again_in_its_callers_next_run(
     start_worker: Callable[..., WorkerProcess], client: SkillClient
 ) -> None:
@@ -60,6 +63,7 @@ def test_an_inline_child_of_a_killed_process_runs_again_in_its_callers_next_run(
     worker.stop()
 
 
+@pytest.mark.keeps_pool
 def test_a_parent_delivered_again_keeps_its_finished_child_and_waits_for_its_running_one(
     start_worker: Callable[..., WorkerProcess], client: SkillClient, tmp_path: Path
 ) -> None:

@@ -134,6 +134,7 @@ def test_sandboxed_code_cannot_read_the_host_or_write_outside_its_work_directory
     assert not Path("/usr/owned").exists() and not Path("/owned").exists()
 
 
+@pytest.mark.keeps_pool
 def test_an_endless_loop_is_killed_at_the_timeout(
     coder: WorkerProcess, client: SkillClient
 ) -> None:

@@ -124,6 +124,7 @@ def test_handler_that_blocks_its_loop_is_stopped(
     assert client.status(job_id).attempts == 1
 
 
+@pytest.mark.keeps_pool
 def test_a_handler_blocking_its_loop_stalls_no_other_job_of_its_process(
     worker: WorkerProcess, client: SkillClient
 ) -> None:

@@ -95,6 +95,7 @@ def test_solo_pool_survives_every_handler_base_exception(
     worker.stop()
 
 
+@pytest.mark.keeps_pool
 def test_a_job_whose_process_dies_every_time_fails_after_max_deliveries(
     start_worker: Callable[..., WorkerProcess], client: SkillClient, tmp_path: Path
 ) -> None:

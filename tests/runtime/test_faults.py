@@ -57,6 +57,7 @@ def assert_redelivered_once(client: SkillClient, s3: Any, job_id: str) -> None:
     assert [a.name for a in status.artifacts] == ["out/result.txt"]
 
 
+@pytest.mark.keeps_pool
 def test_killed_prefork_child_job_is_redelivered(
     start_worker: Callable[..., WorkerProcess], client: SkillClient, s3: Any, tmp_path: Path
 ) -> None:
@@ -235,6 +236,7 @@ def test_time_limit_fails_the_job_and_the_worker_recovers(
     worker.stop()
 
 
+@pytest.mark.keeps_pool
 def test_hard_time_limit_stops_a_handler_that_blocks_its_loop(
     start_worker: Callable[..., WorkerProcess], client: SkillClient
 ) -> None:
@@ -272,6 +274,7 @@ def test_a_time_limit_given_at_submit_ends_the_job_and_never_lifts_the_skills(
     worker.stop()
 
 
+@pytest.mark.keeps_pool
 def test_a_time_limit_given_at_submit_blocks_no_loop_past_the_hard_limit(
     start_worker: Callable[..., WorkerProcess], settings: Settings
 ) -> None:

@@ -121,6 +121,7 @@ def test_workers_with_other_leases_never_take_each_others_jobs(
     assert statuses(client, job) == ["running", "succeeded"]
 
 
+@pytest.mark.keeps_pool
 def test_acknowledgements_leave_redis_at_idle_and_a_killed_worker_reruns_nothing(
     start_worker: Callable[..., WorkerProcess], client: SkillClient, raw: redis.Redis
 ) -> None:

@@ -57,7 +57,15 @@ class AsyncPool(BasePool):
 
     def _serve(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
+        while True:
+            try:
+                self.loop.run_forever()
+            except BaseException as exc:
+                # A stray task of a handler's raised SystemExit or KeyboardInterrupt
+                # out of the loop: every job of the process runs on it, so it goes on.
+                log.error("a task on the async pool's loop raised %r; the loop goes on", exc)
+                continue
+            return  # stopped by the pool
 
     def on_start(self) -> None:
         self._thread.start()
