@@ -87,7 +87,7 @@ class AsyncAnswerMethods:
             broker = self.__dict__["_broker"] = async_redis(self.settings, self.settings.broker_url)
         await broker.register_script(WAKE)(
             keys=[self.keys.delayed, self.keys.wake(job_id)],
-            args=[f"wake:{job_id}", str(WAKE_MARKER_TTL)],
+            args=[f"wake:{job_id}", str(WAKE_MARKER_TTL), self.keys.due_channel],
         )
         return await self.status(job_id)
 

@@ -111,6 +111,7 @@ class AsyncScheduleMethods:
         )
         if int(put) < 0:
             raise TooManySchedules(most)
+        await self.redis.publish(self.keys.schedules_changed, repr(following))
         paused = await self.redis.hget(self.keys.schedule(name), "paused") == "1"
         return ScheduleInfo(spec=spec, paused=paused, next_run_at=None if paused else following)
 
@@ -164,6 +165,8 @@ class AsyncScheduleMethods:
             keys=[self.keys.schedules_due, self.keys.schedule(name)],
             args=[name, "1" if paused else "0", repr(following)],
         )
+        if done and not paused:
+            await self.redis.publish(self.keys.schedules_changed, repr(following))
         return bool(done)
 
 

@@ -13,6 +13,7 @@ starts within a fraction of a second of its eta while any worker is up.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from datetime import datetime
@@ -26,7 +27,7 @@ from ..store.scriptfiles import ClientScript
 log = logging.getLogger(__name__)
 
 PARK_AFTER = 1.0  # seconds: a nearer eta is left to Celery's timer (its lease is renewed)
-POLL_MAX = 0.25  # seconds between looks at the waiting set, at most
+IDLE_LOOK = 5.0  # seconds between looks when nothing is announced (a missed announcement)
 DUE_PER_CALL = 500
 
 WAKE_HEADER = "skillq_wake"  # a parked message client.respond may bring forward
@@ -60,7 +61,7 @@ def park(
     tag = f"wake:{wake}" if wake else str(message["properties"]["delivery_tag"])
     parked = PARK(
         keys=[keys.delayed, keys.delayed_messages, keys.wake(wake) if wake else ""],
-        args=[tag, repr(eta), queue_list, item],
+        args=[tag, repr(eta), queue_list, item, keys.due_channel],
         client=client,
     )
     if not int(parked):
@@ -70,7 +71,15 @@ def park(
 
 
 class DuePromoter:
-    """Queues the waiting messages that have come due, from this worker."""
+    """Queues the waiting messages that have come due, from this worker.
+
+    It sleeps until the first message is due, or until a park or an answer
+    announces an earlier one on ``<prefix>:due`` (a blocking read of its
+    subscription: an idle worker sends Redis nothing meanwhile), and looks
+    every :data:`IDLE_LOOK` seconds anyway, in case an announcement was
+    missed while its connection was being remade. Any number of workers may
+    promote at once; each message is queued once.
+    """
 
     def __init__(self, settings: Settings, keys: Keys) -> None:
         self._settings = settings
@@ -82,7 +91,7 @@ class DuePromoter:
         self._thread.start()
 
     def wake(self) -> None:
-        """A message was parked here: look again now, in case it is due soon."""
+        """A message was parked here: look again (its park announced it too)."""
         self._wake.set()
 
     def promote(self) -> tuple[int, float | None]:
@@ -96,19 +105,29 @@ class DuePromoter:
         return int(queued), None if seconds < 0 else seconds
 
     def _keep(self) -> None:
+        listening: Any = None
         while not self._stop:
-            pause = POLL_MAX
             try:
+                if listening is None:
+                    listening = self._client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+                    listening.subscribe(self._keys.due_channel)
+                self._wake.clear()
                 queued, wait = self.promote()
                 if queued >= DUE_PER_CALL:
-                    pause = 0.0  # more are due: go on at once
-                elif wait is not None:
-                    pause = min(POLL_MAX, max(0.01, wait))
+                    continue  # more are due: go on at once
+                pause = IDLE_LOOK if wait is None else min(IDLE_LOOK, max(0.01, wait))
+                if not self._wake.is_set():
+                    listening.get_message(timeout=pause)  # an announcement, or the time
             except Exception as exc:  # the messages wait in Redis meanwhile
                 log.warning("cannot queue delayed jobs that are due now: %s", exc)
-                pause = 1.0
-            self._wake.wait(pause)
-            self._wake.clear()
+                if listening is not None:
+                    with contextlib.suppress(Exception):
+                        listening.close()
+                listening = None
+                self._wake.wait(1.0)
+        if listening is not None:
+            with contextlib.suppress(Exception):
+                listening.close()
 
     def close(self) -> None:
         self._stop = True

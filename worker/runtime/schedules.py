@@ -10,6 +10,7 @@ this at once; a worker that dies mid-claim leaves the claim to lapse after
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -39,7 +40,7 @@ from ..wire.task_message import DirectPublish
 
 log = logging.getLogger(__name__)
 
-POLL = 0.5  # seconds between looks for due schedules
+IDLE_LOOK = 5.0  # seconds between looks when nothing is due sooner or announced
 CLAIMS_PER_LOOK = 20
 
 
@@ -130,12 +131,35 @@ class ScheduleFirer:
             log.info("schedule %r: job %s for %.3f", spec.name, submitted, due)
         return submitted
 
+    def next_look(self) -> float:
+        """Seconds until the first schedule is due (at most :data:`IDLE_LOOK`)."""
+        head = self._client.zrange(self._keys.schedules_due, 0, 0, withscores=True)
+        if not head:
+            return IDLE_LOOK
+        return min(IDLE_LOOK, max(0.01, float(head[0][1]) - time.time()))
+
     def _keep(self) -> None:
-        while not self._stop.wait(POLL):
+        """Fire what is due, then sleep until the first due time or until a
+        schedule is made or resumed (announced on ``<prefix>:schedules:changed``):
+        an idle worker reads its subscription and sends Redis nothing."""
+        listening: Any = None
+        while not self._stop.is_set():
             try:
+                if listening is None:
+                    listening = self._client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+                    listening.subscribe(self._keys.schedules_changed)
                 self.fire_due()
+                listening.get_message(timeout=self.next_look())
             except Exception as exc:  # the claim lapses and a worker tries again
                 log.warning("cannot fire due schedules now: %s", exc)
+                if listening is not None:
+                    with contextlib.suppress(Exception):
+                        listening.close()
+                listening = None
+                self._stop.wait(1.0)
+        if listening is not None:
+            with contextlib.suppress(Exception):
+                listening.close()
 
     def stop(self) -> None:
         self._stop.set()

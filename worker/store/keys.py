@@ -98,6 +98,18 @@ class Keys:
         scored by it (``delay_park.lua``)."""
         return f"{self.prefix}:delayed"
 
+    @property
+    def schedules_changed(self) -> str:
+        """Pub/sub channel: a schedule was made, replaced or resumed, so the
+        workers' firers, asleep until the first due time, look again."""
+        return f"{self.prefix}:schedules:changed"
+
+    @property
+    def due_channel(self) -> str:
+        """Pub/sub channel (broker's database): a parked message became the first
+        due, or an answered job's message is due now; idle promoters look again."""
+        return f"{self.prefix}:due"
+
     def wake(self, job_id: str) -> str:
         """Set (broker's database) when a job was answered before its waiting
         message was parked: the message is then queued at once."""
