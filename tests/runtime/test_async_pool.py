@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable
 
@@ -61,3 +63,46 @@ def test_a_handler_that_blocks_the_loop_is_named(
     )
     held = worker.log_tail(400).split("the event loop ran again after ", 1)[1]
     assert 1.5 <= float(held.split(" s ", 1)[0]) <= 5, held
+
+
+def test_a_cancel_among_500_running_jobs_ends_that_one_at_once(
+    start_worker: Callable[..., WorkerProcess], client: SkillClient
+) -> None:
+    start_worker(pool="async", concurrency=500, queues="async-500")
+    jobs = [
+        client.submit("sleepy", {"seconds": 8, "tick": 0.05}, queue="async-500") for _ in range(500)
+    ]
+    wait_for(
+        lambda: all(client.status(job).state == "running" for job in jobs[-20:]),
+        60,
+        "the last jobs to run",
+    )
+    client.cancel(jobs[250])
+    wait_for(lambda: client.status(jobs[250]).state == "cancelled", 10, "the cancel")
+    others = [job for n, job in enumerate(jobs) if n != 250]
+    for job in others:
+        assert client.result(job, timeout=120)["slept"] >= 8
+    assert client.status(jobs[250]).attempts == 1
+
+
+def test_a_killed_process_holding_300_jobs_has_each_run_again_once(
+    start_worker: Callable[..., WorkerProcess], client: SkillClient
+) -> None:
+    """SIGKILL of an async worker holding 300 running jobs: after their
+    leases lapse another worker runs each once more, and each ends once."""
+    env = {"SKILLQ_LEASE": "5"}
+    doomed = start_worker(pool="async", concurrency=300, queues="async-kill", env=env)
+    jobs = [
+        client.submit("sleepy", {"seconds": 6, "tick": 0.5}, queue="async-kill") for _ in range(300)
+    ]
+    wait_for(lambda: all(client.status(job).state == "running" for job in jobs), 60, "all to run")
+    assert doomed.process is not None
+    os.kill(doomed.process.pid, signal.SIGKILL)
+    survivor = start_worker(pool="async", concurrency=300, queues="async-kill", env=env)
+    for job in jobs:
+        assert client.result(job, timeout=120)["slept"] >= 6
+        status = client.status(job)
+        assert status.attempts == 2 and status.worker == survivor.hostname, status
+        assert [e["payload"]["state"] for e in client.events(job) if e["kind"] == "status"][
+            -1
+        ] == "succeeded"
