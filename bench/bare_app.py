@@ -49,3 +49,17 @@ def abortable(self: AbortableTask, key: str) -> None:
             client.set(key, repr(time.time()), ex=300)
             return
         time.sleep(0.001)
+
+
+DELTAS = redis.Redis.from_url(BROKER)  # one pool for every thread's deltas
+
+
+@app.task(name="bare.wait")
+def wait(seconds: float = 2.0, deltas: int = 0) -> None:
+    """Waits as a model call would; with deltas, publishes each as a token."""
+    if not deltas:
+        time.sleep(seconds)
+        return
+    for index in range(deltas):
+        time.sleep(seconds / deltas)
+        DELTAS.publish("bare:deltas", f"token {index} ")

@@ -33,6 +33,7 @@ import redis
 
 from bench.replication import replication
 from bench.throughput import throughput
+from bench.waiting import waiting
 from worker.client import SkillClient
 from worker.core.settings import Settings
 from worker.embedded import EmbeddedRedis, S3Server, WorkerProcess, wait_for
@@ -689,6 +690,8 @@ def main(argv: list[str] | None = None) -> int:
             ("memory", bench.memory),
             ("polling", bench.polling),
             ("replication", lambda: replication(bench)),
+            ("waiting", lambda: waiting(bench, 0)),
+            ("waiting", lambda: waiting(bench, 20)),
         ]
         for name, step in plan:
             if sections and name not in sections:
