@@ -124,7 +124,9 @@ def test_send_message_runs_a_job_and_returns_its_result(servers: tuple[str, str]
 def test_a_stream_resumes_on_another_server_with_no_gap(servers: tuple[str, str]) -> None:
     async def scenario() -> None:
         first = await connect(servers[0])
-        request = message("story", {"words": 60, "delay": 0.02})
+        # Long enough to outlast the reconnect: a task that has ended cannot be
+        # subscribed to (GetTask reads it).
+        request = message("story", {"words": 60, "delay": 0.05})
         received: list[StreamResponse] = []
         async for item in first.send_message(request):
             received.append(item)

@@ -23,6 +23,7 @@ from a2a.types.a2a_pb2 import (
     SendMessageConfiguration,
     SendMessageRequest,
     StreamResponse,
+    SubscribeToTaskRequest,
     Task,
     TaskState,
 )
@@ -219,6 +220,10 @@ def test_a_message_to_an_ended_task_is_unsupported(server: str, streaming: bool)
         follow = Message(message_id=uuid.uuid4().hex, task_id=ended.id, role=Role.ROLE_USER)
         follow.parts.append(Part(text="more"))
         assert await code_of(client, SendMessageRequest(message=follow)) == -32004
+        if streaming:  # nor can it be subscribed to (spec 1.0, 9.4.6)
+            with pytest.raises(A2AError) as raised:
+                [item async for item in client.subscribe(SubscribeToTaskRequest(id=ended.id))]
+            assert code_from(raised.value) == -32004
         await client.close()
 
     asyncio.run(scenario())
@@ -244,6 +249,28 @@ def test_list_and_get_refuse_out_of_range_sizes(server: str) -> None:
         await client.close()
 
     asyncio.run(scenario())
+
+
+def test_a_status_filter_that_is_no_state_is_invalid_params(server: str) -> None:
+    for status in ("DONE", 42, True):
+        answered = rpc(server, "ListTasks", {"status": status})
+        assert answered["error"]["code"] == -32602, (status, answered)
+    listed = rpc(server, "ListTasks", {"status": "TASK_STATE_COMPLETED", "pageSize": 5})
+    assert all(t["status"]["state"] == "TASK_STATE_COMPLETED" for t in listed["result"]["tasks"])
+
+
+def test_unoffered_methods_answer_the_errors_the_spec_names(server: str) -> None:
+    # Neither is declared in the card's capabilities (spec 1.0, 3.3.4).
+    assert rpc(server, "GetExtendedAgentCard", {})["error"]["code"] == -32004
+    config = {"taskId": "t", "url": "https://example.com/hook"}
+    assert rpc(server, "CreateTaskPushNotificationConfig", config)["error"]["code"] == -32003
+
+
+def test_a_server_that_checks_no_tokens_claims_no_scheme(stack_env: dict[str, str]) -> None:
+    with HttpServerProcess({**stack_env, "SKILLQ_SERVER_TOKENS": ""}) as open_server:
+        card = httpx.get(open_server.url + "/.well-known/agent-card.json").json()
+    assert "securitySchemes" not in card and "securityRequirements" not in card, card
+    assert "security" not in card  # nor in the 0.3 fields
 
 
 def test_list_tasks_counts_the_total_before_paging(server: str) -> None:

@@ -29,7 +29,11 @@ from a2a.types.a2a_pb2 import (
     SecurityScheme,
     StringList,
 )
-from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH, PROTOCOL_VERSION_CURRENT
+from a2a.utils.constants import (
+    AGENT_CARD_WELL_KNOWN_PATH,
+    PROTOCOL_VERSION_0_3,
+    PROTOCOL_VERSION_1_0,
+)
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -39,6 +43,7 @@ from ..core.errors import SkillqError
 from ..core.settings import Settings
 from .a2a_convert import struct
 from .a2a_handler import SkillqRequestHandler
+from .a2a_params import checked_params
 from .http_errors import error_response
 from .principals import Authenticator, Principal
 from .streams import StreamLimits
@@ -78,21 +83,24 @@ class RequireBearer:
         await self.app(scope, receive, send)
 
 
-def card_base(settings: Settings) -> AgentCard:
-    return AgentCard(
+def card_base(settings: Settings, *, secured: bool = True) -> AgentCard:
+    """The card's fixed part. ``secured``: the server checks bearer tokens, so the
+    card says so; a server that checks none (no tokens or JWT key: loopback or
+    ``--insecure``) claims no scheme it does not enforce."""
+    card = AgentCard(
         name=settings.agent,
         description=settings.agent_description or "Skills served by skillq workers.",
         version="1",
         capabilities=AgentCapabilities(streaming=True, push_notifications=False),
         default_input_modes=["application/json", "text/plain"],
         default_output_modes=["application/json", "text/plain"],
-        security_schemes={
-            "bearer": SecurityScheme(
-                http_auth_security_scheme=HTTPAuthSecurityScheme(scheme="bearer")
-            )
-        },
-        security_requirements=[SecurityRequirement(schemes={"bearer": StringList()})],
     )
+    if secured:
+        card.security_schemes["bearer"].CopyFrom(
+            SecurityScheme(http_auth_security_scheme=HTTPAuthSecurityScheme(scheme="bearer"))
+        )
+        card.security_requirements.append(SecurityRequirement(schemes={"bearer": StringList()}))
+    return card
 
 
 def public_base(settings: Settings, request: Request) -> str:
@@ -102,22 +110,26 @@ def public_base(settings: Settings, request: Request) -> str:
 
 
 def a2a_routes(
-    settings: Settings, client_of: Callable[[], Any], streams: StreamLimits
+    settings: Settings,
+    client_of: Callable[[], Any],
+    streams: StreamLimits,
+    *,
+    secured: bool = True,
 ) -> list[BaseRoute]:
     handler = SkillqRequestHandler(client_of, settings, streams)
-    base_card = card_base(settings)
+    base_card = card_base(settings, secured=secured)
 
     async def fresh_card(base: str) -> AgentCard:
         skills = await client_of().skills()
         current = AgentCard()
         current.CopyFrom(base_card)
         del current.supported_interfaces[:]
-        current.supported_interfaces.append(
-            AgentInterface(
-                url=base + RPC_PATH,
-                protocol_binding="JSONRPC",
-                protocol_version=PROTOCOL_VERSION_CURRENT,
-            )
+        # One endpoint, two protocol versions: 1.0 first (the version a client
+        # sends as A2A-Version), then 0.3 (no header), which a 0.3 client finds
+        # as the card's top-level url.
+        current.supported_interfaces.extend(
+            AgentInterface(url=base + RPC_PATH, protocol_binding="JSONRPC", protocol_version=v)
+            for v in (PROTOCOL_VERSION_1_0, PROTOCOL_VERSION_0_3)
         )
         del current.skills[:]
         schemas: dict[str, Any] = {}
@@ -153,7 +165,13 @@ def a2a_routes(
             return Response(status_code=304, headers=headers)
         return Response(body, media_type="application/json", headers=headers)
 
+    rpc = create_jsonrpc_routes(
+        handler,
+        RPC_PATH,
+        context_builder=PrincipalContextBuilder(),
+        enable_v0_3_compat=True,  # 0.3's methods (message/send, ...) on the same URL
+    )
     return [
         Route(AGENT_CARD_WELL_KNOWN_PATH, agent_card, methods=["GET"]),
-        *create_jsonrpc_routes(handler, RPC_PATH, context_builder=PrincipalContextBuilder()),
+        *(Route(route.path, checked_params(route.endpoint), methods=["POST"]) for route in rpc),
     ]

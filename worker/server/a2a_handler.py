@@ -22,21 +22,14 @@ from a2a.server.context import ServerCallContext
 from a2a.server.events.event_queue import Event
 from a2a.server.request_handlers.request_handler import RequestHandler
 from a2a.types.a2a_pb2 import (
-    AgentCard,
     CancelTaskRequest,
-    DeleteTaskPushNotificationConfigRequest,
-    GetExtendedAgentCardRequest,
-    GetTaskPushNotificationConfigRequest,
     GetTaskRequest,
-    ListTaskPushNotificationConfigsRequest,
-    ListTaskPushNotificationConfigsResponse,
     ListTasksRequest,
     ListTasksResponse,
     Message,
     SendMessageRequest,
     SubscribeToTaskRequest,
     Task,
-    TaskPushNotificationConfig,
 )
 from a2a.utils import errors as a2a_errors
 from a2a.utils.proto_utils import validate_proto_required_fields
@@ -49,6 +42,7 @@ from ..store.job_status import TERMINAL_STATES, ArtifactInfo
 from ..wire.submission import SubmitOptions
 from . import a2a_convert as convert
 from .a2a_messages import args_of, meta_of
+from .a2a_offered import NotOffered
 from .a2a_tasks import Record, TaskRecords, status_time
 from .jobs_api import skill_info
 from .principals import MESSAGE_IDS, Principal
@@ -67,7 +61,7 @@ def a2a_error(exc: BaseException) -> a2a_errors.A2AError:
     return kind(message=str(exc), data={"code": spec.code})
 
 
-class SkillqRequestHandler(RequestHandler):
+class SkillqRequestHandler(NotOffered, RequestHandler):
     def __init__(self, client: Any, settings: Settings, streams: StreamLimits) -> None:
         self._client_of = client  # a callable: the app's client, made in its lifespan
         self._settings = settings
@@ -183,14 +177,21 @@ class SkillqRequestHandler(RequestHandler):
         self, params: SubscribeToTaskRequest, context: ServerCallContext
     ) -> AsyncGenerator[Event]:
         validate_proto_required_fields(params)
-        async for event in self._follow(params.id, context):
+        async for event in self._follow(params.id, context, subscribing=True):
             yield event
 
     async def _follow(
-        self, job_id: str, context: ServerCallContext, *, interrupted: bool = False
+        self,
+        job_id: str,
+        context: ServerCallContext,
+        *,
+        interrupted: bool = False,
+        subscribing: bool = False,
     ) -> AsyncGenerator[Event]:
         """A snapshot, then every event after it, to the end of the job (with
-        ``interrupted``: or to where it waits for an answer)."""
+        ``interrupted``: or to where it waits for an answer). ``subscribing`` to
+        a task that has ended is UnsupportedOperation (spec 1.0, 3.1.6 and 9.4.6):
+        GetTask reads it."""
         caller = self._caller(context)
         try:  # counted before anything is read, as streams.open_stream does
             lease = self._streams.take(caller.subject)
@@ -199,6 +200,10 @@ class SkillqRequestHandler(RequestHandler):
         try:
             # Read on the streams' own pool, as every stream's reads are.
             record = await self._visible(job_id, caller, streaming=True)
+            if subscribing and record.job.finished:
+                raise a2a_errors.UnsupportedOperationError(
+                    message=f"task {job_id} has ended ({record.job.state}): GetTask reads it"
+                )
             async for event in self._events(record, context, interrupted):
                 yield event
         except JobNotFound:
@@ -364,30 +369,3 @@ class SkillqRequestHandler(RequestHandler):
         with contextlib.suppress(TimeoutError, SkillqError):
             await asyncio.wait_for(self.client.result(job.id), self._settings.server_max_wait)
         return await self._snapshot(await self._visible(job.id, caller), context)
-
-    # --- not offered ---
-
-    async def on_create_task_push_notification_config(
-        self, params: TaskPushNotificationConfig, context: ServerCallContext
-    ) -> TaskPushNotificationConfig:
-        raise a2a_errors.PushNotificationNotSupportedError()
-
-    async def on_get_task_push_notification_config(
-        self, params: GetTaskPushNotificationConfigRequest, context: ServerCallContext
-    ) -> TaskPushNotificationConfig:
-        raise a2a_errors.PushNotificationNotSupportedError()
-
-    async def on_list_task_push_notification_configs(
-        self, params: ListTaskPushNotificationConfigsRequest, context: ServerCallContext
-    ) -> ListTaskPushNotificationConfigsResponse:
-        raise a2a_errors.PushNotificationNotSupportedError()
-
-    async def on_delete_task_push_notification_config(
-        self, params: DeleteTaskPushNotificationConfigRequest, context: ServerCallContext
-    ) -> None:
-        raise a2a_errors.PushNotificationNotSupportedError()
-
-    async def on_get_extended_agent_card(
-        self, params: GetExtendedAgentCardRequest, context: ServerCallContext
-    ) -> AgentCard:
-        raise a2a_errors.ExtendedAgentCardNotConfiguredError()

@@ -54,7 +54,14 @@ def create_server(settings: Settings | None = None) -> FastAPI:
     app.include_router(schedules_api.router)
     app.include_router(dashboard_api.router)
     app.include_router(ui.router)
-    app.router.routes.extend(a2a_routes(settings, lambda: app.state.client, app.state.streams))
+    app.router.routes.extend(
+        a2a_routes(
+            settings,
+            lambda: app.state.client,
+            app.state.streams,
+            secured=authenticator.configured,
+        )
+    )
     app.add_middleware(RequireBearer, authenticator=authenticator)
     if settings.tracing:
         app.add_middleware(TraceContextMiddleware)
