@@ -149,4 +149,9 @@ def test_03_params_that_do_not_fit_are_invalid_params_and_start_nothing(server: 
             answered = call(server, method, params)
             assert answered["error"]["code"] == -32602, (method, params, answered)
     assert call(server, "tasks/get", {"historyLength": 2})["error"]["code"] == -32602  # no id
+    # Without a request id too, as the 1.0 methods are answered.
+    body = {"jsonrpc": "2.0", "method": "message/send", "params": {"": "not_a_dict"}}
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    answered = httpx.post(server + "/a2a/jsonrpc", json=body, headers=headers).json()
+    assert answered["error"]["code"] == -32602 and answered["id"] is None, answered
     assert jobs() == before

@@ -72,10 +72,11 @@ def checked_params(endpoint: Endpoint) -> Endpoint:
         except ValueError:
             body = None  # the dispatcher answers a parse error
         ident = body.get("id") if isinstance(body, dict) else None
+        # No id (a notification) is answered as the 1.0 dispatcher answers one.
         well_formed = (
             isinstance(body, dict)
             and body.get("jsonrpc") == "2.0"
-            and isinstance(ident, str | int)
+            and (ident is None or isinstance(ident, str | int))
             and not isinstance(ident, bool)
         )
         why = refusal(body) if well_formed and isinstance(body, dict) else None
