@@ -328,11 +328,29 @@ def test_listings_and_the_overview_cost_the_same_however_many_others_have(
     assert spent < 120, f"{spent} Redis commands for a page of 50 of everyone's"
     assert len(admins.json()) == 50 and admins.headers["x-next-cursor"]
 
-    before = commands(raw)
+    # The overview reads the workers and the rollups too, which grow with the
+    # session's other tests: its cost is compared with 2,000 more of bob's.
+    def overview_cost() -> int:
+        spent = []
+        for _ in range(3):  # the least of three: other processes' commands are not its
+            before = commands(raw)
+            assert api.get("/v1/overview", headers=auth(ADMIN)).status_code == 200
+            spent.append(commands(raw) - before)
+        return min(spent)
+
+    fewer = overview_cost()
+    more = [f"{name}-more" for name in flood]
+    legacy_schedules(raw, keys, more, "bob")
+    try:
+        api.get("/v1/schedules", headers=auth(ADMIN))  # folds them in
+        grown = overview_cost() - fewer
+    finally:
+        with SkillClient(settings) as client:
+            for name in more:
+                client.unschedule(name)
+    assert grown < 20, f"{grown} more Redis commands for the overview with 2,000 more schedules"
     overview = api.get("/v1/overview", headers=auth(ADMIN))
-    spent = commands(raw) - before
     assert overview.status_code == 200, overview.text
-    assert spent < 150, f"{spent} Redis commands for the overview"
     assert len(overview.content) < 100_000, f"{len(overview.content)} bytes of overview"
     shown: dict[str, Any] = overview.json()
     assert shown["schedules_total"] >= 2004 and shown["schedules_paused"] >= 0
