@@ -10,8 +10,9 @@ from worker.wire.submission import SubmitOptions
 
 # Sugar the HTTP body offers for an options field: countdown is a relative eta.
 SUGAR = {"countdown": "eta"}
-# What the server decides, never the body: identity, ownership, a call's parent, tracing.
-SERVER_SIDE = {"auth", "owner", "parent", "headers", "retry_of"}  # retry_of: the retry route
+# What the server decides, never the body: identity, ownership, a call's parent, tracing;
+# retry_of: the retry route; context: an A2A message's contextId (the A2A route).
+SERVER_SIDE = {"auth", "owner", "parent", "headers", "retry_of", "context"}
 
 
 def test_every_field_of_the_body_is_a_submit_option_and_every_option_is_reachable() -> None:
