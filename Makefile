@@ -1,11 +1,12 @@
 # The targets CI runs (.ci/run): lint, typecheck, bench-smoke, test.
-# Also: demo, bench (full benchmark), soak (1,000 jobs under random kills).
+# Also: demo, bench (full benchmark), soak (1,000 jobs under random kills), a2a-tck
+# (the A2A conformance kit; in ci when SKILLQ_A2A_TCK_REPO names a clone of it).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-async tools lint typecheck ci soak bench bench-smoke clean
+.PHONY: demo test test-async tools lint typecheck ci soak bench bench-smoke a2a-tck clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -67,7 +68,14 @@ bench-smoke: $(STAMP)
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak
 
-ci: lint typecheck bench-smoke test test-async
+# The A2A project's conformance kit (its mandatory and capabilities categories,
+# spec 1.0 and 0.3) against a real skillq serve and worker. The kit is not on
+# PyPI: SKILLQ_A2A_TCK_REPO names a clone of github.com/a2aproject/a2a-tck, and
+# ci runs this target only when it is set (docs/HTTP.md, "The A2A conformance kit").
+a2a-tck: $(STAMP) tools
+	$(BIN)/python -m tests.a2a_tck
+
+ci: lint typecheck bench-smoke test test-async $(if $(SKILLQ_A2A_TCK_REPO),a2a-tck)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
