@@ -7,9 +7,13 @@ import signal
 import time
 from collections.abc import Callable
 
+import pytest
+
 from tests.conftest import wait_for
 from worker.client import SkillClient
+from worker.core.settings import Settings
 from worker.embedded import WorkerProcess
+from worker.runtime.process import Engine, ProcessRuntime
 
 
 def test_a_hundred_waiting_jobs_run_at_once_in_one_process(
@@ -106,3 +110,30 @@ def test_a_killed_process_holding_300_jobs_has_each_run_again_once(
         assert [e["payload"]["state"] for e in client.events(job) if e["kind"] == "status"][
             -1
         ] == "succeeded"
+
+
+def test_a_runtime_that_failed_to_open_opens_at_the_next_job(settings: Settings) -> None:
+    """A thread's runtime is kept before it opens (the async pool's other jobs
+    wait for it); one whose open failed (Redis away at the subscribe, a
+    capability factory that raised once) must not stay failed: before, every
+    later job of the thread (of the process, in the async pool) raised."""
+    attempts: list[int] = []
+
+    def setup(runtime: ProcessRuntime) -> None:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ConnectionError("Redis went away at the subscribe")
+
+    engine = Engine(settings, setup=setup)
+    try:
+        with pytest.raises(ConnectionError):
+            engine.runtime()
+        runtime = engine.runtime()  # the next job: opened again, and it works
+
+        async def ping() -> bool:
+            return bool(await runtime.redis.ping())
+
+        assert runtime.call(ping())
+        assert engine.runtime() is runtime and len(attempts) == 2
+    finally:
+        engine.close()

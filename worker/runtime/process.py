@@ -140,17 +140,20 @@ class ProcessRuntime:
     def open(self) -> None:
         """Connect; jobs of the async pool that arrive meanwhile wait for it."""
         if self._opened is None:
-            self._opened = self.loop.create_future()
+            opened = self._opened = self.loop.create_future()
             try:
                 self.call(self._open(self._setup))
             except BaseException as exc:
-                self._opened.set_exception(exc)
+                self._opened = None  # not kept: the next job opens it again
+                if isinstance(exc, asyncio.CancelledError):
+                    opened.cancel()
+                else:
+                    opened.set_exception(exc)
+                    opened.exception()  # the jobs waiting on it were told; no warning
                 raise
-            self._opened.set_result(None)
+            opened.set_result(None)
         elif not self._opened.done():
             self.call(self._until_open(self._opened))
-        elif self._opened.exception() is not None:
-            raise RuntimeError("this thread's skillq runtime failed to open")
 
     @staticmethod
     async def _until_open(opened: asyncio.Future[None]) -> None:
@@ -163,8 +166,14 @@ class ProcessRuntime:
         self.jobs = JobStore(self.redis, self.keys, self.settings)
         self.cancels = CancelWatcher(self.redis, self.keys)
         await self.cancels.start()
-        if setup is not None:
+        if setup is None:
+            return
+        try:
             setup(self)  # attaches capability clients bound to this loop
+        except BaseException:
+            await self.cancels.stop()  # opened again by the next job, from the start
+            await self.redis.aclose()
+            raise
 
     def call(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` on this thread's loop and return its result."""
