@@ -199,3 +199,27 @@ def test_a_redis_older_than_supported_is_refused(redis_server: EmbeddedRedis) ->
     assert "needs Redis 99.0.0 or newer" in str(refused.value)
     assert too_old("6.0.16") and too_old("5.0.7") and not too_old("6.2.0")
     assert not too_old("7.0.15") and not too_old("unknown") and not too_old("")
+
+
+def test_a_sweep_after_a_stall_waits_once_and_a_lease_never_renewed_still_lapses(
+    redis_server: EmbeddedRedis,
+) -> None:
+    """The first sweep after a gap in every renewal (a Redis-wide stall)
+    restores nothing and restarts the settle time, so live holders renew
+    first; but only once per gap: when renewals never resume (every keeper
+    broken while sweeps go on), a lapsed lease comes back a lease later."""
+    from worker.embedded import wait_for
+    from worker.runtime.leases import lapsed
+
+    keys = Keys("lapsing")
+    client = redis.Redis.from_url(redis_server.url)
+    client.delete("lapsing:unacked", keys.leases, keys.lease_lengths, keys.lease_settled)
+    seconds, _ = client.time()
+    client.hset("lapsing:unacked", "tag1", "[]")
+    client.zadd(keys.leases, {"tag1": seconds - 60})  # its 1 s lease ended a minute ago
+    client.hset(keys.lease_lengths, "tag1", "1")
+    client.set(keys.lease_renewed, seconds - 60)  # nobody renewed since
+    assert lapsed(client, keys, "lapsing:unacked", 3.0) == []  # the gap: wait a lease
+    assert lapsed(client, keys, "lapsing:unacked", 3.0) == []
+    found = wait_for(lambda: lapsed(client, keys, "lapsing:unacked", 3.0), 10, "the lease to lapse")
+    assert found == ["tag1"]

@@ -6,8 +6,8 @@
 -- (every live worker renews every third of its lease, the sweeper's own
 -- process included) is itself the first command after such a pause (a
 -- Redis-wide stall: CLIENT PAUSE, a restart, a partition of every worker):
--- it restarts the settle time and restores nothing, so the holders' queued
--- renewals run before any lease can lapse. Before, a sweep queued behind a
+-- it restarts the settle time (once per gap) and restores nothing, so the
+-- holders' queued renewals run before any lease can lapse. Before, a sweep queued behind a
 -- stall ran first and took a job from its live worker.
 -- KEYS 1: kombu's unacked hash, 2: the leases, 3: their lengths, 4: the
 -- settle time, 5: when any worker last renewed.
@@ -22,11 +22,14 @@ local lease = tonumber(ARGV[2])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local last = tonumber(redis.call('GET', renewed) or '0')
-if now - last > lease / 2 then
+local settled_at = redis.call('GET', settled)
+local since = tonumber(settled_at or now)
+if now - last > lease / 2 and tonumber(settled_at or '0') <= last then
+  -- Once per gap: if renewals never resume (every keeper broken, the
+  -- sweepers alive), leases lapse a lease after this, as they would anyway.
   redis.call('SET', settled, now)
   return {}
 end
-local since = tonumber(redis.call('GET', settled) or now)
 local found = {}
 for _, tag in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', '(' .. now, 'LIMIT', 0, most)) do
   if redis.call('HEXISTS', unacked, tag) == 0 then
