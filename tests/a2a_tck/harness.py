@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -237,14 +238,16 @@ def run(kit: Kit, tree: Path, category: str, sut: Sut, reports: Path) -> Outcome
     python = str(tree / ".venv" / "bin" / "python")
     command = [python, "run_tck.py", "--sut-url", sut.url + "/a2a/jsonrpc", "--category", category]
     with (reports / f"{kit.version}-{category}.log").open("w") as log:
-        subprocess.run(
-            command,
-            cwd=tree,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            timeout=CATEGORY_TIMEOUT,
+        # A session of its own: run_tck.py starts pytest, and a timeout ends both.
+        kit_run = subprocess.Popen(
+            command, cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
+        try:
+            kit_run.wait(timeout=CATEGORY_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(kit_run.pid, signal.SIGKILL)
+            kit_run.wait()
+            return Outcome(kit, category, {}, [f"(the whole category: over {CATEGORY_TIMEOUT} s)"])
     data = json.loads(report.read_text())
     counts = {key: value for key, value in data["summary"].items() if isinstance(value, int)}
     failed = [test["nodeid"] for test in data["tests"] if test["outcome"] in ("failed", "error")]
