@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,7 @@ import redis
 
 from bench.throughput import worker_cpu
 from worker.client import SkillClient
-from worker.embedded import WorkerProcess, wait_for
+from worker.embedded import WorkerProcess
 
 if TYPE_CHECKING:
     from bench.run import Bench
@@ -121,25 +120,7 @@ def waiting(bench: Bench, deltas: int) -> None:
     got = Rounds()
 
     def start(bare: bool) -> WorkerProcess:
-        process = WorkerProcess(
-            bench.env,
-            pool="threads" if bare else "async",
-            concurrency=n,
-            queues="bare" if bare else "default",
-            loglevel="WARNING",
-            log_path=bench.workdir / f"waiting-{uuid.uuid4().hex[:6]}.log",
-            app_module="bench.bare_app" if bare else "worker.app",
-            extra=["--without-heartbeat"],
-        ).start()
-        if bare:
-            wait_for(
-                lambda: bare_app.control.ping(destination=[process.hostname], timeout=0.5),
-                60,
-                "the bare worker",
-            )
-        else:
-            process.wait_ready(bench.redis_url)
-        return process
+        return bench.worker("threads" if bare else "async", n, bare=bare)
 
     args = {"seconds": seconds, "deltas": deltas}
     for _ in range(rounds):
